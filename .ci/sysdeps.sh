@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs the Debian packages fsctl's set-up needs when they are missing.
+#   venv  : python3-venv (for `python3 -m venv`)
+#   tests : openssh-server (SFTP tests), postgresql (database tests)
+# Needs root for apt-get; as another user it only reports what is missing.
+set -eu
+want=""
+case "${1:-tests}" in
+  venv)
+    python3 -c 'import venv, ensurepip' 2>/dev/null || want="python3-venv"
+    ;;
+  tests)
+    [ -x /usr/sbin/sshd ] || want="$want openssh-server"
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want="$want postgresql"
+    ;;
+esac
+want=$(echo $want)
+[ -z "$want" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "sysdeps: missing Debian packages: $want (run 'make sysdeps' as root)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $want
+# The packages' own services are not used: the test fixtures start private instances.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now ssh postgresql >/dev/null 2>&1 || true
+fi
