@@ -1,0 +1,108 @@
+"""The fsctl command line: provisioning, rendering, recordings, statistics."""
+
+import importlib
+import sys
+
+import click
+import peewee
+
+from . import __version__
+from .commands._base import App, pass_app
+from .errors import FsctlError
+
+# One module per noun under fsctl.commands; each defines `cli` (a click group or command).
+COMMAND_MODULES = [
+    "tenant",
+    "user",
+    "group",
+    "did",
+    "ivr",
+    "timerule",
+    "queue",
+    "conference",
+    "blacklist",
+    "contact",
+    "media",
+    "recgroup",
+]
+
+
+class FsctlGroup(click.Group):
+    """Turns domain errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FsctlError as exc:
+            _fail(ctx, str(exc), exc.exit_code, exc)
+        except peewee.IntegrityError as exc:
+            _fail(ctx, f"conflicting change, nothing was saved: {_first_line(exc)}", 2, exc)
+        except peewee.OperationalError as exc:
+            _fail(ctx, f"database: {_first_line(exc)}", 1, exc)
+        except OSError as exc:
+            _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
+        finally:
+            app = ctx.find_object(App)
+            if app is not None:
+                app.close()
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _fail(ctx, message, code, exc):
+    app = ctx.find_object(App)
+    if app is not None and app.debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(code)
+
+
+@click.group(cls=FsctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSCTL_CONFIG",
+              help="Settings file (default /etc/fsctl/fsctl.toml).")
+@click.option("--database", envvar="FSCTL_DATABASE", help="Database URL: sqlite:///path or postgresql://...")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, prog_name="fsctl")
+@click.pass_context
+def cli(ctx, config_path, database, debug):
+    """fsctl: provision and run a multi-tenant PBX on FreeSWITCH."""
+    ctx.obj = App(config_path=config_path, database=database, debug=debug)
+
+
+@cli.command("init")
+@pass_app
+def init_cmd(app):
+    """Create the database (or upgrade its schema) and report its version."""
+    from .migrations import current_version
+
+    db = app.open()
+    click.echo(f"database {app.settings.database.split('@')[-1]} ready at schema version {current_version(db)}")
+
+
+def _register():
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        cli.add_command(module.cli)
+    for name in ("render", "rec", "cdr", "stats", "trace"):
+        try:
+            module = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.commands.{name}":
+                raise
+            continue
+        cli.add_command(module.cli)
+        for extra in getattr(module, "EXTRA_COMMANDS", ()):
+            cli.add_command(extra)
+
+
+_register()
+
+
+def main():
+    """Console entry point."""
+    cli(prog_name="fsctl")

@@ -1,0 +1,1 @@
+"""Click commands, one module per noun; each parses, calls a service, prints."""

@@ -1,0 +1,139 @@
+"""What every command shares: the app context, one transaction per command, output."""
+
+import functools
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..config import load_settings
+from ..db import close_database, open_database, transaction
+
+
+class App:
+    """Per-invocation state: settings, and the database once a command asks for it."""
+
+    def __init__(self, config_path=None, database=None, debug=False):
+        self.config_path = config_path
+        self.database_override = database
+        self.debug = debug
+        self._settings = None
+        self.db = None
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            settings = load_settings(self.config_path)
+            if self.database_override:
+                from dataclasses import replace
+
+                settings = replace(settings, database=self.database_override)
+            self._settings = settings
+        return self._settings
+
+    def open(self):
+        """Open (and migrate) the database once."""
+        if self.db is None:
+            self.db = open_database(self.settings.database)
+        return self.db
+
+    def close(self):
+        if self.db is not None:
+            close_database()
+            self.db = None
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def transactional(fn):
+    """Run the command in one database transaction: all of its changes or none."""
+
+    @functools.wraps(fn)
+    @click.pass_context
+    def wrapper(ctx, *args, **kwargs):
+        app = ctx.find_object(App)
+        app.open()
+        with transaction():
+            return ctx.invoke(fn, *args, **kwargs)
+
+    return wrapper
+
+
+def json_option(fn):
+    """--json: print only data (stable keys) on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys) instead of a table.")(fn)
+
+
+def force_option(fn):
+    """--force: re-point routes that still reference the removed thing (to hang-up) and report them."""
+    return click.option(
+        "--force", is_flag=True, help="Remove even if referenced: routes to it are re-pointed to hang-up and reported."
+    )(fn)
+
+
+def print_json(data):
+    """Data as JSON on stdout."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def print_table(rows, columns, title=None):
+    """Rows (dicts) as a rich table; text is printed literally (no markup)."""
+    console = Console(soft_wrap=False, highlight=False)
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    console.print(table, markup=False)
+
+
+def print_record(data, title=None):
+    """One record as a two-column table."""
+    rows = [{"field": k, "value": v} for k, v in data.items()]
+    print_table(rows, ["field", "value"], title=title)
+
+
+def emit(data, as_json, columns=None, title=None):
+    """Print a list (table) or a dict (record) for people, or JSON for scripts."""
+    if as_json:
+        print_json(data)
+    elif isinstance(data, list):
+        print_table(data, columns or (list(data[0]) if data else []), title=title)
+    else:
+        print_record(data, title=title)
+
+
+def say(message):
+    """A line of progress for people (stderr, so --json output stays clean)."""
+    click.echo(message, err=True)
+
+
+def report(lines):
+    """The re-pointing report of a --force removal."""
+    for line in lines:
+        say(f"  re-pointed {line}")
+
+
+def _cell(value):
+    from rich.text import Text
+
+    if value is None:
+        return Text("")
+    if isinstance(value, (list, tuple)):
+        return Text(", ".join(str(v) for v in value))
+    if isinstance(value, dict):
+        return Text(", ".join(f"{k}={v}" for k, v in value.items()))
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    return Text(str(value))
+
+
+def read_stdin_or_file(path):
+    """Bytes of a file, or of standard input for '-'."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as fh:
+        return fh.read()

@@ -1,0 +1,43 @@
+"""fsctl blacklist ..."""
+
+import click
+
+from ..services import blacklist as svc
+from ._base import emit, json_option, say, transactional
+
+
+@click.group("blacklist")
+def cli():
+    """Refused caller numbers and prefixes."""
+
+
+@cli.command("add")
+@click.argument("domain")
+@click.argument("pattern")
+@click.option("--prefix", "is_prefix", is_flag=True, help="Refuse every number starting with PATTERN.")
+@click.option("--note", default="")
+@transactional
+def add(domain, pattern, is_prefix, note):
+    """Blacklist a number: fsctl blacklist add acme.example +37060000000 (or --prefix +1900)."""
+    entry = svc.add_entry(domain, pattern, "prefix" if is_prefix else "exact", note)
+    say(f"blacklisted {entry.pattern} ({entry.match})")
+
+
+@cli.command("list")
+@click.argument("domain")
+@json_option
+@transactional
+def list_(domain, as_json):
+    """List the blacklist."""
+    emit([svc.entry_dict(e) for e in svc.list_entries(domain)], as_json, ["pattern", "match", "note"])
+
+
+@cli.command("remove")
+@click.argument("domain")
+@click.argument("pattern")
+@click.option("--prefix", "is_prefix", is_flag=True)
+@transactional
+def remove(domain, pattern, is_prefix):
+    """Take a number or prefix off the blacklist."""
+    svc.remove_entry(domain, pattern, "prefix" if is_prefix else "exact")
+    say(f"{pattern} removed from the blacklist")

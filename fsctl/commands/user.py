@@ -1,0 +1,120 @@
+"""fsctl user ..."""
+
+import click
+
+from ..services import users as svc
+from ..services.users import FORWARD_OPTIONS
+from ._base import emit, force_option, json_option, report, say, transactional
+
+FWD = click.Choice(tuple(FORWARD_OPTIONS))
+
+
+@click.group("user")
+def cli():
+    """Users: extensions with SIP credentials, voicemail, recording and forwarding."""
+
+
+@cli.command("add")
+@click.argument("domain")
+@click.argument("number")
+@click.option("--name", required=True)
+@click.option("--email")
+@click.option("--password", help="SIP password (default: a strong generated one).")
+@click.option("--role", type=click.Choice(svc.ROLES), default="user", show_default=True)
+@click.option("--voicemail/--no-voicemail", "vm_enabled", default=True, show_default=True)
+@click.option("--vm-pin", help="Voicemail PIN, 4-12 digits (default: generated).")
+@click.option("--record/--no-record", default=False, show_default=True, help="Record every call of this user.")
+@click.option("--toll", type=click.Choice(svc.TOLLS), default="national", show_default=True)
+@click.option("--caller-id", "caller_id_number", help="Outbound caller ID: one of the tenant's DIDs.")
+@click.option("--no-answer-timeout", default=20, show_default=True, help="Seconds before no-answer forwarding.")
+@transactional
+def add(domain, number, **fields):
+    """Add a user: fsctl user add acme.example 101 --name "Ona" --email ona@acme.example."""
+    user = svc.add_user(domain, number, **fields)
+    say(f"user {user.number} added to {user.tenant.domain} (SIP password: fsctl user show {user.tenant.domain} "
+        f"{user.number} --show-secrets)")
+
+
+@cli.command("list")
+@click.argument("domain")
+@json_option
+@transactional
+def list_(domain, as_json):
+    """List a tenant's users."""
+    rows = [svc.user_dict(u) for u in svc.list_users(domain)]
+    emit(rows, as_json, ["number", "name", "email", "role", "vm_enabled", "record", "forward"])
+
+
+@cli.command("show")
+@click.argument("domain")
+@click.argument("number")
+@click.option("--show-secrets", is_flag=True, help="Include the SIP password and voicemail PIN.")
+@json_option
+@transactional
+def show(domain, number, show_secrets, as_json):
+    """Show one user."""
+    emit(svc.user_dict(svc.get_user(domain, number), show_secrets), as_json)
+
+
+@cli.command("sip-config")
+@click.argument("domain")
+@click.argument("number")
+@click.option("--server", default="127.0.0.1:5060", show_default=True, help="The SIP server phones register to.")
+@json_option
+@transactional
+def sip_config(domain, number, server, as_json):
+    """Print what a phone or softphone needs to register (includes the password)."""
+    user = svc.get_user(domain, number)
+    data = {
+        "username": user.number,
+        "auth_username": user.number,
+        "password": user.sip_password,
+        "domain": user.tenant.domain,
+        "registrar": server,
+        "outbound_proxy": server,
+        "transport": "udp",
+        "display_name": user.name,
+    }
+    emit(data, as_json)
+
+
+@cli.command("edit")
+@click.argument("domain")
+@click.argument("number")
+@click.option("--name")
+@click.option("--email", help="'' removes it.")
+@click.option("--password", help="New SIP password.")
+@click.option("--new-password", is_flag=True, help="Generate a new SIP password.")
+@click.option("--role", type=click.Choice(svc.ROLES))
+@click.option("--voicemail/--no-voicemail", "vm_enabled", default=None)
+@click.option("--vm-pin")
+@click.option("--record/--no-record", default=None)
+@click.option("--toll", type=click.Choice(svc.TOLLS))
+@click.option("--caller-id", "caller_id_number")
+@click.option("--no-answer-timeout")
+@click.option("--number", "new_number", help="Move the user to another number.")
+@click.option("--forward", nargs=2, multiple=True, metavar="WHEN DEST",
+              help="Forward: always|busy|no_answer|unreachable and a destination, e.g. --forward busy voicemail:101.")
+@click.option("--unforward", type=FWD, multiple=True, help="Switch a forwarding off.")
+@transactional
+def edit(domain, number, new_password, forward, password, **fields):
+    """Change a user, e.g. fsctl user edit acme.example 101 --forward no_answer user:102."""
+    if new_password:
+        password = svc.generate_password()
+    forward_map = {}
+    for when, dest in forward:
+        forward_map[when] = dest
+    user = svc.edit_user(domain, number, password=password, forward=forward_map, **fields)
+    say(f"user {user.number} updated")
+
+
+@cli.command("remove")
+@click.argument("domain")
+@click.argument("number")
+@force_option
+@transactional
+def remove(domain, number, force):
+    """Remove a user; refused while routes or groups use them unless --force."""
+    lines = svc.remove_user(domain, number, force)
+    report(lines)
+    say(f"user {number} removed")

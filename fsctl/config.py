@@ -1,0 +1,87 @@
+"""fsctl's own settings: defaults, then the TOML file, then FSCTL_* environment variables."""
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/fsctl/fsctl.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting fsctl reads; the TOML keys and FSCTL_<NAME> variables use these names."""
+
+    database: str = "sqlite:////var/lib/fsctl/fsctl.db"
+    # Where `fsctl apply` writes the rendered XML (FreeSWITCH's conf dir includes it).
+    conf_dir: str = "/etc/freeswitch/fsctl"
+    # An operator's template overrides, searched before the packaged templates.
+    templates_dir: str = ""
+    esl_host: str = "127.0.0.1"
+    esl_port: int = 8021
+    esl_password: str = "ClueCon"
+    esl_timeout: float = 5.0
+    recordings_dir: str = "/var/lib/freeswitch/recordings"
+    media_dir: str = "/var/lib/freeswitch/storage/fsctl-media"
+    recording_retention_days: int = 180
+    recording_quota_mb: int = 30
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = 22
+    sftp_user: str = "fsctl"
+    sftp_key: str = ""
+    sftp_known_hosts: str = "~/.ssh/known_hosts"
+    sftp_remote_dir: str = "/var/lib/freeswitch/recordings"
+    publish_dir: str = "/srv/sftp"
+    publish_hour: int = 6
+    publish_keep_days: int = 3
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "pbx@localhost"
+    callout_gateway: str = "default"
+    extra: dict = field(default_factory=dict)
+
+
+def load_settings(path=None, environ=None):
+    """Read settings from the TOML file (if any) and FSCTL_* variables, later wins."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    explicit = path or environ.get("FSCTL_CONFIG")
+    candidate = Path(explicit or DEFAULT_CONFIG_PATH)
+    if candidate.exists():
+        try:
+            with candidate.open("rb") as fh:
+                data = tomllib.load(fh)
+        except (tomllib.TOMLDecodeError, OSError) as exc:
+            raise ConfigError(f'config "{candidate}": {exc}') from None
+        values.update(data.get("fsctl", data))
+    elif explicit:
+        raise ConfigError(f'config "{candidate}": file does not exist')
+    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
+    for name, f in known.items():
+        env = environ.get("FSCTL_" + name.upper())
+        if env is not None:
+            values[name] = env
+    settings = Settings()
+    clean, extra = {}, {}
+    for key, value in values.items():
+        if key not in known:
+            extra[key] = value
+            continue
+        clean[key] = _coerce(key, value, type(getattr(settings, key)))
+    return replace(settings, extra=extra, **clean)
+
+
+def _coerce(key, value, kind):
+    """Convert a text setting to the type of its default."""
+    if isinstance(value, kind):
+        return value
+    try:
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f'setting {key} "{value}": must be a {kind.__name__}') from None

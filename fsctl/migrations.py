@@ -1,0 +1,57 @@
+"""Schema versions: a new database gets the current schema; an old one is upgraded in steps.
+
+To change the schema: change the models, append a step to MIGRATIONS that brings a database of
+the previous version to the new one (playhouse.migrate operations, data copied, never dropped
+unless moved), and leave earlier steps alone. Each step runs in its own transaction.
+"""
+
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
+
+from . import model
+from .errors import OperationError
+
+
+def _migrator(db):
+    import peewee
+
+    if isinstance(db, peewee.PostgresqlDatabase):
+        return PostgresqlMigrator(db)
+    return SqliteMigrator(db)
+
+
+# MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
+MIGRATIONS = []
+
+CURRENT_VERSION = 1 + len(MIGRATIONS)
+
+
+def current_version(db):
+    """The version the database is at: 0 when it has no fsctl schema yet."""
+    if not db.table_exists(model.SchemaVersion._meta.table_name):
+        return 0
+    row = model.SchemaVersion.select().order_by(model.SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def upgrade(db, migrations=None, target=None):
+    """Create or upgrade the schema; returns the version reached."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    target = 1 + len(migrations) if target is None else target
+    version = current_version(db)
+    if version > target:
+        raise OperationError(
+            f"database schema version {version} is newer than this fsctl ({target}): upgrade fsctl"
+        )
+    if version == 0:
+        with db.atomic():
+            db.create_tables(model.ALL_MODELS, safe=True)
+            model.SchemaVersion.create(version=target)
+        return target
+    migrator = _migrator(db)
+    while version < target:
+        step = migrations[version - 1]
+        with db.atomic():
+            step(db, migrator)
+            version += 1
+            model.SchemaVersion.create(version=version)
+    return version

@@ -1,0 +1,411 @@
+"""The data model: the single source of truth for every tenant's phone system.
+
+Conventions:
+- every datetime is stored naive in UTC (`utcnow()`);
+- a *destination* (where a route points) is stored as text `kind:target`, parsed and
+  validated by `fsctl.destinations`; targets name things by their number (or a time rule
+  by its name) inside the same tenant;
+- tenant text (names, notes) is stored exactly as given; escaping is the renderer's job.
+"""
+
+import datetime as _dt
+
+import peewee as pw
+
+from .db import database
+
+
+def utcnow():
+    """Now, naive UTC (the storage convention)."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    """The schema version the database is at (one row)."""
+
+    version = pw.IntegerField()
+    upgraded_at = pw.DateTimeField(default=utcnow)
+
+
+class Tenant(BaseModel):
+    """A business customer: one SIP domain, one dialplan context."""
+
+    domain = pw.CharField(max_length=253, unique=True)
+    name = pw.TextField()
+    timezone = pw.CharField(max_length=64, default="UTC")
+    state = pw.CharField(max_length=16, default="active")  # active | suspended
+    max_users = pw.IntegerField(null=True)
+    max_channels = pw.IntegerField(null=True)
+    # Where scenario calls go when the call-logic service cannot decide (or is down).
+    fallback = pw.TextField(default="hangup")
+    # The outbound gateway for external destinations.
+    gateway = pw.CharField(max_length=64, default="default")
+    # Bumped by every change to the tenant's configuration; rendering compares it.
+    revision = pw.IntegerField(default=1)
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class User(BaseModel):
+    """A user (extension) of a tenant."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="users", on_delete="CASCADE")
+    number = pw.CharField(max_length=16)
+    name = pw.TextField()
+    sip_password = pw.CharField(max_length=128)
+    email = pw.CharField(max_length=254, null=True)
+    role = pw.CharField(max_length=16, default="user")  # user | supervisor | admin
+    vm_enabled = pw.BooleanField(default=True)
+    vm_pin = pw.CharField(max_length=16, null=True)
+    record = pw.BooleanField(default=False)
+    fwd_always = pw.TextField(null=True)
+    fwd_busy = pw.TextField(null=True)
+    fwd_no_answer = pw.TextField(null=True)
+    fwd_unreachable = pw.TextField(null=True)
+    no_answer_timeout = pw.IntegerField(default=20)
+    # Outbound caller ID: one of the tenant's DIDs (E.164), or null for the tenant default.
+    caller_id_number = pw.CharField(max_length=16, null=True)
+    toll = pw.CharField(max_length=16, default="national")  # internal|local|national|international
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+    FORWARD_FIELDS = ("fwd_always", "fwd_busy", "fwd_no_answer", "fwd_unreachable")
+
+    def forwarding(self):
+        """The forwarding rules that are set, as {field: destination text}."""
+        return {f: getattr(self, f) for f in self.FORWARD_FIELDS if getattr(self, f)}
+
+
+class Group(BaseModel):
+    """A ring group: simultaneous, random or sequential (hunt)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="groups", on_delete="CASCADE")
+    number = pw.CharField(max_length=16)
+    name = pw.TextField()
+    strategy = pw.CharField(max_length=16, default="simultaneous")  # simultaneous|random|sequential
+    order = pw.CharField(max_length=16, default="fixed")  # fixed | rotating (sequential only)
+    ring_time = pw.IntegerField(default=20)  # seconds per member (sequential) or for all
+    fallback = pw.TextField(default="hangup")
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+
+class GroupMember(BaseModel):
+    """A user in a group, at a position (1-based order)."""
+
+    group = pw.ForeignKeyField(Group, backref="members", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="group_memberships", on_delete="CASCADE")
+    position = pw.IntegerField()
+
+    class Meta:
+        indexes = ((("group", "user"), True),)
+
+
+class GroupRotation(BaseModel):
+    """Rotating sequential groups: the member index the next call starts at."""
+
+    group = pw.ForeignKeyField(Group, unique=True, backref="rotation", on_delete="CASCADE")
+    next_start = pw.IntegerField(default=0)
+    calls = pw.IntegerField(default=0)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class Did(BaseModel):
+    """A public number (E.164) of a tenant, with its own scenario."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="dids", on_delete="CASCADE")
+    number = pw.CharField(max_length=16, unique=True)
+    name = pw.TextField(default="")
+    destination = pw.TextField()
+
+
+class Media(BaseModel):
+    """An uploaded audio file (greeting, announcement, music on hold)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="media", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    path = pw.TextField()  # where FreeSWITCH finds it (absolute)
+    duration_ms = pw.IntegerField(default=0)
+    size = pw.IntegerField(default=0)
+    sha256 = pw.CharField(max_length=64, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tenant", "name"), True),)
+
+
+class Ivr(BaseModel):
+    """A voice menu (auto-attendant); menus link to each other for multiple levels."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="ivrs", on_delete="CASCADE")
+    number = pw.CharField(max_length=16)
+    name = pw.TextField()
+    greeting = pw.TextField(null=True)  # media name
+    invalid_sound = pw.TextField(null=True)
+    timeout = pw.IntegerField(default=5)  # seconds to wait for a digit
+    max_failures = pw.IntegerField(default=3)  # invalid entries before the exit
+    max_timeouts = pw.IntegerField(default=3)
+    digit_len = pw.IntegerField(default=4)
+    exit_destination = pw.TextField(default="hangup")
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+
+class IvrEntry(BaseModel):
+    """Digits pressed in a menu -> destination."""
+
+    ivr = pw.ForeignKeyField(Ivr, backref="entries", on_delete="CASCADE")
+    digits = pw.CharField(max_length=8)
+    destination = pw.TextField()
+
+    class Meta:
+        indexes = ((("ivr", "digits"), True),)
+
+
+class TimeRule(BaseModel):
+    """Working time: ranges of days/hours and holidays, a route for match and for no match."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="time_rules", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    timezone = pw.CharField(max_length=64, null=True)  # null: the tenant's
+    match_destination = pw.TextField()
+    nomatch_destination = pw.TextField()
+
+    class Meta:
+        indexes = ((("tenant", "name"), True),)
+
+
+class TimeRange(BaseModel):
+    """Weekdays plus a time of day range (end may be past midnight: 22:00-06:00)."""
+
+    rule = pw.ForeignKeyField(TimeRule, backref="ranges", on_delete="CASCADE")
+    weekdays = pw.CharField(max_length=32)  # "mon,tue,wed,thu,fri"
+    start = pw.CharField(max_length=5)  # "HH:MM"
+    end = pw.CharField(max_length=5)  # "HH:MM"; "24:00" allowed
+
+
+class Holiday(BaseModel):
+    """Dates (inclusive) when the rule does not match, optionally only between two times."""
+
+    rule = pw.ForeignKeyField(TimeRule, backref="holidays", on_delete="CASCADE")
+    name = pw.TextField(default="")
+    start_date = pw.DateField()
+    end_date = pw.DateField()
+    start_time = pw.CharField(max_length=5, null=True)
+    end_time = pw.CharField(max_length=5, null=True)
+
+
+class Queue(BaseModel):
+    """A call queue (mod_callcenter): callers wait while agents are busy."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="queues", on_delete="CASCADE")
+    number = pw.CharField(max_length=16)
+    name = pw.TextField()
+    strategy = pw.CharField(max_length=32, default="longest-idle-agent")
+    moh = pw.TextField(null=True)  # media name; null: FreeSWITCH's default music
+    announce = pw.TextField(null=True)  # media name played periodically
+    announce_frequency = pw.IntegerField(default=30)
+    max_wait = pw.IntegerField(default=300)  # seconds, then the overflow
+    overflow = pw.TextField(default="hangup")
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+
+class QueueAgent(BaseModel):
+    """A user answering a queue, at a tier (1 first)."""
+
+    queue = pw.ForeignKeyField(Queue, backref="agents", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="queue_memberships", on_delete="CASCADE")
+    tier = pw.IntegerField(default=1)
+
+    class Meta:
+        indexes = ((("queue", "user"), True),)
+
+
+class Conference(BaseModel):
+    """A conference room, optionally protected by a PIN."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="conferences", on_delete="CASCADE")
+    number = pw.CharField(max_length=16)
+    name = pw.TextField()
+    pin = pw.CharField(max_length=16, null=True)
+    max_members = pw.IntegerField(null=True)
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+
+class BlacklistEntry(BaseModel):
+    """A refused caller number (exact) or number prefix."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="blacklist", on_delete="CASCADE")
+    pattern = pw.CharField(max_length=32)
+    match = pw.CharField(max_length=8, default="exact")  # exact | prefix
+    note = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tenant", "pattern", "match"), True),)
+
+
+class Contact(BaseModel):
+    """The tenant's phonebook: number -> caller name."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="contacts", on_delete="CASCADE")
+    number = pw.CharField(max_length=32)
+    name = pw.TextField()
+
+    class Meta:
+        indexes = ((("tenant", "number"), True),)
+
+
+class RecordingGroup(BaseModel):
+    """Recorded users whose recordings a set of supervisors may see."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="recording_groups", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("tenant", "name"), True),)
+
+
+class RecordingGroupMember(BaseModel):
+    group = pw.ForeignKeyField(RecordingGroup, backref="members", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="recording_groups", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("group", "user"), True),)
+
+
+class RecordingGroupSupervisor(BaseModel):
+    group = pw.ForeignKeyField(RecordingGroup, backref="supervisors", on_delete="CASCADE")
+    user = pw.ForeignKeyField(User, backref="supervised_recording_groups", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("group", "user"), True),)
+
+
+class Recording(BaseModel):
+    """One call recording file in the catalogue. Rows outlive their user (no CASCADE)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="recordings", on_delete="RESTRICT")
+    user_number = pw.CharField(max_length=16)
+    user_name = pw.TextField(default="")
+    direction = pw.CharField(max_length=8)  # in | out | internal
+    counterpart = pw.CharField(max_length=32, default="")
+    started_at = pw.DateTimeField()
+    duration = pw.FloatField(default=0)  # seconds
+    path = pw.TextField(unique=True)  # relative to the recordings folder
+    size = pw.BigIntegerField(default=0)
+    sha256 = pw.CharField(max_length=64, default="")
+    call_uuid = pw.CharField(max_length=64, null=True)
+    note = pw.TextField(default="")
+    colour = pw.CharField(max_length=16, default="")
+    field1 = pw.CharField(max_length=128, default="")
+    field2 = pw.CharField(max_length=128, default="")
+    field3 = pw.CharField(max_length=128, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("tenant", "started_at"), False),
+            (("tenant", "user_number", "started_at"), False),
+            (("tenant", "counterpart"), False),
+        )
+
+
+class CallRecord(BaseModel):
+    """One call (however many legs rang), unique by FreeSWITCH's call UUID."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="calls", on_delete="RESTRICT")
+    uuid = pw.CharField(max_length=64, unique=True)
+    direction = pw.CharField(max_length=8)  # in | out | internal
+    caller = pw.CharField(max_length=32, default="")
+    caller_name = pw.TextField(default="")
+    callee = pw.CharField(max_length=32, default="")  # the number dialled
+    did = pw.CharField(max_length=16, null=True)
+    target_kind = pw.CharField(max_length=16, null=True)  # user|group|queue|ivr|...
+    target = pw.CharField(max_length=64, null=True)
+    answered_by = pw.CharField(max_length=32, null=True)  # user number
+    started_at = pw.DateTimeField()
+    answered_at = pw.DateTimeField(null=True)
+    ended_at = pw.DateTimeField(null=True)
+    duration = pw.IntegerField(default=0)  # seconds, start to end
+    talk_time = pw.IntegerField(default=0)  # seconds, answer to end
+    hangup_cause = pw.CharField(max_length=64, default="")
+    # answered | missed | abandoned | busy | failed | refused
+    status = pw.CharField(max_length=16)
+    recording = pw.ForeignKeyField(Recording, null=True, on_delete="SET NULL")
+
+    class Meta:
+        indexes = (
+            (("tenant", "started_at"), False),
+            (("tenant", "answered_by", "started_at"), False),
+            (("tenant", "caller", "started_at"), False),
+        )
+
+
+class CallLeg(BaseModel):
+    """A leg a call rang (a group member, a queue agent, a transfer target)."""
+
+    call = pw.ForeignKeyField(CallRecord, backref="legs", on_delete="CASCADE")
+    uuid = pw.CharField(max_length=64, null=True)
+    user_number = pw.CharField(max_length=32, default="")
+    started_at = pw.DateTimeField()
+    answered_at = pw.DateTimeField(null=True)
+    ended_at = pw.DateTimeField(null=True)
+    result = pw.CharField(max_length=16)  # answered | no_answer | busy | cancelled | failed
+    hangup_cause = pw.CharField(max_length=64, default="")
+
+
+class AppliedConfig(BaseModel):
+    """What `fsctl apply` last wrote and FreeSWITCH accepted, per tenant domain."""
+
+    domain = pw.CharField(max_length=253, unique=True)
+    revision = pw.IntegerField()
+    digest = pw.CharField(max_length=64)
+    applied_at = pw.DateTimeField(default=utcnow)
+
+
+# Creation order (parents first). Every table of the product is here.
+ALL_MODELS = [
+    SchemaVersion,
+    Tenant,
+    User,
+    Group,
+    GroupMember,
+    GroupRotation,
+    Did,
+    Media,
+    Ivr,
+    IvrEntry,
+    TimeRule,
+    TimeRange,
+    Holiday,
+    Queue,
+    QueueAgent,
+    Conference,
+    BlacklistEntry,
+    Contact,
+    RecordingGroup,
+    RecordingGroupMember,
+    RecordingGroupSupervisor,
+    Recording,
+    CallRecord,
+    CallLeg,
+    AppliedConfig,
+]
+
+# Things with a number in the tenant's numbering plan (numbers are unique across them).
+NUMBERED = {"user": User, "group": Group, "ivr": Ivr, "queue": Queue, "conference": Conference}

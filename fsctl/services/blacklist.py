@@ -1,0 +1,48 @@
+"""Blacklist: caller numbers and prefixes a tenant refuses. R-BLACK."""
+
+from .. import validate
+from ..errors import ConflictError, NotFoundError
+from ..model import BlacklistEntry
+from .common import get_tenant, touch
+
+MATCHES = ("exact", "prefix")
+
+
+def add_entry(domain, pattern, match="exact", note=""):
+    """Refuse calls from a number (exact) or from every number starting with a prefix."""
+    tenant = get_tenant(domain)
+    match = validate.choice(match, "blacklist.match", MATCHES)
+    pattern = validate.prefix(pattern, "blacklist.pattern")
+    if BlacklistEntry.select().where(
+        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern) & (BlacklistEntry.match == match)
+    ).exists():
+        raise ConflictError(f'blacklist.pattern "{pattern}": already blacklisted ({match}) in {tenant.domain}')
+    entry = BlacklistEntry.create(tenant=tenant, pattern=pattern, match=match,
+                                  note=validate.text(note, "blacklist.note", required=False))
+    touch(tenant)
+    return entry
+
+
+def list_entries(domain):
+    """The tenant's blacklist."""
+    tenant = get_tenant(domain)
+    return list(BlacklistEntry.select().where(BlacklistEntry.tenant == tenant).order_by(BlacklistEntry.pattern))
+
+
+def remove_entry(domain, pattern, match="exact"):
+    """Take a number or prefix off the blacklist."""
+    tenant = get_tenant(domain)
+    match = validate.choice(match, "blacklist.match", MATCHES)
+    entry = BlacklistEntry.get_or_none(
+        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern) & (BlacklistEntry.match == match)
+    )
+    if entry is None:
+        raise NotFoundError("blacklist entry", pattern, tenant.domain)
+    entry.delete_instance()
+    touch(tenant)
+    return entry
+
+
+def entry_dict(entry):
+    """The stable JSON shape of a blacklist entry."""
+    return {"pattern": entry.pattern, "match": entry.match, "note": entry.note}
