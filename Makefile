@@ -30,7 +30,7 @@ test: $(STAMP) sysdeps
 
 ## bench: the speed targets of the issues, printed as figures
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info

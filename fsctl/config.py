@@ -84,4 +84,5 @@ def _coerce(key, value, kind):
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f'setting {key} "{value}": must be a {kind.__name__}') from None
+        noun = {int: "a whole number", float: "a number"}.get(kind, "text")
+        raise ConfigError(f'setting {key} "{value}": must be {noun}') from None
