@@ -81,7 +81,8 @@ def print_json(data):
 
 def print_table(rows, columns, title=None):
     """Rows (dicts) as a rich table; text is printed literally (no markup)."""
-    console = Console(soft_wrap=False, highlight=False)
+    # Piped output (scripts, logs, the demo) gets room instead of rich's 80-column default.
+    console = Console(soft_wrap=False, highlight=False, width=None if sys.stdout.isatty() else 200)
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
