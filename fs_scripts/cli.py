@@ -1,0 +1,55 @@
+"""`fs-scripts`: the long-running call-logic service (`fs-scripts run`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """fsctl's Event Socket services for FreeSWITCH."""
+
+
+@main.command("run")
+@click.option("--config", "config_path", envvar="FSCTL_CONFIG", help="Settings file (default /etc/fsctl/fsctl.toml).")
+@click.option("--database", envvar="FSCTL_DATABASE", help="Database URL (overrides the settings file).")
+@click.option("--health-port", type=int, default=0, show_default=True,
+              help="Serve GET /health on 127.0.0.1:PORT (200 when connected to FreeSWITCH, else 503); 0: off.")
+@click.option("--log-level", default="INFO", show_default=True)
+def run_cmd(config_path, database, health_port, log_level):
+    """Connect to FreeSWITCH's Event Socket and route every parked scenario call until stopped."""
+    from gevent import monkey
+
+    monkey.patch_all(thread=False, subprocess=False)  # sockets and sleeps cooperate; threads stay real
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from dataclasses import replace
+
+    from fsctl.config import load_settings
+    from fsctl.db import open_database
+    from fsctl.errors import FsctlError
+
+    from .esl import EslAuthError, EventSocket
+    from .runtime import build_service, serve_health
+
+    try:
+        settings = load_settings(config_path)
+        if database:
+            settings = replace(settings, database=database)
+        open_database(settings.database)
+    except FsctlError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    esl = EventSocket(settings.esl_host, settings.esl_port, settings.esl_password, timeout=settings.esl_timeout,
+                      events=("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE"))
+    service = build_service(esl, settings)
+    service.attach()
+    if health_port:
+        serve_health(esl, service, health_port)
+    try:
+        esl.run_forever()
+    except EslAuthError as exc:
+        click.echo(f"Error: FreeSWITCH refused the Event Socket password: {exc}", err=True)
+        sys.exit(3)

@@ -1,0 +1,66 @@
+"""Assembling the running service: the store and its sinks, the health endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from .service import CallService
+from .store import DatabaseStore
+
+log = logging.getLogger("fs_scripts.runtime")
+
+
+def hangup_sinks(settings):
+    """What hang-up events feed: call records (fsctl.cdr) and the recording catalogue."""
+    from fsctl import cdr, recordings
+
+    def call_records(batch):
+        cdr.ingest_batch(batch)
+
+    def recording_catalogue(batch):
+        recordings.catalogue_from_hangups(batch, settings)
+
+    return [call_records, recording_catalogue]
+
+
+def build_service(esl, settings, clock=None):
+    """A CallService on the fsctl database of `settings`."""
+    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings))
+    kwargs = {"clock": clock} if clock else {}
+    return CallService(esl, store, **kwargs)
+
+
+def health(esl, service):
+    """(healthy, details) for monitoring."""
+    ok = esl.healthy()
+    stats = service.stats
+    return ok, {
+        "freeswitch": "connected" if ok else "unreachable",
+        "calls": stats.calls,
+        "decided": stats.decided,
+        "fallbacks": stats.fallbacks,
+        "failed": stats.failed,
+        "active": len(service.active),
+        "hangups": stats.hangups,
+        "hangups_dropped": stats.hangups_dropped,
+        "hangup_queue": service.hangups.qsize(),
+    }
+
+
+def serve_health(esl, service, port, host="127.0.0.1"):
+    """Serve GET /health on loopback (200 healthy, 503 not) in a greenlet; returns the server."""
+    from gevent.pywsgi import WSGIServer
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") != "/health":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        ok, details = health(esl, service)
+        start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+        return [json.dumps(details).encode() + b"\n"]
+
+    server = WSGIServer((host, port), app, log=None)
+    server.start()
+    log.info("health endpoint on http://%s:%d/health", host, server.server_port)
+    return server

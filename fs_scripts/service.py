@@ -1,0 +1,210 @@
+"""The call-logic service: FreeSWITCH parks a scenario call, we decide and run its plan.
+
+Flow (STYLE.md "Shape"): CHANNEL_PARK event -> CallFacts -> tenant snapshot + rotation state
+(database, in a thread pool) -> `decide` (pure) -> the plan's applications, sent one by one
+with `sendmsg execute` and awaited by Application-UUID (fs_scripts.esl).
+
+The rendered dialplan sets `fsctl_tenant` (and `fsctl_did` for public numbers), schedules a
+transfer to the tenant's fallback extension a few seconds ahead (`sched_transfer`), and parks
+the call. The first thing the service runs is `sched_cancel`, so a call the service never
+takes (service down, FreeSWITCH event queue full) still reaches the fallback in bounded time.
+FreeSWITCH's own `park_timeout` would only hang up (src/switch_ivr.c, switch_ivr_park), so it
+is not the safety net.
+
+Database work (snapshots, rotation compare-and-set, call records) runs in gevent's thread
+pool, never on the hub: a SQLite lock wait would stall every call (FACTS.md, greenswitch).
+Hang-up events are queued (bounded) and written in batches by one worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+import gevent
+import gevent.queue
+
+from . import chanvars as cv
+from .decide import CallFacts, DecisionError, decide, decide_fallback
+from .esl import EslCommandError, EslError
+from .plan import Bridge, drive
+
+log = logging.getLogger("fs_scripts.service")
+
+PASSED_CAUSES = ("SUCCESS", "ORIGINATOR_CANCEL")
+
+
+def utcnow() -> dt.datetime:
+    """The clock the service decides with (aware UTC)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class Stats:
+    """Counters for the health check and the benchmark."""
+
+    calls: int = 0
+    decided: int = 0
+    fallbacks: int = 0
+    failed: int = 0
+    ignored: int = 0
+    hangups: int = 0
+    hangups_dropped: int = 0
+    rotation_retries: int = 0
+
+
+class CallService:
+    """Routes parked scenario calls; `store` gives configuration and persists state."""
+
+    def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None):
+        self.esl = esl
+        self.store = store
+        self.clock = clock
+        self.max_rotation_tries = max_rotation_tries
+        self.stats = Stats()
+        self.active: dict[str, gevent.Greenlet] = {}  # uuid -> the greenlet running its plan
+        self.gone: set[str] = set()
+        self.hangups = gevent.queue.Queue(maxsize=hangup_queue)
+        self.on_decided = on_decided  # callback(uuid, decision), for tests and benchmarks
+        self._writer = None
+
+    def attach(self) -> None:
+        """Register the event handlers and start the hang-up writer."""
+        self.esl.on("CHANNEL_PARK", self.on_park)
+        self.esl.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup)
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write_hangups)
+
+    # --- parked calls -----------------------------------------------------------------------
+
+    def on_park(self, event) -> None:
+        """A parked channel: ours when the dialplan set fsctl_tenant; decide and run the plan."""
+        headers = event.headers
+        uuid = headers.get(cv.UNIQUE_ID, "")
+        if not headers.get(cv.header(cv.FSCTL_TENANT)) or not uuid:
+            self.stats.ignored += 1
+            return
+        if uuid in self.active:
+            # A channel parks again after an app we ran returns (e.g. a failed bridge): it is
+            # already ours, and a second plan would ring the members twice.
+            return
+        self.active[uuid] = gevent.getcurrent()
+        self.stats.calls += 1
+        try:
+            decision = self.decide(headers)
+            if self.on_decided is not None:
+                self.on_decided(uuid, decision)
+            self.run_plan(uuid, decision.plan)
+        except EslError as exc:
+            self.stats.failed += 1
+            log.warning("call %s: Event Socket failed while running its plan: %s", uuid, exc)
+        except Exception:  # unexpected: log it; the dialplan's scheduled fallback still runs
+            self.stats.failed += 1
+            log.exception("call %s: unexpected error; leaving it to the dialplan fallback", uuid)
+        except gevent.GreenletExit:
+            log.info("call %s hung up while its plan ran", uuid)
+        finally:
+            self.active.pop(uuid, None)
+            self.gone.discard(uuid)
+
+    def decide(self, headers):
+        """The decision for a parked call; rotation persisted with compare-and-set (retried)."""
+        facts = CallFacts.from_event(headers)
+        now = self.clock()
+        # One decision at a time per tenant: rotating groups hand out members in call order.
+        with self.store.tenant_lock(facts.domain):
+            for _attempt in range(self.max_rotation_tries):
+                config, rotation = self.store.load(facts.domain)
+                if config is None:
+                    raise DecisionError(f"tenant {facts.domain!r} does not exist or is suspended")
+                try:
+                    decision = decide(facts, config, now, rotation)
+                    self.stats.decided += 1
+                except DecisionError as exc:
+                    log.warning("call %s: %s; tenant fallback", facts.uuid, exc)
+                    decision = decide_fallback(facts, config, now, str(exc), rotation)
+                    self.stats.fallbacks += 1
+                if not decision.rotation_update or not self.store.save_rotation(facts.domain, decision.rotation_update):
+                    return decision
+                # Another service process moved the rotation first: decide again on fresh state.
+                self.stats.rotation_retries += 1
+        return decision
+
+    def run_plan(self, uuid, steps) -> None:
+        """Send the plan's applications in order, following bridge outcomes (plan.drive)."""
+        self.esl.execute(uuid, "sched_cancel", "", timeout=self.esl.timeout)
+        runner = drive(steps)
+        outcome = None
+        last_cause = "NORMAL_CLEARING"
+        try:
+            step = next(runner)
+            while True:
+                if uuid in self.gone:
+                    return
+                for app, arg in step.to_apps():
+                    self.esl.execute(uuid, app, arg)
+                outcome = None
+                if isinstance(step, Bridge):
+                    outcome = self.bridge_outcome(uuid)
+                    if outcome is None:
+                        return  # the channel is gone
+                    if outcome not in PASSED_CAUSES:
+                        last_cause = outcome
+                step = runner.send(outcome)
+        except StopIteration:
+            pass
+        except EslCommandError as exc:
+            # -ERR invalid session id: the caller hung up meanwhile; nothing left to do.
+            log.info("call %s ended while its plan ran: %s", uuid, exc)
+            return
+        if outcome is None or outcome not in PASSED_CAUSES:
+            if uuid not in self.gone and not getattr(step, "terminal", False):
+                self.esl.execute(uuid, "hangup", last_cause)
+
+    def bridge_outcome(self, uuid):
+        """SUCCESS or the cause of a failed bridge; None when the channel no longer exists."""
+        if uuid in self.gone:
+            return None
+        try:
+            value = self.esl.api(f"uuid_getvar {uuid} {cv.ORIGINATE_DISPOSITION}").strip()
+        except EslCommandError:
+            return None
+        return value if value and value != "_undef_" else "SUCCESS"
+
+    # --- hang-ups ---------------------------------------------------------------------------
+
+    def on_hangup(self, event) -> None:
+        """Queue the hang-up for the call records; never block the event loop."""
+        uuid = event.headers.get(cv.UNIQUE_ID, "")
+        runner = self.active.get(uuid)
+        if runner is not None:
+            # The channel is gone: stop its plan even if an execution never completes.
+            self.gone.add(uuid)
+            if runner is not gevent.getcurrent():
+                runner.kill(block=False)
+        self.stats.hangups += 1
+        try:
+            self.hangups.put_nowait(dict(event.headers))
+        except gevent.queue.Full:
+            # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them.
+            self.stats.hangups_dropped += 1
+            log.error("hang-up queue full: dropped %s (recover with fsctl cdr import)", uuid)
+
+    def _write_hangups(self, batch_size=500, linger=0.05) -> None:
+        while True:
+            batch = [self.hangups.get()]
+            deadline = time.monotonic() + linger
+            while len(batch) < batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.hangups.get(timeout=remaining))
+                except gevent.queue.Empty:
+                    break
+            try:
+                self.store.record_hangups(batch)
+            except Exception:  # a failed batch is logged; the xml_cdr import recovers it
+                log.exception("could not record %d hang-ups (recover with fsctl cdr import)", len(batch))

@@ -1,0 +1,113 @@
+"""What the call-logic service reads and writes, kept off the gevent hub.
+
+Every database call runs in gevent's thread pool (peewee keeps one connection per thread),
+so a slow query or a SQLite lock wait blocks one pool thread, never the event loop.
+
+- Tenant snapshots are cached per tenant and rebuilt only when `Tenant.revision` changes.
+- Rotation state: the service decides a tenant's calls one at a time (`tenant_lock`), keeps
+  the state in memory, and writes each change to the database with compare-and-set. A lost
+  compare-and-set means another service process moved the rotation: the state is reloaded
+  and the call decided again. A new revision (members changed) reloads it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import gevent
+import gevent.lock
+
+from fsctl.model import Tenant
+from fsctl.snapshot import build_tenant_config, load_rotation, save_rotation
+
+log = logging.getLogger("fs_scripts.store")
+
+
+class DatabaseStore:
+    """Tenant snapshots, rotation state and hang-up sinks backed by the fsctl database."""
+
+    def __init__(self, recordings_root=None, hangup_sinks=(), run=None):
+        self.recordings_root = recordings_root
+        self.hangup_sinks = list(hangup_sinks)
+        self._run = run or gevent.get_hub().threadpool.apply
+        self._cache = {}  # domain -> (revision, TenantConfig); touched by pool threads
+        self._cache_lock = threading.Lock()
+        self._rotation = {}  # domain -> (revision, RotationState); touched by the hub only
+        self._locks = {}
+
+    def tenant_lock(self, domain):
+        """A gevent lock serialising the decisions of one tenant's calls (rotation order)."""
+        lock = self._locks.get(domain)
+        if lock is None:
+            lock = self._locks[domain] = gevent.lock.RLock()
+        return lock
+
+    def load(self, domain):
+        """(TenantConfig, RotationState) of a tenant, or (None, None) if it does not serve calls."""
+        revision, config, fresh_rotation = self._run(self._load, (domain, domain not in self._rotation))
+        if config is None:
+            return None, None
+        cached = self._rotation.get(domain)
+        if fresh_rotation is not None and (cached is None or cached[0] != revision):
+            self._rotation[domain] = (revision, fresh_rotation)
+        elif cached is not None and cached[0] != revision:
+            # The configuration changed (members may have): the database holds the truth.
+            self._rotation[domain] = (revision, self._run(self._load_rotation, (domain,)))
+        return config, self._rotation[domain][1]
+
+    def save_rotation(self, domain, updates):
+        """Persist rotation updates (compare-and-set); the groups whose update lost a race."""
+        updates = tuple(updates)
+        revision, state = self._rotation.get(domain, (None, None))
+        if state is not None:
+            self._rotation[domain] = (revision, state.apply(updates))
+        lost = self._run(self._save_rotation, (domain, updates))
+        if lost:
+            self._rotation.pop(domain, None)  # another process moved it: reload next time
+        return lost
+
+    def record_hangups(self, batch):
+        """Hand a batch of CHANNEL_HANGUP_COMPLETE headers to every sink (call records, recordings)."""
+        return self._run(self._record, (batch,))
+
+    # --- run in pool threads ------------------------------------------------------------------
+
+    def _tenant(self, domain):
+        return Tenant.get_or_none(Tenant.domain == (domain or "").lower())
+
+    def _load(self, domain, with_rotation):
+        tenant = self._tenant(domain)
+        if tenant is None or tenant.state != "active":
+            return None, None, None
+        with self._cache_lock:
+            cached = self._cache.get(tenant.domain)
+        if cached is None or cached[0] != tenant.revision:
+            config = build_tenant_config(tenant, self.recordings_root)
+            with self._cache_lock:
+                self._cache[tenant.domain] = (tenant.revision, config)
+        else:
+            config = cached[1]
+        return tenant.revision, config, load_rotation(tenant) if with_rotation else None
+
+    def _load_rotation(self, domain):
+        tenant = self._tenant(domain)
+        return load_rotation(tenant)
+
+    def _save_rotation(self, domain, updates):
+        tenant = self._tenant(domain)
+        if tenant is None:
+            return []
+        database = Tenant._meta.database
+        # SQLite: take the write lock up front; a deferred transaction that upgrades from read
+        # to write fails at once with "database is locked" when another writer is waiting.
+        begin = {"lock_type": "IMMEDIATE"} if hasattr(database.obj or database, "pragma") else {}
+        with database.atomic(**begin):
+            return save_rotation(tenant, updates)
+
+    def _record(self, batch):
+        for sink in self.hangup_sinks:
+            try:
+                sink(batch)
+            except Exception:  # one sink failing must not starve the others
+                log.exception("hang-up sink %s failed on %d events", getattr(sink, "__name__", sink), len(batch))

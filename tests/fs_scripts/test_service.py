@@ -1,0 +1,194 @@
+"""End to end through the fake FreeSWITCH: a parked call, the service's commands, in order.
+
+The tenant is provisioned in a real SQLite database with fsctl's services; the fake replays a
+recorded CHANNEL_PARK with the hand-off variables of the rendered dialplan, answers each
+execution, and scripts bridge outcomes through `uuid_getvar <uuid> originate_disposition`.
+"""
+
+import datetime as dt
+
+import gevent
+import pytest
+
+from fs_scripts.service import CallService
+from fs_scripts.store import DatabaseStore
+from fsctl.services import blacklist, dids, groups, tenants, timerules, users
+
+NOON = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.timezone.utc)  # a Wednesday, 12:00 in Vilnius
+
+
+@pytest.fixture
+def tenant(sdb):
+    tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
+    for n in ("101", "102", "103", "104"):
+        users.add_user("acme.example", n, f"User {n}")
+    groups.add_group("acme.example", "200", "Hunt", strategy="sequential", order="rotating", ring_time=10,
+                     members=["102", "103", "104"], fallback="voicemail:101")
+    timerules.add_timerule("acme.example", "office", "group:200", "voicemail:101", ["mon-fri 08:00-17:00"])
+    dids.add_did("acme.example", "+37052000000", "timerule:office")
+    blacklist.add_entry("acme.example", "+1900", "prefix")
+    return "acme.example"
+
+
+class Recorder:
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, batch):
+        self.batches.append(batch)
+
+
+@pytest.fixture
+def service(tenant, esl):
+    sink = Recorder()
+    # The store runs database work in gevent's thread pool, as in production.
+    svc = CallService(esl, DatabaseStore(hangup_sinks=[sink]), clock=lambda: NOON)
+    svc.attach()
+    svc.sink = sink
+    return svc
+
+
+def park(fake, dialled, caller="101", did=None, **extra):
+    headers = {
+        "Caller-Destination-Number": dialled,
+        "Caller-Caller-ID-Number": caller,
+        "variable_fsctl_tenant": "acme.example",
+        "variable_domain_name": "acme.example",
+    }
+    if did:
+        headers["variable_fsctl_did"] = did
+    headers.update(extra)
+    return fake.park_call(headers=headers)
+
+
+def script_bridge(fake, uuid, *outcomes):
+    """Successive bridges of the call end with these originate_disposition values."""
+    results = list(outcomes)
+    fake.set_api_reply(f"uuid_getvar {uuid} originate_disposition", lambda _cmd: results.pop(0) + "\n")
+
+
+def executions(fake, uuid, count, timeout=5.0):
+    """The (app, arg) executed on the call once `count` of them arrived."""
+    deadline = gevent.get_hub().loop.now() + timeout
+    while True:
+        got = [(app, arg) for u, app, arg, _ in fake.executions if u == uuid]
+        if len(got) >= count or gevent.get_hub().loop.now() > deadline:
+            return got
+        gevent.sleep(0.01)
+
+
+def settle(fake, uuid, timeout=1.0):
+    """Every execution of the call, after a quiet moment."""
+    last = -1
+    for _ in range(int(timeout / 0.05)):
+        got = [(app, arg) for u, app, arg, _ in fake.executions if u == uuid]
+        if len(got) == last:
+            return got
+        last = len(got)
+        gevent.sleep(0.05)
+    return got
+
+
+def test_sequential_group_rings_in_order_then_fallback(fake_fs, service):
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "NO_ANSWER")
+    apps = settle(fake_fs, uuid)
+    assert apps == [
+        ("sched_cancel", ""),
+        ("set", "fsctl_route=group:200"),
+        ("set", "continue_on_fail=true"),
+        ("set", "hangup_after_bridge=true"),
+        ("bridge", "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]user/103@acme.example|"
+                   "[leg_timeout=10]user/104@acme.example"),
+        ("answer", ""),
+        ("voicemail", "default acme.example 101"),
+    ]
+    assert service.stats.decided == 1
+
+
+def test_rotation_moves_to_the_next_member_per_call(fake_fs, service):
+    firsts = []
+    for _ in range(4):
+        uuid = park(fake_fs, "200")
+        script_bridge(fake_fs, uuid, "SUCCESS")
+        bridge = [arg for app, arg in settle(fake_fs, uuid) if app == "bridge"][0]
+        firsts.append(bridge.split("|")[0])
+    assert firsts == ["[leg_timeout=10]user/102@acme.example", "[leg_timeout=10]user/103@acme.example",
+                      "[leg_timeout=10]user/104@acme.example", "[leg_timeout=10]user/102@acme.example"]
+
+
+def test_answered_bridge_ends_the_plan(fake_fs, service):
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    apps = settle(fake_fs, uuid)
+    assert apps[-1][0] == "bridge"
+
+
+def test_did_time_rule_and_blacklist(fake_fs, service):
+    uuid = park(fake_fs, "+37052000000", caller="+37061234567", did="+37052000000")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    assert [app for app, _ in settle(fake_fs, uuid)] == ["sched_cancel", "set", "set", "set", "bridge"]
+    refused = park(fake_fs, "+37052000000", caller="+19005550000", did="+37052000000")
+    assert settle(fake_fs, refused) == [("sched_cancel", ""), ("hangup", "CALL_REJECTED")]
+
+
+def test_calls_without_the_hand_off_are_not_ours(fake_fs, service):
+    uuid = fake_fs.park_call()  # the recorded park: no fsctl_tenant variable
+    gevent.sleep(0.2)
+    assert [e for e in fake_fs.executions if e[0] == uuid] == []
+    assert service.stats.ignored >= 1
+
+
+def test_caller_hangs_up_during_the_plan(fake_fs, service):
+    uuid = park(fake_fs, "200")
+    # The bridge never completes until the caller hangs up.
+    fake_fs.execute_results["bridge"] = lambda u, app, arg: None
+    assert executions(fake_fs, uuid, 5)[-1][0] == "bridge"
+    fake_fs.execute_results["bridge"] = "_none_"
+    fake_fs.hangup_call(uuid, "ORIGINATOR_CANCEL")
+    gevent.sleep(0.3)
+    assert [app for app, _ in settle(fake_fs, uuid)][-1] == "bridge"  # nothing sent after the hang-up
+    assert not service.active
+
+
+def test_unknown_tenant_is_left_to_the_dialplan_fallback(fake_fs, service):
+    uuid = park(fake_fs, "200", variable_fsctl_tenant="nope.example")
+    gevent.sleep(0.3)
+    assert [e for e in fake_fs.executions if e[0] == uuid] == []
+    assert service.stats.failed == 1
+
+
+def test_hangups_reach_the_sinks_in_batches(fake_fs, service):
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    settle(fake_fs, uuid)
+    fake_fs.hangup_call(uuid, "NORMAL_CLEARING")
+    for _ in range(100):
+        if service.sink.batches:
+            break
+        gevent.sleep(0.02)
+    rows = [h for batch in service.sink.batches for h in batch]
+    assert [h["Unique-ID"] for h in rows] == [uuid]
+    assert rows[0]["Hangup-Cause"] == "NORMAL_CLEARING"
+
+
+def test_service_survives_a_freeswitch_restart(fake_fs, make_esl, tenant):
+    client = make_esl()
+    svc = CallService(client, DatabaseStore(), clock=lambda: NOON)
+    svc.attach()
+    supervisor = gevent.spawn(client.run_forever)
+    try:
+        fake_fs.wait_subscribed(2)
+        fake_fs.restart(down=0.2)
+        gevent.sleep(0.3)
+        for _ in range(100):
+            if client.healthy() and fake_fs.connections:
+                break
+            gevent.sleep(0.05)
+        fake_fs.wait_subscribed(2)
+        uuid = park(fake_fs, "200")
+        script_bridge(fake_fs, uuid, "SUCCESS")
+        assert [app for app, _ in settle(fake_fs, uuid)][-1] == "bridge"
+    finally:
+        client.close()
+        supervisor.kill()
