@@ -2,7 +2,7 @@
 
 Event headers are as FreeSWITCH sends them in plain events (values URL-decoded by the
 parser); channel variables appear in events as `variable_<name>` (see
-/work/shared/freeswitch/esl-captures/esl_events_plain_call.txt, CHANNEL_PARK).
+tests/data/esl-captures/esl_events_plain_call.txt, CHANNEL_PARK).
 """
 
 # --- event headers read from CHANNEL_PARK / CHANNEL_HANGUP / CHANNEL_EXECUTE_COMPLETE ---

@@ -50,7 +50,7 @@ from fs_scripts.plan import (
 D = "acme.example"
 MONDAY_NOON = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)  # 12:00 in Vilnius
 SATURDAY_NOON = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
-CAPTURES = Path("/work/shared/freeswitch/esl-captures")
+CAPTURES = Path(__file__).resolve().parents[1] / "data" / "esl-captures"
 
 
 def config(users=(), groups=(), dids=(), time_rules=(), blacklist=(), contacts=(), fallback="hangup", **kw):
