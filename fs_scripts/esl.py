@@ -238,14 +238,25 @@ class EventSocket:
             raise EslCommandError(event.body, wire.strip())
         return event.body
 
-    def execute(self, uuid: str, app: str, arg: str = "", timeout: float | None = None) -> str:
-        """Execute an app on a channel (sendmsg, event-lock); return its Application-Response."""
+    def execute(self, uuid: str, app: str, arg: str = "", timeout: float | None = None,
+                wait: bool = True) -> str:
+        """Execute an app on a channel (sendmsg, event-lock); return its Application-Response.
+
+        ``wait=False`` returns once FreeSWITCH accepted the message (``+OK``), without waiting
+        for the completion: with event-lock the channel runs its queued apps in order, so
+        instant apps (``set``, ``sched_cancel``) need not cost a completion round trip each.
+        """
         # timeout=None waits for the completion as long as the connection lives (a bridge can
         # last an hour); the sendmsg reply itself is still bounded by self.timeout.
         self._check_thread()
         app_uuid = str(uuidlib.uuid4())
         wire = eslproto.sendmsg_execute(uuid, app, arg, event_uuid=app_uuid, event_lock=True)
         now = time.monotonic()
+        if not wait:
+            msg = self._command(wire, self.timeout if timeout is None else float(timeout))
+            if msg.reply_text.startswith("-ERR"):
+                raise EslCommandError(msg.reply_text, wire.strip())
+            return ""
         deadline = None if timeout is None else now + float(timeout)
         reply_deadline = now + self.timeout if deadline is None else deadline
         session = self._wait_session(reply_deadline)

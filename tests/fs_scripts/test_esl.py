@@ -560,3 +560,17 @@ def test_calls_from_another_os_thread_are_refused(esl):
     assert len(outcome) == 1 and isinstance(outcome[0], EslThreadError)
     assert "another OS thread" in str(outcome[0])
     assert esl.api("version").startswith("FreeSWITCH")  # still fine from its own thread
+
+
+def test_execute_without_waiting_returns_on_the_ok(fake_fs, esl):
+    uuid = fake_fs.park_call()
+    fake_fs.execute_results["set"] = lambda u, app, arg: None  # never completes
+    assert esl.execute(uuid, "set", "a=b", wait=False) == ""
+    assert [(app, arg) for u, app, arg, _ in fake_fs.executions if u == uuid] == [("set", "a=b")]
+    with pytest.raises(EslTimeoutError):
+        esl.execute(uuid, "set", "c=d", timeout=0.2)
+
+
+def test_execute_without_waiting_still_reports_err(fake_fs, esl):
+    with pytest.raises(EslCommandError, match="invalid session id"):
+        esl.execute("00000000-0000-0000-0000-000000000000", "set", "a=b", wait=False)
