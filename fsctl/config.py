@@ -23,6 +23,9 @@ class Settings:
     esl_port: int = 8021
     esl_password: str = "ClueCon"
     esl_timeout: float = 5.0
+    # Seconds a scenario call waits, parked, for the call-logic service before the rendered
+    # dialplan sends it to the tenant's fallback (sched_transfer; see fsctl/render.py).
+    handoff_watchdog: int = 6
     recordings_dir: str = "/var/lib/freeswitch/recordings"
     media_dir: str = "/var/lib/freeswitch/storage/fsctl-media"
     recording_retention_days: int = 180
@@ -40,6 +43,12 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "pbx@localhost"
     callout_gateway: str = "default"
+    # Missed-call notifications and CRM events (fsctl.notify): delivery attempts and backoff.
+    notify_max_attempts: int = 8
+    notify_backoff: float = 30.0  # seconds before the 2nd attempt, doubled each time (cap 1 h)
+    notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
+    # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
+    recordings_url: str = ""
     extra: dict = field(default_factory=dict)
 
 

@@ -319,9 +319,11 @@ class Recording(BaseModel):
 
     class Meta:
         indexes = (
-            (("tenant", "started_at"), False),
-            (("tenant", "user_number", "started_at"), False),
+            # Search pages are ordered by (started_at, id): the id in the index spares a sort.
+            (("tenant", "started_at", "id"), False),
+            (("tenant", "user_number", "started_at", "id"), False),
             (("tenant", "counterpart"), False),
+            (("started_at", "id"), False),  # the operator's search and the retention purge
         )
 
 
@@ -347,6 +349,14 @@ class CallRecord(BaseModel):
     # answered | missed | abandoned | busy | failed | refused
     status = pw.CharField(max_length=16)
     recording = pw.ForeignKeyField(Recording, null=True, on_delete="SET NULL")
+    # Classification inputs kept so a later leg can re-classify the call (fsctl.cdr).
+    recording_path = pw.TextField(null=True)  # fsctl_recording_path of the call
+    voicemail = pw.CharField(max_length=32, null=True)  # mailbox the call ended in
+    queue = pw.CharField(max_length=64, null=True)  # mod_callcenter queue the caller waited in
+    caller_left = pw.BooleanField(default=False)  # the caller hung up (not the PBX)
+    a_answered = pw.BooleanField(default=False)  # the caller's leg was answered (IVR, voicemail...)
+    missed_by = pw.TextField(default="")  # users for whom it is a missed call, comma-separated
+    complete = pw.BooleanField(default=False)  # the caller's leg has hung up and been ingested
 
     class Meta:
         indexes = (
@@ -367,6 +377,9 @@ class CallLeg(BaseModel):
     ended_at = pw.DateTimeField(null=True)
     result = pw.CharField(max_length=16)  # answered | no_answer | busy | cancelled | failed
     hangup_cause = pw.CharField(max_length=64, default="")
+    via = pw.CharField(max_length=8, default="")  # "queue": a queue agent leg; "" otherwise
+    external = pw.BooleanField(default=False)  # a gateway leg (an outside number), not a user
+    talk_time = pw.IntegerField(default=0)  # seconds, answer to end
 
 
 class AppliedConfig(BaseModel):
@@ -376,6 +389,83 @@ class AppliedConfig(BaseModel):
     revision = pw.IntegerField()
     digest = pw.CharField(max_length=64)
     applied_at = pw.DateTimeField(default=utcnow)
+
+
+class CallParty(BaseModel):
+    """One user's part in one call (fsctl.cdr writes it; per-user statistics sum it)."""
+
+    call = pw.ForeignKeyField(CallRecord, backref="parties", on_delete="CASCADE")
+    tenant = pw.ForeignKeyField(Tenant, on_delete="RESTRICT", index=False)
+    user_number = pw.CharField(max_length=32)
+    started_at = pw.DateTimeField()
+    received = pw.SmallIntegerField(default=0)  # the call rang this user (incoming or internal)
+    answered = pw.SmallIntegerField(default=0)  # this user answered it
+    missed = pw.SmallIntegerField(default=0)  # a missed call for this user
+    placed = pw.SmallIntegerField(default=0)  # this user made the call
+    talk_time = pw.IntegerField(default=0)  # seconds this user talked on an incoming call
+
+    class Meta:
+        indexes = (
+            (("tenant", "started_at", "user_number"), False),
+            (("call", "user_number"), True),
+        )
+
+
+class NotifyRule(BaseModel):
+    """Who is told about a missed call of a user or group: by e-mail or webhook (R-MISSED)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="notify_rules", on_delete="CASCADE")
+    scope = pw.CharField(max_length=8)  # user | group
+    number = pw.CharField(max_length=16)  # the user's or group's number
+    channel = pw.CharField(max_length=8)  # email | webhook
+    address = pw.TextField(default="")  # e-mail address or URL; empty: the user's own e-mail
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tenant", "scope", "number", "channel", "address"), True),)
+
+
+class CrmHook(BaseModel):
+    """Where a tenant's call events go (R-CRM): a plain webhook or Bitrix24's telephony REST."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="crm_hooks", on_delete="CASCADE")
+    mode = pw.CharField(max_length=16)  # webhook | bitrix24
+    url = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("tenant", "url"), True),)
+
+
+class CrmCall(BaseModel):
+    """The CRM's own id of a call (Bitrix24 CALL_ID), per hook."""
+
+    hook = pw.ForeignKeyField(CrmHook, on_delete="CASCADE")
+    call_uuid = pw.CharField(max_length=64)
+    external_id = pw.TextField()
+    finished = pw.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("hook", "call_uuid"), True),)
+
+
+class Outbox(BaseModel):
+    """A notification or CRM event to deliver, once: unique key, retried with backoff."""
+
+    tenant = pw.ForeignKeyField(Tenant, on_delete="CASCADE")
+    key = pw.CharField(max_length=200, unique=True)  # e.g. missed:<call uuid>:rule:<id>
+    channel = pw.CharField(max_length=16)  # email | webhook | crm
+    target = pw.TextField()  # address or URL (crm: the hook id)
+    payload = pw.TextField()  # JSON
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow)
+    state = pw.CharField(max_length=8, default="pending")  # pending | sent | failed
+    sent_at = pw.DateTimeField(null=True)
+    last_error = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("state", "next_attempt_at"), False),)
 
 
 # Creation order (parents first). Every table of the product is here.
@@ -405,6 +495,11 @@ ALL_MODELS = [
     CallRecord,
     CallLeg,
     AppliedConfig,
+    CallParty,
+    NotifyRule,
+    CrmHook,
+    CrmCall,
+    Outbox,
 ]
 
 # Things with a number in the tenant's numbering plan (numbers are unique across them).

@@ -77,16 +77,19 @@ def executions(fake, uuid, count, timeout=5.0):
         gevent.sleep(0.01)
 
 
-def settle(fake, uuid, timeout=1.0):
-    """Every execution of the call, after a quiet moment."""
-    last = -1
-    for _ in range(int(timeout / 0.05)):
+def settle(fake, uuid, timeout=5.0, quiet=0.15):
+    """Every execution of the call, once some arrived and none came for `quiet` seconds."""
+    deadline = gevent.get_hub().loop.now() + timeout
+    last, since = None, gevent.get_hub().loop.now()
+    while gevent.get_hub().loop.now() < deadline:
         got = [(app, arg) for u, app, arg, _ in fake.executions if u == uuid]
-        if len(got) == last:
+        now = gevent.get_hub().loop.now()
+        if got != last:
+            last, since = got, now
+        elif got and now - since >= quiet:
             return got
-        last = len(got)
-        gevent.sleep(0.05)
-    return got
+        gevent.sleep(0.02)
+    return last
 
 
 def test_sequential_group_rings_in_order_then_fallback(fake_fs, service):
