@@ -40,6 +40,7 @@ RINGBACK = "ringback"  # what a pre-answered caller hears while legs ring
 RECORD_STEREO = "RECORD_STEREO"
 FSCTL_RECORDING_PATH = "fsctl_recording_path"  # read back from CHANNEL_HANGUP by the catalogue
 FSCTL_ROUTE = "fsctl_route"  # the destination the decision started from (for CDR / trace)
+FSCTL_TARGET = "fsctl_target"  # the group or queue that rang in the end (per-group/queue statistics)
 
 
 def header(variable: str) -> str:

@@ -363,6 +363,7 @@ class _Router:
                 f"ring {', '.join(members)} one after another ({group.order} order), "
                 f"{group.ring_time} s each, one cycle"
             )
+        steps.append(SetVar(cv.FSCTL_TARGET, f"group:{group.number}", reason=f"{here}: statistics count group {group.number}"))
         steps.append(Bridge(legs, mode, reason=f"{here}: {group.strategy} group {group.number}: {how}"))
         self._emit(steps)
         return steps + self.route(group.fallback, path, f"{here} (nobody answered: fallback)", rec, in_fallback)
@@ -375,7 +376,8 @@ class _Router:
             step = Transfer(ext, self.tenant.domain, reason=f"{here}: hand over to the dialplan's {kind}")
         except ValueError as exc:
             raise DecisionError(f"{here}: {exc}") from None
-        return self._emit([step])
+        target = SetVar(cv.FSCTL_TARGET, f"{kind}:{dest.target}", reason=f"{here}: statistics count {kind} {dest.target}")
+        return self._emit([target, step])
 
     def _route_ivr(self, dest, path, here, rec, in_fallback):
         return self._handoff("ivr", self.config.ivrs, dest, here)

@@ -38,8 +38,8 @@ LEG_RESULTS = ("answered", "no_answer", "busy", "cancelled", "failed")
 DIRECTIONS = ("in", "out", "internal")
 
 # The final destination when the call logic knows it (e.g. after a time rule); FreeSWITCH
-# channel variable set by the dialplan. Not (yet) in fs_scripts.chanvars: read when present.
-FSCTL_TARGET = "fsctl_target"
+# channel variable set by the call logic before a group rings or a queue takes the call.
+FSCTL_TARGET = cv.FSCTL_TARGET
 
 # Hang-up causes (switch_types.h) by meaning.
 BUSY_CAUSES = frozenset({"USER_BUSY", "CALL_REJECTED"})

@@ -395,15 +395,16 @@ def test_sequential_fixed_group_rings_each_member_once_in_order_then_the_fallbac
         ),
     ]
     assert "one cycle" in bridge.reason
-    assert kinds(walk(d.plan, ["NO_ANSWER"])) == ["SetVar", "Bridge", "Voicemail"]
+    assert kinds(walk(d.plan, ["NO_ANSWER"])) == ["SetVar", "SetVar", "Bridge", "Voicemail"]
+    assert d.plan[1].to_apps() == [("set", "fsctl_target=group:200")]  # per-group statistics
     assert d.rotation_update == ()
 
 
 def test_sequential_group_without_fallback_hangs_up_after_one_cycle():
     group = Group("200", strategy="sequential", ring_time=30, members=("101", "102"))
     d = decide(internal("200"), config(groups=[group]), MONDAY_NOON)
-    assert kinds(d.plan) == ["SetVar", "Bridge", "Hangup"]
-    assert [leg.timeout for leg in d.plan[1].legs] == [30, 30]
+    assert kinds(d.plan) == ["SetVar", "SetVar", "Bridge", "Hangup"]
+    assert [leg.timeout for leg in d.plan[2].legs] == [30, 30]
 
 
 def test_group_own_number_never_rings():
