@@ -230,3 +230,17 @@ def test_postgres_exports_through_a_server_side_cursor(db):
                 "SELECT count(*) FROM pg_cursors WHERE name LIKE 'fsctl_stream_%%'").fetchone()[0]
             assert open_cursors == 1
         assert first["uuid"] == "bulk-0000000" and len(list(rows)) == 9
+
+
+def test_group_reached_through_a_time_rule_counts_for_the_group(db, fsctl):
+    """fsctl_route is where the call started (the time rule); fsctl_target the group that rang."""
+    make_tenant(db)
+    t = at("2026-11-10 09:00")
+    a = a_leg("tr1", caller="+37065555555", did="+37052000000", route="timerule:office", start=t,
+              end=t + dt.timedelta(seconds=20), cause="ORIGINATOR_CANCEL", disposition="recv_cancel")
+    a["variable_fsctl_target"] = "group:200"
+    report = cdr.ingest_hangups([b_leg("tr1-101", "tr1", "101", start=t, end=t + dt.timedelta(seconds=20),
+                                       cause="ORIGINATOR_CANCEL"), a])
+    assert report.errors == []
+    groups = data(fsctl, "stats", "groups", "acme.example", *PERIOD)
+    assert [(g["group"], g["calls"], g["missed"]) for g in groups] == [("200", 1, 1)]
