@@ -163,7 +163,7 @@ class Tenant:
     timezone: str = "UTC"
     fallback: Destination = Destination("hangup")
     gateway: str = "default"
-    recordings_root: str = "/var/lib/fsctl/recordings"
+    recordings_root: str = "/var/lib/freeswitch/recordings"  # fsctl Settings.recordings_dir
     # Played to the caller before a recorded call (R-REC: the parties must be told).
     recording_announcement: str = "tone_stream://%(400,0,800)"
     # Played to a recorded user (B-leg) when they answer.

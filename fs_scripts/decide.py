@@ -18,12 +18,12 @@ import random
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from . import chanvars as cv
-from . import schedule
+from . import recpath, schedule
 from .callconfig import (
     GROUP_ORDERS,
     GROUP_STRATEGIES,
@@ -218,12 +218,17 @@ class _Router:
         return steps
 
     def recording_path(self, who: str) -> str:
-        """Where a recording of this call for user `who` goes (pure: from now and the uuid)."""
-        now = self.now
-        return (
-            f"{self.tenant.recordings_root}/{_token(self.tenant.domain)}/{now:%Y/%m/%d}/"
-            f"{now:%Y%m%dT%H%M%SZ}_{_token(self.call.uuid)}_{_token(who)}.wav"
-        )
+        """Where a recording of this call for user `who` goes: the layout of fs_scripts.recpath."""
+        call = self.call
+        if who == call.caller_number and call.direction == "internal":
+            counterpart = call.dialled
+            direction = "internal" if self.config.numbered(call.dialled) else "out"
+        else:
+            counterpart = call.caller_number
+            direction = "in" if call.direction == "inbound" else "internal"
+        rel = recpath.relpath(_token(self.tenant.domain), self.now.astimezone(timezone.utc).replace(tzinfo=None),
+                              _token(who), direction, counterpart, call.uuid)
+        return f"{self.tenant.recordings_root.rstrip('/')}/{rel}"
 
     def recording_prelude(self, who: str, why: str) -> list[Step]:
         """R-REC: tell the parties, then record the whole call (before bridging)."""
@@ -245,7 +250,11 @@ class _Router:
         if record_on_answer:
             # Only this leg's answer starts the recording: group calls record the recorded
             # member's calls, not the others'.
-            variables += ((cv.EXECUTE_ON_ANSWER + "_2", f"record_session {self.recording_path(number)}"),)
+            path = self.recording_path(number)
+            variables += (
+                (cv.FSCTL_RECORDING_PATH, path),  # on the member's leg: its hang-up catalogues the file
+                (cv.EXECUTE_ON_ANSWER + "_2", f"record_session {path}"),
+            )
         try:
             return Leg(f"user/{number}@{self.tenant.domain}", timeout, variables)
         except ValueError as exc:

@@ -15,18 +15,45 @@ def hangup_sinks(settings):
     """What hang-up events feed: call records (fsctl.cdr) and the recording catalogue."""
     from fsctl import cdr, recordings
 
+    def recording_catalogue(batch):
+        recordings.catalogue_from_hangups(batch, settings.recordings_dir)
+
     def call_records(batch):
         cdr.ingest_batch(batch)
 
-    def recording_catalogue(batch):
-        recordings.catalogue_from_hangups(batch, settings)
+    # Recordings first: a call record links to its recording by call UUID when it is written.
+    return [recording_catalogue, call_records]
 
-    return [call_records, recording_catalogue]
+
+def channel_sinks():
+    """What ringing/answered events feed: the CRM hooks' outbox."""
+    from fsctl import notify
+    from fsctl.db import transaction
+
+    def crm(batch):
+        with transaction():
+            for headers in batch:
+                notify.enqueue_channel_event(headers)
+
+    return [crm]
+
+
+def deliverer(settings):
+    """Drain the notification outbox once (what `fsctl notify send` does)."""
+    from fsctl import notify
+
+    transport = notify.Transport(settings)
+
+    def deliver():
+        return notify.drain(transport, settings)
+
+    return deliver
 
 
 def build_service(esl, settings, clock=None):
     """A CallService on the fsctl database of `settings`."""
-    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings))
+    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings),
+                          channel_sinks=channel_sinks(), deliver=deliverer(settings))
     kwargs = {"clock": clock} if clock else {}
     return CallService(esl, store, **kwargs)
 

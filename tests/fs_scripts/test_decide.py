@@ -543,7 +543,10 @@ def test_recorded_user_hears_the_announcement_and_is_recorded_before_bridging():
     assert kinds(d.plan)[:6] == ["SetVar", "SetVar", "Answer", "Playback", "StartRecording", "Bridge"]
     assert d.plan[2] == Answer(early=True, reason=d.plan[2].reason)
     assert d.plan[3] == Playback("tone_stream://%(400,0,800)", reason=d.plan[3].reason)
-    assert d.plan[4].path == "/var/lib/fsctl/recordings/acme.example/2026/11/23/20261123T100000Z_8b25adfa-2dd4_101.wav"
+    # The layout of fs_scripts.recpath: user, direction and counterpart are in the name.
+    assert d.plan[4].path == (
+        "/var/lib/freeswitch/recordings/acme.example/2026/11/23/20261123T100000Z_101_internal_104_8b25adfa-2dd4.wav"
+    )
     assert "R-REC" in d.plan[4].reason
     # the recorded user is told too: a beep on their own leg when they answer
     assert bridges(d.plan)[0].to_apps()[-1] == (
@@ -564,7 +567,7 @@ def test_call_from_a_recorded_user_is_recorded():
     cfg = config(users=[User("104", record=True)])
     d = decide(internal("101", caller="104"), cfg, MONDAY_NOON)
     recs = [s for s in d.plan if isinstance(s, StartRecording)]
-    assert len(recs) == 1 and recs[0].path.endswith("_u-1_104.wav")
+    assert len(recs) == 1 and recs[0].path.endswith("Z_104_internal_101_u-1.wav")
     assert kinds(d.plan).index("StartRecording") < kinds(d.plan).index("Bridge")
 
 
@@ -586,7 +589,9 @@ def test_recorded_group_member_is_recorded_on_its_own_leg():
     assert bridge.legs[0].variables == ()
     variables = dict(bridge.legs[1].variables)
     assert variables["execute_on_answer_1"].startswith("playback ")
-    assert variables["execute_on_answer_2"].startswith("record_session /var/lib/fsctl/recordings/acme.example/")
+    assert variables["execute_on_answer_2"].startswith("record_session /var/lib/freeswitch/recordings/acme.example/")
+    # The member's leg carries the path, so its hang-up event catalogues the file.
+    assert variables["fsctl_recording_path"] == variables["execute_on_answer_2"].split(" ", 1)[1]
     assert "Playback" in kinds(d.plan)  # the caller is told
 
 
@@ -693,3 +698,22 @@ def test_facts_for_a_public_number_call():
     }
     facts = CallFacts.from_event(headers)
     assert (facts.domain, facts.did, facts.direction) == ("acme.example", "+37052000000", "inbound")
+
+
+def test_recording_paths_follow_the_catalogue_layout():
+    """Every recording path parses back to the call's facts with fsctl.recordings.parse_relpath."""
+    from fsctl.recordings import parse_relpath
+
+    cfg = config(users=[User("101", record=True)],
+                 dids=[Did("+37052000000", "user:101")])
+    d = decide(inbound("+37052000000", caller="+37061234567"), cfg, MONDAY_NOON)
+    path = [s for s in d.plan if isinstance(s, StartRecording)][0].path
+    fields = parse_relpath(path.split("/var/lib/freeswitch/recordings/", 1)[1])
+    assert (fields.domain, fields.user, fields.direction, fields.counterpart) == (
+        "acme.example", "101", "in", "+37061234567")
+    cfg = config(users=[User("101", record=True)], dids=[Did("+37052000000", "external:+4930123456")])
+    internal_out = decide(CallFacts(D, "101", "102", uuid="u-9"), config(users=[User("101", record=True), User("102")]),
+                          MONDAY_NOON)
+    path = [s for s in internal_out.plan if isinstance(s, StartRecording)][0].path
+    fields = parse_relpath(path.split("recordings/", 1)[1])
+    assert (fields.user, fields.direction, fields.counterpart) == ("101", "internal", "102")

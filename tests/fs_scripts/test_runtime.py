@@ -1,0 +1,50 @@
+"""The running service's sinks: hang-ups become catalogued recordings and linked call records."""
+
+import dataclasses
+import datetime as dt
+import os
+
+from fs_scripts import runtime
+from fsctl.config import Settings
+from fsctl.model import CallRecord, Recording, Tenant
+from tests.fsctl.test_cdr import a_leg, b_leg, make_tenant
+from tests.fsctl.test_recordings import write_wav
+
+
+def test_hangups_catalogue_the_recording_then_link_the_call(sdb, tmp_path):
+    make_tenant(sdb)
+    root = tmp_path / "recordings"
+    settings = dataclasses.replace(Settings(), recordings_dir=str(root))
+    start = dt.datetime(2026, 11, 10, 8, 0)
+    rel = "acme.example/2026/11/10/20261110T080000Z_102_in_+37061111111_call-1.wav"
+    write_wav(os.path.join(root, rel), seconds=5)
+    answered = start + dt.timedelta(seconds=3)
+    end = start + dt.timedelta(seconds=60)
+    a = a_leg("call-1", caller="+37061111111", did="+37052000000", route="user:102", start=start, answer=answered,
+              end=end, bridged_to="b-1", bridged_user="102")
+    a["variable_fsctl_recording_path"] = str(root / rel)
+    batch = [b_leg("b-1", "call-1", "102", start=start, answer=answered, end=end), a]
+    for sink in runtime.hangup_sinks(settings):
+        sink(batch)
+    recording = Recording.get()
+    assert (recording.path, recording.user_number, recording.direction, recording.counterpart) == (
+        rel, "102", "in", "+37061111111")
+    assert recording.duration == 5.0 and len(recording.sha256) == 64
+    call = CallRecord.get(CallRecord.uuid == "call-1")
+    assert call.recording_id == recording.id and call.status == "answered"
+    # The same events again (a replay) change nothing.
+    for sink in runtime.hangup_sinks(settings):
+        sink(batch)
+    assert Recording.select().count() == 1 and CallRecord.select().count() == 1
+
+
+def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):
+    make_tenant(sdb)
+    settings = dataclasses.replace(Settings(), recordings_dir=str(tmp_path / "recordings"))
+    outside = tmp_path / "elsewhere.wav"
+    write_wav(str(outside))
+    a = a_leg("call-2", route="user:102")
+    a["variable_fsctl_recording_path"] = str(outside)
+    runtime.hangup_sinks(settings)[0]([a])
+    assert Recording.select().count() == 0
+    assert Tenant.select().count() >= 1
