@@ -1,0 +1,59 @@
+"""fsctl render / apply / status: the FreeSWITCH configuration of every tenant."""
+
+import click
+
+from .. import apply as svc
+from .. import render as rnd
+from .. import xmlcheck
+from ._base import emit, json_option, pass_app, print_json, say, transactional
+
+
+@click.command("render")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write the XML tree into (created if missing).")
+@json_option
+@transactional
+@pass_app
+def cli(app, out, as_json):
+    """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched)."""
+    digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
+    xmlcheck.check_paths(out, sorted(digests))
+    if as_json:
+        print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())]})
+    else:
+        say(f"{len(digests)} files rendered into {out} and validated")
+
+
+@click.command("apply")
+@click.option("--all", "full", is_flag=True, help="Render every tenant, not only those changed since the last apply.")
+@json_option
+@pass_app
+def apply(app, full, as_json):
+    """Write what changed into the conf dir and reloadxml; on any failure restore the previous files."""
+    app.open()
+    settings = app.settings
+    result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
+                              watchdog=settings.handoff_watchdog, full=full)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    if result.recovered:
+        say(f"recovered from an interrupted apply: {len(result.recovered)} files restored")
+    if not result.rendered and not result.removed and not result.reloaded:
+        say("nothing to apply: FreeSWITCH already runs the current configuration (no reload)")
+        return
+    say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
+        f"written, {len(result.deleted)} deleted")
+    say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
+
+
+@click.command("status")
+@json_option
+@transactional
+def status(as_json):
+    """Show per tenant the applied and current revision: applied, pending or removed."""
+    emit(svc.config_status(), as_json,
+         ["domain", "state", "applied_revision", "revision", "status", "change", "applied_at"])
+
+
+EXTRA_COMMANDS = [apply, status]

@@ -1,0 +1,420 @@
+"""Validate generated FreeSWITCH XML before FreeSWITCH sees it (lxml; rules from FACTS.md).
+
+FreeSWITCH's own parser is lenient and its preprocessor silently drops lines (FACTS.md,
+"reloadxml and the XML preprocessor"), so a broken file can load with `+OK [Success]` and
+lose users or routes. Two levels:
+
+- `check_file(path, relpath)` -> a *summary* (plain, JSON-serialisable dict: names the file
+  defines and references it makes) or `XmlCheckError` with every problem of that file:
+  well-formed, root `<include>` with the expected children, `<include>`/`</include>` alone
+  on their lines, no `<?`, `$${` or `X-PRE-PROCESS`, `${...}` only for known variables,
+  regexes anchored `^...$`, actions only in the last condition, no time attribute mixed with
+  `field=`, the time zone set before any time condition, users with an a1-hash and no
+  password.
+- `check_tree(summaries)` -> problems across files: duplicate domains, contexts, extensions,
+  users, IVR menus, conference profiles, queues, agents; every transfer target, user, menu,
+  queue, profile and agent referenced exists; no tenant context bridges to another
+  tenant's user.
+
+Summaries are cheap to keep (apply caches them per file), so validating a tree after one
+tenant changed only parses that tenant's files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lxml import etree
+
+from .errors import OperationError
+
+# The variables fsctl's templates may expand with ${...}; tenant text never produces `${`.
+ALLOWED_VARIABLES = frozenset({
+    "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "domain_name", "user_name",
+    "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number",
+})
+# Expected children of <include> per kind of file (the first folder of the relative path).
+ROOT_CHILDREN = {
+    "directory": "domain",
+    "dialplan": "context",
+    "ivr": "menu",
+    "conference": "profile",
+    "callcenter/queues": "queue",
+    "callcenter/agents": "agent",
+    "callcenter/tiers": "tier",
+}
+TIME_ATTRS = ("year", "yday", "mon", "mday", "week", "mweek", "wday", "hour", "minute", "minute-of-day",
+              "time-of-day", "date-time", "tod_tz_offset")
+_LEG_USER_RE = re.compile(r"^user/([^@]+)@(.+)$")
+_LEG_PREFIX_RE = re.compile(r"^(\[[^\]]*\]|\{[^}]*\}|<[^>]*>)+")
+_LEG_SPLIT_RE = re.compile(r"[,|]")
+_UNESCAPE_RE = re.compile(r"\\(.)")
+_LIT = r"(?:[^\\.^$*+?{}\[\]|()]|\\.)"
+_LITERAL_ALTS_RE = re.compile(rf"^\^({_LIT}*)(?:\(({_LIT}+(?:\|{_LIT}+)*)\))?({_LIT}*)\$$")
+
+
+class XmlCheckError(OperationError):
+    """Generated XML that must not reach FreeSWITCH; `.problems` lists every finding."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(f"generated XML refused: {self.problems[0]}{more}")
+
+
+def kind_of(relpath: str) -> str:
+    """The kind of a rendered file from its relative path (directory, dialplan, ivr, ...)."""
+    parts = Path(relpath).parts
+    if parts and parts[0] == "callcenter" and len(parts) > 2:
+        return f"callcenter/{parts[1]}"
+    return parts[0] if parts else ""
+
+
+def literal_alternatives(expression: str):
+    """What `$1` can be in an anchored literal regex (`^vm-(101|102)$`; `^101$`: the literal), else None."""
+    m = _LITERAL_ALTS_RE.match(expression or "")
+    if not m:
+        return None
+    unescape = lambda text: _UNESCAPE_RE.sub(r"\1", text)  # noqa: E731
+    prefix, group, suffix = m.groups()
+    if group is None:
+        return [unescape(prefix + suffix)] if prefix + suffix else None
+    return [unescape(alt) for alt in group.split("|")]
+
+
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _variables(text):
+    """The names after every `${` of a text."""
+    names = set()
+    for part in text.split("${")[1:]:
+        m = _NAME_RE.match(part)
+        names.add(m.group(0) if m else "")
+    return names
+
+
+def _text_problems(text, relpath):
+    """Line rules of the preprocessor (FACTS.md): a fast pass on the whole text, lines only on a hit."""
+    problems = []
+    stripped = text.strip()
+    if not (stripped.startswith("<include>\n") and stripped.endswith("\n</include>")):
+        problems.append(f"{relpath}: must start with a line <include> and end with a line </include>")
+    suspicious = (
+        problems or text.count("<include>") != 1 or text.count("</include>") != 1  # (alone on the first/last line: above)
+        or "<?" in text or "$${" in text or "X-PRE-PROCESS" in text
+        or not _variables(text) <= ALLOWED_VARIABLES
+    )
+    if suspicious:
+        problems += _line_problems(text, relpath)
+    return problems
+
+
+def _line_problems(text, relpath):
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if ("<include>" in line or "</include>" in line) and stripped not in ("<include>", "</include>"):
+            problems.append(f"{relpath} line {number}: <include> shares its line with other text "
+                            "(the preprocessor drops the whole line)")
+        if "<?" in line:
+            problems.append(f"{relpath} line {number}: '<?' (the preprocessor drops the line)")
+        if "$${" in line:
+            problems.append(f"{relpath} line {number}: '$${{' (expanded when FreeSWITCH loads the file)")
+        if "X-PRE-PROCESS" in line:
+            problems.append(f"{relpath} line {number}: X-PRE-PROCESS in a generated file")
+        for name in sorted(_variables(line)):
+            if name not in ALLOWED_VARIABLES:
+                problems.append(f"{relpath} line {number}: ${{{name}}} is not a variable fsctl renders")
+    return problems
+
+
+def _new_summary(kind):
+    return {"kind": kind, "domains": [], "users": {}, "contexts": {}, "menus": [], "profiles": [], "queues": [],
+            "agents": [], "tiers": [], "refs": []}
+
+
+def check_file(path, relpath: str) -> dict:
+    """Check one rendered file; return its summary or raise XmlCheckError with every problem."""
+    kind = kind_of(relpath)
+    with open(path, "rb") as fh:
+        data = fh.read()  # one file: a tenant's share of the tree, never the whole tree
+    problems = _text_problems(data.decode("utf-8", "replace"), relpath)
+    summary = _new_summary(kind)
+    try:
+        root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, huge_tree=True))
+    except etree.XMLSyntaxError as exc:
+        raise XmlCheckError(problems + [f"{relpath}: not well-formed XML: {exc}"]) from None
+    expected = ROOT_CHILDREN.get(kind)
+    if expected is None:
+        problems.append(f"{relpath}: unknown kind of file (expected one of {', '.join(ROOT_CHILDREN)})")
+    if root.tag != "include":
+        problems.append(f"{relpath}: root element is <{root.tag}>, expected <include>")
+    for child in root:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag != expected:
+            problems.append(f"{relpath} line {child.sourceline}: <{child.tag}> where <{expected}> is expected")
+            continue
+        _CHECKERS[kind](child, relpath, summary, problems)
+    if problems:
+        raise XmlCheckError(problems)
+    return summary
+
+
+def _where(relpath, el):
+    return f"{relpath} line {el.sourceline}"
+
+
+def _check_domain(el, relpath, summary, problems):
+    name = el.get("name") or ""
+    if not name:
+        problems.append(f"{_where(relpath, el)}: <domain> without a name")
+    summary["domains"].append(name)
+    ids = summary["users"].setdefault(name, [])
+    ids += [str(uid) for uid in el.xpath(".//user/@id")]
+    if "" in ids or len(ids) != len(el.xpath(".//user")):
+        problems.append(f"{_where(relpath, el)}: <user> without an id in {name}")
+    if len(set(ids)) != len(ids):
+        seen = set()
+        for uid in ids:
+            if uid in seen:
+                problems.append(f"{relpath}: duplicate user {uid} in domain {name}")
+            seen.add(uid)
+    # FACTS.md: without password or a1-hash the user registers without credentials.
+    bad = el.xpath(".//user[not(params/param[@name='a1-hash'][string-length(@value)=32]"
+                   "[translate(@value, '0123456789abcdef', '')=''])]")
+    for user in bad:
+        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has no a1-hash")
+    for user in el.xpath(".//user[params/param[@name='password']]"):
+        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has a plain password")
+
+
+def _bridge_refs(data, alternatives, context, line):
+    refs = []
+    for leg in _LEG_SPLIT_RE.split(data):
+        leg = _LEG_PREFIX_RE.sub("", leg.strip())
+        m = _LEG_USER_RE.match(leg)
+        if not m:
+            continue
+        user, domain = m.groups()
+        users = alternatives if user == "$1" and alternatives else [user]
+        refs += [{"type": "user", "user": u, "domain": domain, "from": context, "line": line} for u in users]
+    return refs
+
+
+def _transfer_ref(words, context, line):
+    if len(words) >= 3 and words[1] == "XML":
+        return {"type": "transfer", "target": words[0], "context": words[2], "from": context, "line": line}
+    return {"type": "bad", "what": "transfer without an XML context", "line": line}
+
+
+def _action_refs(app, data, alternatives, context, line):
+    words = data.split()
+    if app == "transfer" and words:
+        return [_transfer_ref(words, context, line)]
+    if app == "sched_transfer" and len(words) >= 2:
+        return [_transfer_ref(words[1:], context, line)]
+    if app == "bridge":
+        return _bridge_refs(data, alternatives, context, line)
+    if app == "ivr":
+        return [{"type": "menu", "name": data, "line": line}]
+    if app == "callcenter":
+        return [{"type": "queue", "name": data, "line": line}]
+    if app == "conference" and "@" in data:
+        return [{"type": "profile", "name": data.split("@", 1)[1].split("+", 1)[0], "line": line}]
+    if app == "voicemail" and len(words) >= 3 and words[0] == "default":
+        users = alternatives if words[2] == "$1" and alternatives else [words[2]]
+        return [{"type": "user", "user": u, "domain": words[1], "from": context, "line": line} for u in users]
+    return []
+
+
+def _check_context(el, relpath, summary, problems):
+    name = el.get("name") or ""
+    if not name:
+        problems.append(f"{_where(relpath, el)}: <context> without a name")
+    if name in summary["contexts"]:
+        problems.append(f"{_where(relpath, el)}: context {name} twice in one file")
+    ctx = summary["contexts"].setdefault(name, {"extensions": [], "patterns": []})
+    timezone_set = False
+    for ext in el.iterfind("extension"):
+        ext_name = ext.get("name") or ""
+        if ext_name in ctx["extensions"]:
+            problems.append(f"{_where(relpath, ext)}: extension {ext_name} twice in context {name}")
+        ctx["extensions"].append(ext_name)
+        conditions = ext.findall("condition")
+        alternatives = None
+        for i, cond in enumerate(conditions):
+            expression = cond.get("expression")
+            if expression is not None and not (expression.startswith("^") and expression.endswith("$")):
+                problems.append(f"{_where(relpath, cond)}: regex {expression!r} is not anchored ^...$")
+            times = [a for a in TIME_ATTRS if cond.get(a) is not None]
+            if times and cond.get("field") is not None:
+                problems.append(f"{_where(relpath, cond)}: time attribute {times[0]} mixed with field=")
+            if times and not timezone_set:
+                problems.append(f"{_where(relpath, cond)}: time condition before the time zone is set")
+            if cond.get("field") == "destination_number" and i == 0:
+                # A transfer target must reach an extension that ends the hunt, not a continue="true" one.
+                if ext.get("continue") != "true":
+                    ctx["patterns"].append(expression or "")
+                alternatives = literal_alternatives(expression or "")
+            acts = cond.findall("action") + cond.findall("anti-action")
+            if acts and i != len(conditions) - 1:
+                # FACTS.md: actions of a matching condition run even if a later condition fails.
+                problems.append(f"{_where(relpath, cond)}: actions in a condition that is not the last one")
+            for act in acts:
+                app, data = act.get("application") or "", act.get("data") or ""
+                if app == "set" and data.startswith("timezone=") and act.get("inline") == "true":
+                    timezone_set = True
+                for ref in _action_refs(app, data, alternatives, name, act.sourceline):
+                    ref["file"] = relpath
+                    summary["refs"].append(ref)
+
+
+def _check_menu(el, relpath, summary, problems):
+    summary["menus"].append(el.get("name") or "")
+    for entry in el.iterfind("entry"):
+        words = (entry.get("param") or "").split()
+        if words and words[0] in ("transfer", "bridge"):
+            for ref in _action_refs(words[0], " ".join(words[1:]), None, None, entry.sourceline):
+                ref["file"] = relpath
+                summary["refs"].append(ref)
+
+
+def _check_profile(el, relpath, summary, problems):
+    summary["profiles"].append(el.get("name") or "")
+
+
+def _check_queue(el, relpath, summary, problems):
+    summary["queues"].append(el.get("name") or "")
+
+
+def _check_agent(el, relpath, summary, problems):
+    summary["agents"].append(el.get("name") or "")
+    for ref in _bridge_refs(el.get("contact") or "", None, None, el.sourceline):
+        ref["file"] = relpath
+        summary["refs"].append(ref)
+
+
+def _check_tier(el, relpath, summary, problems):
+    agent, queue = el.get("agent") or "", el.get("queue") or ""
+    summary["tiers"].append([agent, queue])
+    summary["refs"].append({"type": "agent", "name": agent, "line": el.sourceline, "file": relpath})
+    summary["refs"].append({"type": "queue", "name": queue, "line": el.sourceline, "file": relpath})
+
+
+_CHECKERS = {
+    "directory": _check_domain,
+    "dialplan": _check_context,
+    "ivr": _check_menu,
+    "conference": _check_profile,
+    "callcenter/queues": _check_queue,
+    "callcenter/agents": _check_agent,
+    "callcenter/tiers": _check_tier,
+}
+
+
+def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=None) -> list[str]:
+    """Problems across the files of one tree ({relpath: summary}); [] when it is consistent.
+
+    `refs_from` limits the reference checks to those files (the others were checked when they
+    were written, and a tenant's files only reach into that tenant); duplicates are always
+    checked over the whole tree.
+    """
+    problems = []
+    owners = {}
+    for what in ("domains", "menus", "profiles", "queues", "agents"):
+        seen = {}
+        for rel in sorted(summaries):
+            for name in summaries[rel][what]:
+                if name in seen:
+                    problems.append(f"{rel}: duplicate {what[:-1]} {name} (also in {seen[name]})")
+                else:
+                    seen[name] = rel
+        owners[what] = seen
+    contexts, users = {}, {}
+    for rel in sorted(summaries):
+        s = summaries[rel]
+        for name, ctx in s["contexts"].items():
+            if name in contexts:
+                problems.append(f"{rel}: duplicate context {name} (also in {contexts[name][0]})")
+            else:
+                contexts[name] = (rel, ctx["patterns"])
+        for domain, ids in s.get("users", {}).items():
+            # A domain in two files is reported above; within a file check_file reports duplicates.
+            users.setdefault(domain, set(ids))
+    tiers = set()
+    for rel in sorted(summaries):
+        for agent, queue in summaries[rel]["tiers"]:
+            if (agent, queue) in tiers:
+                problems.append(f"{rel}: duplicate tier {agent} in {queue}")
+            tiers.add((agent, queue))
+        if refs_from is not None and rel not in refs_from:
+            continue
+        for ref in summaries[rel].get("refs", ()):
+            problem = _check_ref(ref, contexts, users, owners, public_contexts)
+            if problem:
+                problems.append(f"{ref.get('file', rel)} line {ref.get('line')}: {problem}")
+    return problems
+
+
+def _matches(patterns, target, cache={}):  # noqa: B006 - a cache of compiled patterns
+    for pattern in patterns:
+        compiled = cache.get(pattern)
+        if compiled is None:
+            if len(cache) > 10000:
+                cache.clear()
+            compiled = cache[pattern] = re.compile(pattern)
+        if compiled.fullmatch(target):
+            return True
+    return False
+
+
+def _check_ref(ref, contexts, users, owners, public_contexts):
+    kind = ref["type"]
+    if kind == "bad":
+        return ref["what"]
+    if kind == "transfer":
+        ctx = contexts.get(ref["context"])
+        if ctx is None:
+            return f"transfer to {ref['target']} in context {ref['context']}, which does not exist"
+        if ref["from"] and ref["from"] not in public_contexts and ref["context"] != ref["from"]:
+            return f"context {ref['from']} transfers into another tenant's context {ref['context']}"
+        if not _matches([p for p in ctx[1] if p], ref["target"]):
+            return f"transfer to {ref['target']}: no extension of context {ref['context']} matches it"
+        return None
+    if kind == "user":
+        if ref.get("from") and ref["from"] not in public_contexts and ref["domain"] != ref["from"]:
+            return f"context {ref['from']} reaches user {ref['user']}@{ref['domain']} of another tenant"
+        if ref["user"] not in users.get(ref["domain"], ()):
+            return f"user {ref['user']}@{ref['domain']} is not in the directory"
+        return None
+    table = {"menu": "menus", "queue": "queues", "profile": "profiles", "agent": "agents"}[kind]
+    if ref["name"] not in owners[table]:
+        return f"{kind} {ref['name']} is referenced but not defined"
+    return None
+
+
+def slim(summary: dict) -> dict:
+    """A summary without its references and users: what other files are checked against.
+
+    (References only reach into the referring tenant's own files, which are re-checked with it.)
+    """
+    return {k: v for k, v in summary.items() if k not in ("refs", "users")}
+
+
+def check_paths(root, relpaths) -> dict:
+    """Check the files `relpaths` under `root` and the tree they form; {relpath: summary} or XmlCheckError."""
+    summaries, problems = {}, []
+    for rel in relpaths:
+        try:
+            summaries[rel] = check_file(Path(root) / rel, rel)
+        except XmlCheckError as exc:
+            problems += exc.problems
+    if problems:
+        raise XmlCheckError(problems)
+    problems = check_tree(summaries)
+    if problems:
+        raise XmlCheckError(problems)
+    return summaries

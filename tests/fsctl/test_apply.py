@@ -1,0 +1,334 @@
+"""fsctl apply / status against a fake FreeSWITCH that replays the recorded reloadxml replies.
+
+The fake (tests/fakes/fake_freeswitch.py, fixture `fake_fs`) answers `api reloadxml` with bytes from
+esl_reloadxml_errors.txt; apply talks to it through the real fs_scripts.esl.EventSocket.
+"""
+
+import fcntl
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fs_scripts.esl import EventSocket
+from fsctl import apply as svc
+from fsctl import render
+from fsctl.config import Settings
+from fsctl.db import transaction
+from fsctl.errors import OperationError, UnreachableError
+from fsctl.model import AppliedConfig
+from fsctl.services import tenants, users
+from fsctl.xmlcheck import XmlCheckError
+from tests.conftest import free_port
+from tests.fs_scripts.conftest import fake_fs  # noqa: F401 (the fake FreeSWITCH fixture)
+from tests.fsctl.test_render import make_demo, override_template
+
+REPO = Path(__file__).resolve().parents[2]
+ERROR_CASES = ("M1", "M2", "M5")  # the recorded replies that start with "+OK [[error near line"
+
+
+def reloader(fake_fs, password="ClueCon", port=None):
+    settings = Settings(esl_host=fake_fs.host, esl_port=port or fake_fs.port, esl_password=password, esl_timeout=0.5)
+    return svc.esl_reloader(settings, lambda: EventSocket(settings.esl_host, settings.esl_port, password,
+                                                          timeout=0.5, reconnect=False, events=()))
+
+
+def reloads(fake_fs):
+    return [c for c in fake_fs.received if c == "api reloadxml"]
+
+
+def snapshot(conf):
+    """Every managed file's bytes (what FreeSWITCH would load)."""
+    return {rel: (conf / rel).read_bytes() for rel in svc.managed_files(conf)}
+
+
+def two_tenants():
+    make_demo("acme.example")
+    make_demo("beta.example", "Beta", did_prefix="+3705300000")
+
+
+def applied():
+    return {a.domain: a.revision for a in AppliedConfig.select()}
+
+
+def revisions():
+    from fsctl.model import Tenant
+
+    return {t.domain: t.revision for t in Tenant.select()}
+
+
+# --- the normal path ------------------------------------------------------------------------
+
+def test_first_apply_writes_everything_and_reloads_once(db, fake_fs, tmp_path):
+    two_tenants()
+    conf = tmp_path / "conf"
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.rendered == ["acme.example", "beta.example"] and result.reloaded
+    assert result.reply == "+OK [Success]"
+    assert reloads(fake_fs) == ["api reloadxml"]
+    expected = sorted(render.tenant_paths("acme.example") + render.tenant_paths("beta.example")
+                      + [render.PUBLIC_FILE])
+    assert sorted(svc.managed_files(conf)) == expected == result.written
+    assert applied() == revisions() and len(applied()) == 2
+    assert [r["status"] for r in svc.config_status()] == ["applied", "applied"]
+    assert not (conf / svc.JOURNAL_DIR).exists() and not (conf / svc.STAGING_DIR).exists()
+
+
+def test_nothing_changed_means_no_reload(db, fake_fs, tmp_path):
+    two_tenants()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    before = snapshot(conf)
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert not result.rendered and not result.reloaded and result.written == []
+    assert reloads(fake_fs) == ["api reloadxml"]  # still the first one only (FACTS.md: memory grows per reload)
+    assert snapshot(conf) == before
+
+
+def test_one_user_changed_rewrites_only_that_tenant(sdb, fake_fs, tmp_path):
+    two_tenants()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    beta_inodes = {rel: (conf / rel).stat().st_ino for rel in render.tenant_paths("beta.example")}
+    with transaction():
+        users.edit_user("acme.example", "102", name="Ona Onaitė")
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.rendered == ["acme.example"]
+    assert result.written == ["directory/acme.example.xml"]  # the other files rendered identical
+    assert len(reloads(fake_fs)) == 2
+    assert {rel: (conf / rel).stat().st_ino for rel in beta_inodes} == beta_inodes
+    assert 'value="Ona Onaitė"' in (conf / "directory/acme.example.xml").read_text()
+    # The previous version is kept.
+    assert 'value="User 102"' in (conf / svc.PREVIOUS_DIR / "backup/directory/acme.example.xml").read_text()
+
+
+def test_public_context_rerendered_only_when_dids_change(sdb, fake_fs, tmp_path):
+    from fsctl.services import dids, queues
+
+    two_tenants()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    with transaction():
+        dids.add_did("beta.example", "+37053999999", "user:102", name="New")
+        queues.remove_queue("acme.example", "600", force=True)  # its last queue: callcenter files go
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert render.PUBLIC_FILE in result.written
+    assert "did-37053999999" in (conf / render.PUBLIC_FILE).read_text()
+    assert result.deleted == ["callcenter/agents/acme.example.xml", "callcenter/queues/acme.example.xml",
+                              "callcenter/tiers/acme.example.xml"]
+    assert "queue-600" not in (conf / "dialplan/acme.example.xml").read_text()
+
+
+def test_revision_bump_without_visible_change_records_without_reload(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    old = applied()["acme.example"]
+    with transaction():
+        tenants.edit_tenant("acme.example", max_channels=10)  # not rendered
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.rendered == ["acme.example"] and not result.reloaded
+    assert len(reloads(fake_fs)) == 1
+    assert applied() == {"acme.example": old + 1} == revisions()
+
+
+def test_suspended_and_deleted_tenants_files_are_removed(db, fake_fs, tmp_path):
+    two_tenants()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    with transaction():
+        tenants.edit_tenant("beta.example", state="suspended")
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.removed == ["beta.example"]
+    assert result.deleted == sorted(render.tenant_paths("beta.example"))
+    assert not any("beta" in rel for rel in svc.managed_files(conf))
+    assert "37053" not in (conf / render.PUBLIC_FILE).read_text()
+    rows = {r["domain"]: r for r in svc.config_status()}
+    assert rows["beta.example"]["status"] == "removed" and rows["acme.example"]["status"] == "applied"
+    with transaction():
+        tenants.remove_tenant("acme.example", force=True)
+    assert [(r["domain"], r["state"], r["status"], r["change"]) for r in svc.config_status()] == [
+        ("acme.example", "deleted", "pending", "remove"), ("beta.example", "suspended", "removed", "")]
+    svc.apply_config(conf, reloader(fake_fs))
+    assert svc.managed_files(conf) == [render.PUBLIC_FILE]
+    assert applied() == {}
+
+
+# --- refusals: everything stays as it was ---------------------------------------------------
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_reloadxml_error_reply_restores_previous_files(sdb, fake_fs, tmp_path, case):
+    make_demo("acme.example")
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    before, was = snapshot(conf), applied()
+    with transaction():
+        users.edit_user("acme.example", "102", name="Changed")
+    make_demo("beta.example", "Beta", did_prefix="+3705300000")  # new files too
+    fake_fs.set_reloadxml(case)
+    recorded = fake_fs.reloadxml_cases[case].split(b"\n\n", 1)[1].decode().strip()
+    assert recorded.startswith("+OK [[error near line")
+    with pytest.raises(OperationError) as info:
+        svc.apply_config(conf, reloader(fake_fs))
+    assert str(info.value) == f"FreeSWITCH refused the configuration: {recorded}: previous files restored, " \
+                              "nothing applied"
+    assert snapshot(conf) == before  # changed files restored, new ones deleted
+    assert applied() == was
+    assert {r["domain"]: r["status"] for r in svc.config_status()} == {"acme.example": "pending",
+                                                                      "beta.example": "pending"}
+    assert not (conf / svc.JOURNAL_DIR).exists()
+    fake_fs.set_reloadxml("G0")
+    assert svc.apply_config(conf, reloader(fake_fs)).rendered == ["acme.example", "beta.example"]
+
+
+def test_err_reply_restores(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    fake_fs.set_api_reply("reloadxml", "-ERR reloadxml is busy\n")
+    with pytest.raises(OperationError, match=r"^FreeSWITCH refused reloadxml: -ERR reloadxml is busy: previous"):
+        svc.apply_config(conf, reloader(fake_fs))
+    assert snapshot(conf) == {} and applied() == {}
+    assert sorted(p.name for p in conf.iterdir()) == sorted([svc.CACHE_DIR, svc.LOCK_FILE])  # no folder left
+
+
+def test_unreachable_timeout_and_bad_password(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    with pytest.raises(UnreachableError, match="unreachable"):
+        svc.apply_config(conf, reloader(fake_fs, port=free_port()))
+    fake_fs.fault("silent", on="api reloadxml")
+    with pytest.raises(UnreachableError, match="did not answer reloadxml"):
+        svc.apply_config(conf, reloader(fake_fs))
+    with pytest.raises(OperationError, match="refused the Event Socket password"):
+        svc.apply_config(conf, reloader(fake_fs, password="wrong"))
+    assert snapshot(conf) == {} and applied() == {}
+
+
+def test_invalid_xml_is_never_written(sdb, fake_fs, tmp_path):
+    make_demo()
+    custom = override_template(tmp_path / "templates", "directory.xml", 'name="a1-hash"', 'name="password"')
+    conf = tmp_path / "conf"
+    with pytest.raises(XmlCheckError, match="has no a1-hash"):
+        svc.apply_config(conf, reloader(fake_fs), templates_dir=custom)
+    assert snapshot(conf) == {} and reloads(fake_fs) == [] and applied() == {}
+
+
+# --- crash between writes -------------------------------------------------------------------
+
+CRASH = textwrap.dedent("""
+    import os, sys
+    from fsctl import apply, db
+    db.open_database(sys.argv[1])
+    writes = []
+    def crash(rel):
+        writes.append(rel)
+        if len(writes) == 2:
+            os._exit(9)  # the process dies between two file writes
+    apply.apply_config(sys.argv[2], lambda: "+OK [Success]", after_write=crash)
+""")
+
+
+def test_crash_between_writes_is_rolled_back_by_the_next_apply(sqlite_url, fake_fs, tmp_path):
+    from fsctl import db as fsdb
+
+    fsdb.open_database(sqlite_url)
+    make_demo()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    before = snapshot(conf)
+    with transaction():
+        users.edit_user("acme.example", "102", name="Changed")
+        users.edit_user("acme.example", "105", forward={"always": "voicemail:101"})  # dialplan changes too
+    proc = subprocess.run([sys.executable, "-c", CRASH, sqlite_url, str(conf)], cwd=REPO, capture_output=True)
+    assert proc.returncode == 9, proc.stderr
+    assert (conf / svc.JOURNAL_DIR / svc.MANIFEST).exists()
+    assert snapshot(conf) != before  # half-applied: one file new, the other old
+    # The next apply first restores the previous files, then applies and reloads.
+    assert svc.recover(conf) == ["dialplan/acme.example.xml", "directory/acme.example.xml"]
+    assert snapshot(conf) == before
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.written == ["dialplan/acme.example.xml", "directory/acme.example.xml"] and result.reloaded
+    assert 'value="Changed"' in (conf / "directory/acme.example.xml").read_text()
+
+
+def test_apply_after_crash_recovers_in_one_go(sqlite_url, fake_fs, tmp_path):
+    from fsctl import db as fsdb
+
+    fsdb.open_database(sqlite_url)
+    make_demo()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    with transaction():
+        users.edit_user("acme.example", "105", forward={"always": "voicemail:101"})
+        users.edit_user("acme.example", "102", name="Changed")
+    subprocess.run([sys.executable, "-c", CRASH, sqlite_url, str(conf)], cwd=REPO, capture_output=True)
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert result.recovered == ["dialplan/acme.example.xml", "directory/acme.example.xml"]
+    assert result.reloaded and len(reloads(fake_fs)) == 2
+    assert not (conf / svc.JOURNAL_DIR).exists()
+
+
+def test_apply_holds_an_exclusive_lock_while_writing(sdb, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    seen = []
+
+    def probe(rel):
+        with open(conf / svc.LOCK_FILE, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen.append("free")
+            except BlockingIOError:
+                seen.append("locked")
+
+    svc.apply_config(conf, lambda: "+OK [Success]", after_write=probe)
+    assert seen and set(seen) == {"locked"}
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+@pytest.fixture
+def cli(fsctl_sqlite, fake_fs, tmp_path):
+    fsctl_sqlite.env.update({"FSCTL_CONF_DIR": str(tmp_path / "conf"), "FSCTL_ESL_HOST": fake_fs.host,
+                             "FSCTL_ESL_PORT": str(fake_fs.port), "FSCTL_ESL_TIMEOUT": "0.5"})
+    return fsctl_sqlite
+
+
+def test_cli_apply_status_and_render(cli, fake_fs, tmp_path):
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    cli("user", "add", "acme.example", "101", "--name", "Ona")
+    rows = json.loads(cli("status", "--json").stdout)
+    assert rows == [{"domain": "acme.example", "state": "active", "applied_revision": None, "revision": 2,
+                     "status": "pending", "change": "render", "applied_at": None}]
+    result = cli("apply")
+    assert result.stderr.splitlines() == ["1 tenants rendered, 0 removed, 3 files written, 0 deleted",
+                                          "reloadxml: +OK [Success]"]
+    assert cli("apply").stderr.strip() == \
+        "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"
+    out = tmp_path / "rendered"
+    assert cli("render", "--out", str(out)).stderr.strip() == f"3 files rendered into {out} and validated"
+    assert (out / "directory/acme.example.xml").is_file()
+
+
+def test_cli_apply_refused_and_unreachable_exit_codes(cli, fake_fs, tmp_path):
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    fake_fs.set_reloadxml("M1")
+    result = cli("apply", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: FreeSWITCH refused the configuration: +OK [[error near line 6677]: " \
+                                    "unexpected closing tag </usr>]: previous files restored, nothing applied"
+    cli.env["FSCTL_ESL_PORT"] = str(free_port())
+    result = cli("apply", ok=False)
+    assert result.exit_code == 3 and result.stderr.startswith("Error: FreeSWITCH 127.0.0.1:")
+    assert svc.managed_files(tmp_path / "conf") == []
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "pending"
+
+
+def test_commands_have_help(cli):
+    for name in ("render", "apply", "status"):
+        result = cli(name, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.stdout
