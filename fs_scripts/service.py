@@ -55,13 +55,15 @@ class Stats:
     ignored: int = 0
     hangups: int = 0
     hangups_dropped: int = 0
+    channel_events: int = 0
     rotation_retries: int = 0
 
 
 class CallService:
     """Routes parked scenario calls; `store` gives configuration and persists state."""
 
-    def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None):
+    def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None,
+                 crm_events=True, deliver_every=10.0):
         self.esl = esl
         self.store = store
         self.clock = clock
@@ -69,7 +71,11 @@ class CallService:
         self.stats = Stats()
         self.active: dict[str, gevent.Greenlet] = {}  # uuid -> the greenlet running its plan
         self.gone: set[str] = set()
+        # Events written to the database by one worker, in batches: ("hangup" | "channel", headers).
         self.hangups = gevent.queue.Queue(maxsize=hangup_queue)
+        self.crm_events = crm_events
+        self.deliver_every = deliver_every
+        self._deliverer = None
         self.on_decided = on_decided  # callback(uuid, decision), for tests and benchmarks
         self._writer = None
 
@@ -77,8 +83,21 @@ class CallService:
         """Register the event handlers and start the hang-up writer."""
         self.esl.on("CHANNEL_PARK", self.on_park)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup)
+        if self.crm_events:
+            # CRM "ringing" / "answered" webhooks (fsctl.notify) come from these.
+            for name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER"):
+                self.esl.on(name, self.on_channel_event)
         if self._writer is None:
-            self._writer = gevent.spawn(self._write_hangups)
+            self._writer = gevent.spawn(self._write_events)
+        if self.deliver_every and self._deliverer is None:
+            self._deliverer = gevent.spawn(self._deliver_loop)
+
+    def detach(self) -> None:
+        """Stop the background workers (tests, shutdown)."""
+        for worker in (self._writer, self._deliverer):
+            if worker is not None:
+                worker.kill(block=False)
+        self._writer = self._deliverer = None
 
     # --- parked calls -----------------------------------------------------------------------
 
@@ -188,14 +207,23 @@ class CallService:
             if runner is not gevent.getcurrent():
                 runner.kill(block=False)
         self.stats.hangups += 1
+        self._enqueue("hangup", event)
+
+    def on_channel_event(self, event) -> None:
+        """Queue a ringing/answered channel event for the CRM hooks."""
+        self.stats.channel_events += 1
+        self._enqueue("channel", event)
+
+    def _enqueue(self, kind, event) -> None:
         try:
-            self.hangups.put_nowait(dict(event.headers))
+            self.hangups.put_nowait((kind, dict(event.headers)))
         except gevent.queue.Full:
             # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them.
             self.stats.hangups_dropped += 1
-            log.error("hang-up queue full: dropped %s (recover with fsctl cdr import)", uuid)
+            log.error("event queue full: dropped %s of %s (recover calls with fsctl cdr import)", kind,
+                      event.headers.get(cv.UNIQUE_ID, ""))
 
-    def _write_hangups(self, batch_size=500, linger=0.05) -> None:
+    def _write_events(self, batch_size=500, linger=0.05) -> None:
         while True:
             batch = [self.hangups.get()]
             deadline = time.monotonic() + linger
@@ -207,7 +235,21 @@ class CallService:
                     batch.append(self.hangups.get(timeout=remaining))
                 except gevent.queue.Empty:
                     break
+            hangups = [h for kind, h in batch if kind == "hangup"]
+            channel = [h for kind, h in batch if kind == "channel"]
             try:
-                self.store.record_hangups(batch)
-            except Exception:  # a failed batch is logged; the xml_cdr import recovers it
-                log.exception("could not record %d hang-ups (recover with fsctl cdr import)", len(batch))
+                if channel:
+                    self.store.record_channel_events(channel)
+                if hangups:
+                    self.store.record_hangups(hangups)
+            except Exception:  # a failed batch is logged; the xml_cdr import recovers calls
+                log.exception("could not record %d events (recover calls with fsctl cdr import)", len(batch))
+
+    def _deliver_loop(self) -> None:
+        """Send due notifications and CRM events now and then (fsctl notify send does the same)."""
+        while True:
+            gevent.sleep(self.deliver_every)
+            try:
+                self.store.deliver()
+            except Exception:
+                log.exception("notification delivery failed; retried on the next round")

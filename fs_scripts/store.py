@@ -27,9 +27,11 @@ log = logging.getLogger("fs_scripts.store")
 class DatabaseStore:
     """Tenant snapshots, rotation state and hang-up sinks backed by the fsctl database."""
 
-    def __init__(self, recordings_root=None, hangup_sinks=(), run=None):
+    def __init__(self, recordings_root=None, hangup_sinks=(), channel_sinks=(), deliver=None, run=None):
         self.recordings_root = recordings_root
         self.hangup_sinks = list(hangup_sinks)
+        self.channel_sinks = list(channel_sinks)
+        self._deliver = deliver
         self._run = run or gevent.get_hub().threadpool.apply
         self._cache = {}  # domain -> (revision, TenantConfig); touched by pool threads
         self._cache_lock = threading.Lock()
@@ -69,7 +71,17 @@ class DatabaseStore:
 
     def record_hangups(self, batch):
         """Hand a batch of CHANNEL_HANGUP_COMPLETE headers to every sink (call records, recordings)."""
-        return self._run(self._record, (batch,))
+        return self._run(self._record, (self.hangup_sinks, batch))
+
+    def record_channel_events(self, batch):
+        """Hand a batch of ringing/answered channel events to the CRM sinks."""
+        return self._run(self._record, (self.channel_sinks, batch))
+
+    def deliver(self):
+        """Deliver due notifications (in a pool thread: SMTP and HTTP may be slow)."""
+        if self._deliver is not None:
+            return self._run(self._deliver, ())
+        return None
 
     # --- run in pool threads ------------------------------------------------------------------
 
@@ -105,8 +117,8 @@ class DatabaseStore:
         with database.atomic(**begin):
             return save_rotation(tenant, updates)
 
-    def _record(self, batch):
-        for sink in self.hangup_sinks:
+    def _record(self, sinks, batch):
+        for sink in sinks:
             try:
                 sink(batch)
             except Exception:  # one sink failing must not starve the others
