@@ -28,6 +28,7 @@ ORIGINATE_DISPOSITION = "originate_disposition"  # cause of a failed bridge, SUC
 LAST_BRIDGE_HANGUP_CAUSE = "last_bridge_hangup_cause"
 # Set by fsctl's rendered dialplan before parking the call for a decision.
 FSCTL_TENANT = "fsctl_tenant"  # the tenant domain (public-number calls have no domain_name)
+FSCTL_OUTBOUND = "fsctl_outbound"  # "true": an outside number, toll-checked by the dialplan
 FSCTL_DID = "fsctl_did"  # the public number (E.164) the call came in on; absent for internal calls
 
 # --- channel variables set by plans ---

@@ -96,6 +96,9 @@ class CallFacts:
     direction: str = "internal"  # internal (from a user) | inbound (from outside, via a DID)
     uuid: str = ""
     random_seed: int = 0  # seeds the random group order; derived from the uuid by from_event
+    # An outside number a user dialled, handed over by the dialplan after its toll check
+    # (a recorded caller's outgoing call: the service records it).
+    outbound: bool = False
 
     def __post_init__(self):
         if self.direction not in ("internal", "inbound"):
@@ -119,6 +122,7 @@ class CallFacts:
             did=did,
             direction="inbound" if did else "internal",
             uuid=uuid,
+            outbound=var(cv.FSCTL_OUTBOUND) == "true" and not did,
             random_seed=zlib.crc32(uuid.encode()) if random_seed is None else random_seed,
         )
 
@@ -480,6 +484,9 @@ def decide(
         if own_did is not None:
             # A user dialling one of the tenant's own public numbers gets its scenario.
             dest, via = own_did.destination, f"dialled did {own_did.number}"
+        if dest is None and call.outbound and _EXTERNAL_RE.match(call.dialled):
+            # The dialplan checked the caller's toll class before handing the call over.
+            dest, via = Destination("external", call.dialled), f"outgoing call to {call.dialled}"
         if dest is None:
             return Decision(
                 tuple(steps)

@@ -36,11 +36,16 @@ hand-off schedules a transfer before parking: `sched_transfer +N fsctl-fallback 
 (switch_ivr_schedule_transfer() in src/switch_ivr_async.c registers the task with the call's
 UUID as its group). If nobody takes the call within N seconds (`Settings.handoff_watchdog`),
 FreeSWITCH transfers it to the `fsctl-fallback` extension, which sets `fsctl_in_fallback=true`
-and routes to the tenant's fallback destination in pure XML; every hand-off extension checks
-that variable first and, in fallback mode, bridges its users directly instead of parking again.
-The service, when it takes a call, must cancel the watchdog first: `api sched_del <Unique-ID>`
-(mod_commands deletes the tasks of that group); the channel variable `fsctl_watchdog` (seconds)
-tells it one is armed.
+and resumes the call where it was going (`fsctl_resume`: the group, user, time rule... it was
+handed over for), else goes to the tenant's fallback destination, in pure XML; every hand-off
+extension checks that variable first and, in fallback mode, bridges its users directly instead
+of parking again (no forwarding, fixed order: degraded, but the phones ring). The service,
+when it takes a call, first runs the `sched_cancel` application (mod_dptools: with no argument
+it deletes the tasks of the channel's own UUID group).
+
+Recorded users' own calls (R-REC) are handed over too: a recorded caller dialling a plain
+user or an outside number (after the toll check) parks with `fsctl_outbound=true` for the
+latter, and the service announces, records and bridges.
 
 Tenant text (names, e-mail, paths) is XML-escaped by Jinja's autoescape and passed through
 `xml_text` first: `$` becomes the full-width dollar (FACTS.md: `${...}` is expanded at call
@@ -88,6 +93,9 @@ from .model import (
 # Hand-off variables this renderer defines (besides fsctl_tenant / fsctl_did of chanvars).
 FSCTL_WATCHDOG = "fsctl_watchdog"  # seconds until the watchdog transfer to fsctl-fallback
 FSCTL_IN_FALLBACK = "fsctl_in_fallback"  # "true" once the call runs the tenant fallback in XML
+FSCTL_RESUME = "fsctl_resume"  # the extension a handed-over call resumes at in fallback mode
+FSCTL_RECORD = "fsctl_record"  # directory variable: the user's calls are recorded
+NOT_IN_FALLBACK = ("field", "${fsctl_in_fallback}"), ("expression", "^(?!true$).*$")
 FSCTL_TOLL = "fsctl_toll"  # directory: the user's toll class
 FSCTL_RECORD = "fsctl_record"  # directory: "true" when the user's calls are recorded
 FSCTL_TENANT_NAME = "fsctl_tenant_name"  # directory: the tenant's name (display only)
@@ -391,9 +399,10 @@ def route_app(text: str, domain: str, gateway: str) -> str:
     return f"transfer {route_target(dest)} XML {domain}"
 
 
-def _handoff_actions(domain, watchdog):
+def _handoff_actions(domain, watchdog, resume=None):
     # The watchdog transfer is armed before the park (see the module docstring).
-    return [
+    resume_actions = [_act("set", f"{FSCTL_RESUME}={resume}")] if resume else []
+    return resume_actions + [
         _act("set", f"{cv.FSCTL_TENANT}={domain}"),
         _act("set", f"{FSCTL_WATCHDOG}={watchdog}"),
         _act("sched_transfer", f"+{watchdog} {FALLBACK_EXTENSION} XML {domain}"),
@@ -432,8 +441,24 @@ def _group_direct_actions(group, domain, gateway):
 
 def _handoff_ext(name, number, direct, domain, watchdog):
     cond = {"attrs": [("field", f"${{{FSCTL_IN_FALLBACK}}}"), ("expression", "^true$")],
-            "actions": direct, "anti": _handoff_actions(domain, watchdog)}
+            "actions": direct, "anti": _handoff_actions(domain, watchdog, resume=number)}
     return _ext(name, [_dest_cond(_exact(number)), cond])
+
+
+def _recorded_caller_cond():
+    return {"attrs": [("field", f"${{{FSCTL_RECORD}}}"), ("expression", "^true$")], "actions": [], "anti": []}
+
+
+def _not_in_fallback_cond():
+    return {"attrs": list(NOT_IN_FALLBACK), "actions": [], "anti": []}
+
+
+def resume_target(text: str) -> str | None:
+    """The extension a call handed over for destination `text` resumes at in fallback mode."""
+    dest = Destination.parse(text)
+    if dest.kind in ("hangup", "external"):
+        return None
+    return route_target(dest)
 
 
 def _tod(start: str, end: str) -> str:
@@ -514,6 +539,12 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     for u in data["users"]:
         if not is_scenario_user(u):
             plain.setdefault((u["no_answer_timeout"], u["vm_enabled"]), []).append(u["number"])
+    plain_numbers = sorted(n for numbers in plain.values() for n in numbers)
+    if plain_numbers:
+        # R-REC: a recorded caller's call to a plain user goes to the service (announce, record).
+        dest = _dest_cond(_exact(*plain_numbers) if len(plain_numbers) > 1 else f"^({regex_literal(plain_numbers[0])})$")
+        dest["actions"] = _handoff_actions(domain, watchdog, resume="$1")
+        exts.append(_ext("recorded-caller", [_recorded_caller_cond(), _not_in_fallback_cond(), dest]))
     for (timeout, vm), numbers in sorted(plain.items()):
         cond = _dest_cond(_exact(*numbers))
         cond["actions"] = _bridge_user_actions(domain, "$1" if len(numbers) > 1 else numbers[0], timeout, vm)
@@ -561,11 +592,21 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
                             _act("set", "hangup_after_bridge=true"),
                             _act("bridge", f"sofia/gateway/{gateway}/${{destination_number}}")],
                 "anti": [_act("hangup", "CALL_REJECTED")]}
+        # R-REC: a recorded caller's outgoing call is recorded by the service (after the toll check).
+        recorded = _dest_cond(pattern)
+        recorded["actions"] = ([_act("set", f"effective_caller_id_number=${{{OUTBOUND_CALLER_ID}}}"),
+                                _act("set", f"{cv.FSCTL_OUTBOUND}=true")]
+                               + _handoff_actions(domain, watchdog, resume="${destination_number}"))
+        allowed_cond = {"attrs": toll["attrs"], "actions": [], "anti": []}
+        exts.append(_ext(f"outbound-{klass}-recorded",
+                         [_recorded_caller_cond(), _not_in_fallback_cond(), allowed_cond, recorded]))
         exts.append(_ext(f"outbound-{klass}", [_dest_cond(pattern), toll]))
-    fallback = _dest_cond(_exact(FALLBACK_EXTENSION))
-    fallback["actions"] = [_act("set", f"{FSCTL_IN_FALLBACK}=true")]
-    fallback["actions"] += route_actions(tenant["fallback"], domain, gateway)
-    exts.append(_ext(FALLBACK_EXTENSION, [fallback]))
+    # The watchdog fired (service down): resume where the call was going, in XML; else the
+    # tenant fallback.
+    resume = {"attrs": [("field", f"${{{FSCTL_RESUME}}}"), ("expression", "^(.+)$")],
+              "actions": [_act("set", f"{FSCTL_IN_FALLBACK}=true"), _act("transfer", f"$1 XML {domain}")],
+              "anti": [_act("set", f"{FSCTL_IN_FALLBACK}=true")] + route_actions(tenant["fallback"], domain, gateway)}
+    exts.append(_ext(FALLBACK_EXTENSION, [_dest_cond(_exact(FALLBACK_EXTENSION)), resume]))
     return {"context": domain, "extensions": _freeze(exts)}
 
 
@@ -581,7 +622,7 @@ def build_public_context(dids) -> dict:
             _act("set", f"{FSCTL_DID_NAME}={xml_text(did['name'])}"),
             _act("set", f"domain_name={domain}"),
             _act("set", f"timezone={did['timezone']}"),
-        ] + _handoff_actions(domain, watchdog)
+        ] + _handoff_actions(domain, watchdog, resume=resume_target(did["destination"]))
         exts.append(_ext(f"did-{digits}", [cond]))
     return {"context": PUBLIC_CONTEXT, "extensions": _freeze(exts)}
 
@@ -669,7 +710,7 @@ def public_source_digest(watchdog: int = 6) -> str:
 
 def public_dids():
     """Every DID of an active tenant, with what the public context needs, by number (a cursor)."""
-    query = (Did.select(Did.number, Did.name, Tenant.domain, Tenant.timezone)
+    query = (Did.select(Did.number, Did.name, Did.destination, Tenant.domain, Tenant.timezone)
              .join(Tenant).where(Tenant.state == "active").order_by(Did.number).dicts())
     return query.iterator()
 

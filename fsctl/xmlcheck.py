@@ -32,7 +32,8 @@ from .errors import OperationError
 # The variables fsctl's templates may expand with ${...}; tenant text never produces `${`.
 ALLOWED_VARIABLES = frozenset({
     "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "domain_name", "user_name",
-    "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number",
+    "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number", "fsctl_record",
+    "fsctl_resume",
 })
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {
@@ -381,7 +382,9 @@ def _check_ref(ref, contexts, users, owners, public_contexts):
             return f"transfer to {ref['target']} in context {ref['context']}, which does not exist"
         if ref["from"] and ref["from"] not in public_contexts and ref["context"] != ref["from"]:
             return f"context {ref['from']} transfers into another tenant's context {ref['context']}"
-        if not _matches([p for p in ctx[1] if p], ref["target"]):
+        # `$1` (the fallback extension resuming `fsctl_resume`) is known only at call time; the
+        # values it takes are hand-off numbers, each checked where it is set.
+        if ref["target"] != "$1" and not _matches([p for p in ctx[1] if p], ref["target"]):
             return f"transfer to {ref['target']}: no extension of context {ref['context']} matches it"
         return None
     if kind == "user":

@@ -717,3 +717,22 @@ def test_recording_paths_follow_the_catalogue_layout():
     path = [s for s in internal_out.plan if isinstance(s, StartRecording)][0].path
     fields = parse_relpath(path.split("recordings/", 1)[1])
     assert (fields.user, fields.direction, fields.counterpart) == ("101", "internal", "102")
+
+
+def test_outgoing_call_of_a_recorded_user_is_recorded_then_bridged_to_the_gateway():
+    cfg = config(users=[User("101", record=True)])
+    facts = CallFacts(D, "101", "+4930123456", uuid="u-out", outbound=True)
+    d = decide(facts, cfg, MONDAY_NOON)
+    assert kinds(d.plan)[-2:] == ["StartRecording", "Bridge"]
+    assert dial(bridges(d.plan)[0]) == ["sofia/gateway/pstn/+4930123456"]
+    assert "_101_out_+4930123456_u-out.wav" in [s for s in d.plan if isinstance(s, StartRecording)][0].path
+    # Without the dialplan's hand-off flag an unknown number is no route (the toll check is the dialplan's).
+    plain = decide(CallFacts(D, "101", "+4930123456", uuid="u-out"), cfg, MONDAY_NOON)
+    assert plain.plan[-1].to_apps() == [("hangup", "NO_ROUTE_DESTINATION")]
+
+
+def test_outbound_flag_comes_from_the_dialplan_and_never_applies_to_public_calls():
+    headers = {"Unique-ID": "u", "Caller-Destination-Number": "+4930123456", "Caller-Caller-ID-Number": "101",
+               "variable_fsctl_tenant": D, "variable_fsctl_outbound": "true"}
+    assert CallFacts.from_event(headers).outbound is True
+    assert CallFacts.from_event({**headers, "variable_fsctl_did": "+37052000000"}).outbound is False

@@ -142,9 +142,26 @@ def test_plain_users_are_bridged_in_xml_and_scenario_users_handed_off(sdb, tmp_p
         assert conds[0].get("expression") == f"^{number}$" and not list(conds[0])
         assert conds[1].get("field") == "${fsctl_in_fallback}"
         assert actions(e, "anti-action") == [
-            ("set", f"{cv.FSCTL_TENANT}=acme.example"), ("set", "fsctl_watchdog=6"),
-            ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
+            ("set", f"fsctl_resume={number}"), ("set", f"{cv.FSCTL_TENANT}=acme.example"),
+            ("set", "fsctl_watchdog=6"), ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
         assert ("bridge", f"[leg_timeout=20]user/{number}@acme.example") in actions(e)
+
+
+def test_recorded_callers_are_handed_to_the_service(sdb, tmp_path):
+    """R-REC: a recorded user's own calls to plain users and to outside numbers are recorded."""
+    make_demo()
+    root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
+    names = root.xpath("//extension/@name")
+    internal = ext(root, "recorded-caller")
+    assert names.index("recorded-caller") < names.index("users-20-vm")
+    assert [(c.get("field"), c.get("expression")) for c in internal.findall("condition")] == [
+        ("${fsctl_record}", "^true$"), ("${fsctl_in_fallback}", "^(?!true$).*$"),
+        ("destination_number", "^(102|103|105)$")]
+    assert actions(internal)[0] == ("set", "fsctl_resume=$1") and actions(internal)[-1] == ("park", None)
+    out = ext(root, "outbound-national-recorded")
+    assert names.index("outbound-national-recorded") < names.index("outbound-national")
+    assert out.findall("condition")[2].get("field") == "${fsctl_toll}"  # the toll check stays in XML
+    assert ("set", f"{cv.FSCTL_OUTBOUND}=true") in actions(out) and actions(out)[-1] == ("park", None)
 
 
 def test_groups_hand_off_and_bridge_directly_in_fallback_mode(sdb, tmp_path):
@@ -163,8 +180,11 @@ def test_tenant_fallback_extension(sdb, tmp_path):
     make_demo()
     root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
     fb = ext(root, "fsctl-fallback")
-    assert fb.xpath("condition/@expression") == ["^fsctl-fallback$"]
-    assert actions(fb) == [("set", "fsctl_in_fallback=true"), ("transfer", "200 XML acme.example")]
+    # The watchdog fired: resume where the call was going (in XML), else the tenant fallback.
+    assert fb.xpath("condition/@expression") == ["^fsctl-fallback$", "^(.+)$"]
+    assert fb.xpath("condition[2]/@field") == ["${fsctl_resume}"]
+    assert actions(fb) == [("set", "fsctl_in_fallback=true"), ("transfer", "$1 XML acme.example")]
+    assert actions(fb, "anti-action") == [("set", "fsctl_in_fallback=true"), ("transfer", "200 XML acme.example")]
 
 
 def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
@@ -267,6 +287,7 @@ def test_public_context_hands_every_did_to_its_tenant(sdb, tmp_path):
     assert actions(e) == [
         ("set", f"{cv.FSCTL_DID}=+37052000000"), ("set", "fsctl_did_name=Main line"),
         ("set", "domain_name=acme.example"), ("set", "timezone=Europe/Vilnius"),
+        ("set", "fsctl_resume=timerule-office"),  # the DID's scenario, in XML if the service is down
         ("set", f"{cv.FSCTL_TENANT}=acme.example"), ("set", "fsctl_watchdog=6"),
         ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
     # Suspended tenants: nothing rendered at all.
