@@ -104,6 +104,8 @@ FSCTL_TIMERULE_HIT = "fsctl_timerule_hit"  # set inline while hunting a timerule
 OUTBOUND_CALLER_ID = "outbound_caller_id_number"  # directory: caller ID for external calls
 
 FALLBACK_EXTENSION = "fsctl-fallback"
+BLIND_XFER, ATTENDED_XFER = "fsctl-xfer-blind", "fsctl-xfer-attended"
+BLIND_KEY, ATTENDED_KEY = "1", "4"
 PUBLIC_CONTEXT = "fsctl-public"
 PUBLIC_FILE = "dialplan/public.xml"
 
@@ -532,6 +534,12 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     setup = _dest_cond("^(.+)$")
     setup["actions"] = [_act("set", f"timezone={tenant['timezone']}", True),
                         _act("set", f"{cv.FSCTL_TENANT}={domain}", True)]
+    # R-XFER during a call: *1 blind, *4 attended (either party; the phone's own transfer
+    # button uses SIP REFER, resolved in the tenant context: force_transfer_context).
+    setup["actions"] += [
+        _act("bind_meta_app", f"{BLIND_KEY} ab s execute_extension::{BLIND_XFER} XML {domain}"),
+        _act("bind_meta_app", f"{ATTENDED_KEY} ab s execute_extension::{ATTENDED_XFER} XML {domain}"),
+    ]
     exts.append(_ext("fsctl-setup", [setup], cont=True))
 
     # Plain users: straight to the phone in XML, bundled by (ring time, voicemail).
@@ -601,6 +609,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         exts.append(_ext(f"outbound-{klass}-recorded",
                          [_recorded_caller_cond(), _not_in_fallback_cond(), allowed_cond, recorded]))
         exts.append(_ext(f"outbound-{klass}", [_dest_cond(pattern), toll]))
+    exts += build_transfer_extensions(domain)
     # The watchdog fired (service down): resume where the call was going, in XML; else the
     # tenant fallback.
     resume = {"attrs": [("field", f"${{{FSCTL_RESUME}}}"), ("expression", "^(.+)$")],
@@ -608,6 +617,24 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
               "anti": [_act("set", f"{FSCTL_IN_FALLBACK}=true")] + route_actions(tenant["fallback"], domain, gateway)}
     exts.append(_ext(FALLBACK_EXTENSION, [_dest_cond(_exact(FALLBACK_EXTENSION)), resume]))
     return {"context": domain, "extensions": _freeze(exts)}
+
+
+def build_transfer_extensions(domain: str) -> list[dict]:
+    """Blind (*1) and attended (*4) transfer: a dial tone, the digits, then the transfer (R-XFER)."""
+    tone = "'tone_stream://%(10000,0,350,440)'"
+    blind = _dest_cond(_exact(BLIND_XFER))
+    blind["actions"] = [_act("read", f"2 16 {tone} digits 5000 #"),
+                        _act("execute_extension", f"{BLIND_XFER}-go XML {domain}")]
+    # Vanilla FreeSWITCH's features.xml shape: the digits are tested after `read` ran.
+    go = {"attrs": [("field", "${digits}"), ("expression", r"^(\*?[0-9]{2,16})$")],
+          "actions": [_act("transfer", f"-bleg ${{digits}} XML {domain}")],
+          "anti": [_act("playback", "tone_stream://%(500,0,480,620)")]}
+    attended = _dest_cond(_exact(ATTENDED_XFER))
+    attended["actions"] = [_act("read", f"2 16 {tone} digits 30000 #"),
+                           _act("set", "origination_cancel_key=#"),
+                           _act("att_xfer", f"user/${{digits}}@{domain}")]
+    return [_ext(BLIND_XFER, [blind]), _ext(f"{BLIND_XFER}-go", [_dest_cond(_exact(f"{BLIND_XFER}-go")), go]),
+            _ext(ATTENDED_XFER, [attended])]
 
 
 def build_public_context(dids) -> dict:

@@ -30,10 +30,13 @@ from lxml import etree
 from .errors import OperationError
 
 # The variables fsctl's templates may expand with ${...}; tenant text never produces `${`.
+# Transfer targets known only at call time: the fallback's `$1` (fsctl_resume, each value
+# checked where it is set) and the digits a user keys in to transfer a call.
+DYNAMIC_TARGETS = frozenset({"$1", "${digits}"})
 ALLOWED_VARIABLES = frozenset({
     "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "domain_name", "user_name",
     "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number", "fsctl_record",
-    "fsctl_resume",
+    "fsctl_resume", "digits",
 })
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {
@@ -206,6 +209,8 @@ def _bridge_refs(data, alternatives, context, line):
 
 
 def _transfer_ref(words, context, line):
+    if words and words[0] in ("-bleg", "-both"):
+        words = words[1:]  # which leg moves; the target follows
     if len(words) >= 3 and words[1] == "XML":
         return {"type": "transfer", "target": words[0], "context": words[2], "from": context, "line": line}
     return {"type": "bad", "what": "transfer without an XML context", "line": line}
@@ -384,7 +389,7 @@ def _check_ref(ref, contexts, users, owners, public_contexts):
             return f"context {ref['from']} transfers into another tenant's context {ref['context']}"
         # `$1` (the fallback extension resuming `fsctl_resume`) is known only at call time; the
         # values it takes are hand-off numbers, each checked where it is set.
-        if ref["target"] != "$1" and not _matches([p for p in ctx[1] if p], ref["target"]):
+        if ref["target"] not in DYNAMIC_TARGETS and not _matches([p for p in ctx[1] if p], ref["target"]):
             return f"transfer to {ref['target']}: no extension of context {ref['context']} matches it"
         return None
     if kind == "user":

@@ -453,3 +453,17 @@ def test_hostile_examples_round_trip_through_lxml(sdb, tmp_path):
     value = xml(out, "directory/acme.example.xml").xpath(
         "//variable[@name='effective_caller_id_name']/@value")[0]
     assert value == name.replace("$", "\uff04").replace("X-PRE-PROCESS", "X\u2011PRE\u2011PROCESS")
+
+
+def test_transfer_feature_codes(sdb, tmp_path):
+    """R-XFER: *1 blind and *4 attended transfer inside the tenant; phone transfers (REFER) stay in it."""
+    make_demo()
+    out = rendered(tmp_path)
+    root = xml(out, "dialplan/acme.example.xml")
+    setup = actions(ext(root, "fsctl-setup"))
+    assert ("bind_meta_app", "1 ab s execute_extension::fsctl-xfer-blind XML acme.example") in setup
+    assert ("bind_meta_app", "4 ab s execute_extension::fsctl-xfer-attended XML acme.example") in setup
+    assert actions(ext(root, "fsctl-xfer-blind-go")) == [("transfer", "-bleg ${digits} XML acme.example")]
+    assert actions(ext(root, "fsctl-xfer-attended"))[-1] == ("att_xfer", "user/${digits}@acme.example")
+    directory = xml(out, "directory/acme.example.xml")
+    assert directory.xpath("//domain/variables/variable[@name='force_transfer_context']/@value") == ["acme.example"]
