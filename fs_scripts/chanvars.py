@@ -47,3 +47,7 @@ FSCTL_TARGET = "fsctl_target"  # the group or queue that rang in the end (per-gr
 def header(variable: str) -> str:
     """The event header that carries a channel variable (`variable_<name>`)."""
     return VARIABLE_PREFIX + variable
+
+# --- extensions of the rendered tenant context the call logic relies on ---
+# The watchdog's target: resumes a handed-over call in XML (fsctl_resume) or the tenant fallback.
+FALLBACK_EXTENSION = "fsctl-fallback"

@@ -114,6 +114,16 @@ class CallService:
             return
         self.active[uuid] = gevent.getcurrent()
         self.stats.calls += 1
+        domain = headers.get(cv.header(cv.FSCTL_TENANT))
+        try:
+            # Take the call: cancel the dialplan's watchdog transfer (sched_transfer to the
+            # fallback extension; mod_dptools sched_cancel deletes the channel's own tasks).
+            self.esl.execute(uuid, "sched_cancel", "", wait=False)
+        except EslError as exc:
+            self.stats.failed += 1
+            log.warning("call %s: could not take it (%s); the dialplan watchdog will", uuid, exc)
+            self.active.pop(uuid, None)
+            return
         try:
             decision = self.decide(headers)
             if self.on_decided is not None:
@@ -122,14 +132,22 @@ class CallService:
         except EslError as exc:
             self.stats.failed += 1
             log.warning("call %s: Event Socket failed while running its plan: %s", uuid, exc)
-        except Exception:  # unexpected: log it; the dialplan's scheduled fallback still runs
+        except Exception:  # unexpected: log it and let the dialplan resume the call in XML
             self.stats.failed += 1
-            log.exception("call %s: unexpected error; leaving it to the dialplan fallback", uuid)
+            log.exception("call %s: unexpected error; resuming it in the dialplan", uuid)
+            self._resume_in_dialplan(uuid, domain)
         except gevent.GreenletExit:
             log.info("call %s hung up while its plan ran", uuid)
         finally:
             self.active.pop(uuid, None)
             self.gone.discard(uuid)
+
+    def _resume_in_dialplan(self, uuid, domain) -> None:
+        """Send a call we cannot decide to the tenant context's fallback extension (XML)."""
+        try:
+            self.esl.execute(uuid, "transfer", f"{cv.FALLBACK_EXTENSION} XML {domain}", wait=False)
+        except EslError as exc:
+            log.warning("call %s: could not resume it in the dialplan: %s", uuid, exc)
 
     def decide(self, headers):
         """The decision for a parked call; rotation persisted with compare-and-set (retried)."""
@@ -156,7 +174,6 @@ class CallService:
 
     def run_plan(self, uuid, steps) -> None:
         """Send the plan's applications in order, following bridge outcomes (plan.drive)."""
-        self.esl.execute(uuid, "sched_cancel", "", wait=False)
         runner = drive(steps)
         outcome = None
         last_cause = "NORMAL_CLEARING"

@@ -4,19 +4,23 @@ Every database call runs in gevent's thread pool (peewee keeps one connection pe
 so a slow query or a SQLite lock wait blocks one pool thread, never the event loop.
 
 - Tenant snapshots are cached per tenant and rebuilt only when `Tenant.revision` changes.
+  The revision itself is looked up at most every `revision_ttl` seconds (1 s): a change
+  reaches the calls within a second, and a busy tenant's calls cost no query at all.
 - Rotation state: the service decides a tenant's calls one at a time (`tenant_lock`), keeps
-  the state in memory, and writes each change to the database with compare-and-set. A lost
+  the state in memory, and writes each change behind, in order, with compare-and-set. A lost
   compare-and-set means another service process moved the rotation: the state is reloaded
-  and the call decided again. A new revision (members changed) reloads it too.
+  from the database for the next call. A new revision (members changed) reloads it too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import gevent
 import gevent.lock
+import gevent.queue
 
 from fsctl.model import Tenant
 from fsctl.snapshot import build_tenant_config, load_rotation, save_rotation
@@ -27,8 +31,14 @@ log = logging.getLogger("fs_scripts.store")
 class DatabaseStore:
     """Tenant snapshots, rotation state and hang-up sinks backed by the fsctl database."""
 
-    def __init__(self, recordings_root=None, hangup_sinks=(), channel_sinks=(), deliver=None, run=None):
+    def __init__(self, recordings_root=None, hangup_sinks=(), channel_sinks=(), deliver=None, run=None,
+                 revision_ttl=1.0, clock=time.monotonic):
         self.recordings_root = recordings_root
+        self.revision_ttl = revision_ttl
+        self._clock = clock
+        self._fresh = {}  # domain -> (checked at, revision, TenantConfig), read on the hub
+        self._pending = gevent.queue.Queue()  # rotation updates to write behind, in order
+        self._persister = None
         self.hangup_sinks = list(hangup_sinks)
         self.channel_sinks = list(channel_sinks)
         self._deliver = deliver
@@ -47,9 +57,15 @@ class DatabaseStore:
 
     def load(self, domain):
         """(TenantConfig, RotationState) of a tenant, or (None, None) if it does not serve calls."""
+        now = self._clock()
+        fresh = self._fresh.get(domain)
+        if fresh is not None and now - fresh[0] < self.revision_ttl and domain in self._rotation:
+            return fresh[2], self._rotation[domain][1]
         revision, config, fresh_rotation = self._run(self._load, (domain, domain not in self._rotation))
         if config is None:
+            self._fresh.pop(domain, None)
             return None, None
+        self._fresh[domain] = (now, revision, config)
         cached = self._rotation.get(domain)
         if fresh_rotation is not None and (cached is None or cached[0] != revision):
             self._rotation[domain] = (revision, fresh_rotation)
@@ -59,15 +75,39 @@ class DatabaseStore:
         return config, self._rotation[domain][1]
 
     def save_rotation(self, domain, updates):
-        """Persist rotation updates (compare-and-set); the groups whose update lost a race."""
+        """Apply rotation updates in memory now and write them behind (compare-and-set); returns []."""
         updates = tuple(updates)
         revision, state = self._rotation.get(domain, (None, None))
         if state is not None:
             self._rotation[domain] = (revision, state.apply(updates))
-        lost = self._run(self._save_rotation, (domain, updates))
-        if lost:
-            self._rotation.pop(domain, None)  # another process moved it: reload next time
-        return lost
+        self._pending.put((domain, updates))
+        if self._persister is None or self._persister.dead:
+            self._persister = gevent.spawn(self._persist)
+        return []
+
+    def flush(self, timeout=5.0):
+        """Wait until every rotation update is written (tests, shutdown)."""
+        deadline = self._clock() + timeout
+        while (not self._pending.empty() or self._writing) and self._clock() < deadline:
+            gevent.sleep(0.01)
+
+    _writing = False
+
+    def _persist(self):
+        while True:
+            domain, updates = self._pending.get()
+            self._writing = True
+            try:
+                lost = self._run(self._save_rotation, (domain, updates))
+            except Exception:
+                log.exception("could not store the rotation of %s; reloading it from the database", domain)
+                lost = True
+            finally:
+                self._writing = False
+            if lost:
+                # Another service process moved it (or the write failed): the database decides.
+                self._rotation.pop(domain, None)
+                self._fresh.pop(domain, None)
 
     def record_hangups(self, batch):
         """Hand a batch of CHANNEL_HANGUP_COMPLETE headers to every sink (call records, recordings)."""

@@ -103,7 +103,7 @@ FSCTL_DID_NAME = "fsctl_did_name"  # public context: the DID's name (display onl
 FSCTL_TIMERULE_HIT = "fsctl_timerule_hit"  # set inline while hunting a timerule-* extension
 OUTBOUND_CALLER_ID = "outbound_caller_id_number"  # directory: caller ID for external calls
 
-FALLBACK_EXTENSION = "fsctl-fallback"
+FALLBACK_EXTENSION = cv.FALLBACK_EXTENSION
 BLIND_XFER, ATTENDED_XFER = "fsctl-xfer-blind", "fsctl-xfer-attended"
 BLIND_KEY, ATTENDED_KEY = "1", "4"
 PUBLIC_CONTEXT = "fsctl-public"

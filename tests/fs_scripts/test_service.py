@@ -155,11 +155,49 @@ def test_caller_hangs_up_during_the_plan(fake_fs, service):
     assert not service.active
 
 
-def test_unknown_tenant_is_left_to_the_dialplan_fallback(fake_fs, service):
+def test_a_call_it_cannot_decide_resumes_in_the_dialplan(fake_fs, service):
     uuid = park(fake_fs, "200", variable_fsctl_tenant="nope.example")
-    gevent.sleep(0.3)
-    assert [e for e in fake_fs.executions if e[0] == uuid] == []
+    assert settle(fake_fs, uuid) == [("sched_cancel", ""), ("transfer", "fsctl-fallback XML nope.example")]
     assert service.stats.failed == 1
+
+
+def test_rotation_is_written_behind_and_survives_a_restart(fake_fs, service, tenant):
+    from fsctl.model import Tenant
+    from fsctl.snapshot import load_rotation
+
+    for _ in range(2):
+        uuid = park(fake_fs, "200")
+        script_bridge(fake_fs, uuid, "SUCCESS")
+        settle(fake_fs, uuid)
+    service.store.flush()
+    assert load_rotation(Tenant.get()).start_for("200") == 2
+    # A new service (a restart) starts where the old one stopped.
+    fresh = DatabaseStore()
+    config, rotation = fresh.load("acme.example")
+    assert rotation.start_for("200") == 2
+
+
+def test_rotation_moved_by_another_process_is_reloaded(fake_fs, service, tenant):
+    from fs_scripts.decide import RotationUpdate
+    from fsctl.model import Tenant
+    from fsctl.snapshot import save_rotation
+
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    settle(fake_fs, uuid)
+    service.store.flush()
+    # Another service process takes the next two calls.
+    assert save_rotation(Tenant.get(), [RotationUpdate("200", 1, 2)]) == []
+    assert save_rotation(Tenant.get(), [RotationUpdate("200", 2, 0)]) == []
+    # Our next call still used its memory (start 1): its write loses, and memory is dropped...
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    assert [a for app, a in settle(fake_fs, uuid) if app == "bridge"][0].startswith("[leg_timeout=10]user/103@")
+    service.store.flush()
+    # ...so the call after it starts from the database's state again (0 -> member 102).
+    uuid = park(fake_fs, "200")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    assert [a for app, a in settle(fake_fs, uuid) if app == "bridge"][0].startswith("[leg_timeout=10]user/102@")
 
 
 def test_hangups_reach_the_sinks_in_batches(fake_fs, service):
