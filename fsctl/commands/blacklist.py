@@ -32,6 +32,29 @@ def list_(domain, as_json):
     emit([svc.entry_dict(e) for e in svc.list_entries(domain)], as_json, ["pattern", "match", "note"])
 
 
+@cli.command("show")
+@click.argument("domain")
+@click.argument("pattern")
+@click.option("--prefix", "is_prefix", is_flag=True)
+@json_option
+@transactional
+def show(domain, pattern, is_prefix, as_json):
+    """Show one blacklist entry."""
+    emit(svc.entry_dict(svc.get_entry(domain, pattern, "prefix" if is_prefix else "exact")), as_json)
+
+
+@cli.command("edit")
+@click.argument("domain")
+@click.argument("pattern")
+@click.option("--prefix", "is_prefix", is_flag=True)
+@click.option("--note", required=True)
+@transactional
+def edit(domain, pattern, is_prefix, note):
+    """Change the note of a blacklist entry."""
+    svc.edit_entry(domain, pattern, "prefix" if is_prefix else "exact", note)
+    say(f"blacklist entry {pattern} updated")
+
+
 @cli.command("remove")
 @click.argument("domain")
 @click.argument("pattern")

@@ -32,6 +32,16 @@ def list_(domain, search, as_json):
     emit([svc.contact_dict(c) for c in svc.list_contacts(domain, search)], as_json, ["number", "name"])
 
 
+@cli.command("show")
+@click.argument("domain")
+@click.argument("number")
+@json_option
+@transactional
+def show(domain, number, as_json):
+    """Show one contact."""
+    emit(svc.contact_dict(svc.get_contact(domain, number)), as_json)
+
+
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")

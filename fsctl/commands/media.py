@@ -35,6 +35,16 @@ def list_(domain, as_json):
     emit([svc.media_dict(m) for m in svc.list_media(domain)], as_json, ["name", "duration_ms", "size", "path"])
 
 
+@cli.command("show")
+@click.argument("domain")
+@click.argument("name")
+@json_option
+@transactional
+def show(domain, name, as_json):
+    """Show one media file (to change it: media add --replace)."""
+    emit(svc.media_dict(svc.get_media(domain, name)), as_json)
+
+
 @cli.command("remove")
 @click.argument("domain")
 @click.argument("name")

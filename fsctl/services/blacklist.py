@@ -29,8 +29,8 @@ def list_entries(domain):
     return list(BlacklistEntry.select().where(BlacklistEntry.tenant == tenant).order_by(BlacklistEntry.pattern))
 
 
-def remove_entry(domain, pattern, match="exact"):
-    """Take a number or prefix off the blacklist."""
+def get_entry(domain, pattern, match="exact"):
+    """One blacklist entry, or NotFoundError."""
     tenant = get_tenant(domain)
     match = validate.choice(match, "blacklist.match", MATCHES)
     entry = BlacklistEntry.get_or_none(
@@ -38,8 +38,23 @@ def remove_entry(domain, pattern, match="exact"):
     )
     if entry is None:
         raise NotFoundError("blacklist entry", pattern, tenant.domain)
+    return entry
+
+
+def edit_entry(domain, pattern, match="exact", note=None):
+    """Change an entry's note."""
+    entry = get_entry(domain, pattern, match)
+    if note is not None:
+        entry.note = validate.text(note, "blacklist.note", required=False)
+        entry.save()
+    return entry
+
+
+def remove_entry(domain, pattern, match="exact"):
+    """Take a number or prefix off the blacklist."""
+    entry = get_entry(domain, pattern, match)
     entry.delete_instance()
-    touch(tenant)
+    touch(entry.tenant)
     return entry
 
 

@@ -1,6 +1,6 @@
 """What every provisioning service shares: tenant look-up, the numbering plan, destinations."""
 
-from fs_scripts.callconfig import Destination
+from fs_scripts.callconfig import DESTINATION_KINDS, Destination
 
 from .. import validate
 from ..errors import ConflictError, NotFoundError, ValidationError
@@ -30,17 +30,6 @@ HANGUP_CAUSES = (
     "SERVICE_UNAVAILABLE",
 )
 
-DESTINATION_KINDS = (
-    "user",
-    "group",
-    "ivr",
-    "queue",
-    "timerule",
-    "voicemail",
-    "conference",
-    "external",
-    "hangup",
-)
 
 
 def get_tenant(domain):

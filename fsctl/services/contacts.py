@@ -31,6 +31,11 @@ def list_contacts(domain, search=None):
     return list(query.order_by(Contact.number))
 
 
+def get_contact(domain, number):
+    """One phonebook entry, or NotFoundError."""
+    return _get(domain, number)
+
+
 def edit_contact(domain, number, name):
     """Rename a phonebook entry."""
     contact = _get(domain, number)

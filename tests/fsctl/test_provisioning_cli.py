@@ -355,3 +355,35 @@ def test_failed_command_changes_nothing(fsctl):
     refused(fsctl, "group", "add", "acme.example", "200", "--name", "S", "--member", "101", "--member", "999")
     assert data(fsctl, "group", "list", "acme.example") == []
     assert data(fsctl, "tenant", "show", "acme.example")["revision"] == 4
+
+
+def test_show_and_edit_of_the_small_nouns(fsctl, tmp_path):
+    import wave
+
+    make_tenant(fsctl, users=())
+    fsctl("contact", "add", "acme.example", "+37061234567", "--name", "Jonas")
+    assert data(fsctl, "contact", "show", "acme.example", "+37061234567") == {"number": "+37061234567", "name": "Jonas"}
+    fsctl("blacklist", "add", "acme.example", "+1900", "--prefix")
+    fsctl("blacklist", "edit", "acme.example", "+1900", "--prefix", "--note", "premium <rate> & $x")
+    assert data(fsctl, "blacklist", "show", "acme.example", "+1900", "--prefix") == {
+        "pattern": "+1900", "match": "prefix", "note": "premium <rate> & $x"}
+    assert refused(fsctl, "blacklist", "show", "acme.example", "+1900") == \
+        'Error: blacklist entry "+1900" does not exist in acme.example'
+    wav = tmp_path / "hello.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\x00\x01\x00\x02" * 16000)
+    fsctl("media", "add", "acme.example", "hello", str(wav))
+    shown = data(fsctl, "media", "show", "acme.example", "hello")
+    assert shown["duration_ms"] == 1000 and shown["path"].endswith("acme.example/hello.wav")
+    with wave.open(shown["path"], "rb") as stored:  # converted: mono 16-bit, same rate
+        assert (stored.getnchannels(), stored.getsampwidth(), stored.getframerate()) == (1, 2, 16000)
+    bad = tmp_path / "song.mp3"
+    bad.write_bytes(b"ID3\x03\x00" + b"\x00" * 100)
+    assert refused(fsctl, "media", "add", "acme.example", "song", str(bad)) == (
+        'Error: media.file "<audio>": must be a PCM WAV file (convert MP3/OGG with sox or ffmpeg first)')
+    fsctl("ivr", "add", "acme.example", "500", "--name", "Main", "--greeting", "hello")
+    assert refused(fsctl, "media", "remove", "acme.example", "hello") == \
+        "Error: media hello is still played by ivr 500: change those first"
