@@ -4,8 +4,9 @@ Every database call runs in gevent's thread pool (peewee keeps one connection pe
 so a slow query or a SQLite lock wait blocks one pool thread, never the event loop.
 
 - Tenant snapshots are cached per tenant and rebuilt only when `Tenant.revision` changes.
-  The revision itself is looked up at most every `revision_ttl` seconds (1 s): a change
-  reaches the calls within a second, and a busy tenant's calls cost no query at all.
+  The revision itself is looked up at most every `revision_ttl` seconds (1 s), in the
+  background while calls go on with the snapshot they have: a change reaches the calls within
+  about a second, and no call of a busy tenant waits for a query.
 - Rotation state: the service decides a tenant's calls one at a time (`tenant_lock`), keeps
   the state in memory, and writes each change behind, in order, with compare-and-set. A lost
   compare-and-set means another service process moved the rotation: the state is reloaded
@@ -37,6 +38,7 @@ class DatabaseStore:
         self.revision_ttl = revision_ttl
         self._clock = clock
         self._fresh = {}  # domain -> (checked at, revision, TenantConfig), read on the hub
+        self._refreshing = set()  # domains whose revision is being looked up in the background
         self._pending = gevent.queue.Queue()  # rotation updates to write behind, in order
         self._persister = None
         self.hangup_sinks = list(hangup_sinks)
@@ -59,8 +61,24 @@ class DatabaseStore:
         """(TenantConfig, RotationState) of a tenant, or (None, None) if it does not serve calls."""
         now = self._clock()
         fresh = self._fresh.get(domain)
-        if fresh is not None and now - fresh[0] < self.revision_ttl and domain in self._rotation:
+        if fresh is not None and domain in self._rotation:
+            if now - fresh[0] >= self.revision_ttl and domain not in self._refreshing:
+                # Stale: look again in the background; this call goes on with what we have.
+                self._refreshing.add(domain)
+                gevent.spawn(self._refresh, domain)
             return fresh[2], self._rotation[domain][1]
+        return self._load_now(domain)
+
+    def _refresh(self, domain):
+        try:
+            self._load_now(domain)
+        except Exception:
+            log.exception("could not refresh the configuration of %s; keeping the last one", domain)
+        finally:
+            self._refreshing.discard(domain)
+
+    def _load_now(self, domain):
+        now = self._clock()
         revision, config, fresh_rotation = self._run(self._load, (domain, domain not in self._rotation))
         if config is None:
             self._fresh.pop(domain, None)

@@ -234,3 +234,27 @@ def test_service_survives_a_freeswitch_restart(fake_fs, make_esl, tenant):
     finally:
         client.close()
         supervisor.kill()
+
+
+def test_configuration_changes_reach_the_service_without_a_restart(tenant):
+    store = DatabaseStore(revision_ttl=0.05)
+    config, _ = store.load("acme.example")
+    assert config.groups["200"].members == ("102", "103", "104")
+    groups.edit_group("acme.example", "200", members=["104", "103"])
+    gevent.sleep(0.06)
+    stale, _ = store.load("acme.example")  # served at once; the look-up runs in the background
+    assert stale.groups["200"].members == ("102", "103", "104")
+    for _ in range(100):
+        gevent.sleep(0.02)
+        config, rotation = store.load("acme.example")
+        if config.groups["200"].members == ("104", "103"):
+            break
+    assert config.groups["200"].members == ("104", "103") and rotation.start_for("200") == 0
+    tenants.edit_tenant("acme.example", state="suspended")
+    gevent.sleep(0.06)
+    store.load("acme.example")
+    for _ in range(100):
+        gevent.sleep(0.02)
+        if store.load("acme.example") == (None, None):
+            break
+    assert store.load("acme.example") == (None, None)
