@@ -1,0 +1,58 @@
+"""`fs-scripts run` as the operator starts it: a process, a settings file, the fake FreeSWITCH."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import gevent
+
+from fsctl.db import close_database, open_database
+from fsctl.services import groups, tenants, users
+from tests.conftest import free_port
+
+
+def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
+    url = f"sqlite:///{tmp_path}/fsctl.db"
+    open_database(url)
+    tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
+    for n in ("101", "102"):
+        users.add_user("acme.example", n, f"U{n}")
+    groups.add_group("acme.example", "200", "G", members=["101", "102"])
+    close_database()
+    cfg = tmp_path / "fsctl.toml"
+    cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {fake_fs.port}\n'
+                   f'esl_password = "ClueCon"\nrecordings_dir = "{tmp_path}/rec"\n')
+    port = free_port()
+    env = dict(os.environ, FSCTL_CONFIG=str(cfg))
+    proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run",
+                             "--health-port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        health = None
+        for _ in range(200):
+            gevent.sleep(0.05)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as reply:
+                    health = json.loads(reply.read())
+                    break
+            except OSError:
+                continue
+        assert health is not None and health["freeswitch"] == "connected"
+        fake_fs.wait_subscribed(5)
+        uuid = fake_fs.park_call(headers={"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
+                                          "variable_fsctl_tenant": "acme.example"})
+        deadline = time.monotonic() + 10
+        apps = []
+        while time.monotonic() < deadline and "bridge" not in apps:
+            gevent.sleep(0.05)
+            apps = [app for u, app, _arg, _ in fake_fs.executions if u == uuid]
+        assert apps[0] == "sched_cancel" and "bridge" in apps
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
