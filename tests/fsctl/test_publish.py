@@ -143,7 +143,7 @@ def test_sshd_snippet_is_valid(tmp_path):
 def test_systemd_units():
     service = open(os.path.join(REPO, "conf", "systemd", "fsctl-rec-publish.service")).read()
     timer = open(os.path.join(REPO, "conf", "systemd", "fsctl-rec-publish.timer")).read()
-    assert "ExecStart=/usr/bin/fsctl rec publish\n" in service and "Type=oneshot" in service
+    assert "ExecStart=/opt/fsctl/bin/fsctl rec publish\n" in service and "Type=oneshot" in service
     assert "OnCalendar=*-*-* *:00/15:00" in timer and "Persistent=true" in timer
     # the publication time comes from the command; the timer only has to run often enough
     assert pub.default_day(dt.datetime(2026, 11, 21, 3, 59), pub.zoneinfo.ZoneInfo("Europe/Vilnius"), 6) == \
