@@ -10,7 +10,8 @@ from . import __version__
 from .commands._base import App, pass_app
 from .errors import FsctlError
 
-# One module per noun under fsctl.commands; each defines `cli` (a click group or command).
+# One module per noun under fsctl.commands; each defines `cli` (a click group or command) and
+# may define EXTRA_COMMANDS, more top-level commands.
 COMMAND_MODULES = [
     "tenant",
     "user",
@@ -24,6 +25,11 @@ COMMAND_MODULES = [
     "contact",
     "media",
     "recgroup",
+    "render",  # render, plus apply and status (EXTRA_COMMANDS)
+    "trace",
+    "rec",
+    "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
+    "stats",
 ]
 
 
@@ -87,14 +93,6 @@ def init_cmd(app):
 def _register():
     for name in COMMAND_MODULES:
         module = importlib.import_module(f".commands.{name}", __package__)
-        cli.add_command(module.cli)
-    for name in ("render", "rec", "cdr", "stats", "trace"):
-        try:
-            module = importlib.import_module(f".commands.{name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}.commands.{name}":
-                raise
-            continue
         cli.add_command(module.cli)
         for extra in getattr(module, "EXTRA_COMMANDS", ()):
             cli.add_command(extra)
