@@ -40,6 +40,7 @@ __all__ = [
     "Transfer",
     "Hangup",
     "neutralise",
+    "multiset",
     "plan_apps",
     "walk",
     "drive",
@@ -272,6 +273,25 @@ class Hangup(Step):
 
     def to_apps(self):
         return [("hangup", self.cause)]
+
+
+MULTISET_DELIMITERS = "|~!;#%@"
+MULTISET_MAX = 256  # mod_dptools multiset splits into at most 256 variables
+
+
+def multiset(assignments: Sequence[str]) -> tuple[str, str] | None:
+    """Several `set` arguments (`name=value`) as one `multiset` application, or None.
+
+    mod_dptools' multiset takes `^^<delimiter>` then the assignments separated by that
+    character: one execution instead of one per variable. None when fewer than two are given,
+    too many, or every candidate delimiter occurs in a value.
+    """
+    if not 2 <= len(assignments) <= MULTISET_MAX:
+        return None
+    for delim in MULTISET_DELIMITERS:
+        if not any(delim in a for a in assignments):
+            return ("multiset", f"^^{delim}" + delim.join(assignments))
+    return None
 
 
 def plan_apps(steps: Sequence[Step]) -> list[tuple[str, str]]:

@@ -29,14 +29,15 @@ import gevent.queue
 from . import chanvars as cv
 from .decide import CallFacts, DecisionError, decide, decide_fallback
 from .esl import EslCommandError, EslError
-from .plan import Bridge, drive
+from .plan import Bridge, drive, multiset
 
 log = logging.getLogger("fs_scripts.service")
 
 PASSED_CAUSES = ("SUCCESS", "ORIGINATOR_CANCEL")
 # Applications that return at once: sent without waiting for their completion (the channel
 # runs its queued applications in order), which saves a round trip each.
-INSTANT_APPS = frozenset({"set", "unset", "export", "sched_cancel", "pre_answer", "answer", "record_session"})
+INSTANT_APPS = frozenset({"set", "multiset", "unset", "export", "sched_cancel", "pre_answer", "answer",
+                          "record_session"})
 
 
 def utcnow() -> dt.datetime:
@@ -177,12 +178,25 @@ class CallService:
         runner = drive(steps)
         outcome = None
         last_cause = "NORMAL_CLEARING"
+        sets = []  # consecutive `set`s, sent as one `multiset` before the next other app
+
+        def flush():
+            if sets:
+                merged = multiset(sets)
+                for app, arg in [merged] if merged else [("set", a) for a in sets]:
+                    self.esl.execute(uuid, app, arg, wait=False)
+                sets.clear()
+
         try:
             step = next(runner)
             while True:
                 if uuid in self.gone:
                     return
                 for app, arg in step.to_apps():
+                    if app == "set":
+                        sets.append(arg)
+                        continue
+                    flush()
                     self.esl.execute(uuid, app, arg, wait=app not in INSTANT_APPS)
                 outcome = None
                 if isinstance(step, Bridge):
@@ -198,6 +212,7 @@ class CallService:
             # -ERR invalid session id: the caller hung up meanwhile; nothing left to do.
             log.info("call %s ended while its plan ran: %s", uuid, exc)
             return
+        flush()
         if outcome is None or outcome not in PASSED_CAUSES:
             if uuid not in self.gone and not getattr(step, "terminal", False):
                 self.esl.execute(uuid, "hangup", last_cause)

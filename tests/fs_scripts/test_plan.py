@@ -219,3 +219,13 @@ def test_to_apps_never_emits_expansion_or_newlines_from_tenant_text(text):
         for app, arg in step.to_apps():
             assert "${" not in arg and "$" not in arg
             assert "\n" not in arg and "\r" not in arg and "\x00" not in arg
+
+
+def test_multiset_joins_sets_with_a_free_delimiter():
+    from fs_scripts.plan import multiset
+
+    assert multiset(["a=1"]) is None
+    assert multiset(["a=1", "b=x y"]) == ("multiset", "^^|a=1|b=x y")
+    assert multiset(["a=1|2", "b=~"]) == ("multiset", "^^!a=1|2!b=~")
+    assert multiset(["a=|~!;#%@"] * 2) is None  # no free delimiter: the caller sends each set
+    assert multiset(["a=1"] * 257) is None
