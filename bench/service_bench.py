@@ -103,6 +103,10 @@ def run(quick=False):
     proc.join(10)
     close_database()
 
+    ordered = sorted(sent_at)  # bench-000000..., in the order the calls were offered
+    tenth = max(1, len(ordered) // 10)
+    deciles = [[(plan_at[u] - sent_at[u]) * 1000 for u in ordered[i:i + tenth] if u in plan_at]
+               for i in range(0, len(ordered), tenth)]
     first = [(first_at[u] - t) * 1000 for u, t in sent_at.items() if u in first_at]
     decided = [(plan_at[u] - t) * 1000 for u, t in sent_at.items() if u in plan_at]
     return [
@@ -110,6 +114,8 @@ def run(quick=False):
         ("first command (sched_cancel) p50 / p99 ms", f"{_percentile(first, 50):.2f} / {_percentile(first, 99):.2f}"),
         ("first plan command p50 / p99 ms (goal p99 < 5)",
          f"{_percentile(decided, 50):.2f} / {_percentile(decided, 99):.2f}"),
+        ("first plan command p99 ms per tenth of the run",
+         " ".join(f"{_percentile(d, 99):.1f}" for d in deciles)),
         ("calls lost / duplicated", f"{calls - len(plan_at)} / {sum(1 for n in plans.values() if n > 1)}"),
         ("decisions / rotation retries / failures",
          f"{service.stats.decided} / {service.stats.rotation_retries} / {service.stats.failed}"),
