@@ -67,6 +67,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from fs_scripts import chanvars as cv
 from fs_scripts.callconfig import Destination
@@ -144,7 +145,7 @@ _SAFE_HYPHEN = "\u2011"  # NON-BREAKING HYPHEN
 def xml_text(value) -> str:
     """Tenant text made safe for a FreeSWITCH XML value: no `$` expansion, no preprocessor command."""
     text = neutralise("" if value is None else value)
-    if "X-PRE-PROCESS" in text.upper():
+    if "-" in text and "X-PRE-PROCESS" in text.upper():  # (upper() only when it could match)
         text = re.sub("x-pre-process", lambda m: m.group(0).replace("-", _SAFE_HYPHEN), text, flags=re.I)
     return text
 
@@ -166,6 +167,41 @@ def packaged_templates_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "templates"
 
 
+try:  # the C function behind markupsafe.escape (what autoescape calls for every {{ ... }})
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - markupsafe without its C speedups
+    _escape_inner = None
+
+
+def _fast_escape(value, _str=str, _new=str.__new__, _markup=markupsafe.Markup, _inner=_escape_inner,
+                 _escape=markupsafe.escape):
+    """markupsafe.escape, the same Markup out, without its Python-level Markup.__new__ for plain strings."""
+    if type(value) is _str:
+        return _new(_markup, _inner(value))
+    return _escape(value)
+
+
+class _XmlTemplate(jinja2.Template):
+    """A template whose autoescape calls `_fast_escape` (same output as markupsafe.escape, ~4x faster).
+
+    Jinja compiles `{{ x }}` to `escape(x)`, `escape` being a global of the compiled module; the
+    render streams ~1.5 million of them for 1,000 tenants. If a Jinja version named it
+    otherwise, the swap would not happen and markupsafe.escape would run: slower, same output.
+    """
+
+    @classmethod
+    def from_code(cls, environment, code, globals, uptodate=None):
+        template = super().from_code(environment, code, globals, uptodate)
+        namespace = template.root_render_func.__globals__  # the compiled module's globals
+        if _escape_inner is not None and namespace.get("escape") is markupsafe.escape:
+            namespace["escape"] = _fast_escape
+        return template
+
+
+class _XmlEnvironment(jinja2.Environment):
+    template_class = _XmlTemplate
+
+
 @functools.lru_cache(maxsize=8)
 def make_environment(templates_dir: str | os.PathLike | None = None, bytecode_dir=None) -> jinja2.Environment:
     """A Jinja2 environment: the operator's folder first (if any), then the packaged templates.
@@ -176,7 +212,7 @@ def make_environment(templates_dir: str | os.PathLike | None = None, bytecode_di
     if templates_dir:
         loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
     loaders.append(jinja2.FileSystemLoader(str(packaged_templates_dir())))
-    return jinja2.Environment(
+    return _XmlEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,  # every template here is XML
         undefined=jinja2.StrictUndefined,
@@ -201,7 +237,11 @@ def _tenant_queries():
     """name -> (peewee query for tenant id 0, column names); turned into SQL once per engine."""
     t = 0
     return {
-        "users": User.select().where(User.tenant == t).order_by(User.number),
+        # Only what the contexts read (a tenant has many users: every column costs).
+        "users": User.select(User.number, User.name, User.sip_password, User.email, User.vm_enabled, User.vm_pin,
+                             User.record, User.no_answer_timeout, User.caller_id_number, User.toll,
+                             *(getattr(User, f) for f in User.FORWARD_FIELDS))
+        .where(User.tenant == t).order_by(User.number),
         "groups": Group.select().where(Group.tenant == t).order_by(Group.number),
         "members": GroupMember.select(GroupMember.group, User.number).join(User)
         .where(User.tenant == t).order_by(GroupMember.group, GroupMember.position),
@@ -300,15 +340,16 @@ def build_directory_context(data: dict) -> dict:
         if not u["sip_password"]:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
             raise OperationError(f'user {u["number"]} of {domain} has no SIP password: refusing to render it')
-        users.append(DirectoryUser(
-            number=u["number"],
-            a1_hash=a1_hash(u["number"], domain, u["sip_password"]),
-            vm_password=u["vm_pin"] if u["vm_enabled"] and u["vm_pin"] else "",
-            vm_mailto=xml_text(u["email"]) if u["vm_enabled"] and u["email"] else "",
-            name=xml_text(u["name"]),
-            caller_id=u["caller_id_number"] or default_cid,
-            toll=u["toll"],
-            record="true" if u["record"] else "false",
+        vm = u["vm_enabled"]
+        users.append(DirectoryUser(  # positional (number a1_hash vm_password vm_mailto name caller_id toll record)
+            u["number"],
+            a1_hash(u["number"], domain, u["sip_password"]),
+            u["vm_pin"] if vm and u["vm_pin"] else "",
+            xml_text(u["email"]) if vm and u["email"] else "",
+            xml_text(u["name"]),
+            u["caller_id_number"] or default_cid,
+            u["toll"],
+            "true" if u["record"] else "false",
         ))
     return {
         "domain": domain,
@@ -352,8 +393,10 @@ def _ext(name, conditions, cont=False):
 _REGEX_SPECIAL = re.compile(r"([\\.^$*+?{}\[\]|()])")
 
 
+@functools.lru_cache(maxsize=4096)
 def regex_literal(text: str) -> str:
     """`text` as a PCRE literal (only metacharacters escaped, so `ivr-500` stays readable)."""
+    # Cached: the same extension numbers come back in every tenant.
     return _REGEX_SPECIAL.sub(r"\\\1", text)
 
 
@@ -543,9 +586,11 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     exts.append(_ext("fsctl-setup", [setup], cont=True))
 
     # Plain users: straight to the phone in XML, bundled by (ring time, voicemail).
-    plain = {}
+    plain, scenario = {}, []
     for u in data["users"]:
-        if not is_scenario_user(u):
+        if is_scenario_user(u):
+            scenario.append(u)
+        else:
             plain.setdefault((u["no_answer_timeout"], u["vm_enabled"]), []).append(u["number"])
     plain_numbers = sorted(n for numbers in plain.values() for n in numbers)
     if plain_numbers:
@@ -557,10 +602,9 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         cond = _dest_cond(_exact(*numbers))
         cond["actions"] = _bridge_user_actions(domain, "$1" if len(numbers) > 1 else numbers[0], timeout, vm)
         exts.append(_ext(f"users-{timeout}{'-vm' if vm else ''}", [cond]))
-    for u in data["users"]:
-        if is_scenario_user(u):
-            direct = _bridge_user_actions(domain, u["number"], u["no_answer_timeout"], u["vm_enabled"])
-            exts.append(_handoff_ext(f"user-{u['number']}", u["number"], direct, domain, watchdog))
+    for u in scenario:
+        direct = _bridge_user_actions(domain, u["number"], u["no_answer_timeout"], u["vm_enabled"])
+        exts.append(_handoff_ext(f"user-{u['number']}", u["number"], direct, domain, watchdog))
     for g in data["groups"]:
         exts.append(_handoff_ext(f"group-{g['number']}", g["number"], _group_direct_actions(g, domain, gateway),
                                  domain, watchdog))

@@ -75,12 +75,21 @@ def kind_of(relpath: str) -> str:
     return parts[0] if parts else ""
 
 
+def _unescape(text):
+    """A regex literal's text: `\\*97` -> `*97`."""
+    return _UNESCAPE_RE.sub(_first_group, text) if "\\" in text else text
+
+
+def _first_group(match):
+    return match.group(1)
+
+
 def literal_alternatives(expression: str):
     """What `$1` can be in an anchored literal regex (`^vm-(101|102)$`; `^101$`: the literal), else None."""
     m = _LITERAL_ALTS_RE.match(expression or "")
     if not m:
         return None
-    unescape = lambda text: _UNESCAPE_RE.sub(r"\1", text)  # noqa: E731
+    unescape = _unescape
     prefix, group, suffix = m.groups()
     if group is None:
         return [unescape(prefix + suffix)] if prefix + suffix else None
@@ -88,27 +97,49 @@ def literal_alternatives(expression: str):
 
 
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# After every `${`: the variable name, or "" when no name follows (one C-level scan per text).
+_VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)?")
 
 
 def _variables(text):
     """The names after every `${` of a text."""
-    names = set()
-    for part in text.split("${")[1:]:
-        m = _NAME_RE.match(part)
-        names.add(m.group(0) if m else "")
-    return names
+    return set(_VARIABLE_RE.findall(text))
+
+
+def _variables_and_load_time(text):
+    """(the names after every `${`, whether one of them is a `$${`): one scan of the text."""
+    names, load_time = set(), False
+    for m in _VARIABLE_RE.finditer(text):
+        names.add(m.group(1) or "")
+        if not load_time and m.start() and text[m.start() - 1] == "$":
+            load_time = True
+    return names, load_time
+
+
+def _stripped_bounds(text):
+    """(start, end) of `text.strip()` without copying the text (a tenant file can be large)."""
+    start, end = 0, len(text)
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _text_problems(text, relpath):
     """Line rules of the preprocessor (FACTS.md): a fast pass on the whole text, lines only on a hit."""
     problems = []
-    stripped = text.strip()
-    if not (stripped.startswith("<include>\n") and stripped.endswith("\n</include>")):
+    start, end = _stripped_bounds(text)
+    if not (text.startswith("<include>\n", start, end) and text.endswith("\n</include>", start, end)):
         problems.append(f"{relpath}: must start with a line <include> and end with a line </include>")
+    names, load_time = _variables_and_load_time(text)
+    # Whole-text scans, as few as possible (a broader test only costs a line pass that finds nothing):
+    # with the first and last lines checked above, two "include>" are exactly one <include> and one
+    # </include>; "<?" needs a "?", rare in generated XML.
     suspicious = (
-        problems or text.count("<include>") != 1 or text.count("</include>") != 1  # (alone on the first/last line: above)
-        or "<?" in text or "$${" in text or "X-PRE-PROCESS" in text
-        or not _variables(text) <= ALLOWED_VARIABLES
+        problems or text.count("include>") != 2  # (alone on the first/last line: above)
+        or ("?" in text and "<?" in text) or load_time or "X-PRE-PROCESS" in text
+        or not names <= ALLOWED_VARIABLES
     )
     if suspicious:
         problems += _line_problems(text, relpath)
@@ -171,14 +202,29 @@ def _where(relpath, el):
     return f"{relpath} line {el.sourceline}"
 
 
+# Compiled once; `descendant::` is `.//` without the extra descendant-or-self step.
+_USER_IDS = etree.XPath("descendant::user/@id", smart_strings=False)
+_USER_COUNT = etree.XPath("count(descendant::user)")
+_USERS_WITHOUT_A1 = etree.XPath(
+    "descendant::user[not(params/param[@name='a1-hash' and string-length(@value)=32"
+    " and translate(@value, '0123456789abcdef', '')=''])]")
+_USERS_WITH_PASSWORD = etree.XPath("descendant::user[params/param[@name='password']]")
+# Fast path of the a1-hash rule: every user has an a1-hash param, there are as many as users
+# (so exactly one each), and each value is 32 lowercase hex digits; else _USERS_WITHOUT_A1 names them.
+_A1_VALUES = etree.XPath("descendant::user/params/param[@name='a1-hash']/@value", smart_strings=False)
+_USERS_WITH_A1_COUNT = etree.XPath("count(descendant::user[params/param/@name='a1-hash'])")
+_A1_RE = re.compile(r"[0-9a-f]{32}")
+
+
 def _check_domain(el, relpath, summary, problems):
     name = el.get("name") or ""
     if not name:
         problems.append(f"{_where(relpath, el)}: <domain> without a name")
     summary["domains"].append(name)
     ids = summary["users"].setdefault(name, [])
-    ids += [str(uid) for uid in el.xpath(".//user/@id")]
-    if "" in ids or len(ids) != len(el.xpath(".//user")):
+    ids += _USER_IDS(el)
+    count = int(_USER_COUNT(el))
+    if "" in ids or len(ids) != count:
         problems.append(f"{_where(relpath, el)}: <user> without an id in {name}")
     if len(set(ids)) != len(ids):
         seen = set()
@@ -187,12 +233,16 @@ def _check_domain(el, relpath, summary, problems):
                 problems.append(f"{relpath}: duplicate user {uid} in domain {name}")
             seen.add(uid)
     # FACTS.md: without password or a1-hash the user registers without credentials.
-    bad = el.xpath(".//user[not(params/param[@name='a1-hash'][string-length(@value)=32]"
-                   "[translate(@value, '0123456789abcdef', '')=''])]")
-    for user in bad:
-        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has no a1-hash")
-    for user in el.xpath(".//user[params/param[@name='password']]"):
+    a1 = _A1_VALUES(el)
+    if not (len(a1) == count == int(_USERS_WITH_A1_COUNT(el)) and all(map(_A1_RE.fullmatch, a1))):
+        _users_without_a1(el, relpath, name, problems)
+    for user in _USERS_WITH_PASSWORD(el):
         problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has a plain password")
+
+
+def _users_without_a1(el, relpath, name, problems):
+    for user in _USERS_WITHOUT_A1(el):
+        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has no a1-hash")
 
 
 def _bridge_refs(data, alternatives, context, line):
@@ -204,7 +254,8 @@ def _bridge_refs(data, alternatives, context, line):
             continue
         user, domain = m.groups()
         users = alternatives if user == "$1" and alternatives else [user]
-        refs += [{"type": "user", "user": u, "domain": domain, "from": context, "line": line} for u in users]
+        # One reference for every user the leg can reach (check_tree reports each user).
+        refs.append({"type": "user", "users": users, "domain": domain, "from": context, "line": line})
     return refs
 
 
@@ -232,8 +283,13 @@ def _action_refs(app, data, alternatives, context, line):
         return [{"type": "profile", "name": data.split("@", 1)[1].split("+", 1)[0], "line": line}]
     if app == "voicemail" and len(words) >= 3 and words[0] == "default":
         users = alternatives if words[2] == "$1" and alternatives else [words[2]]
-        return [{"type": "user", "user": u, "domain": words[1], "from": context, "line": line} for u in users]
+        return [{"type": "user", "users": users, "domain": words[1], "from": context, "line": line}]
     return []
+
+
+_TIME_ATTR_SET = frozenset(TIME_ATTRS)
+# Applications whose data references something (_action_refs); the others have no references.
+_REF_APPS = frozenset({"transfer", "sched_transfer", "bridge", "ivr", "callcenter", "conference", "voicemail"})
 
 
 def _check_context(el, relpath, summary, problems):
@@ -243,39 +299,57 @@ def _check_context(el, relpath, summary, problems):
     if name in summary["contexts"]:
         problems.append(f"{_where(relpath, el)}: context {name} twice in one file")
     ctx = summary["contexts"].setdefault(name, {"extensions": [], "patterns": []})
+    ext_names, patterns, refs = ctx["extensions"], ctx["patterns"], summary["refs"]
+    seen = set(ext_names)
     timezone_set = False
-    for ext in el.iterfind("extension"):
+    for ext in el.iterchildren("extension"):
         ext_name = ext.get("name") or ""
-        if ext_name in ctx["extensions"]:
+        if ext_name in seen:
             problems.append(f"{_where(relpath, ext)}: extension {ext_name} twice in context {name}")
-        ctx["extensions"].append(ext_name)
-        conditions = ext.findall("condition")
+        seen.add(ext_name)
+        ext_names.append(ext_name)
+        conditions = list(ext.iterchildren("condition"))
+        last = len(conditions) - 1
         alternatives = None
         for i, cond in enumerate(conditions):
             expression = cond.get("expression")
             if expression is not None and not (expression.startswith("^") and expression.endswith("$")):
                 problems.append(f"{_where(relpath, cond)}: regex {expression!r} is not anchored ^...$")
-            times = [a for a in TIME_ATTRS if cond.get(a) is not None]
-            if times and cond.get("field") is not None:
-                problems.append(f"{_where(relpath, cond)}: time attribute {times[0]} mixed with field=")
-            if times and not timezone_set:
-                problems.append(f"{_where(relpath, cond)}: time condition before the time zone is set")
-            if cond.get("field") == "destination_number" and i == 0:
+            field = cond.get("field")
+            keys = cond.keys()
+            if not _TIME_ATTR_SET.isdisjoint(keys):
+                times = [a for a in TIME_ATTRS if a in keys]
+                if field is not None:
+                    problems.append(f"{_where(relpath, cond)}: time attribute {times[0]} mixed with field=")
+                if not timezone_set:
+                    problems.append(f"{_where(relpath, cond)}: time condition before the time zone is set")
+            if field == "destination_number" and i == 0:
                 # A transfer target must reach an extension that ends the hunt, not a continue="true" one.
                 if ext.get("continue") != "true":
-                    ctx["patterns"].append(expression or "")
+                    patterns.append(expression or "")
                 alternatives = literal_alternatives(expression or "")
-            acts = cond.findall("action") + cond.findall("anti-action")
-            if acts and i != len(conditions) - 1:
+            acts, antis = [], []
+            for act in cond:
+                tag = act.tag
+                if tag == "action":
+                    acts.append(act)
+                elif tag == "anti-action":
+                    antis.append(act)
+            if antis:
+                acts += antis
+            if acts and i != last:
                 # FACTS.md: actions of a matching condition run even if a later condition fails.
                 problems.append(f"{_where(relpath, cond)}: actions in a condition that is not the last one")
             for act in acts:
-                app, data = act.get("application") or "", act.get("data") or ""
-                if app == "set" and data.startswith("timezone=") and act.get("inline") == "true":
-                    timezone_set = True
-                for ref in _action_refs(app, data, alternatives, name, act.sourceline):
-                    ref["file"] = relpath
-                    summary["refs"].append(ref)
+                app = act.get("application") or ""
+                if app == "set":
+                    if not timezone_set and act.get("inline") == "true" and (act.get("data") or "").startswith(
+                            "timezone="):
+                        timezone_set = True
+                elif app in _REF_APPS:
+                    for ref in _action_refs(app, act.get("data") or "", alternatives, name, act.sourceline):
+                        ref["file"] = relpath
+                        refs.append(ref)
 
 
 def _check_menu(el, relpath, summary, problems):
@@ -346,11 +420,11 @@ def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=Non
             if name in contexts:
                 problems.append(f"{rel}: duplicate context {name} (also in {contexts[name][0]})")
             else:
-                contexts[name] = (rel, ctx["patterns"])
+                contexts[name] = (rel, [p for p in ctx["patterns"] if p])
         for domain, ids in s.get("users", {}).items():
             # A domain in two files is reported above; within a file check_file reports duplicates.
             users.setdefault(domain, set(ids))
-    tiers = set()
+    tiers, matchers = set(), {}
     for rel in sorted(summaries):
         for agent, queue in summaries[rel]["tiers"]:
             if (agent, queue) in tiers:
@@ -359,10 +433,42 @@ def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=Non
         if refs_from is not None and rel not in refs_from:
             continue
         for ref in summaries[rel].get("refs", ()):
-            problem = _check_ref(ref, contexts, users, owners, public_contexts)
+            if ref["type"] == "user":
+                found = _user_ref_problems(ref, users, public_contexts)
+                if found:
+                    where = f"{ref.get('file', rel)} line {ref.get('line')}"
+                    problems += [f"{where}: {problem}" for problem in found]
+                continue
+            problem = _check_ref(ref, contexts, users, owners, public_contexts, matchers)
             if problem:
                 problems.append(f"{ref.get('file', rel)} line {ref.get('line')}: {problem}")
     return problems
+
+
+# An escaped letter, digit or underscore is a class or an anchor (\\d, \\b...), not a literal.
+_ESCAPED_WORD_RE = re.compile(r"\\[A-Za-z0-9_]")
+
+
+def _literal_strings(pattern):
+    """Every string an anchored literal regex (`^101$`, `^vm-(101|102)$`) fully matches, else None."""
+    m = _LITERAL_ALTS_RE.match(pattern)
+    if not m or _ESCAPED_WORD_RE.search(pattern):
+        return None
+    prefix, group, suffix = m.groups()
+    alts = group.split("|") if group is not None else [""]
+    return {_unescape(prefix + alt + suffix) for alt in alts}
+
+
+def _matcher(patterns):
+    """(literal strings, other patterns) of a context: a set look-up before any regex."""
+    literals, others = set(), []
+    for pattern in patterns:
+        strings = _literal_strings(pattern)
+        if strings is None:
+            others.append(pattern)
+        else:
+            literals |= strings
+    return literals, others
 
 
 def _matches(patterns, target, cache={}):  # noqa: B006 - a cache of compiled patterns
@@ -377,7 +483,16 @@ def _matches(patterns, target, cache={}):  # noqa: B006 - a cache of compiled pa
     return False
 
 
-def _check_ref(ref, contexts, users, owners, public_contexts):
+def _user_ref_problems(ref, users, public_contexts):
+    """A reference to users (every user a leg or a mailbox can be): one problem per bad user."""
+    origin, domain = ref.get("from"), ref["domain"]
+    if origin and origin not in public_contexts and domain != origin:
+        return [f"context {origin} reaches user {u}@{domain} of another tenant" for u in ref["users"]]
+    known = users.get(domain, ())
+    return [f"user {u}@{domain} is not in the directory" for u in ref["users"] if u not in known]
+
+
+def _check_ref(ref, contexts, users, owners, public_contexts, matchers=None):
     kind = ref["type"]
     if kind == "bad":
         return ref["what"]
@@ -389,15 +504,19 @@ def _check_ref(ref, contexts, users, owners, public_contexts):
             return f"context {ref['from']} transfers into another tenant's context {ref['context']}"
         # `$1` (the fallback extension resuming `fsctl_resume`) is known only at call time; the
         # values it takes are hand-off numbers, each checked where it is set.
-        if ref["target"] not in DYNAMIC_TARGETS and not _matches([p for p in ctx[1] if p], ref["target"]):
-            return f"transfer to {ref['target']}: no extension of context {ref['context']} matches it"
+        target = ref["target"]
+        if target not in DYNAMIC_TARGETS:
+            matcher = matchers.get(ref["context"]) if matchers is not None else None
+            if matcher is None:
+                matcher = _matcher(ctx[1])
+                if matchers is not None:
+                    matchers[ref["context"]] = matcher
+            if target not in matcher[0] and not _matches(matcher[1], target):
+                return f"transfer to {target}: no extension of context {ref['context']} matches it"
         return None
     if kind == "user":
-        if ref.get("from") and ref["from"] not in public_contexts and ref["domain"] != ref["from"]:
-            return f"context {ref['from']} reaches user {ref['user']}@{ref['domain']} of another tenant"
-        if ref["user"] not in users.get(ref["domain"], ()):
-            return f"user {ref['user']}@{ref['domain']} is not in the directory"
-        return None
+        found = _user_ref_problems(ref, users, public_contexts)
+        return found[0] if found else None
     table = {"menu": "menus", "queue": "queues", "profile": "profiles", "agent": "agents"}[kind]
     if ref["name"] not in owners[table]:
         return f"{kind} {ref['name']} is referenced but not defined"
