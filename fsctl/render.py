@@ -95,7 +95,6 @@ from .model import (
 FSCTL_WATCHDOG = "fsctl_watchdog"  # seconds until the watchdog transfer to fsctl-fallback
 FSCTL_IN_FALLBACK = "fsctl_in_fallback"  # "true" once the call runs the tenant fallback in XML
 FSCTL_RESUME = "fsctl_resume"  # the extension a handed-over call resumes at in fallback mode
-FSCTL_RECORD = "fsctl_record"  # directory variable: the user's calls are recorded
 NOT_IN_FALLBACK = ("field", "${fsctl_in_fallback}"), ("expression", "^(?!true$).*$")
 FSCTL_TOLL = "fsctl_toll"  # directory: the user's toll class
 FSCTL_RECORD = "fsctl_record"  # directory: "true" when the user's calls are recorded
@@ -123,6 +122,7 @@ TENANT_FILES = (
 
 # Toll classes, lowest first; a user may call its own class and every class below it.
 TOLL_LEVELS = ("internal", "local", "national", "international")
+DEFAULT_TOLL = User.toll.default  # said once on the domain; users differing say their own
 # What each external class dials (anchored; internal extensions are 2-6 digits and never match).
 TOLL_PATTERNS = (
     ("international", r"^(\+|00)[1-9][0-9]{6,14}$"),
@@ -331,7 +331,13 @@ def active_tenants():
 
 # --------------------------------------------------------------------------- contexts
 def build_directory_context(data: dict) -> dict:
-    """The directory of one tenant: its domain and users with a1-hash, caller ID and flags."""
+    """The directory of one tenant: its domain and users with a1-hash, caller ID and flags.
+
+    What most users share is said once, on the domain: FreeSWITCH merges the domain's params and
+    variables into each user that does not set them itself (src/switch_xml.c,
+    switch_xml_merge_user). A user line carries only what differs: its outbound caller ID when
+    not the tenant's, its toll class when not the default, `fsctl_record` when recorded.
+    """
     tenant = data["tenant"]
     domain = tenant["domain"]
     default_cid = data["dids"][0]["number"] if data["dids"] else ""
@@ -340,21 +346,23 @@ def build_directory_context(data: dict) -> dict:
         if not u["sip_password"]:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
             raise OperationError(f'user {u["number"]} of {domain} has no SIP password: refusing to render it')
-        vm = u["vm_enabled"]
+        vm, cid, toll = u["vm_enabled"], u["caller_id_number"], u["toll"]
         users.append(DirectoryUser(  # positional (number a1_hash vm_password vm_mailto name caller_id toll record)
             u["number"],
             a1_hash(u["number"], domain, u["sip_password"]),
             u["vm_pin"] if vm and u["vm_pin"] else "",
             xml_text(u["email"]) if vm and u["email"] else "",
             xml_text(u["name"]),
-            u["caller_id_number"] or default_cid,
-            u["toll"],
-            "true" if u["record"] else "false",
+            cid if cid and cid != default_cid else "",
+            toll if toll != DEFAULT_TOLL else "",
+            "true" if u["record"] else "",
         ))
     return {
         "domain": domain,
         "tenant_name": xml_text(tenant["name"]),
         "dial_string": DIAL_STRING,
+        "caller_id": default_cid,
+        "toll": DEFAULT_TOLL,
         "users": users,
     }
 

@@ -202,17 +202,26 @@ def _where(relpath, el):
     return f"{relpath} line {el.sourceline}"
 
 
-# Compiled once; `descendant::` is `.//` without the extra descendant-or-self step.
-_USER_IDS = etree.XPath("descendant::user/@id", smart_strings=False)
-_USER_COUNT = etree.XPath("count(descendant::user)")
+# Where FreeSWITCH looks a user up (src/switch_xml.c, switch_xml_locate_user): each
+# <groups><group><users><user>, then the domain's own <user> children. A user anywhere else is
+# invisible to it, so it is not a user here either (references to it fail). Child steps only:
+# far cheaper than `descendant::` over every param and variable of 100 users.
+_U = "(groups/group/users/user | user)"
+_USER_IDS = etree.XPath(f"{_U}/@id", smart_strings=False)
+_USER_COUNT = etree.XPath(f"count({_U})")
 _USERS_WITHOUT_A1 = etree.XPath(
-    "descendant::user[not(params/param[@name='a1-hash' and string-length(@value)=32"
+    f"{_U}[not(params/param[@name='a1-hash' and string-length(@value)=32"
     " and translate(@value, '0123456789abcdef', '')=''])]")
-_USERS_WITH_PASSWORD = etree.XPath("descendant::user[params/param[@name='password']]")
-# Fast path of the a1-hash rule: every user has an a1-hash param, there are as many as users
-# (so exactly one each), and each value is 32 lowercase hex digits; else _USERS_WITHOUT_A1 names them.
-_A1_VALUES = etree.XPath("descendant::user/params/param[@name='a1-hash']/@value", smart_strings=False)
-_USERS_WITH_A1_COUNT = etree.XPath("count(descendant::user[params/param/@name='a1-hash'])")
+_USERS_WITH_PASSWORD = etree.XPath(f"{_U}[params/param[@name='password']]")
+_USERS_WITH_TWO_A1 = etree.XPath(f"{_U}[count(params/param[@name='a1-hash']) > 1]")
+# Fast path of the a1-hash rule: as many a1-hash params as users, on as many users (so exactly
+# one each), each value 32 lowercase hex digits; else _USERS_WITHOUT_A1 names the culprits.
+_A1_VALUES = etree.XPath(f"{_U}/params/param[@name='a1-hash']/@value", smart_strings=False)
+_USERS_WITH_A1_COUNT = etree.XPath(f"count({_U}[params/param/@name='a1-hash'])")
+# FreeSWITCH merges the domain's and the group's params into each user (switch_xml_merge_user):
+# a credential there would be every user's.
+_SHARED_CREDENTIALS = etree.XPath(
+    "(params | groups/group/params)/param[@name='password' or @name='a1-hash' or @name='reverse-auth-pass']")
 _A1_RE = re.compile(r"[0-9a-f]{32}")
 
 
@@ -238,11 +247,16 @@ def _check_domain(el, relpath, summary, problems):
         _users_without_a1(el, relpath, name, problems)
     for user in _USERS_WITH_PASSWORD(el):
         problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has a plain password")
+    for param in _SHARED_CREDENTIALS(el):
+        problems.append(f"{_where(relpath, param)}: param {param.get('name')} shared by every user of {name}"
+                        " (credentials belong to one user)")
 
 
 def _users_without_a1(el, relpath, name, problems):
     for user in _USERS_WITHOUT_A1(el):
         problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has no a1-hash")
+    for user in _USERS_WITH_TWO_A1(el):  # (FreeSWITCH would take the last one: ambiguous)
+        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has more than one a1-hash")
 
 
 def _bridge_refs(data, alternatives, context, line):

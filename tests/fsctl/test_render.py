@@ -23,6 +23,22 @@ from fsctl.services import conferences, dids, groups, ivrs, queues, tenants, tim
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 
 
+
+def effective(user, name, kind="variable"):
+    """A user's value as FreeSWITCH sees it: its own, else its group's, else its domain's.
+
+    (src/switch_xml.c, switch_xml_merge_user: the group's and then the domain's params and
+    variables are added to the user where it has none of that name.)
+    """
+    group = user.getparent().getparent()
+    domain = group.getparent().getparent()
+    container = "variables" if kind == "variable" else "params"
+    for el in (user, group, domain):
+        values = el.xpath(f"{container}/{kind}[@name=$n]/@value", n=name)
+        if values:
+            return values[0]
+    return None
+
 def make_demo(domain="acme.example", name="ACME & Co <Vilnius>", did_prefix="+3705200000"):
     """The demo tenant: every destination kind and option the renderer knows."""
     with transaction():
@@ -95,12 +111,19 @@ def test_directory_users_have_a1_hash_and_no_password(sdb, tmp_path):
     u101, u105 = users_[0], users_[4]
     assert u101.xpath("params/param[@name='vm-password']/@value") == ["1234"]
     assert u101.xpath("params/param[@name='vm-mailto']/@value") == ["u101@acme.example"]
-    assert u101.xpath("variables/variable[@name='fsctl_record']/@value") == ["true"]
-    assert u101.xpath("variables/variable[@name='fsctl_toll']/@value") == ["international"]
-    # The tenant's first DID is the default outbound caller ID.
-    assert u101.xpath("variables/variable[@name='outbound_caller_id_number']/@value") == ["+37052000000"]
+    # Mail of new voicemail messages (R-VM), with the audio, for users with an address.
+    assert u101.xpath("params/param[@name='vm-email-all-messages']/@value") == ["true"]
+    assert u101.xpath("params/param[@name='vm-attach-file']/@value") == ["true"]
+    assert effective(u101, "fsctl_record") == "true"
+    assert effective(u101, "fsctl_toll") == "international"
+    # The tenant's first DID is the default outbound caller ID (said once, on the domain).
+    assert effective(u101, "outbound_caller_id_number") == "+37052000000"
+    assert not u101.xpath("variables/variable[@name='outbound_caller_id_number']")
     assert not u105.xpath("params/param[@name='vm-password']")  # voicemail off
-    assert u105.xpath("variables/variable[@name='fsctl_record']/@value") == ["false"]
+    assert not u105.xpath("params/param[@name='vm-email-all-messages']")
+    assert effective(u105, "fsctl_record") == "false"
+    assert effective(u105, "fsctl_toll") == "internal"  # its own (the domain says national)
+    assert root.xpath("/include/domain/variables/variable[@name='fsctl_toll']/@value") == ["national"]
     assert root.xpath("//domain/variables/variable[@name='fsctl_tenant_name']/@value") == ["ACME & Co <Vilnius>"]
 
 

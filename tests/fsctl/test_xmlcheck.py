@@ -71,6 +71,14 @@ def test_valid_tree_passes(tmp_path):
     (DOMAIN.replace('<param name="a1-hash"', '<param name="password" value="x"/><param name="a1-hash"'),
      "has a plain password"),
     (DOMAIN.replace("<include>", "<domains>").replace("</include>", "</domains>"), "must start with a line <include>"),
+    # FreeSWITCH merges domain and group params into every user: a credential there is everyone's.
+    (DOMAIN.replace("<groups>", '<params><param name="password" value="x"/></params><groups>'),
+     "param password shared by every user"),
+    (DOMAIN.replace('<group name="g">', '<group name="g"><params><param name="a1-hash" value="x"/></params>'),
+     "param a1-hash shared by every user"),
+    (DOMAIN.replace('<param name="a1-hash" value="0123456789abcdef0123456789abcdef"/>',
+                    '<param name="a1-hash" value="0123456789abcdef0123456789abcdef"/>'
+                    '<param name="a1-hash" value="fedcba9876543210fedcba9876543210"/>'), "has more than one a1-hash"),
     ("<include>\n  <context name=\"x\"/>\n</include>\n", "<context> where <domain> is expected"),
 ])
 def test_directory_rules(tmp_path, text, message):
@@ -160,3 +168,17 @@ def test_literal_alternatives():
 def test_kind_of():
     assert xmlcheck.kind_of("callcenter/tiers/a.xml") == "callcenter/tiers"
     assert xmlcheck.kind_of("dialplan/public.xml") == "dialplan"
+
+
+def test_a_user_where_freeswitch_does_not_look_is_not_a_user(tmp_path):
+    """switch_xml_locate_user reads <groups><group><users><user> and the domain's own <user>, nothing else."""
+    hidden = DOMAIN.replace("<groups>", '<users><user id="102"><params><param name="a1-hash" '
+                            'value="0123456789abcdef0123456789abcdef"/></params></user></users><groups>')
+    direct = DOMAIN.replace("<groups>", '<user id="102"><params><param name="a1-hash" '
+                            'value="0123456789abcdef0123456789abcdef"/></params></user><groups>')
+    bridge = CONTEXT.replace("^(101)$", "^(101|102)$")
+    found = problems(tmp_path / "hidden", {"directory/a.xml": hidden, "dialplan/a.xml": bridge})
+    assert any("user 102@acme.example is not in the directory" in p for p in found), found
+    rels = write(tmp_path / "direct", {"directory/a.xml": direct, "dialplan/a.xml": bridge})
+    summaries = xmlcheck.check_paths(tmp_path / "direct", rels)
+    assert sorted(summaries["directory/a.xml"]["users"]["acme.example"]) == ["101", "102"]
