@@ -59,6 +59,7 @@ import functools
 import hashlib
 import importlib.resources
 import itertools
+import operator
 import os
 import re
 import tempfile
@@ -379,15 +380,14 @@ def _freeze(exts):
     """Extensions built as dicts -> immutable records for the template."""
     return [
         Extension(e["name"], e["cont"], tuple(
-            Condition(tuple(c["attrs"]), tuple(Action(**a) for a in c["actions"]),
-                      tuple(Action(**a) for a in c["anti"]))
+            Condition(tuple(c["attrs"]), tuple(c["actions"]), tuple(c["anti"]))
             for c in e["conditions"]))
         for e in exts
     ]
 
 
 def _act(app, data="", inline=False):
-    return {"app": app, "data": data, "inline": inline}
+    return Action(app, data, inline)
 
 
 def _dest_cond(expression):
@@ -572,9 +572,12 @@ def build_timerule_extensions(rule: dict, tenant: dict) -> list[dict]:
     return exts
 
 
+_FORWARDS = operator.itemgetter(*User.FORWARD_FIELDS)
+
+
 def is_scenario_user(user: dict) -> bool:
     """Users whose calls the call-logic service decides (forwarding or recording)."""
-    return bool(user["record"] or any(user[f] for f in User.FORWARD_FIELDS))
+    return bool(user["record"] or any(_FORWARDS(user)))
 
 
 def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
