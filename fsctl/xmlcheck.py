@@ -204,25 +204,41 @@ def _where(relpath, el):
 
 # Where FreeSWITCH looks a user up (src/switch_xml.c, switch_xml_locate_user): each
 # <groups><group><users><user>, then the domain's own <user> children. A user anywhere else is
-# invisible to it, so it is not a user here either (references to it fail). Child steps only:
-# far cheaper than `descendant::` over every param and variable of 100 users.
-_U = "(groups/group/users/user | user)"
-_USER_IDS = etree.XPath(f"{_U}/@id", smart_strings=False)
-_USER_COUNT = etree.XPath(f"count({_U})")
-_USERS_WITHOUT_A1 = etree.XPath(
-    f"{_U}[not(params/param[@name='a1-hash' and string-length(@value)=32"
-    " and translate(@value, '0123456789abcdef', '')=''])]")
-_USERS_WITH_PASSWORD = etree.XPath(f"{_U}[params/param[@name='password']]")
-_USERS_WITH_TWO_A1 = etree.XPath(f"{_U}[count(params/param[@name='a1-hash']) > 1]")
-# Fast path of the a1-hash rule: as many a1-hash params as users, on as many users (so exactly
-# one each), each value 32 lowercase hex digits; else _USERS_WITHOUT_A1 names the culprits.
-_A1_VALUES = etree.XPath(f"{_U}/params/param[@name='a1-hash']/@value", smart_strings=False)
-_USERS_WITH_A1_COUNT = etree.XPath(f"count({_U}[params/param/@name='a1-hash'])")
-# FreeSWITCH merges the domain's and the group's params into each user (switch_xml_merge_user):
-# a credential there would be every user's.
-_SHARED_CREDENTIALS = etree.XPath(
-    "(params | groups/group/params)/param[@name='password' or @name='a1-hash' or @name='reverse-auth-pass']")
+# invisible to it, so it is not a user here either (references to it fail).
+_USER_PATHS = (("groups", "group", "users", "user"), ("user",))
+# Param names FreeSWITCH compares case-insensitively (strcasecmp in mod_sofia): `Password` is a password.
+_CREDENTIALS = frozenset({"password", "a1-hash", "reverse-auth-pass"})
 _A1_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def _children(el, path):
+    """The elements at `path` (tag by tag, children only) below `el`."""
+    level = [el]
+    for tag in path:
+        level = [child for parent in level for child in parent.iterchildren(tag)]
+    return level
+
+
+def _credential_problems(user):
+    """What is wrong with a user's credentials (FACTS.md: none means no authentication)."""
+    a1_values, password = [], False
+    for params in user.iterchildren("params"):
+        for param in params.iterchildren("param"):
+            key = (param.get("name") or "").lower()
+            if key == "a1-hash":
+                a1_values.append(param.get("value") or "")
+            elif key == "password":
+                password = True
+    if len(a1_values) == 1 and not password and _A1_RE.fullmatch(a1_values[0]):
+        return ()  # (the common case, first)
+    found = []
+    if not a1_values or not all(_A1_RE.fullmatch(v) for v in a1_values):
+        found.append("has no a1-hash")
+    elif len(a1_values) > 1:  # (FreeSWITCH would take the last one: ambiguous)
+        found.append("has more than one a1-hash")
+    if password:
+        found.append("has a plain password")
+    return found
 
 
 def _check_domain(el, relpath, summary, problems):
@@ -231,32 +247,25 @@ def _check_domain(el, relpath, summary, problems):
         problems.append(f"{_where(relpath, el)}: <domain> without a name")
     summary["domains"].append(name)
     ids = summary["users"].setdefault(name, [])
-    ids += _USER_IDS(el)
-    count = int(_USER_COUNT(el))
-    if "" in ids or len(ids) != count:
-        problems.append(f"{_where(relpath, el)}: <user> without an id in {name}")
-    if len(set(ids)) != len(ids):
-        seen = set()
-        for uid in ids:
-            if uid in seen:
+    seen = set(ids)
+    for path in _USER_PATHS:
+        for user in _children(el, path):  # one pass: ids and credentials of every user
+            uid = user.get("id") or ""
+            if not uid:
+                problems.append(f"{_where(relpath, user)}: <user> without an id in {name}")
+            elif uid in seen:
                 problems.append(f"{relpath}: duplicate user {uid} in domain {name}")
             seen.add(uid)
-    # FACTS.md: without password or a1-hash the user registers without credentials.
-    a1 = _A1_VALUES(el)
-    if not (len(a1) == count == int(_USERS_WITH_A1_COUNT(el)) and all(map(_A1_RE.fullmatch, a1))):
-        _users_without_a1(el, relpath, name, problems)
-    for user in _USERS_WITH_PASSWORD(el):
-        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has a plain password")
-    for param in _SHARED_CREDENTIALS(el):
-        problems.append(f"{_where(relpath, param)}: param {param.get('name')} shared by every user of {name}"
-                        " (credentials belong to one user)")
-
-
-def _users_without_a1(el, relpath, name, problems):
-    for user in _USERS_WITHOUT_A1(el):
-        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has no a1-hash")
-    for user in _USERS_WITH_TWO_A1(el):  # (FreeSWITCH would take the last one: ambiguous)
-        problems.append(f"{_where(relpath, user)}: user {user.get('id')} of {name} has more than one a1-hash")
+            ids.append(uid)
+            for problem in _credential_problems(user):
+                problems.append(f"{_where(relpath, user)}: user {uid} of {name} {problem}")
+    # FreeSWITCH merges the domain's and the group's params into each user (switch_xml_merge_user):
+    # a credential there would be every user's.
+    for params in _children(el, ("params",)) + _children(el, ("groups", "group", "params")):
+        for param in params.iterchildren("param"):
+            if (param.get("name") or "").lower() in _CREDENTIALS:
+                problems.append(f"{_where(relpath, param)}: param {param.get('name')} shared by every user of {name}"
+                                " (credentials belong to one user)")
 
 
 def _bridge_refs(data, alternatives, context, line):

@@ -70,6 +70,12 @@ def test_valid_tree_passes(tmp_path):
     (DOMAIN.replace('value="0123456789abcdef0123456789abcdef"', 'value=""'), "has no a1-hash"),
     (DOMAIN.replace('<param name="a1-hash"', '<param name="password" value="x"/><param name="a1-hash"'),
      "has a plain password"),
+    # mod_sofia compares param names with strcasecmp: `Password` is a password too.
+    (DOMAIN.replace('<param name="a1-hash"', '<param name="PassWord" value="x"/><param name="a1-hash"'),
+     "has a plain password"),
+    (DOMAIN.replace('id="101"', 'id=""'), "<user> without an id"),
+    (DOMAIN.replace("</users>", '<user id="101"><params><param name="a1-hash" '
+                    'value="0123456789abcdef0123456789abcdef"/></params></user></users>'), "duplicate user 101"),
     (DOMAIN.replace("<include>", "<domains>").replace("</include>", "</domains>"), "must start with a line <include>"),
     # FreeSWITCH merges domain and group params into every user: a credential there is everyone's.
     (DOMAIN.replace("<groups>", '<params><param name="password" value="x"/></params><groups>'),
