@@ -71,11 +71,12 @@ import jinja2
 import markupsafe
 
 from fs_scripts import chanvars as cv
-from fs_scripts.callconfig import Destination
+from fs_scripts.callconfig import Destination, canonical_number
 from fs_scripts.plan import neutralise
 
 from .errors import OperationError
 from .model import (
+    BlacklistEntry,
     Conference,
     Did,
     Group,
@@ -261,6 +262,8 @@ def _tenant_queries():
         "agents": QueueAgent.select(QueueAgent.queue, User.number, QueueAgent.tier).join(User)
         .where(User.tenant == t).order_by(QueueAgent.queue, QueueAgent.tier, User.number),
         "conferences": Conference.select().where(Conference.tenant == t).order_by(Conference.number),
+        "blacklist": BlacklistEntry.select(BlacklistEntry.pattern, BlacklistEntry.match)
+        .where(BlacklistEntry.tenant == t).order_by(BlacklistEntry.match, BlacklistEntry.pattern),
     }
 
 
@@ -322,6 +325,7 @@ def load_tenant(tenant: Tenant) -> dict:
                        for r in rows["rules"]],
         "queues": [dict(q, agents=by.get(("q", q["id"]), [])) for q in rows["queues"]],
         "conferences": rows["conferences"],
+        "blacklist": [(b["pattern"], b["match"]) for b in rows["blacklist"]],
     }
 
 
@@ -665,13 +669,41 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
                          [_recorded_caller_cond(), _not_in_fallback_cond(), allowed_cond, recorded]))
         exts.append(_ext(f"outbound-{klass}", [_dest_cond(pattern), toll]))
     exts += build_transfer_extensions(domain)
-    # The watchdog fired (service down): resume where the call was going, in XML; else the
-    # tenant fallback.
+    # The watchdog fired (service down). A public number's caller on the blacklist is refused
+    # here too (R-BLACK without the service); the others go on below.
+    refused = blacklist_regex(data.get("blacklist", ()))
+    if refused:
+        caller = {"attrs": [("field", "caller_id_number"), ("expression", refused)],
+                  "actions": [_act("set", f"{FSCTL_IN_FALLBACK}=true"), _act("hangup", "CALL_REJECTED")], "anti": []}
+        did = {"attrs": [("field", f"${{{cv.FSCTL_DID}}}"), ("expression", "^(.+)$")], "actions": [], "anti": []}
+        exts.append(_ext(f"{FALLBACK_EXTENSION}-blacklist",
+                         [_dest_cond(_exact(FALLBACK_EXTENSION)), did, caller]))
+    # Then resume where the call was going, in XML; else the tenant fallback.
     resume = {"attrs": [("field", f"${{{FSCTL_RESUME}}}"), ("expression", "^(.+)$")],
               "actions": [_act("set", f"{FSCTL_IN_FALLBACK}=true"), _act("transfer", f"$1 XML {domain}")],
               "anti": [_act("set", f"{FSCTL_IN_FALLBACK}=true")] + route_actions(tenant["fallback"], domain, gateway)}
     exts.append(_ext(FALLBACK_EXTENSION, [_dest_cond(_exact(FALLBACK_EXTENSION)), resume]))
     return {"context": domain, "extensions": _freeze(exts)}
+
+
+def blacklist_regex(entries) -> str:
+    """One anchored regex matching the caller numbers the decision code refuses (callconfig.blacklisted).
+
+    Numbers are compared as `canonical_number` does: a pattern with `+` matches `+...` and
+    `00...`; a pattern without matches the digits as sent, except `00` + digit (that is `+`).
+    The caller number is taken as FreeSWITCH has it (separators such as spaces are not removed).
+    """
+    alts = []
+    for pattern, match in entries:
+        canon = canonical_number(pattern)
+        if not canon:
+            continue
+        tail = ".*" if match == "prefix" else ""
+        if canon.startswith("+"):
+            alts.append(f"(\\+|00){canon[1:]}{tail}")
+        else:
+            alts.append(f"(?!00[0-9]){canon}{tail}")
+    return f"^({'|'.join(alts)})$" if alts else ""
 
 
 def build_transfer_extensions(domain: str) -> list[dict]:

@@ -36,7 +36,7 @@ DYNAMIC_TARGETS = frozenset({"$1", "${digits}"})
 ALLOWED_VARIABLES = frozenset({
     "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "domain_name", "user_name",
     "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number", "fsctl_record",
-    "fsctl_resume", "digits",
+    "fsctl_resume", "digits", "fsctl_did",
 })
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {

@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from fs_scripts import chanvars as cv
+from fs_scripts.callconfig import BlacklistEntry, TenantConfig
+from fs_scripts.callconfig import Tenant as CfgTenant
 from fsctl import render, xmlcheck
 from fsctl.db import transaction
 from fsctl.model import Tenant
-from fsctl.services import conferences, dids, groups, ivrs, queues, tenants, timerules, users
+from fsctl.services import blacklist, conferences, dids, groups, ivrs, queues, tenants, timerules, users
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 
@@ -490,3 +492,44 @@ def test_transfer_feature_codes(sdb, tmp_path):
     assert actions(ext(root, "fsctl-xfer-attended"))[-1] == ("att_xfer", "user/${digits}@acme.example")
     directory = xml(out, "directory/acme.example.xml")
     assert directory.xpath("//domain/variables/variable[@name='force_transfer_context']/@value") == ["acme.example"]
+
+
+def test_fallback_refuses_blacklisted_callers_of_public_numbers(sdb, tmp_path):
+    """R-BLACK holds with the service down: the watchdog's extension refuses them in XML."""
+    make_demo()
+    with transaction():
+        blacklist.add_entry("acme.example", "+37069999999")
+        blacklist.add_entry("acme.example", "+3706000", match="prefix")
+        blacklist.add_entry("acme.example", "860012345")
+    root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
+    names = root.xpath("/include/context/extension/@name")
+    assert names.index("fsctl-fallback-blacklist") == names.index("fsctl-fallback") - 1
+    refuse = ext(root, "fsctl-fallback-blacklist")
+    assert [(c.get("field"), c.get("expression")) for c in refuse.findall("condition")] == [
+        ("destination_number", "^fsctl-fallback$"),
+        ("${fsctl_did}", "^(.+)$"),  # only calls on a public number (internal callers are never compared)
+        ("caller_id_number", r"^((\+|00)37069999999|(?!00[0-9])860012345|(\+|00)3706000.*)$"),
+    ]
+    assert actions(refuse) == [("set", "fsctl_in_fallback=true"), ("hangup", "CALL_REJECTED")]
+
+
+def test_fallback_without_blacklist_has_no_refusal_extension(sdb, tmp_path):
+    make_demo()
+    root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
+    assert not root.xpath("//extension[@name='fsctl-fallback-blacklist']")
+
+
+_NUMBER = st.from_regex(r"\A(\+|00|0|)[0-9]{1,8}\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(entries=st.lists(st.tuples(_NUMBER, st.sampled_from(["exact", "prefix"])), min_size=1, max_size=6),
+       caller=_NUMBER)
+def test_blacklist_regex_refuses_exactly_what_the_service_refuses(entries, caller):
+    """The XML regex and the decision code (canonical numbers) agree on every caller."""
+    config = TenantConfig.build(
+        tenant=CfgTenant(domain="acme.example", timezone="Europe/Vilnius"),
+        blacklist=[BlacklistEntry(pattern, match) for pattern, match in entries],
+    )
+    regex = render.blacklist_regex(entries)
+    assert bool(regex and re.match(regex, caller)) == (config.blacklisted(caller) is not None), (regex, caller)
