@@ -21,6 +21,9 @@ What it does, per connection (FACTS.md "Event Socket"):
   ``uuid_kill UUID`` / ``uuid_getvar UUID VAR`` for parked calls, ``-ERR No such channel!``
   otherwise; an unknown command gets ``-ERR <cmd> Command not found!`` as FreeSWITCH does.
   ``reloadxml`` answers ``+OK [Success]`` (and a RELOADXML event) unless scripted otherwise.
+  ``callcenter_config ...`` is answered by ``fake.callcenter`` (tests.fakes.callcenter: replies
+  taken from mod_callcenter's source, no capture exists); ``fake.callcenter = None`` is a
+  FreeSWITCH without mod_callcenter (``-ERR callcenter_config Command not found!``).
 - ``bgapi CMD`` (+ optional caller-chosen ``Job-UUID``) → ``+OK Job-UUID: ...`` at once, then a
   ``BACKGROUND_JOB`` event carrying the api result, only to connections subscribed to it.
 - ``event plain|json NAMES`` / ``nixevent`` / ``noevents`` / ``filter`` / ``filter delete``.
@@ -74,6 +77,7 @@ import uuid as uuidlib
 from urllib.parse import unquote
 
 from tests.fakes import captures
+from tests.fakes.callcenter import FakeCallcenter
 
 __all__ = ["FakeFreeSWITCH", "KNOWN_EVENTS", "url_encode"]
 
@@ -544,6 +548,7 @@ class FakeFreeSWITCH:
         self.execute_delay = 0.0
         self.executions: list = []
         self.channels: dict = {}
+        self.callcenter: FakeCallcenter | None = FakeCallcenter()
         self._faults: list = []
         self._slow: float | None = None
         self._conns: list = []
@@ -798,6 +803,9 @@ class FakeFreeSWITCH:
                 return _api_message(ev.get("variable_" + (args[1] if len(args) > 1 else ""), "_undef_"))
             if verb == "reloadxml":
                 return self.reloadxml_cases["G0"]
+            if verb == "callcenter_config" and self.callcenter is not None:
+                with self._lock:
+                    return _api_message(self.callcenter.api(arg))
             return _api_message(t.unknown_api.replace(b"this_command_does_not_exist", verb.encode()))
         if callable(reply):
             reply = reply(command)
