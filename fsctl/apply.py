@@ -20,7 +20,13 @@
    (a failed reload changes nothing, FACTS.md);
 7. success: the journal becomes `<conf>/.fsctl-previous/` (the files as they were before this
    apply, for a manual look back), the index is updated and the revisions are recorded in
-   `AppliedConfig`, inside the same lock.
+   `AppliedConfig`, inside the same lock;
+8. mod_callcenter does not re-read its queues, agents and tiers on reloadxml: once the revisions
+   are committed, the `callcenter_config` commands planned in step 4 from the callcenter files
+   being replaced (`fsctl.callcenter`) go over the same Event Socket connection. A refused
+   command does not undo the XML: the tenant stays pending in `<conf>/.fsctl-callcenter.json`
+   (written right after the reload, before the first command) and every later apply, even one
+   with nothing to render, sends it again until mod_callcenter took it all.
 
 A crash between file writes leaves the journal; the next apply restores the previous
 files before doing anything else, so the files again match what FreeSWITCH runs.
@@ -38,7 +44,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import render, xmlcheck
+from . import callcenter, render, xmlcheck
 from .db import transaction
 from .errors import OperationError, UnreachableError
 from .model import AppliedConfig, Tenant, utcnow
@@ -66,6 +72,12 @@ class ApplyResult:
     reloaded: bool = False
     reply: str = ""
     recovered: list = field(default_factory=list)
+    #: one {"domain", "command", "reply", "status"} per callcenter_config command (fsctl.callcenter.send)
+    callcenter: list = field(default_factory=list)
+    #: tenants whose callcenter commands were pending from an earlier apply, sent again this time
+    callcenter_retried: list = field(default_factory=list)
+    #: tenants whose callcenter commands are still not all done (the next apply sends them again)
+    callcenter_pending: list = field(default_factory=list)
 
     def as_dict(self):
         """The stable JSON shape."""
@@ -73,6 +85,8 @@ class ApplyResult:
             "rendered": self.rendered, "removed": self.removed, "written": self.written,
             "deleted": self.deleted, "reloaded": self.reloaded, "reply": self.reply,
             "recovered": self.recovered,
+            "callcenter": {"commands": self.callcenter, "retried": self.callcenter_retried,
+                           "pending": self.callcenter_pending},
         }
 
 
@@ -88,28 +102,56 @@ def apply_lock(conf: Path):
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def esl_reloader(settings, factory=None):
-    """A `reload()` sending `reloadxml` over the Event Socket; `factory()` builds the connection."""
+class EslReloader:
+    """`reload()` sends `reloadxml`, `api(cmd)` any other command, on one Event Socket connection.
 
-    def default_factory():
+    The connection opens on first use and stays open until `close()` (apply_config closes it), so
+    the callcenter_config commands that follow a reload go over the same connection.
+    """
+
+    def __init__(self, settings, factory=None):
+        self._settings = settings
+        self._make = factory or self._default_factory
+        self._esl = None
+        self.where = f"{settings.esl_host}:{settings.esl_port}"
+
+    def _default_factory(self):
         from fs_scripts.esl import EventSocket
 
-        return EventSocket(settings.esl_host, settings.esl_port, settings.esl_password,
-                           timeout=settings.esl_timeout, reconnect=False, events=())
+        s = self._settings
+        return EventSocket(s.esl_host, s.esl_port, s.esl_password, timeout=s.esl_timeout, reconnect=False,
+                           events=())
 
-    make = factory or default_factory
+    def _connection(self):
+        if self._esl is None:
+            esl = self._make()
+            try:
+                esl.connect()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    esl.close()
+                raise
+            self._esl = esl
+        return self._esl
 
-    def reload():
-        esl = make()
-        try:
-            esl.connect()
-            return esl.api("reloadxml")
-        finally:
+    def __call__(self):
+        return self.api("reloadxml")
+
+    def api(self, command):
+        """Run `api COMMAND`; the reply text (fs_scripts.esl errors as raised there)."""
+        return self._connection().api(command)
+
+    def close(self):
+        """Close the connection, if open."""
+        esl, self._esl = self._esl, None
+        if esl is not None:
             with contextlib.suppress(Exception):
                 esl.close()
 
-    reload.where = f"{settings.esl_host}:{settings.esl_port}"
-    return reload
+
+def esl_reloader(settings, factory=None):
+    """An EslReloader for the configured Event Socket; `factory()` builds the connection."""
+    return EslReloader(settings, factory)
 
 
 # --------------------------------------------------------------------------- journal
@@ -255,21 +297,66 @@ def plan(full=False):
 
 
 def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, after_write=None, env=None):
-    """Render what changed, validate, write atomically, reloadxml; roll back on any failure."""
+    """Render what changed, validate, write atomically, reloadxml; roll back on any failure.
+
+    Then send mod_callcenter what changed (`reload.api`); a refusal there raises
+    `callcenter.CallcenterError` (with `.result`) but leaves the XML applied.
+    """
     conf = Path(conf_dir)
-    with apply_lock(conf):
-        result = ApplyResult(recovered=recover(conf))
-        with transaction():
-            _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env)
+    try:
+        with apply_lock(conf):
+            result = ApplyResult(recovered=recover(conf))
+            with transaction():
+                plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env)
+            if plans is None:  # nothing rendered: only tenants left pending by an earlier apply
+                plans = callcenter.plan(conf, None, (), (), callcenter.load_pending(conf))
+            if plans:
+                _sync_callcenter(conf, reload, result, plans)
+    finally:
+        close = getattr(reload, "close", None)
+        if close is not None:
+            close()
     return result
 
 
+def _sync_callcenter(conf, reload, result, plans):
+    """Send the callcenter plans after the XML is committed; raise CallcenterError if any failed."""
+    outcome = callcenter.sync(conf, plans, _callcenter_api(reload))
+    result.callcenter = outcome.records
+    result.callcenter_retried = [p.domain for p in plans if p.retry]
+    result.callcenter_pending = outcome.pending
+    if outcome.error:
+        raise callcenter.CallcenterError(outcome.error, result, outcome.exit_code)
+
+
+def _callcenter_api(reload):
+    """`api(text) -> reply` over the reload's connection: `-ERR` replies returned, a lost link raised."""
+    from fs_scripts.esl import EslCommandError, EslError
+
+    api = getattr(reload, "api", None)
+
+    def call(command):
+        if api is None:
+            raise callcenter.ConnectionLostError("no Event Socket to send it on (reload has no api)")
+        try:
+            reply = api(command)
+        except EslCommandError as exc:
+            return exc.reply
+        except EslError as exc:
+            # After a timeout the connection may hold a late reply: nothing more is sent on it.
+            raise callcenter.ConnectionLostError(str(exc)) from None
+        return reply if isinstance(reply, str) else reply.decode("utf-8", "replace")
+
+    return call
+
+
 def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env):
+    """Steps 2-7; return the callcenter plans (None when there was nothing to render)."""
     changed, removed = plan(full)
     result.rendered = [t.domain for t in changed]
     result.removed = removed
     if not changed and not removed and not result.recovered:
-        return
+        return None
     env = env or render.make_environment(templates_dir, bytecode_dir=conf / CACHE_DIR)
     stage = conf / STAGING_DIR
     shutil.rmtree(stage, ignore_errors=True)
@@ -301,6 +388,8 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
         problems = xmlcheck.check_tree(tree, refs_from=set(new_summaries))
         if problems:
             raise xmlcheck.XmlCheckError(problems)
+        # Before anything moves: the callcenter files being replaced are the state to diff from.
+        plans = callcenter.plan(conf, stage, writes, deletes, callcenter.load_pending(conf))
 
         if writes or deletes or result.recovered:
             begin_journal(conf, writes + deletes)
@@ -315,6 +404,8 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
                     if after_write:
                         after_write(rel)
                 result.reply = _reload(reload)
+                # Write-ahead: from here on a crash or a refused command leaves the tenants pending.
+                callcenter.mark_pending(conf, plans)
             except BaseException:
                 rollback_journal(conf)
                 raise
@@ -333,6 +424,7 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
         _record(changed, removed, tenant_digests)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    return plans
 
 
 def _reload(reload) -> str:

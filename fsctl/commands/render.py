@@ -5,6 +5,7 @@ import click
 from .. import apply as svc
 from .. import render as rnd
 from .. import xmlcheck
+from ..callcenter import CallcenterError
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 
 
@@ -29,22 +30,58 @@ def cli(app, out, as_json):
 @json_option
 @pass_app
 def apply(app, full, as_json):
-    """Write what changed into the conf dir and reloadxml; on any failure restore the previous files."""
+    """Write what changed into the conf dir and reloadxml; on any failure restore the previous files.
+
+    Then send mod_callcenter (which ignores reloadxml) the callcenter_config commands for the queues,
+    agents and tiers that changed. If it refuses one, the XML stays applied and the next apply sends
+    that tenant's callcenter changes again.
+    """
     app.open()
     settings = app.settings
-    result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                              watchdog=settings.handoff_watchdog, full=full)
+    try:
+        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
+                                  watchdog=settings.handoff_watchdog, full=full)
+    except CallcenterError as exc:
+        if exc.result is not None:  # the XML is applied: say what was done before the error line
+            _report(exc.result, as_json)
+        raise
+    _report(result, as_json)
+
+
+def _report(result, as_json):
     if as_json:
         print_json(result.as_dict())
         return
     if result.recovered:
         say(f"recovered from an interrupted apply: {len(result.recovered)} files restored")
-    if not result.rendered and not result.removed and not result.reloaded:
+    if not result.rendered and not result.removed and not result.reloaded and not result.callcenter:
         say("nothing to apply: FreeSWITCH already runs the current configuration (no reload)")
         return
-    say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
-        f"written, {len(result.deleted)} deleted")
-    say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
+    if result.rendered or result.removed or result.reloaded:
+        say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
+            f"written, {len(result.deleted)} deleted")
+        say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
+    if result.callcenter:
+        _report_callcenter(result)
+
+
+def _report_callcenter(result):
+    records = result.callcenter
+    domains = sorted({r["domain"] for r in records})
+    retried = [d for d in domains if d in result.callcenter_retried]
+    if len(domains) <= 3:
+        where = ", ".join(d + (" (pending since an earlier apply)" if d in retried else "") for d in domains)
+    else:
+        where = f"{len(domains)} tenants" + (f" ({len(retried)} pending since an earlier apply)" if retried else "")
+    undone = [r for r in records if r["status"] in ("failed", "not sent")]
+    if not undone:
+        say(f"callcenter: {len(records)} commands for {where}: +OK")
+        return
+    done = len(records) - len(undone)
+    say(f"callcenter: {done} of {len(records)} commands done for {where}; not done, "
+        "sent again by the next fsctl apply (or by hand with fs_cli -x):")
+    for r in undone:
+        say(f"  {r['command']}")
 
 
 @click.command("status")

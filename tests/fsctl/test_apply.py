@@ -1,7 +1,9 @@
 """fsctl apply / status against a fake FreeSWITCH that replays the recorded reloadxml replies.
 
 The fake (tests/fakes/fake_freeswitch.py, fixture `fake_fs`) answers `api reloadxml` with bytes from
-esl_reloadxml_errors.txt; apply talks to it through the real fs_scripts.esl.EventSocket.
+esl_reloadxml_errors.txt, and `api callcenter_config ...` like mod_callcenter's source does
+(tests/fakes/callcenter.py: no capture of it exists); apply talks to it through the real
+fs_scripts.esl.EventSocket.
 """
 
 import fcntl
@@ -15,15 +17,17 @@ import pytest
 
 from fs_scripts.esl import EventSocket
 from fsctl import apply as svc
+from fsctl import callcenter as cc
 from fsctl import render
 from fsctl.config import Settings
 from fsctl.db import transaction
 from fsctl.errors import OperationError, UnreachableError
 from fsctl.model import AppliedConfig
-from fsctl.services import tenants, users
+from fsctl.services import queues, tenants, users
 from fsctl.xmlcheck import XmlCheckError
 from tests.conftest import free_port
 from tests.fs_scripts.conftest import fake_fs  # noqa: F401 (the fake FreeSWITCH fixture)
+from tests.fsctl.test_callcenter import agent_add_texts
 from tests.fsctl.test_render import make_demo, override_template
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,6 +220,265 @@ def test_invalid_xml_is_never_written(sdb, fake_fs, tmp_path):
     assert snapshot(conf) == {} and reloads(fake_fs) == [] and applied() == {}
 
 
+# --- mod_callcenter: callcenter_config after reloadxml --------------------------------------
+
+Q600 = "600@acme.example"
+
+
+def cc_sent(fake_fs, since=0):
+    """The callcenter_config commands the fake received from `fake_fs.received[since:]` (without "api ")."""
+    return [c[len("api "):] for c in fake_fs.received[since:] if c.startswith("api callcenter_config ")]
+
+
+def demo_adds():
+    """What the demo tenant's queue 600 (agents 103 then 102) takes when mod_callcenter has none of it."""
+    return [*agent_add_texts("102@acme.example", "102"), *agent_add_texts("103@acme.example", "103"),
+            f"callcenter_config tier add {Q600} 102@acme.example 2 2",
+            f"callcenter_config tier add {Q600} 103@acme.example 1 1"]
+
+
+def module_state(fake_fs):
+    """The fake mod_callcenter's queues in memory, agents (with what the XML sets) and tiers."""
+    m = fake_fs.callcenter
+    return (set(m.queues), {a: {k: v for k, v in attrs.items() if k != "state"} for a, attrs in m.agents.items()},
+            {k: (t["level"], t["position"]) for k, t in m.tiers.items()})
+
+
+def files_state(conf):
+    """The same, as the callcenter files in the conf dir define it."""
+    queues_, agents, tiers = set(), {}, {}
+    for rel in svc.managed_files(conf):
+        if cc.domain_of(rel):
+            state = cc.read_state({rel.split("/")[1]: conf / rel})
+            queues_ |= set(state.queues)
+            tiers.update(state.tiers)
+            agents.update({a: {"type": attrs["type"], **{key: attrs[attr] for attr, key in cc.AGENT_KEYS
+                                                          if attr in attrs}} for a, attrs in state.agents.items()})
+    return queues_, agents, tiers
+
+
+def apply_cc(conf, fake_fs):
+    """apply_config; return (result, the callcenter_config commands it sent)."""
+    mark = len(fake_fs.received)
+    result = svc.apply_config(conf, reloader(fake_fs))
+    assert [r["command"] for r in result.callcenter if r["status"] != "not sent"] == cc_sent(fake_fs, mark)
+    return result, cc_sent(fake_fs, mark)
+
+
+def test_callcenter_first_apply_loads_the_queue_then_agents_and_tiers(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    result, sent = apply_cc(conf, fake_fs)
+    assert sent == [f"callcenter_config queue load {Q600}", *demo_adds()]
+    assert {r["status"] for r in result.callcenter} == {"ok"} and result.callcenter_pending == []
+    assert fake_fs.received.index("api reloadxml") < fake_fs.received.index(f"api {sent[0]}")
+    assert fake_fs.accepted == 1  # reloadxml and callcenter_config on one connection
+    assert module_state(fake_fs) == files_state(conf) and files_state(conf)[0] == {Q600}
+    assert not (conf / cc.PENDING_FILE).exists()
+    assert result.as_dict()["callcenter"]["commands"][0] == {
+        "domain": "acme.example", "command": f"callcenter_config queue load {Q600}", "reply": "+OK", "status": "ok"}
+
+
+def test_callcenter_nothing_changed_sends_no_command(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    result, sent = apply_cc(conf, fake_fs)
+    assert sent == [] and result.callcenter == [] and not result.reloaded
+    with transaction():
+        users.edit_user("acme.example", "102", name="Ona")  # directory only: reload, no callcenter command
+    result, sent = apply_cc(conf, fake_fs)
+    assert result.reloaded and sent == [] and result.callcenter == []
+
+
+def test_callcenter_queue_changed_is_reloaded(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    with transaction():
+        queues.edit_queue("acme.example", "600", max_wait=300, strategy="round-robin")
+    result, sent = apply_cc(conf, fake_fs)
+    assert result.written == ["callcenter/queues/acme.example.xml"]
+    assert sent == [f"callcenter_config queue reload {Q600}"]
+    assert fake_fs.callcenter.queues[Q600] == 2  # read from the XML a second time
+
+
+def test_callcenter_queue_added_and_removed(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    with transaction():
+        queues.add_queue("acme.example", "601", "Sales", agents=["104", "102"])
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent == ["callcenter_config queue load 601@acme.example", *agent_add_texts("104@acme.example", "104"),
+                    "callcenter_config tier add 601@acme.example 102@acme.example 2 2",
+                    "callcenter_config tier add 601@acme.example 104@acme.example 1 1"]
+    assert module_state(fake_fs) == files_state(conf)
+    with transaction():
+        queues.remove_queue("acme.example", "601")
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent == ["callcenter_config tier del 601@acme.example 102@acme.example",
+                    "callcenter_config tier del 601@acme.example 104@acme.example",
+                    "callcenter_config agent del 104@acme.example",
+                    "callcenter_config queue unload 601@acme.example"]
+    assert module_state(fake_fs) == files_state(conf) and fake_fs.callcenter.queues == {Q600: 1}
+
+
+def test_callcenter_agent_added_and_removed(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    with transaction():
+        queues.edit_queue("acme.example", "600", agents=["103", "102", "104"])
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent == [*agent_add_texts("104@acme.example", "104"),
+                    f"callcenter_config tier add {Q600} 104@acme.example 3 3"]
+    with transaction():
+        queues.edit_queue("acme.example", "600", agents=["103", "104"])
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent == [f"callcenter_config tier del {Q600} 102@acme.example",
+                    f"callcenter_config tier set level {Q600} 104@acme.example 2",
+                    f"callcenter_config tier set position {Q600} 104@acme.example 2",
+                    "callcenter_config agent del 102@acme.example"]
+    assert module_state(fake_fs) == files_state(conf)
+
+
+def test_callcenter_tier_changed_is_set(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    with transaction():
+        queues.edit_queue("acme.example", "600", agents=["102", "103"])  # 102 now rings first
+    result, sent = apply_cc(conf, fake_fs)
+    assert result.written == ["callcenter/tiers/acme.example.xml"]
+    assert sent == [f"callcenter_config tier set level {Q600} 102@acme.example 1",
+                    f"callcenter_config tier set position {Q600} 102@acme.example 1",
+                    f"callcenter_config tier set level {Q600} 103@acme.example 2",
+                    f"callcenter_config tier set position {Q600} 103@acme.example 2"]
+    assert module_state(fake_fs) == files_state(conf)
+
+
+def test_callcenter_tenant_removed(sdb, fake_fs, tmp_path):
+    two_tenants()
+    conf = tmp_path / "conf"
+    apply_cc(conf, fake_fs)
+    with transaction():
+        tenants.edit_tenant("beta.example", state="suspended")
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent == ["callcenter_config tier del 600@beta.example 102@beta.example",
+                    "callcenter_config tier del 600@beta.example 103@beta.example",
+                    "callcenter_config agent del 102@beta.example",
+                    "callcenter_config agent del 103@beta.example",
+                    "callcenter_config queue unload 600@beta.example"]
+    with transaction():
+        tenants.remove_tenant("acme.example", force=True)
+    _, sent = apply_cc(conf, fake_fs)
+    assert sent[-1] == f"callcenter_config queue unload {Q600}" and len(sent) == 5
+    assert module_state(fake_fs) == (set(), {}, {}) == files_state(conf)
+
+
+def test_callcenter_refused_keeps_the_xml_and_the_next_apply_retries(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    fake_fs.callcenter.xml_queues = set()  # callcenter.conf lacks the fsctl include lines
+    with pytest.raises(cc.CallcenterError) as info:
+        svc.apply_config(conf, reloader(fake_fs))
+    assert info.value.exit_code == 1
+    assert str(info.value) == (
+        f"callcenter_config queue load {Q600}: -ERR Invalid Queue not found! (the queue is not in "
+        "callcenter.conf: check its fsctl include lines (conf/freeswitch/includes.xml)); the XML is applied, "
+        "callcenter changes pending for acme.example: fsctl apply sends them again")
+    result = info.value.result
+    assert cc_sent(fake_fs) == [f"callcenter_config queue load {Q600}"]  # the tenant stops at its first failure
+    assert [r["status"] for r in result.callcenter] == ["failed"] + ["not sent"] * 16
+    assert result.reloaded and result.callcenter_pending == ["acme.example"]
+    assert applied() == revisions() and "directory/acme.example.xml" in snapshot(conf)  # the XML stays applied
+    assert cc.load_pending(conf)["acme.example"]["queues"] == {Q600}
+
+    fake_fs.callcenter.xml_queues = None  # the operator fixed callcenter.conf
+    result, sent = apply_cc(conf, fake_fs)  # nothing to render: only the pending tenant
+    assert not result.rendered and not result.reloaded and result.callcenter_retried == ["acme.example"]
+    assert sent == [f"callcenter_config queue reload {Q600}", *demo_adds()]
+    assert module_state(fake_fs) == files_state(conf)
+    assert not (conf / cc.PENDING_FILE).exists() and result.callcenter_pending == []
+    assert apply_cc(conf, fake_fs)[1] == []
+
+
+def test_callcenter_retry_removes_what_a_half_done_attempt_left(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    fake_fs.callcenter.fail[f"callcenter_config tier add {Q600} 102@acme.example 2 2"] = "-ERR Unknown Error!\n"
+    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config tier add 600@acme.example 102@acme.example "
+                                                 r"2 2: -ERR Unknown Error!; the XML is applied"):
+        svc.apply_config(conf, reloader(fake_fs))
+    assert "102@acme.example" in fake_fs.callcenter.agents  # added before the failure
+    fake_fs.callcenter.fail.clear()
+    with transaction():
+        queues.edit_queue("acme.example", "600", agents=["103"])  # 102 leaves before the retry
+    result, sent = apply_cc(conf, fake_fs)
+    assert result.rendered == ["acme.example"] and result.callcenter_retried == ["acme.example"]
+    assert sent == [f"callcenter_config queue reload {Q600}",
+                    "callcenter_config agent add 103@acme.example callback",  # -ERR Agent already exist!
+                    "callcenter_config agent set type 103@acme.example callback",
+                    *agent_add_texts("103@acme.example", "103")[1:],
+                    f"callcenter_config tier del {Q600} 102@acme.example",
+                    f"callcenter_config tier add {Q600} 103@acme.example 1 1",  # never sent the first time
+                    "callcenter_config agent del 102@acme.example"]
+    assert [r["status"] for r in result.callcenter].count("exists") == 1
+    assert module_state(fake_fs) == files_state(conf) and "102@acme.example" not in fake_fs.callcenter.agents
+
+
+def test_callcenter_connection_lost_exits_3_and_retries(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    fake_fs.fault("drop", on="api callcenter_config agent add")
+    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config agent add 102@acme.example callback: no answer "
+                                                 r"\(FreeSWITCH connection lost") as info:
+        svc.apply_config(conf, reloader(fake_fs))
+    assert info.value.exit_code == 3 and info.value.result.callcenter_pending == ["acme.example"]
+    assert applied() == revisions()
+    result, sent = apply_cc(conf, fake_fs)
+    assert result.callcenter_retried == ["acme.example"] and sent[0] == f"callcenter_config queue reload {Q600}"
+    assert module_state(fake_fs) == files_state(conf) and not (conf / cc.PENDING_FILE).exists()
+
+
+def test_callcenter_module_not_loaded(sdb, fake_fs, tmp_path):
+    make_demo()
+    fake_fs.callcenter = None  # FreeSWITCH answers like for any unknown API command
+    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config queue load 600@acme.example: -ERR "
+                                                 r"callcenter_config Command not found! \(mod_callcenter is not "
+                                                 r"loaded\); the XML is applied"):
+        svc.apply_config(tmp_path / "conf", reloader(fake_fs))
+
+
+def test_callcenter_interrupted_while_sending_is_pending(sdb, fake_fs, tmp_path):
+    make_demo()
+    conf = tmp_path / "conf"
+    esl = reloader(fake_fs)
+
+    def interrupted(command):
+        raise KeyboardInterrupt  # the process is stopped after reloadxml, before the first command
+
+    esl.api = lambda command: interrupted(command) if command != "reloadxml" else type(esl).api(esl, command)
+    with pytest.raises(KeyboardInterrupt):
+        svc.apply_config(conf, esl)
+    assert applied() == revisions() and cc_sent(fake_fs) == []
+    assert set(cc.load_pending(conf)) == {"acme.example"}  # written before the first command
+    result, sent = apply_cc(conf, fake_fs)
+    assert sent == [f"callcenter_config queue reload {Q600}", *demo_adds()]
+    assert module_state(fake_fs) == files_state(conf)
+
+
+def test_callcenter_bad_file_refuses_the_apply_before_writing(sdb, fake_fs, tmp_path):
+    make_demo()
+    custom = override_template(tmp_path / "templates", "callcenter_agents.xml", 'type="callback" ', "")
+    conf = tmp_path / "conf"
+    with pytest.raises(OperationError, match='^callcenter files of acme.example: agent "102@acme.example" has no '
+                                             'type'):
+        svc.apply_config(conf, reloader(fake_fs), templates_dir=custom)
+    assert snapshot(conf) == {} and reloads(fake_fs) == [] and cc_sent(fake_fs) == []
+
+
 # --- crash between writes -------------------------------------------------------------------
 
 CRASH = textwrap.dedent("""
@@ -271,6 +534,21 @@ def test_apply_after_crash_recovers_in_one_go(sqlite_url, fake_fs, tmp_path):
     assert not (conf / svc.JOURNAL_DIR).exists()
 
 
+class Canned:
+    """A reload() that always succeeds and an api() that always says +OK, each calling `probe`."""
+
+    def __init__(self, probe):
+        self.probe = probe
+
+    def __call__(self):
+        self.probe("reloadxml")
+        return "+OK [Success]"
+
+    def api(self, command):
+        self.probe(command)
+        return "+OK\n"
+
+
 def test_apply_holds_an_exclusive_lock_while_writing(sdb, tmp_path):
     make_demo()
     conf = tmp_path / "conf"
@@ -284,8 +562,8 @@ def test_apply_holds_an_exclusive_lock_while_writing(sdb, tmp_path):
             except BlockingIOError:
                 seen.append("locked")
 
-    svc.apply_config(conf, lambda: "+OK [Success]", after_write=probe)
-    assert seen and set(seen) == {"locked"}
+    result = svc.apply_config(conf, Canned(probe), after_write=probe)
+    assert len(seen) == len(result.written) + 1 + len(result.callcenter) and set(seen) == {"locked"}
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -326,6 +604,65 @@ def test_cli_apply_refused_and_unreachable_exit_codes(cli, fake_fs, tmp_path):
     assert result.exit_code == 3 and result.stderr.startswith("Error: FreeSWITCH 127.0.0.1:")
     assert svc.managed_files(tmp_path / "conf") == []
     assert json.loads(cli("status", "--json").stdout)[0]["status"] == "pending"
+
+
+def test_cli_apply_sends_callcenter_commands_and_retries_refused_ones(cli, fake_fs, tmp_path):
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    cli("user", "add", "acme.example", "101", "--name", "Ona")
+    cli("user", "add", "acme.example", "102", "--name", "Jonas")
+    cli("queue", "add", "acme.example", "600", "--name", "Support", "--agent", "101", "--agent", "102")
+    fake_fs.callcenter.fail[f"callcenter_config tier add {Q600} 102@acme.example 2 2"] = "-ERR Unknown Error!\n"
+    result = cli("apply", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "1 tenants rendered, 0 removed, 6 files written, 0 deleted",
+        "reloadxml: +OK [Success]",
+        "callcenter: 16 of 17 commands done for acme.example; not done, sent again by the next fsctl apply "
+        "(or by hand with fs_cli -x):",
+        f"  callcenter_config tier add {Q600} 102@acme.example 2 2",
+        f"Error: callcenter_config tier add {Q600} 102@acme.example 2 2: -ERR Unknown Error!; the XML is applied, "
+        "callcenter changes pending for acme.example: fsctl apply sends them again",
+    ]
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"  # the XML is applied
+
+    fake_fs.callcenter.fail.clear()
+    mark = len(fake_fs.received)
+    result = cli("apply", "--json")
+    data = json.loads(result.stdout)
+    assert data["rendered"] == [] and data["reloaded"] is False
+    assert data["callcenter"]["retried"] == ["acme.example"] and data["callcenter"]["pending"] == []
+    assert [c["command"] for c in data["callcenter"]["commands"]] == cc_sent(fake_fs, mark)
+    assert cc_sent(fake_fs, mark)[0] == f"callcenter_config queue reload {Q600}"
+    assert module_state(fake_fs) == files_state(tmp_path / "conf")
+
+    cli("queue", "edit", "acme.example", "600", "--max-wait", "60")
+    assert cli("apply").stderr.splitlines() == [
+        "1 tenants rendered, 0 removed, 1 files written, 0 deleted",
+        "reloadxml: +OK [Success]",
+        "callcenter: 1 commands for acme.example: +OK",
+    ]
+    assert cc_sent(fake_fs)[-1] == f"callcenter_config queue reload {Q600}"
+    assert cli("apply").stderr.strip() == \
+        "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+
+
+def test_cli_apply_callcenter_unreachable_exits_3(cli, fake_fs, tmp_path):
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    cli("user", "add", "acme.example", "101", "--name", "Ona")
+    cli("queue", "add", "acme.example", "600", "--name", "Support", "--agent", "101")
+    fake_fs.fault("silent", on="api callcenter_config")
+    result = cli("apply", ok=False)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1].startswith(
+        f"Error: callcenter_config queue load {Q600}: no answer (api callcenter_config queue load {Q600}: "
+        "no reply from FreeSWITCH within the timeout); the XML is applied")
+    fake_fs.clear_faults()
+    cli.env["FSCTL_ESL_PORT"] = str(free_port())  # FreeSWITCH down: still pending
+    result = cli("apply", ok=False)
+    assert result.exit_code == 3 and "no answer (cannot connect to FreeSWITCH" in result.stderr
+    cli.env["FSCTL_ESL_PORT"] = str(fake_fs.port)
+    assert cli("apply").stderr.splitlines() == [
+        "callcenter: 9 commands for acme.example (pending since an earlier apply): +OK"]
 
 
 def test_commands_have_help(cli):
