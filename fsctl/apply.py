@@ -468,8 +468,12 @@ def _record(changed, removed, digests):
         AppliedConfig.delete().where(AppliedConfig.domain.in_(removed)).execute()
 
 
-def config_status():
-    """Per tenant: applied and current revision, and applied / pending / removed."""
+def config_status(callcenter_pending=()):
+    """Per tenant: applied and current revision, and applied / pending / removed.
+
+    `callcenter_pending`: domains whose XML is applied but whose mod_callcenter commands are not
+    all done yet (callcenter.load_pending): pending, change "callcenter".
+    """
     applied = {a.domain: a for a in AppliedConfig.select()}
     rows = []
     for t in Tenant.select().order_by(Tenant.domain):
@@ -478,6 +482,8 @@ def config_status():
             status, change = ("pending", "remove") if a else ("removed", "")
         elif a is None or a.revision != t.revision:
             status, change = "pending", "render"
+        elif t.domain in callcenter_pending:
+            status, change = "pending", "callcenter"
         else:
             status, change = "applied", ""
         rows.append(_status_row(t.domain, t.state, a, t.revision, status, change))

@@ -1,11 +1,13 @@
 """fsctl render / apply / status: the FreeSWITCH configuration of every tenant."""
 
+from pathlib import Path
+
 import click
 
 from .. import apply as svc
 from .. import render as rnd
 from .. import xmlcheck
-from ..callcenter import CallcenterError
+from ..callcenter import CallcenterError, load_pending
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 
 
@@ -87,9 +89,15 @@ def _report_callcenter(result):
 @click.command("status")
 @json_option
 @transactional
-def status(as_json):
-    """Show per tenant the applied and current revision: applied, pending or removed."""
-    emit(svc.config_status(), as_json,
+@pass_app
+def status(app, as_json):
+    """Show per tenant the applied and current revision: applied, pending or removed.
+
+    A tenant whose XML is applied but whose mod_callcenter commands are not all done shows
+    pending / callcenter (the next fsctl apply sends them again).
+    """
+    pending = load_pending(Path(app.settings.conf_dir))
+    emit(svc.config_status(pending), as_json,
          ["domain", "state", "applied_revision", "revision", "status", "change", "applied_at"])
 
 

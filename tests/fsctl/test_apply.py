@@ -623,7 +623,9 @@ def test_cli_apply_sends_callcenter_commands_and_retries_refused_ones(cli, fake_
         f"Error: callcenter_config tier add {Q600} 102@acme.example 2 2: -ERR Unknown Error!; the XML is applied, "
         "callcenter changes pending for acme.example: fsctl apply sends them again",
     ]
-    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"  # the XML is applied
+    row = json.loads(cli("status", "--json").stdout)[0]
+    # The XML is applied (its revision recorded); mod_callcenter is not there yet.
+    assert (row["applied_revision"], row["status"], row["change"]) == (row["revision"], "pending", "callcenter")
 
     fake_fs.callcenter.fail.clear()
     mark = len(fake_fs.received)
@@ -634,6 +636,7 @@ def test_cli_apply_sends_callcenter_commands_and_retries_refused_ones(cli, fake_
     assert [c["command"] for c in data["callcenter"]["commands"]] == cc_sent(fake_fs, mark)
     assert cc_sent(fake_fs, mark)[0] == f"callcenter_config queue reload {Q600}"
     assert module_state(fake_fs) == files_state(tmp_path / "conf")
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"
 
     cli("queue", "edit", "acme.example", "600", "--max-wait", "60")
     assert cli("apply").stderr.splitlines() == [
