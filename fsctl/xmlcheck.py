@@ -389,12 +389,25 @@ def _check_profile(el, relpath, summary, problems):
     summary["profiles"].append(el.get("name") or "")
 
 
+def _cc_argument_problems(el, relpath, attributes, problems):
+    """mod_callcenter's callcenter_config splits its arguments on spaces: names must have none."""
+    for attribute in attributes:
+        value = el.get(attribute) or ""
+        if not value or any(ch.isspace() or ch in "'\"" for ch in value):
+            problems.append(f"{_where(relpath, el)}: <{el.tag}> {attribute} {value!r} must be one word"
+                            " (callcenter_config arguments are split on spaces)")
+
+
 def _check_queue(el, relpath, summary, problems):
     summary["queues"].append(el.get("name") or "")
+    _cc_argument_problems(el, relpath, ("name",), problems)
 
 
 def _check_agent(el, relpath, summary, problems):
     summary["agents"].append(el.get("name") or "")
+    _cc_argument_problems(el, relpath, ("name",), problems)
+    if not el.get("type"):  # (mod_callcenter's load_config skips an agent without one)
+        problems.append(f"{_where(relpath, el)}: agent {el.get('name')} has no type")
     for ref in _bridge_refs(el.get("contact") or "", None, None, el.sourceline):
         ref["file"] = relpath
         summary["refs"].append(ref)
@@ -403,6 +416,10 @@ def _check_agent(el, relpath, summary, problems):
 def _check_tier(el, relpath, summary, problems):
     agent, queue = el.get("agent") or "", el.get("queue") or ""
     summary["tiers"].append([agent, queue])
+    _cc_argument_problems(el, relpath, ("agent", "queue"), problems)
+    for attribute in ("level", "position"):
+        if not (el.get(attribute) or "").isdigit():
+            problems.append(f"{_where(relpath, el)}: tier {agent} in {queue} has no numeric {attribute}")
     summary["refs"].append({"type": "agent", "name": agent, "line": el.sourceline, "file": relpath})
     summary["refs"].append({"type": "queue", "name": queue, "line": el.sourceline, "file": relpath})
 

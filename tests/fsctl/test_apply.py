@@ -473,8 +473,9 @@ def test_callcenter_bad_file_refuses_the_apply_before_writing(sdb, fake_fs, tmp_
     make_demo()
     custom = override_template(tmp_path / "templates", "callcenter_agents.xml", 'type="callback" ', "")
     conf = tmp_path / "conf"
-    with pytest.raises(OperationError, match='^callcenter files of acme.example: agent "102@acme.example" has no '
-                                             'type'):
+    # The validator refuses it (mod_callcenter would skip the agent), before anything is written.
+    with pytest.raises(XmlCheckError, match="callcenter/agents/acme.example.xml line 2: agent 102@acme.example has "
+                                            "no type"):
         svc.apply_config(conf, reloader(fake_fs), templates_dir=custom)
     assert snapshot(conf) == {} and reloads(fake_fs) == [] and cc_sent(fake_fs) == []
 

@@ -188,3 +188,27 @@ def test_a_user_where_freeswitch_does_not_look_is_not_a_user(tmp_path):
     rels = write(tmp_path / "direct", {"directory/a.xml": direct, "dialplan/a.xml": bridge})
     summaries = xmlcheck.check_paths(tmp_path / "direct", rels)
     assert sorted(summaries["directory/a.xml"]["users"]["acme.example"]) == ["101", "102"]
+
+
+AGENTS = ('<include>\n  <agent name="101@acme.example" type="callback" '
+          'contact="[leg_timeout=20]user/101@acme.example"/>\n</include>\n')
+QUEUES = '<include>\n  <queue name="600@acme.example"/>\n</include>\n'
+TIERS = '<include>\n  <tier agent="101@acme.example" queue="600@acme.example" level="1" position="1"/>\n</include>\n'
+
+
+@pytest.mark.parametrize("rel, old, new, message", [
+    ("callcenter/agents/a.xml", ' type="callback"', "", "agent 101@acme.example has no type"),
+    ("callcenter/tiers/a.xml", ' level="1"', "", "has no numeric level"),
+    ("callcenter/tiers/a.xml", 'position="1"', 'position="x"', "has no numeric position"),
+    ("callcenter/queues/a.xml", 'name="600@acme.example"', 'name="600 @acme.example"', "must be one word"),
+    ("callcenter/agents/a.xml", 'name="101@acme.example"', 'name="101@acme.example\'"', "must be one word"),
+])
+def test_callcenter_rules(tmp_path, rel, old, new, message):
+    """What mod_callcenter would skip, or callcenter_config could not name, is refused at render time."""
+    files = {"directory/a.xml": DOMAIN, "callcenter/agents/a.xml": AGENTS, "callcenter/queues/a.xml": QUEUES,
+             "callcenter/tiers/a.xml": TIERS}
+    xmlcheck.check_paths(tmp_path / "ok", write(tmp_path / "ok", files))  # the valid set passes
+    assert old in files[rel]
+    files[rel] = files[rel].replace(old, new)
+    found = problems(tmp_path / "bad", files)
+    assert any(message in p and p.startswith(rel) for p in found), found
