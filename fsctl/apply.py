@@ -240,31 +240,50 @@ def _load_index(conf: Path) -> dict:
         return {}
 
 
+def managed_stamps(conf: Path) -> dict:
+    """{relative path: [size, mtime_ns]} of every *.xml below fsctl's folders of the conf dir.
+
+    One directory scan (no per-file path objects): apply after a one-user change must not pay
+    for the thousands of files it does not touch.
+    """
+    found = {}
+    root = str(conf)
+
+    def scan(folder, rel_dir):
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                scan(entry.path, rel)
+            elif entry.name.endswith(".xml"):
+                st = entry.stat()
+                found[rel] = [st.st_size, st.st_mtime_ns]
+
+    for top in MANAGED_DIRS:
+        scan(os.path.join(root, top), top)
+    return found
+
+
 def managed_files(conf: Path) -> list:
     """Every *.xml below fsctl's folders of the conf dir, as relative paths."""
-    found = []
-    for top in MANAGED_DIRS:
-        base = conf / top
-        if not base.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = os.path.relpath(dirpath, conf)
-            found += [os.path.join(rel_dir, f) for f in filenames if f.endswith(".xml") and not f.startswith(".")]
-    return sorted(found)
+    return sorted(managed_stamps(conf))
 
 
 def _stamp(path: Path):
-    st = path.stat()
+    st = os.stat(path)
     return [st.st_size, st.st_mtime_ns]
 
 
-def _summaries(conf: Path, rels, index: dict) -> dict:
-    """Summaries of files already in place: from the index when unchanged, else re-checked."""
+def _summaries(conf: Path, stamps: dict, index: dict) -> dict:
+    """Summaries of files already in place ({rel: stamp}): from the index when unchanged, else re-checked."""
     out = {}
-    for rel in rels:
+    for rel, stamp in stamps.items():
         entry = index.get(rel)
-        stamp = _stamp(conf / rel)
         if entry is not None and entry.get("stamp") == stamp:
             out[rel] = entry["summary"]
         else:
@@ -382,7 +401,7 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
 
         # Validate the tree as it will be: staged files fully, the others from the index.
         new_summaries = {rel: xmlcheck.check_file(stage / rel, rel) for rel in staged}
-        keep = [rel for rel in managed_files(conf) if rel not in staged and rel not in deletes]
+        keep = {rel: stamp for rel, stamp in managed_stamps(conf).items() if rel not in staged and rel not in deletes}
         tree = _summaries(conf, keep, index)
         tree.update(new_summaries)
         problems = xmlcheck.check_tree(tree, refs_from=set(new_summaries))

@@ -444,19 +444,20 @@ def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=Non
     """
     problems = []
     owners = {}
+    order = sorted(summaries)
     for what in ("domains", "menus", "profiles", "queues", "agents"):
         seen = {}
-        for rel in sorted(summaries):
-            for name in summaries[rel][what]:
+        for rel in order:
+            for name in summaries[rel].get(what, ()):
                 if name in seen:
                     problems.append(f"{rel}: duplicate {what[:-1]} {name} (also in {seen[name]})")
                 else:
                     seen[name] = rel
         owners[what] = seen
     contexts, users = {}, {}
-    for rel in sorted(summaries):
+    for rel in order:
         s = summaries[rel]
-        for name, ctx in s["contexts"].items():
+        for name, ctx in s.get("contexts", {}).items():
             if name in contexts:
                 problems.append(f"{rel}: duplicate context {name} (also in {contexts[name][0]})")
             else:
@@ -465,8 +466,8 @@ def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=Non
             # A domain in two files is reported above; within a file check_file reports duplicates.
             users.setdefault(domain, set(ids))
     tiers, matchers = set(), {}
-    for rel in sorted(summaries):
-        for agent, queue in summaries[rel]["tiers"]:
+    for rel in order:
+        for agent, queue in summaries[rel].get("tiers", ()):
             if (agent, queue) in tiers:
                 problems.append(f"{rel}: duplicate tier {agent} in {queue}")
             tiers.add((agent, queue))
@@ -564,11 +565,15 @@ def _check_ref(ref, contexts, users, owners, public_contexts, matchers=None):
 
 
 def slim(summary: dict) -> dict:
-    """A summary without its references and users: what other files are checked against.
+    """What other files are checked against: names and transfer patterns (no references, users,
+    extension names or empty lists: apply keeps one per file of the tree, read on every apply).
 
     (References only reach into the referring tenant's own files, which are re-checked with it.)
     """
-    return {k: v for k, v in summary.items() if k not in ("refs", "users")}
+    out = {k: v for k, v in summary.items() if v and k not in ("refs", "users", "contexts")}
+    if summary.get("contexts"):
+        out["contexts"] = {name: {"patterns": ctx["patterns"]} for name, ctx in summary["contexts"].items()}
+    return out
 
 
 def check_paths(root, relpaths) -> dict:
