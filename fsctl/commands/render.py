@@ -20,11 +20,18 @@ from ._base import emit, json_option, pass_app, print_json, say, transactional
 def cli(app, out, as_json):
     """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched)."""
     digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
+    # What an earlier render left there for a tenant now gone (or suspended) would mislead whoever
+    # copies the folder: only fsctl's own folders are cleaned, and only *.xml.
+    stale = sorted(rel for rel in svc.managed_stamps(Path(out)) if rel not in digests)
+    for rel in stale:
+        (Path(out) / rel).unlink()
     xmlcheck.check_paths(out, sorted(digests))
     if as_json:
-        print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())]})
+        print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())],
+                    "removed": stale})
     else:
-        say(f"{len(digests)} files rendered into {out} and validated")
+        removed = f" ({len(stale)} stale files of an earlier render removed)" if stale else ""
+        say(f"{len(digests)} files rendered into {out} and validated{removed}")
 
 
 @click.command("apply")

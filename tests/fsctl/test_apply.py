@@ -591,6 +591,13 @@ def test_cli_apply_status_and_render(cli, fake_fs, tmp_path):
     out = tmp_path / "rendered"
     assert cli("render", "--out", str(out)).stderr.strip() == f"3 files rendered into {out} and validated"
     assert (out / "directory/acme.example.xml").is_file()
+    (out / "notes.txt").write_text("mine")
+    cli("tenant", "add", "beta.example", "--name", "Beta")
+    assert cli("render", "--out", str(out)).stderr.strip() == f"5 files rendered into {out} and validated"
+    cli("tenant", "edit", "beta.example", "--state", "suspended")
+    assert cli("render", "--out", str(out)).stderr.strip() == \
+        f"3 files rendered into {out} and validated (2 stale files of an earlier render removed)"
+    assert not list(out.rglob("beta.example*")) and (out / "notes.txt").read_text() == "mine"
 
 
 def test_cli_apply_refused_and_unreachable_exit_codes(cli, fake_fs, tmp_path):
