@@ -67,6 +67,7 @@ API for tests:
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import re
@@ -109,17 +110,13 @@ TEXT SHUTDOWN_REQUESTED ALL
 
 # switch_utils.c switch_url_encode: these and every byte outside printable ASCII are escaped.
 _URL_UNSAFE = set(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
+# byte -> its encoding, for str.translate over the UTF-8 bytes read as latin-1 (one char per byte).
+_URL_TABLE = {b: "%%%02X" % b if b in _URL_UNSAFE or b < 0x20 or b > 0x7E else chr(b) for b in range(256)}
 
 
 def url_encode(value: str) -> str:
     """Encode a header value the way FreeSWITCH serialises plain events."""
-    out = []
-    for byte in str(value).encode("utf-8"):
-        if byte in _URL_UNSAFE or byte < 0x20 or byte > 0x7E:
-            out.append("%%%02X" % byte)
-        else:
-            out.append(chr(byte))
-    return "".join(out)
+    return str(value).encode("utf-8").decode("latin-1").translate(_URL_TABLE)
 
 
 def _sleep(seconds: float) -> None:
@@ -145,14 +142,18 @@ def _api_body(message: bytes) -> bytes:
 
 
 class PlainEvent:
-    """A recorded plain event as an ordered list of (name, encoded value) plus its own body."""
+    """A recorded plain event as an ordered list of (name, encoded value) plus its own body.
+
+    The pairs are tuples: a fake that keeps thousands of calls (the service benchmark) then
+    holds one list per event for the garbage collector to scan, not one per header.
+    """
 
     def __init__(self, record_body: bytes) -> None:
         block, _, rest = record_body.partition(b"\n\n")
-        self.lines: list[list[str]] = []
+        self.lines: list[tuple[str, str]] = []
         for line in block.decode("utf-8").split("\n"):
             name, _, value = line.partition(": ")
-            self.lines.append([name, value])
+            self.lines.append((name, value))
         self.body = b""
         if any(n == "Content-Length" for n, _ in self.lines):
             self.lines = [ln for ln in self.lines if ln[0] != "Content-Length"]
@@ -162,14 +163,14 @@ class PlainEvent:
     def from_headers(cls, headers: dict, body: str | bytes = b"") -> "PlainEvent":
         """Build an event from decoded header values."""
         ev = cls.__new__(cls)
-        ev.lines = [[str(k), url_encode(v)] for k, v in headers.items()]
+        ev.lines = [(str(k), url_encode(v)) for k, v in headers.items()]
         ev.body = body.encode("utf-8") if isinstance(body, str) else body
         return ev
 
     def copy(self) -> "PlainEvent":
-        """A deep copy."""
+        """A copy (the pairs are immutable)."""
         ev = PlainEvent.__new__(PlainEvent)
-        ev.lines = [list(x) for x in self.lines]
+        ev.lines = list(self.lines)
         ev.body = self.body
         return ev
 
@@ -188,23 +189,22 @@ class PlainEvent:
     def set(self, name: str, value: str) -> "PlainEvent":
         """Set (or append) header ``name`` to the decoded ``value``."""
         enc = url_encode(value)
-        for line in self.lines:
+        for i, line in enumerate(self.lines):
             if line[0] == name:
-                line[1] = enc
+                self.lines[i] = (name, enc)
                 return self
-        self.lines.append([name, enc])
+        self.lines.append((name, enc))
         return self
 
     def replace_everywhere(self, old: str, new: str) -> "PlainEvent":
         """Replace a string (e.g. the recorded call uuid) in every value and the body."""
-        for line in self.lines:
-            line[1] = line[1].replace(old, new)
+        self.lines = [(n, v.replace(old, new)) for n, v in self.lines]
         self.body = self.body.replace(old.encode(), new.encode())
         return self
 
     def plain_body(self) -> bytes:
         """The text/event-plain body as FreeSWITCH serialises it."""
-        text = "".join("%s: %s\n" % (n, v) for n, v in self.lines).encode("utf-8")
+        text = "".join([f"{n}: {v}\n" for n, v in self.lines]).encode("utf-8")
         if self.body:
             return text + b"Content-Length: %d\n\n" % len(self.body) + self.body
         return text + b"\n"
@@ -283,6 +283,15 @@ class _Templates:
             elif rec.kind == "recv" and label and rec.content_type == "api/response" \
                     and rec.body.startswith(b"+OK [") and label not in self.reloadxml_cases:
                 self.reloadxml_cases[label] = rec.data
+
+
+@functools.lru_cache(maxsize=None)
+def _recorded(capture: str, name: str, index: int) -> PlainEvent:
+    """The ``index``-th recorded event ``name`` of a capture, parsed once (copy before changing it)."""
+    recs = captures.load(capture).events(name)
+    if not recs:
+        raise KeyError(f"no {name} event in {capture}")
+    return PlainEvent(recs[index].body)
 
 
 _TEMPLATES: _Templates | None = None
@@ -733,6 +742,10 @@ class FakeFreeSWITCH:
         for conn in self.connections:
             conn.send_event(ev)
 
+    def _subscribed(self, name: str) -> bool:
+        """True when some connection may want events called ``name`` (before building one)."""
+        return any(c.authed and c.fmt is not None and (c.all_events or name in c.events) for c in self.connections)
+
     def inject_event(self, headers: dict, body: str = "") -> None:
         """Send an event built from decoded headers (Event-Name required) to subscribers."""
         if "Event-Name" not in headers:
@@ -741,10 +754,7 @@ class FakeFreeSWITCH:
 
     def recorded_event(self, name: str, *, capture: str = PLAIN_CALL, index: int = 0) -> PlainEvent:
         """A copy of the ``index``-th recorded event ``name`` of a capture."""
-        recs = captures.load(capture).events(name)
-        if not recs:
-            raise KeyError(f"no {name} event in {capture}")
-        return PlainEvent(recs[index].body)
+        return _recorded(capture, name, index).copy()
 
     def inject_recorded(self, name: str, *, uuid: str | None = None, headers: dict | None = None,
                         capture: str = PLAIN_CALL, index: int = 0) -> str | None:
@@ -871,7 +881,8 @@ class FakeFreeSWITCH:
             return ev
 
         def run() -> None:
-            self._broadcast(make(t.execute))
+            if self._subscribed("CHANNEL_EXECUTE"):
+                self._broadcast(make(t.execute))
             result = self.execute_results.get(app, "FILE PLAYED" if app == "playback" else "_none_")
             if callable(result):
                 result = result(uuid, app, arg)
