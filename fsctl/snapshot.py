@@ -89,30 +89,48 @@ def load_rotation(tenant):
 
 
 def save_rotation(tenant, updates):
-    """Persist rotation updates with compare-and-set; returns the groups whose update lost a race."""
+    """Persist rotation updates with compare-and-set; returns the groups whose update lost a race.
+
+    Updates of one group that follow each other (0->1, 1->2) are written as one compare-and-set
+    (0->2) that counts all their calls: a batch costs a few queries per group, not per call.
+    """
     lost = []
-    for update in updates:
-        group = Group.get_or_none((Group.tenant == tenant) & (Group.number == update.group))
+    for group_number, previous, next_start, calls in _chains(updates):
+        group = Group.get_or_none((Group.tenant == tenant) & (Group.number == group_number))
         if group is None:
             continue
         row = GroupRotation.get_or_none(GroupRotation.group == group)
         if row is None:
-            if update.previous != 0:
-                lost.append(update.group)
+            if previous != 0:
+                lost.append(group_number)
                 continue
             # The first rotating call of this group: insert; a racing insert fails on the unique key.
             try:
                 with GroupRotation._meta.database.atomic():
-                    GroupRotation.create(group=group, next_start=update.next_start, calls=1)
+                    GroupRotation.create(group=group, next_start=next_start, calls=calls)
             except Exception:  # noqa: BLE001 - IntegrityError of either engine: the race was lost
-                lost.append(update.group)
+                lost.append(group_number)
             continue
-        changed = (GroupRotation.update(next_start=update.next_start, calls=GroupRotation.calls + 1,
+        changed = (GroupRotation.update(next_start=next_start, calls=GroupRotation.calls + calls,
                                         updated_at=utcnow())
-                   .where((GroupRotation.id == row.id) & (GroupRotation.next_start == update.previous)).execute())
+                   .where((GroupRotation.id == row.id) & (GroupRotation.next_start == previous)).execute())
         if not changed:
-            lost.append(update.group)
+            lost.append(group_number)
     return lost
+
+
+def _chains(updates):
+    """[group, first previous, last next_start, calls] per run of updates that follow each other."""
+    chains, open_chain = [], {}
+    for update in updates:
+        chain = open_chain.get(update.group)
+        if chain is not None and chain[2] == update.previous:
+            chain[2] = update.next_start
+            chain[3] += 1
+        else:
+            chain = open_chain[update.group] = [update.group, update.previous, update.next_start, 1]
+            chains.append(chain)
+    return chains
 
 
 def tenant_for_did(number):

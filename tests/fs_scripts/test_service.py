@@ -198,6 +198,28 @@ def test_rotation_moved_by_another_process_is_reloaded(fake_fs, service, tenant)
     assert [a for app, a in settle(fake_fs, uuid) if app == "bridge"][0].startswith("[leg_timeout=10]user/102@")
 
 
+def test_a_burst_of_rotation_moves_is_written_in_one_transaction(tenant):
+    from fs_scripts.decide import RotationUpdate
+    from fsctl.model import GroupRotation, Tenant
+    from fsctl.snapshot import load_rotation
+
+    writes = []
+
+    def run(fn, args):
+        writes.append(fn.__name__)
+        return gevent.get_hub().threadpool.apply(fn, args)
+
+    store = DatabaseStore(run=run, rotation_linger=0.5)
+    store.load("acme.example")
+    for previous, next_start in [(0, 1), (1, 2), (2, 0), (0, 1)]:
+        store.save_rotation("acme.example", [RotationUpdate("200", previous, next_start)])
+        gevent.sleep(0.01)  # calls a few milliseconds apart
+    assert store.load("acme.example")[1].start_for("200") == 1  # memory moves at once
+    store.flush()
+    assert writes.count("_save_rotation") == 1
+    assert load_rotation(Tenant.get()).start_for("200") == 1 and GroupRotation.get().calls == 4
+
+
 def test_hangups_reach_the_sinks_in_batches(fake_fs, service):
     uuid = park(fake_fs, "200")
     script_bridge(fake_fs, uuid, "SUCCESS")

@@ -100,3 +100,22 @@ def test_rotation_compare_and_set(db):
     assert save_rotation(tenant, [RotationUpdate("200", 0, 1)]) == []
     groups.edit_group("acme.example", "200", add_members=[])
     assert load_rotation(tenant).start_for("200") == 0
+
+
+def test_rotation_moves_that_follow_each_other_are_one_compare_and_set(db):
+    tenants.add_tenant("acme.example", "ACME")
+    for n in ("101", "102", "103"):
+        users.add_user("acme.example", n, f"U{n}")
+    groups.add_group("acme.example", "200", "G", strategy="sequential", order="rotating", members=["101", "102", "103"])
+    from fsctl.model import GroupRotation, Tenant
+
+    tenant = Tenant.get()
+    chain = [RotationUpdate("200", 0, 1), RotationUpdate("200", 1, 2), RotationUpdate("200", 2, 0)]
+    assert save_rotation(tenant, chain) == []
+    assert GroupRotation.get().calls == 3 and load_rotation(tenant).start_for("200") == 0
+    assert save_rotation(tenant, chain[:2]) == []
+    assert GroupRotation.get().calls == 5 and load_rotation(tenant).start_for("200") == 2
+    # Another writer moved it from 2 to 0: the whole chain read from the old state loses.
+    assert save_rotation(tenant, [RotationUpdate("200", 2, 0), RotationUpdate("200", 0, 1)]) == []
+    assert save_rotation(tenant, [RotationUpdate("200", 2, 0), RotationUpdate("200", 0, 1)]) == ["200"]
+    assert GroupRotation.get().calls == 7 and load_rotation(tenant).start_for("200") == 1
