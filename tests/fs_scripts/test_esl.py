@@ -155,6 +155,21 @@ def test_replies_are_matched_to_commands_in_order(fake_fs, esl):
     assert [job.value for job in jobs] == [f"reply {i}\n" for i in range(30)]
 
 
+def test_a_command_leaves_at_once_while_another_awaits_its_reply(fake_fs, esl):
+    # Nagle's algorithm would hold the second command until FreeSWITCH acknowledged the first
+    # (its reply, or the 40 ms delayed ACK): one call's command waiting on another call's reply.
+    fake_fs.fault("silent", on="api status")
+    for _ in range(3):
+        start = len(fake_fs.received)
+        waiting = gevent.spawn(esl.api, "status", timeout=0.5)
+        fake_fs.wait_for_command("api status", start=start)
+        sent = time.monotonic()
+        second = gevent.spawn(esl.api, "version", timeout=0.5)
+        fake_fs.wait_for_command("api version", start=start)
+        assert time.monotonic() - sent < 0.03
+        gevent.killall([waiting, second])
+
+
 def test_events_before_the_reply_are_not_taken_for_it(fake_fs, make_esl):
     # FACTS.md: API and PRIVATE_COMMAND events may arrive before the command's reply.
     client = make_esl(events=("ALL",))
