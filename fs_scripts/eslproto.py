@@ -28,6 +28,7 @@ __all__ = [
     "parse_headers",
     "parse_event",
     "parse_plain_event",
+    "peek_plain_header",
     "parse_json_event",
     "auth",
     "api",
@@ -217,6 +218,29 @@ def parse_plain_event(body: str | bytes) -> Event:
         # The event's own body (e.g. a BACKGROUND_JOB result), FACTS.md "Event Socket".
         own_body = rest[: _content_length(headers)]
     return Event(headers.get("Event-Name", ""), headers, _decode(own_body))
+
+
+def peek_plain_header(body: str, name: str) -> str | None:
+    """The decoded value of one header of a text/event-plain body, without parsing the others.
+
+    For deciding whether an event is worth parsing; it reads the ``Name: value`` form that
+    FreeSWITCH serialises (switch_event_serialize) and the first occurrence only.
+    """
+    end = body.find("\n\n")
+    block = body if end < 0 else body[:end]
+    key = name + ": "
+    if block.startswith(key):
+        start = len(key)
+    else:
+        found = block.find("\n" + key)
+        if found < 0:
+            return None
+        start = found + 1 + len(key)
+    stop = block.find("\n", start)
+    value = block[start:] if stop < 0 else block[start:stop]
+    if value.endswith("\r"):
+        value = value[:-1]
+    return unquote(value, errors="replace") if "%" in value else value
 
 
 def _json_value(value) -> str:

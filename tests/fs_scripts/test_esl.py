@@ -351,6 +351,19 @@ def test_execute_is_matched_by_application_uuid_not_app_name(fake_fs, esl):
     assert job.value == "FILE PLAYED"
 
 
+def test_only_events_someone_takes_are_parsed(fake_fs, esl):
+    uuid = fake_fs.park_call()  # CHANNEL_PARK, subscribed by default, has no handler here
+    esl.execute(uuid, "set", "a=b", wait=False)  # its completion concerns nobody
+    fake_fs.send_heartbeat()
+    fake_fs.wait_for(lambda: esl.unparsed == 3)
+    assert esl.execute(uuid, "playback", PLAYBACK) == "FILE PLAYED"  # awaited: parsed
+    seen = []
+    esl.on("CHANNEL_EXECUTE_COMPLETE", lambda event: seen.append(event.get("Application")))
+    esl.execute(uuid, "set", "c=d", wait=False)  # a handler takes it: parsed
+    fake_fs.wait_for(lambda: seen == ["set"])
+    assert esl.unparsed == 3
+
+
 def test_execute_per_leg_results(fake_fs, esl):
     a, b = fake_fs.park_call(), fake_fs.park_call()
     fake_fs.execute_results["bridge"] = lambda uuid, app, arg: "_none_" if uuid == a else "USER_BUSY"

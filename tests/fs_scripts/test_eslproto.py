@@ -173,6 +173,25 @@ def test_execute_complete_carries_application_uuid_and_response():
     ]
 
 
+@pytest.mark.parametrize("name", ["esl_events_plain_call.txt", "esl_events_plain_bridge_acme.txt",
+                                  "esl_api_replies_idle.txt"])
+def test_peeked_header_equals_the_parsed_one(name):
+    for record in captures.load(name).events():
+        if record.content_type != "text/event-plain":
+            continue
+        body = record.body.decode("utf-8")
+        event = eslproto.parse_plain_event(body)
+        for header in ("Event-Name", "Application-UUID", "Job-UUID", "Channel-Name", "variable_switch_r_sdp"):
+            assert eslproto.peek_plain_header(body, header) == event.get(header)
+
+
+def test_peek_does_not_read_the_event_body():
+    body = "Event-Name: BACKGROUND_JOB\nJob-UUID: j-1\nContent-Length: 30\n\nApplication-UUID: fake\nx: y\n"
+    assert eslproto.peek_plain_header(body, "Job-UUID") == "j-1"
+    assert eslproto.peek_plain_header(body, "Application-UUID") is None
+    assert eslproto.peek_plain_header("Event-Name: HEARTBEAT", "Event-Name") == "HEARTBEAT"
+
+
 def test_json_events_match_plain_events_of_the_same_call():
     plain = {e["Event-Sequence"]: e for e in _events("esl_events_plain_call.txt")}
     json_events = _events("esl_events_json_call.txt")
