@@ -73,11 +73,13 @@ def _fail(ctx, message, code, exc):
               help="Settings file (default /etc/fsctl/fsctl.toml).")
 @click.option("--database", envvar="FSCTL_DATABASE", help="Database URL: sqlite:///path or postgresql://...")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--apply/--no-apply", "auto_apply", default=None,
+              help="Apply a provisioning change to FreeSWITCH at once (default: the auto_apply setting).")
 @click.version_option(__version__, prog_name="fsctl")
 @click.pass_context
-def cli(ctx, config_path, database, debug):
+def cli(ctx, config_path, database, debug, auto_apply):
     """fsctl: provision and run a multi-tenant PBX on FreeSWITCH."""
-    ctx.obj = App(config_path=config_path, database=database, debug=debug)
+    ctx.obj = App(config_path=config_path, database=database, debug=debug, auto_apply=auto_apply)
 
 
 @cli.command("init")

@@ -26,6 +26,9 @@ class Settings:
     # Seconds a scenario call waits, parked, for the call-logic service before the rendered
     # dialplan sends it to the tenant's fallback (sched_transfer; see fsctl/render.py).
     handoff_watchdog: int = 6
+    # R-ADM instant activation: every provisioning command that changes a tenant applies it to
+    # FreeSWITCH right away (as `fsctl apply` would). `fsctl --apply/--no-apply` overrides it.
+    auto_apply: bool = False
     recordings_dir: str = "/var/lib/freeswitch/recordings"
     media_dir: str = "/var/lib/freeswitch/storage/fsctl-media"
     recording_retention_days: int = 180
@@ -84,6 +87,15 @@ def load_settings(path=None, environ=None):
 
 def _coerce(key, value, kind):
     """Convert a text setting to the type of its default."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f'setting {key} "{value}": must be true or false')
     if isinstance(value, kind):
         return value
     try:

@@ -5,6 +5,7 @@ import json
 import sys
 
 import click
+from peewee import fn as sql
 from rich.console import Console
 from rich.table import Table
 
@@ -15,10 +16,11 @@ from ..db import close_database, open_database, transaction
 class App:
     """Per-invocation state: settings, and the database once a command asks for it."""
 
-    def __init__(self, config_path=None, database=None, debug=False):
+    def __init__(self, config_path=None, database=None, debug=False, auto_apply=None):
         self.config_path = config_path
         self.database_override = database
         self.debug = debug
+        self.auto_apply_override = auto_apply
         self._settings = None
         self.db = None
 
@@ -39,6 +41,26 @@ class App:
             self.db = open_database(self.settings.database)
         return self.db
 
+    @property
+    def auto_apply(self):
+        """Apply to FreeSWITCH right after a change (`--apply/--no-apply`, else the auto_apply setting)."""
+        if self.auto_apply_override is not None:
+            return self.auto_apply_override
+        return self.settings.auto_apply
+
+    def tenants_fingerprint(self):
+        """(tenants, sum of their revisions): every configuration change moves it (apply's own test)."""
+        from ..model import Tenant
+
+        return Tenant.select(sql.COUNT(Tenant.id), sql.COALESCE(sql.SUM(Tenant.revision), 0)).tuples().get()
+
+    def after_commit(self, before):
+        """Called once a command's transaction is committed, with the fingerprint taken before it."""
+        if before is not None and self.tenants_fingerprint() != before:
+            from .render import apply_after_change
+
+            apply_after_change(self)
+
     def close(self):
         if self.db is not None:
             close_database()
@@ -56,8 +78,12 @@ def transactional(fn):
     def wrapper(ctx, *args, **kwargs):
         app = ctx.find_object(App)
         app.open()
+        # auto_apply: only a command that changed a tenant's configuration applies it (not a list).
+        before = app.tenants_fingerprint() if app.auto_apply else None
         with transaction():
-            return ctx.invoke(fn, *args, **kwargs)
+            result = ctx.invoke(fn, *args, **kwargs)
+        app.after_commit(before)
+        return result
 
     return wrapper
 

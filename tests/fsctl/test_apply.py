@@ -680,3 +680,48 @@ def test_commands_have_help(cli):
     for name in ("render", "apply", "status"):
         result = cli(name, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+# --- R-ADM instant activation: --apply / auto_apply ------------------------------------------
+
+def test_cli_auto_apply_makes_a_change_live_at_once(cli, fake_fs, tmp_path):
+    cli.env["FSCTL_AUTO_APPLY"] = "true"
+    result = cli("tenant", "add", "acme.example", "--name", "ACME")
+    assert result.stderr.splitlines()[-2:] == ["1 tenants rendered, 0 removed, 3 files written, 0 deleted",
+                                               "reloadxml: +OK [Success]"]
+    result = cli("user", "add", "acme.example", "101", "--name", "Ona")
+    assert "reloadxml: +OK [Success]" in result.stderr
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"
+    assert (tmp_path / "conf/directory/acme.example.xml").read_text().count("<user id=") == 1
+    # Read-only commands, and changes to nothing, apply nothing.
+    mark = len(reloads(fake_fs))
+    cli("user", "list", "acme.example")
+    cli("status")
+    assert len(reloads(fake_fs)) == mark
+    # --no-apply for one command; the next applying command takes it along.
+    cli("--no-apply", "user", "add", "acme.example", "102", "--name", "Jonas")
+    assert len(reloads(fake_fs)) == mark
+    assert json.loads(cli("status", "--json").stdout)[0]["status"] == "pending"
+    cli("user", "edit", "acme.example", "101", "--name", "Ona O.")
+    assert len(reloads(fake_fs)) == mark + 1
+    assert (tmp_path / "conf/directory/acme.example.xml").read_text().count("<user id=") == 2
+
+
+def test_cli_apply_flag_when_freeswitch_is_down_keeps_the_change(cli, fake_fs, tmp_path):
+    cli.env["FSCTL_ESL_PORT"] = str(free_port())
+    result = cli("--apply", "tenant", "add", "acme.example", "--name", "ACME", ok=False)
+    assert result.exit_code == 3
+    assert result.stderr.splitlines()[-1].startswith("Error: saved, not applied: FreeSWITCH 127.0.0.1:")
+    assert result.stderr.rstrip().endswith("fsctl apply applies it")
+    rows = json.loads(cli("status", "--json").stdout)
+    assert [(r["domain"], r["status"]) for r in rows] == [("acme.example", "pending")]  # saved, not applied
+    assert svc.managed_files(tmp_path / "conf") == []
+    cli.env["FSCTL_ESL_PORT"] = str(fake_fs.port)
+    assert "reloadxml: +OK [Success]" in cli("apply").stderr
+
+
+def test_auto_apply_setting_is_a_boolean(cli):
+    cli.env["FSCTL_AUTO_APPLY"] = "maybe"
+    result = cli("tenant", "list", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == 'Error: setting auto_apply "maybe": must be true or false'
