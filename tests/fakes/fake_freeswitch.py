@@ -174,6 +174,12 @@ class PlainEvent:
         ev.body = self.body
         return ev
 
+    def frozen(self) -> "PlainEvent":
+        """A copy to keep: its pairs in one tuple, which the garbage collector stops scanning."""
+        ev = self.copy()
+        ev.lines = tuple(self.lines)
+        return ev
+
     def get(self, name: str, default=None):
         """The decoded value of ``name``."""
         for n, v in self.lines:
@@ -806,7 +812,7 @@ class FakeFreeSWITCH:
         for key, value in (headers or {}).items():
             ev.set(key, value)
         with self._lock:
-            self.channels[uuid] = ev
+            self.channels[uuid] = ev.frozen()
         self._broadcast(ev)
         return uuid
 
