@@ -115,7 +115,8 @@ def _search_figures(quick, work):
         start = dt.datetime(2026, 5, 1)
         colours = rec.COLOURS + ("",) * 20
         columns = ("tenant_id", "user_number", "user_name", "direction", "counterpart", "started_at", "duration",
-                   "path", "size", "sha256", "note", "colour", "field1", "field2", "field3", "created_at")
+                   "path", "size", "sha256", "note", "colour", "field1", "field2", "field3", "created_at",
+                   "user_name_fold", "note_fold", "field1_fold", "field2_fold", "field3_fold")
         sql = (f"INSERT INTO recording ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
         began = time.perf_counter()
         with database.atomic():
@@ -127,7 +128,8 @@ def _search_figures(quick, work):
                 batch.append((tenant.id, user, "", rnd.choice(("in", "out", "internal")),
                               f"+3706{rnd.randrange(10**7):07d}", when.strftime("%Y-%m-%d %H:%M:%S"),
                               rnd.uniform(3, 600), f"{tenant.domain}/{i}.wav", 100_000, "0" * 64,
-                              "call back" if i % 97 == 0 else "", rnd.choice(colours), "", "", "", when))
+                              "call back" if i % 97 == 0 else "", rnd.choice(colours), "", "", "", when,
+                              "", "call back" if i % 97 == 0 else "", "", "", ""))
                 if len(batch) == 10_000:
                     database.cursor().executemany(sql, batch)
                     batch = []

@@ -19,8 +19,31 @@ def _migrator(db):
     return SqliteMigrator(db)
 
 
+def _v2_recording_folds(db, migrator):
+    """Version 2: folded copies of the recordings' searchable texts (Unicode case-insensitive search)."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    from .recordings import FOLDED, fold
+
+    migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
+              for name in FOLDED))
+    rec = model.Recording
+    last = 0
+    while True:  # in batches: a catalogue can hold millions of rows
+        rows = list(rec.select(rec.id, *(getattr(rec, name) for name in FOLDED))
+                    .where(rec.id > last).order_by(rec.id).limit(5000).tuples())
+        if not rows:
+            break
+        for row in rows:
+            values = {f"{name}_fold": fold(text) for name, text in zip(FOLDED, row[1:])}
+            if any(values.values()):
+                rec.update(values).where(rec.id == row[0]).execute()
+        last = rows[-1][0]
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = []
+MIGRATIONS = [_v2_recording_folds]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

@@ -316,6 +316,14 @@ class Recording(BaseModel):
     field2 = pw.CharField(max_length=128, default="")
     field3 = pw.CharField(max_length=128, default="")
     created_at = pw.DateTimeField(default=utcnow)
+    # The searchable texts folded (NFKC + casefold, fsctl.recordings.fold): "ūla" finds "Ūla" on
+    # both engines, whatever the database's locale (SQLite's LIKE folds ASCII only). Written with
+    # the text they fold (schema version 2).
+    user_name_fold = pw.TextField(default="")
+    note_fold = pw.TextField(default="")
+    field1_fold = pw.TextField(default="")
+    field2_fold = pw.TextField(default="")
+    field3_fold = pw.TextField(default="")
 
     class Meta:
         indexes = (

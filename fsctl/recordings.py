@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import re
+import unicodedata
 import wave
 
 from peewee import fn
@@ -192,8 +193,9 @@ def _upsert(tenant, rel, fields, size, digest, seconds, call_uuid):
     row = Recording.get_or_none(Recording.path == rel)
     if row is None:
         user = User.get_or_none((User.tenant == tenant) & (User.number == fields.user))
+        name = user.name if user else ""
         return Recording.create(
-            tenant=tenant, user_number=fields.user, user_name=user.name if user else "",
+            tenant=tenant, user_number=fields.user, user_name=name, user_name_fold=fold(name),
             direction=fields.direction, counterpart=fields.counterpart, started_at=fields.started_at,
             duration=seconds, path=rel, size=size, sha256=digest, call_uuid=call_uuid,
         )
@@ -350,13 +352,23 @@ def mark(recording_id, as_user=None, note=None, colour=None, fields=None):
     with database.atomic():
         row = get_recording(recording_id, as_user)
         if changes:
-            Recording.update(changes).where(Recording.id == row.id).execute()
+            folded = {f"{key}_fold": fold(value) for key, value in changes.items() if key in FOLDED}
+            Recording.update({**changes, **folded}).where(Recording.id == row.id).execute()
             for key, value in changes.items():
                 setattr(row, key, value)
     return row
 
 
 # --- search --------------------------------------------------------------------------------------
+
+# The texts searched by substring, each with a folded copy `<name>_fold` in the catalogue.
+FOLDED = ("user_name", "note", "field1", "field2", "field3")
+
+
+def fold(text) -> str:
+    """Text as the search compares it: NFKC-normalised and case-folded ("Ūla" and "ūla" are one)."""
+    return unicodedata.normalize("NFKC", text or "").casefold()
+
 
 @dataclasses.dataclass(frozen=True)
 class Filters:
@@ -368,6 +380,7 @@ class Filters:
     min_length: float | None = None
     max_length: float | None = None
     user: str | None = None
+    user_name: str | None = None
     counterpart: str | None = None
     colour: str | None = None
     note: str | None = None
@@ -394,7 +407,7 @@ def parse_time(value, field, end=False):
 
 
 def make_filters(tenant=None, since=None, until=None, min_length=None, max_length=None, user=None,
-                 counterpart=None, colour=None, note=None, field1=None, field2=None, field3=None):
+                 counterpart=None, colour=None, note=None, field1=None, field2=None, field3=None, user_name=None):
     """Validated Filters from text values (the CLI's options)."""
     def seconds(value, field):
         if value is None:
@@ -414,6 +427,7 @@ def make_filters(tenant=None, since=None, until=None, min_length=None, max_lengt
         min_length=seconds(min_length, "--min-length"),
         max_length=seconds(max_length, "--max-length"),
         user=validate.extension(user, "--user") if user else None,
+        user_name=validate.text(user_name, "--user-name", max_len=FIELD_MAX) if user_name else None,
         counterpart=validate.prefix(counterpart, "--counterpart") if counterpart else None,
         colour=validate.choice(colour, "--colour", COLOURS) if colour else None,
         note=validate.text(note, "--note", max_len=NOTE_MAX) if note else None,
@@ -449,10 +463,10 @@ def query(filters=Filters(), as_user=None):
         q = q.where((Recording.counterpart >= f.counterpart) & (Recording.counterpart < upper))
     if f.colour:
         q = q.where(Recording.colour == f.colour)
-    for name in ("note", *FIELD_NAMES):
+    for name in FOLDED:  # substring, case-insensitive for every script (folded on both sides)
         value = getattr(f, name)
         if value:
-            q = q.where(getattr(Recording, name).contains(value))
+            q = q.where(getattr(Recording, f"{name}_fold").contains(fold(value)))
     return q.order_by(Recording.started_at.desc(), Recording.id.desc())
 
 

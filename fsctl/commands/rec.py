@@ -28,20 +28,21 @@ def filter_options(fn):
         click.option("--min-length", metavar="SECONDS", help="At least this long."),
         click.option("--max-length", metavar="SECONDS", help="At most this long."),
         click.option("--user", help="Recorded user's number."),
+        click.option("--user-name", help="Recorded user's name contains this text (any case, any script)."),
         click.option("--counterpart", metavar="PREFIX", help="Other party's number starts with this."),
         click.option("--colour", help="Colour mark: " + ", ".join(rec.COLOURS) + "."),
-        click.option("--note", help="Note contains this text."),
-        click.option("--field1", help="Free field 1 contains this text."),
-        click.option("--field2", help="Free field 2 contains this text."),
-        click.option("--field3", help="Free field 3 contains this text."),
+        click.option("--note", help="Note contains this text (any case)."),
+        click.option("--field1", help="Free field 1 contains this text (any case)."),
+        click.option("--field2", help="Free field 2 contains this text (any case)."),
+        click.option("--field3", help="Free field 3 contains this text (any case)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-FILTER_NAMES = ("tenant", "since", "until", "min_length", "max_length", "user", "counterpart", "colour", "note",
-                "field1", "field2", "field3")
+FILTER_NAMES = ("tenant", "since", "until", "min_length", "max_length", "user", "user_name", "counterpart",
+                "colour", "note", "field1", "field2", "field3")
 
 
 def _filters(kwargs):

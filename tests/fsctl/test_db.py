@@ -22,7 +22,7 @@ def test_sqlite_pragmas(sdb):
 
 
 def test_upgrade_keeps_data(db_url):
-    """A database at version 1 is upgraded step by step by later migrations, rows kept."""
+    """A database at the current version is upgraded step by step by later migrations, rows kept."""
     database = fsdb.open_database(db_url)
     model.Tenant.create(domain="acme.example", name="ACME")
 
@@ -30,11 +30,12 @@ def test_upgrade_keeps_data(db_url):
         run_ops(migrator.add_column("tenant", "note", peewee.TextField(default="")))
         database.execute_sql("UPDATE tenant SET note = 'kept ' || name")
 
-    version = migrations.upgrade(database, migrations=[add_column])
-    assert version == 2 and migrations.current_version(database) == 2
+    steps = [*migrations.MIGRATIONS, add_column]
+    version = migrations.upgrade(database, migrations=steps)
+    assert version == migrations.CURRENT_VERSION + 1 and migrations.current_version(database) == version
     assert database.execute_sql("SELECT note FROM tenant").fetchone()[0] == "kept ACME"
     # Running again is a no-op.
-    assert migrations.upgrade(database, migrations=[add_column]) == 2
+    assert migrations.upgrade(database, migrations=steps) == version
 
 
 def test_failed_migration_rolls_back(db_url):
@@ -45,8 +46,8 @@ def test_failed_migration_rolls_back(db_url):
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        migrations.upgrade(database, migrations=[broken])
-    assert migrations.current_version(database) == 1
+        migrations.upgrade(database, migrations=[*migrations.MIGRATIONS, broken])
+    assert migrations.current_version(database) == migrations.CURRENT_VERSION
     assert not database.table_exists("half_done")
 
 
@@ -75,3 +76,30 @@ def test_unreachable_postgres_is_one_line(fsctl_sqlite):
     assert result.exit_code == 1
     assert result.stderr.startswith(f'Error: database "postgresql://nobody:***@127.0.0.1:')
     assert "secret" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_version_1_catalogue_gets_folded_search_texts(db_url):
+    """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
+    from fsctl import recordings as rec
+
+    database = fsdb.open_database(db_url)
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    # Back to version 1: the catalogue without the folded columns, with rows in it.
+    migrator = migrations._migrator(database)
+    run_ops(*(migrator.drop_column("recording", f"{name}_fold") for name in rec.FOLDED))
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=1)
+    for i, (name, note) in enumerate([("Ūla Žemaitė", "Skambinti ŠIANDIEN"), ("Ona", ""), ("STRASSE", "x")]):
+        database.execute_sql(
+            "INSERT INTO recording (tenant_id, user_number, user_name, direction, counterpart, started_at, duration,"
+            " path, size, sha256, note, colour, field1, field2, field3, created_at)"
+            f" VALUES ({tenant.id}, '10{i}', %s, 'in', '', '2026-11-01 10:00:00', 5, 'p{i}.wav', 0, '', %s, '',"
+            " '', '', '', '2026-11-01 10:00:00')".replace("%s", database.param), (name, note))
+
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION
+    folds = database.execute_sql("SELECT user_name_fold, note_fold FROM recording ORDER BY id").fetchall()
+    assert [tuple(f) for f in folds] == [("ūla žemaitė", "skambinti šiandien"), ("ona", ""), ("strasse", "x")]
+    found = rec.search(rec.make_filters(user_name="žEMAI"))
+    assert [r.user_name for r in found] == ["Ūla Žemaitė"]
+    assert [r.user_name for r in rec.search(rec.make_filters(note="šiandien"))] == ["Ūla Žemaitė"]
+    assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]

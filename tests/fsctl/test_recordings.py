@@ -335,6 +335,15 @@ def test_search_filters_and_paging(db, root):
     assert found(note="100%") == [ids_[3]] and found(note="y_p") == [ids_[3]]  # LIKE wildcards are literal
     assert found(note="%") == [ids_[3]]
     assert found(field2="ticket") == [ids_[1]]
+    # Any case, any script (the database's LIKE folds ASCII only; SQLite's and a C-locale PostgreSQL's).
+    rec.mark(rows[0].id, note="Skambino dėl SĄSKAITOS", fields={"field3": "Ąžuolas"})
+    assert found(note="sąskaitos") == [ids_[0]] and found(note="DĖL") == [ids_[0]]
+    assert found(field3="ąŽUOL") == [ids_[0]]
+    rec.mark(rows[0].id, note="")  # a cleared note no longer matches
+    assert found(note="sąskaitos") == []
+    # The recorded user's name (R-REC search fields), as it was when recorded.
+    assert found(user_name="user 10") == ids_[::-1]
+    assert found(user_name="USER 102") == [ids_[3], ids_[2]]
     assert [r.id for r in rec.search(limit=2, offset=1)] == [ids_[3], ids_[2]]
     for kw, message in [
         ({"since": "yesterday"}, '--from "yesterday": must be a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM[:SS][Z]'),
@@ -358,6 +367,7 @@ def test_search_cli_json(fsctl, root):
         "note": "", "colour": "", "field1": "", "field2": "", "field3": "",
     }]
     assert ids(fsctl, "--limit", "1", "--offset", "1") == [beta]  # same start: higher id first
+    assert ids(fsctl, "--user-name", "uSeR 102") == [other]
     assert refused(fsctl, "rec", "search", "--limit", "0") == '--limit "0": must be between 1 and 10000'.join(
         ["Error: ", ""])
     table = fsctl("rec", "search").stdout
