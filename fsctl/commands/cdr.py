@@ -41,22 +41,48 @@ def list_(domain, from_, to_, user, status, fmt, as_json, output):
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--notify/--no-notify", default=True, show_default=True,
               help="Queue missed-call notifications and CRM events for the calls imported (not for old archives).")
+@click.option("--move-to", "move_to", metavar="ARCHIVE",
+              help="Once a batch is committed, move its imported files into ARCHIVE (same relative path, created "
+                   "if missing; outside DIR). Files that failed stay in DIR.")
+@click.option("--min-age", "min_age", metavar="SECONDS", default="0", show_default=True,
+              help="Leave files modified less than SECONDS ago (FreeSWITCH may still be writing them), and the "
+                   "other files of their call, for the next run.")
+@click.option("--archive-keep-days", "keep_days", metavar="DAYS",
+              help="With --move-to: delete archived files older than DAYS (by the time FreeSWITCH wrote them).")
 @json_option
 @pass_app
-def import_(app, directory, notify, as_json):
-    """Import FreeSWITCH mod_xml_cdr files (again and again: a call is never counted twice)."""
+def import_(app, directory, notify, move_to, min_age, keep_days, as_json):
+    """Import FreeSWITCH mod_xml_cdr files (again and again: a call is never counted twice).
+
+    The safety net of the call log; conf/systemd/fsctl-cdr-import.timer runs, every 5 minutes:
+
+    \b
+    fsctl cdr import /var/log/freeswitch/xml_cdr \\
+        --move-to /var/log/freeswitch/xml_cdr.imported --min-age 30 --archive-keep-days 30
+    """
     app.open()
-    result = svc.import_xml_cdr_dir(directory, notifier=None if notify else _no_notifier)
+    result = svc.import_xml_cdr_dir(directory, notifier=None if notify else _no_notifier, move_to=move_to,
+                                    min_age=min_age, keep_days=keep_days)
     data = {"files": result.files, "calls_created": result.calls_created, "calls_updated": result.calls_updated,
-            "legs": result.legs, "failed": [{"path": p, "reason": r} for p, r in result.failed]}
+            "legs": result.legs, "failed": [{"path": p, "reason": r} for p, r in result.failed],
+            "skipped_too_new": result.too_new, "moved": result.moved,
+            "not_moved": [{"path": p, "reason": r} for p, r in result.not_moved],
+            "archive_deleted": result.archive_deleted}
     if as_json:
         print_json(data)
     else:
-        say(f"{result.files} files: {result.calls_created} calls created, {result.calls_updated} updated, "
-            f"{result.legs} legs, {len(result.failed)} failed")
+        line = (f"{result.files} files: {result.calls_created} calls created, {result.calls_updated} updated, "
+                f"{result.legs} legs, {len(result.failed)} failed, {len(result.too_new)} skipped (too new)")
+        if move_to is not None:
+            line += f", {result.moved} moved to {move_to}"
+        if result.archive_deleted is not None:
+            line += f", {result.archive_deleted} archived files older than {keep_days} days deleted"
+        say(line)
     for path, reason in result.failed:
         say(f"  {path}: {reason}")
-    if result.failed:
+    for path, reason in result.not_moved:
+        say(f"  {path}: imported, not moved ({reason}); the next run imports it again")
+    if result.failed or result.not_moved:
         raise click.exceptions.Exit(1)
 
 
