@@ -1,4 +1,5 @@
-"""The call log's safety net: `fsctl cdr import DIR --move-to ARCHIVE --min-age S`.
+"""The call log's safety net: `fsctl cdr import DIR --move-to ARCHIVE --min-age S`, the mod_xml_cdr
+snippet and the systemd timer that runs it (conf/).
 
 The files are tests/data/xml_cdr: three calls (8b25adfa: 101 calls 102, answered; 5d0e...0001:
 group 200 answered by 102; 5d0e...0002: group 200, missed by 101 and 102), five B-legs, and in
@@ -8,11 +9,15 @@ bad/ three files that cannot be imported.
 import errno
 import json
 import os
+import re
+import shlex
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from fsctl import cdr, notify
 from fsctl.db import database
@@ -20,10 +25,12 @@ from fsctl.model import CallLeg, CallParty, CallRecord, Outbox
 from tests.fsctl.test_cdr import CAPTURE_A, CAPTURE_B, DATA, capture_events, make_tenant
 from tests.fsctl.test_notify import fsctl_db
 
+REPO = Path(__file__).resolve().parent.parent.parent
 CALL_1 = "5d0e2a1c-0000-4000-8000-000000000001"
 CALL_2 = "5d0e2a1c-0000-4000-8000-000000000002"
 GOOD = sorted(p.name for p in DATA.glob("*.cdr.xml"))
 BAD = ["bad/no_start.cdr.xml", "bad/other_tenant.cdr.xml", "bad/truncated.cdr.xml"]
+DIR = "/var/log/freeswitch/xml_cdr"
 
 
 def copy_data(tmp_path, with_bad=True, name="xml_cdr"):
@@ -330,3 +337,76 @@ def test_an_archive_fsctl_cannot_write_to_is_refused(fsctl_sqlite, tmp_path, mon
     result = fsctl_sqlite("cdr", "import", "xml_cdr", "--move-to", "locked/archive", ok=False)
     assert (result.exit_code, result.stderr) == (
         2, 'Error: --move-to "locked/archive": must be a folder fsctl can create and write to (Permission denied)\n')
+
+
+# --- conf/: the mod_xml_cdr snippet and the systemd units ------------------------------------
+
+# The params mod_xml_cdr.c's load function reads (signalwire/freeswitch, src/mod/xml_int/mod_xml_cdr).
+MOD_XML_CDR_PARAMS = {
+    "cred", "url", "log-http-and-disk", "timeout", "delay", "log-b-leg", "prefix-a-leg", "disable-100-continue",
+    "encode", "retries", "rotate", "log-dir", "err-log-dir", "enable-cacert-check", "ssl-cert-path", "ssl-key-path",
+    "ssl-key-password", "ssl-version", "ssl-cacert-file", "enable-ssl-verifyhost", "auth-scheme", "cookie-file",
+}
+CONF_FILES = ("conf/freeswitch/xml_cdr.conf.xml", "conf/systemd/fsctl-cdr-import.service",
+              "conf/systemd/fsctl-cdr-import.timer")
+
+
+def unit(name):
+    """A systemd unit as {section: [(key, value)]}; comments and blank lines skipped."""
+    sections, current = {}, None
+    for line in (REPO / "conf" / "systemd" / name).read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), [])
+        else:
+            key, _, value = line.partition("=")
+            current.append((key, value))
+    return sections
+
+
+def test_xml_cdr_snippet_writes_both_legs_to_the_folder_the_timer_reads():
+    root = etree.parse(str(REPO / "conf" / "freeswitch" / "xml_cdr.conf.xml")).getroot()
+    assert (root.tag, root.get("name")) == ("configuration", "xml_cdr.conf")
+    params = {p.get("name"): p.get("value") for p in root.iter("param")}
+    assert set(params) <= MOD_XML_CDR_PARAMS
+    assert params == {"log-dir": DIR, "log-b-leg": "true", "prefix-a-leg": "true", "rotate": "false"}  # no url
+    text = (REPO / "conf" / "freeswitch" / "xml_cdr.conf.xml").read_text()
+    assert "X-PRE-PROCESS" not in text and "$${" not in text  # both act even inside comments (FACTS.md)
+
+
+def test_systemd_units_run_the_import_every_five_minutes(fsctl, tmp_path):
+    service, timer = unit("fsctl-cdr-import.service"), unit("fsctl-cdr-import.timer")
+    exec_start = dict(service["Service"])["ExecStart"]
+    assert exec_start == (f"/opt/fsctl/bin/fsctl cdr import {DIR} --move-to {DIR}.imported --min-age 30 "
+                          "--archive-keep-days 30")
+    assert ("Type", "oneshot") in service["Service"]
+    assert timer["Timer"] == [("OnCalendar", "*-*-* *:00/5:00"), ("Persistent", "true"), ("AccuracySec", "30s")]
+    assert timer["Install"] == [("WantedBy", "timers.target")]
+    # the command line is one fsctl accepts (paths moved into the test folder)
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    copy_data(tmp_path, with_bad=False, name="xml_cdr")
+    args = shlex.split(exec_start.replace(DIR, str(tmp_path / "xml_cdr")))[1:]
+    fsctl(*args)
+    assert listing(tmp_path / "xml_cdr") == GOOD  # just copied: too new for --min-age 30
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed")
+def test_systemd_units_verify(tmp_path):
+    for name in ("fsctl-cdr-import.service", "fsctl-cdr-import.timer"):
+        text = (REPO / "conf" / "systemd" / name).read_text().replace("/opt/fsctl/bin/fsctl", "/bin/true")
+        (tmp_path / name).write_text(text)
+    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "fsctl-cdr-import.service"),
+                            str(tmp_path / "fsctl-cdr-import.timer")], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert [l for l in check.stderr.splitlines() if "fsctl-cdr-import" in l] == []
+
+
+@pytest.mark.parametrize("name", CONF_FILES)
+def test_conf_files_name_only_loopback_or_placeholder_hosts(name):
+    text = (REPO / name).read_text()
+    urls = re.findall(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]*", text)
+    addresses = re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}\b", text)
+    assert [u for u in urls if not re.match(r"[a-z]+://(127\.0\.0\.1|localhost|[^/]*\.invalid)(:|/|$)", u)] == []
+    assert [a for a in addresses if not a.startswith("127.")] == []
+
