@@ -889,6 +889,22 @@ def render_public(env, out: Path, watchdog: int = 6, atomic: bool = True) -> str
 def _lazy_public(dids):
     for did in dids:
         yield from build_public_context([did])["extensions"]
+    yield from _freeze([unknown_number_extension()])
+
+
+UNKNOWN_NUMBER = "fsctl-unknown-number"
+
+
+def unknown_number_extension() -> dict:
+    """The public context's last extension: a number no tenant has is refused (SIP 404).
+
+    `process_cdr=false` keeps mod_xml_cdr from writing a file for it (mod_xml_cdr.c): such a call
+    belongs to no tenant, `fsctl cdr import` could never take it, and scanners on a public profile
+    would fill the folder. The hang-up event still fires.
+    """
+    cond = _dest_cond("^(.*)$")
+    cond["actions"] = [_act("set", "process_cdr=false"), _act("hangup", "UNALLOCATED_NUMBER")]
+    return _ext(UNKNOWN_NUMBER, [cond])
 
 
 def render_tree(out, templates_dir: str = "", watchdog: int = 6, env=None, atomic: bool = False) -> dict:

@@ -306,7 +306,11 @@ def test_public_context_hands_every_did_to_its_tenant(sdb, tmp_path):
     out = rendered(tmp_path)
     root = xml(out, "dialplan/public.xml")
     assert root.xpath("/include/context/@name") == ["fsctl-public"]
-    assert root.xpath("//extension/@name") == ["did-37052000000", "did-37052000001"]  # not the suspended tenant's
+    # Not the suspended tenant's; last, a number nobody has is refused (and leaves no CDR file).
+    assert root.xpath("//extension/@name") == ["did-37052000000", "did-37052000001", "fsctl-unknown-number"]
+    unknown = ext(root, "fsctl-unknown-number")
+    assert unknown.xpath("condition/@expression") == ["^(.*)$"]
+    assert actions(unknown) == [("set", "process_cdr=false"), ("hangup", "UNALLOCATED_NUMBER")]
     e = ext(root, "did-37052000000")
     assert e.xpath("condition/@expression") == [r"^(\+|00)?37052000000$"]
     assert actions(e) == [
