@@ -119,7 +119,10 @@ class CallService:
         try:
             # Take the call: cancel the dialplan's watchdog transfer (sched_transfer to the
             # fallback extension; mod_dptools sched_cancel deletes the channel's own tasks).
-            self.esl.execute(uuid, "sched_cancel", "", wait=False)
+            # Its +OK is not awaited before deciding and sending the plan: FreeSWITCH runs the
+            # channel's apps in the order they were sent, so the plan still comes after it, and
+            # the call reaches its first plan command one Event Socket round trip sooner.
+            taken = self.esl.execute_pipelined(uuid, "sched_cancel", "")
         except EslError as exc:
             self.stats.failed += 1
             log.warning("call %s: could not take it (%s); the dialplan watchdog will", uuid, exc)
@@ -130,6 +133,12 @@ class CallService:
             if self.on_decided is not None:
                 self.on_decided(uuid, decision)
             self.run_plan(uuid, decision.plan)
+            try:
+                taken.wait()  # long since answered: the plan's replies came after it
+            except EslCommandError as exc:
+                # -ERR invalid session id: the caller hung up first; the plan got -ERR too.
+                self.stats.failed += 1
+                log.warning("call %s: could not take it (%s); the caller is gone", uuid, exc)
         except EslError as exc:
             self.stats.failed += 1
             log.warning("call %s: Event Socket failed while running its plan: %s", uuid, exc)

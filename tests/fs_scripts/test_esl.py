@@ -599,6 +599,17 @@ def test_execute_without_waiting_returns_on_the_ok(fake_fs, esl):
         esl.execute(uuid, "set", "c=d", timeout=0.2)
 
 
+def test_pipelined_execute_writes_now_and_checks_its_reply_later(fake_fs, esl):
+    uuid = fake_fs.park_call()
+    first = esl.execute_pipelined(uuid, "set", "a=b")
+    gone = esl.execute_pipelined("00000000-0000-0000-0000-000000000000", "set", "c=d")
+    assert esl.execute(uuid, "playback", PLAYBACK) == "FILE PLAYED"  # replies stay in order
+    first.wait()
+    with pytest.raises(EslCommandError, match="invalid session id"):
+        gone.wait()
+    assert [(app, arg) for u, app, arg, _ in fake_fs.executions if u == uuid] == [("set", "a=b"), ("playback", PLAYBACK)]
+
+
 def test_execute_without_waiting_still_reports_err(fake_fs, esl):
     with pytest.raises(EslCommandError, match="invalid session id"):
         esl.execute("00000000-0000-0000-0000-000000000000", "set", "a=b", wait=False)

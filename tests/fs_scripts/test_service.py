@@ -153,6 +153,25 @@ def test_caller_hangs_up_during_the_plan(fake_fs, service):
     assert not service.active
 
 
+def test_the_plan_follows_sched_cancel_without_waiting_for_its_reply(fake_fs, service):
+    uuid = "0f0f0f0f-1111-4222-8333-444444444444"
+    fake_fs.fault("silent", on=f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: sched_cancel")
+    fake_fs.park_call(uuid, {"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
+                             "variable_fsctl_tenant": "acme.example"})
+    # FreeSWITCH queues a channel's apps in order: the plan needs no +OK for sched_cancel first.
+    fake_fs.wait_for_command(f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: multiset", timeout=1)
+
+
+def test_a_call_gone_before_it_was_taken_counts_as_failed(fake_fs, service):
+    gone = "0f0f0f0f-1111-4222-8333-444444444444"  # a CHANNEL_PARK for a channel FreeSWITCH no longer has
+    fake_fs.inject_recorded("CHANNEL_PARK", uuid=gone, headers={
+        "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"})
+    fake_fs.wait_for(lambda: service.stats.failed == 1 and not service.active)
+    # sched_cancel and the plan's first command got "-ERR invalid session id"; nothing follows.
+    assert [c.split("\n")[2] for c in fake_fs.received if c.startswith(f"sendmsg {gone}")] == [
+        "execute-app-name: sched_cancel", "execute-app-name: multiset"]
+
+
 def test_a_call_it_cannot_decide_resumes_in_the_dialplan(fake_fs, service):
     uuid = park(fake_fs, "200", variable_fsctl_tenant="nope.example")
     assert settle(fake_fs, uuid) == [("sched_cancel", ""), ("transfer", "fsctl-fallback XML nope.example")]
