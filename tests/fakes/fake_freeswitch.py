@@ -202,6 +202,15 @@ class PlainEvent:
         self.lines.append((name, enc))
         return self
 
+    def derive(self, old: str, new: str, values: dict) -> "PlainEvent":
+        """A copy with ``replace_everywhere(old, new)`` then ``set`` of each value, in one pass."""
+        encoded = {name: url_encode(value) for name, value in values.items()}
+        ev = PlainEvent.__new__(PlainEvent)
+        ev.lines = [(n, encoded.pop(n)) if n in encoded else (n, v.replace(old, new)) for n, v in self.lines]
+        ev.lines.extend(encoded.items())
+        ev.body = self.body.replace(old.encode(), new.encode())
+        return ev
+
     def replace_everywhere(self, old: str, new: str) -> "PlainEvent":
         """Replace a string (e.g. the recorded call uuid) in every value and the body."""
         self.lines = [(n, v.replace(old, new)) for n, v in self.lines]
@@ -909,12 +918,9 @@ class FakeFreeSWITCH:
         with self._lock:
             self.executions.append((uuid, app, arg, app_uuid))
 
-        def make(template: PlainEvent) -> PlainEvent:
-            ev = template.copy().replace_everywhere(t.call_uuid, uuid)
-            ev.set("Application", app)
-            ev.set("Application-Data", arg)
-            ev.set("Application-UUID", app_uuid)
-            return ev
+        def make(template: PlainEvent, **more) -> PlainEvent:
+            return template.derive(t.call_uuid, uuid, {"Application": app, "Application-Data": arg,
+                                                       "Application-UUID": app_uuid, **more})
 
         def run() -> None:
             if self._subscribed("CHANNEL_EXECUTE"):
@@ -924,9 +930,8 @@ class FakeFreeSWITCH:
                 result = result(uuid, app, arg)
             if result is None:
                 return  # never completes (a bridge that lasts)
-            done = make(t.execute_complete)
-            done.set("Application-Response", result)
-            done.set("variable_current_application_response", result)
+            done = make(t.execute_complete, **{"Application-Response": result,
+                                               "variable_current_application_response": result})
             if self.execute_delay:
                 timer = threading.Timer(self.execute_delay, self._broadcast, (done,))
                 timer.daemon = True
