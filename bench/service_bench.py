@@ -10,6 +10,7 @@ duplicated (two plans). Goal: p99 of (b) under 5 ms.
 """
 
 import datetime as dt
+import gc
 import multiprocessing
 import tempfile
 import threading
@@ -59,6 +60,10 @@ def _freeswitch(conn, calls, rate):
     conn.send(fake.port)
     conn.recv()  # the service is connected
     fake.wait_subscribed(10)
+    # The fake stands for FreeSWITCH, a C program: what it loaded before the calls (recorded
+    # captures, modules) is frozen, so its full collections scan only the calls (8 ms -> <1 ms).
+    gc.collect()
+    gc.freeze()
     start = time.perf_counter()
     for i in range(calls):
         delay = start + i / rate - time.perf_counter()
