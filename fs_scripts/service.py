@@ -32,6 +32,8 @@ from .esl import EslCommandError, EslError
 from .plan import Bridge, drive, multiset
 
 log = logging.getLogger("fs_scripts.service")
+# What recovers the calls whose events the service could not record (conf/systemd/fsctl-cdr-import.*).
+RECOVERY = "fsctl-cdr-import.timer imports them from FreeSWITCH's mod_xml_cdr files"
 
 PASSED_CAUSES = ("SUCCESS", "ORIGINATOR_CANCEL")
 # Applications that return at once: sent without waiting for their completion (the channel
@@ -259,10 +261,10 @@ class CallService:
         try:
             self.hangups.put_nowait((kind, dict(event.headers)))
         except gevent.queue.Full:
-            # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them.
+            # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them
+            # (fsctl-cdr-import.timer, every 5 minutes).
             self.stats.hangups_dropped += 1
-            log.error("event queue full: dropped %s of %s (recover calls with fsctl cdr import)", kind,
-                      event.headers.get(cv.UNIQUE_ID, ""))
+            log.error("event queue full: dropped %s of %s (%s)", kind, event.headers.get(cv.UNIQUE_ID, ""), RECOVERY)
 
     def _write_events(self, batch_size=500, linger=0.05) -> None:
         while True:
@@ -284,7 +286,7 @@ class CallService:
                 if hangups:
                     self.store.record_hangups(hangups)
             except Exception:  # a failed batch is logged; the xml_cdr import recovers calls
-                log.exception("could not record %d events (recover calls with fsctl cdr import)", len(batch))
+                log.exception("could not record %d events (%s)", len(batch), RECOVERY)
 
     def _deliver_loop(self) -> None:
         """Send due notifications and CRM events now and then (fsctl notify send does the same)."""
