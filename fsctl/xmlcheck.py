@@ -89,14 +89,12 @@ def literal_alternatives(expression: str):
     m = _LITERAL_ALTS_RE.match(expression or "")
     if not m:
         return None
-    unescape = _unescape
     prefix, group, suffix = m.groups()
     if group is None:
-        return [unescape(prefix + suffix)] if prefix + suffix else None
-    return [unescape(alt) for alt in group.split("|")]
+        return [_unescape(prefix + suffix)] if prefix + suffix else None
+    return [_unescape(alt) for alt in group.split("|")]
 
 
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # After every `${`: the variable name, or "" when no name follows (one C-level scan per text).
 _VARIABLE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)?")
 
@@ -480,7 +478,7 @@ def check_tree(summaries: dict, public_contexts=("fsctl-public",), refs_from=Non
                     where = f"{ref.get('file', rel)} line {ref.get('line')}"
                     problems += [f"{where}: {problem}" for problem in found]
                 continue
-            problem = _check_ref(ref, contexts, users, owners, public_contexts, matchers)
+            problem = _check_ref(ref, contexts, owners, public_contexts, matchers)
             if problem:
                 problems.append(f"{ref.get('file', rel)} line {ref.get('line')}: {problem}")
     return problems
@@ -533,7 +531,8 @@ def _user_ref_problems(ref, users, public_contexts):
     return [f"user {u}@{domain} is not in the directory" for u in ref["users"] if u not in known]
 
 
-def _check_ref(ref, contexts, users, owners, public_contexts, matchers=None):
+def _check_ref(ref, contexts, owners, public_contexts, matchers):
+    """The problem with a reference other than to users (_user_ref_problems), or None."""
     kind = ref["type"]
     if kind == "bad":
         return ref["what"]
@@ -547,17 +546,12 @@ def _check_ref(ref, contexts, users, owners, public_contexts, matchers=None):
         # values it takes are hand-off numbers, each checked where it is set.
         target = ref["target"]
         if target not in DYNAMIC_TARGETS:
-            matcher = matchers.get(ref["context"]) if matchers is not None else None
+            matcher = matchers.get(ref["context"])
             if matcher is None:
-                matcher = _matcher(ctx[1])
-                if matchers is not None:
-                    matchers[ref["context"]] = matcher
+                matcher = matchers[ref["context"]] = _matcher(ctx[1])
             if target not in matcher[0] and not _matches(matcher[1], target):
                 return f"transfer to {target}: no extension of context {ref['context']} matches it"
         return None
-    if kind == "user":
-        found = _user_ref_problems(ref, users, public_contexts)
-        return found[0] if found else None
     table = {"menu": "menus", "queue": "queues", "profile": "profiles", "agent": "agents"}[kind]
     if ref["name"] not in owners[table]:
         return f"{kind} {ref['name']} is referenced but not defined"
