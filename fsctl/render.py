@@ -37,9 +37,11 @@ hand-off schedules a transfer before parking: `sched_transfer +N fsctl-fallback 
 UUID as its group). If nobody takes the call within N seconds (`Settings.handoff_watchdog`),
 FreeSWITCH transfers it to the `fsctl-fallback` extension, which sets `fsctl_in_fallback=true`
 and resumes the call where it was going (`fsctl_resume`: the group, user, time rule... it was
-handed over for), else goes to the tenant's fallback destination, in pure XML; every hand-off
-extension checks that variable first and, in fallback mode, bridges its users directly instead
-of parking again (no forwarding, fixed order: degraded, but the phones ring). The service,
+handed over for), else goes to the tenant's fallback destination, in pure XML. In fallback mode
+nothing is parked again: the users' hand-off extensions (`scenario-users`, `recorded-caller`)
+do not match, so the call falls through to the bundles that ring every user straight, and a
+group's extension bridges its members directly (no forwarding, fixed order: degraded, but the
+phones ring). The service,
 when it takes a call, first runs the `sched_cancel` application (mod_dptools: with no argument
 it deletes the tasks of the channel's own UUID group).
 
@@ -175,16 +177,19 @@ except ImportError:  # pragma: no cover - markupsafe without its C speedups
     _escape_inner = None
 
 
-def _fast_escape(value, _str=str, _new=str.__new__, _markup=markupsafe.Markup, _inner=_escape_inner,
-                 _escape=markupsafe.escape):
-    """markupsafe.escape, the same Markup out, without its Python-level Markup.__new__ for plain strings."""
+def _fast_escape(value, _str=str, _inner=_escape_inner, _escape=markupsafe.escape):
+    """markupsafe.escape for output: the same text, as a plain str for plain strings (no Markup object).
+
+    Jinja calls the template global `escape` only on what it outputs (`yield escape(x)` or a
+    buffer it joins and marks safe itself), so the text's type is never seen: only its characters.
+    """
     if type(value) is _str:
-        return _new(_markup, _inner(value))
+        return _inner(value)
     return _escape(value)
 
 
 class _XmlTemplate(jinja2.Template):
-    """A template whose autoescape calls `_fast_escape` (same output as markupsafe.escape, ~4x faster).
+    """A template whose autoescape calls `_fast_escape` (same output as markupsafe.escape, ~6x faster).
 
     Jinja compiles `{{ x }}` to `escape(x)`, `escape` being a global of the compiled module; the
     render streams ~1.5 million of them for 1,000 tenants. If a Jinja version named it
@@ -198,6 +203,13 @@ class _XmlTemplate(jinja2.Template):
         if _escape_inner is not None and namespace.get("escape") is markupsafe.escape:
             namespace["escape"] = _fast_escape
         return template
+
+    def chunks(self, context: dict):
+        """The output's pieces as the compiled code yields them: `generate()` without its wrapper
+        generator (one resumption less per piece; the render yields millions of pieces)."""
+        if self.environment.is_async:  # pragma: no cover - fsctl's environments are synchronous
+            return self.generate(context)
+        return self.root_render_func(self.new_context(context))
 
 
 class _XmlEnvironment(jinja2.Environment):
@@ -418,6 +430,11 @@ def _exact(*targets):
     return f"^{alts}$" if len(targets) == 1 else f"^({alts})$"
 
 
+def _captured(numbers):
+    """An anchored regex matching exactly `numbers`, each captured as `$1` (even a single one)."""
+    return _exact(*numbers) if len(numbers) > 1 else f"^({regex_literal(numbers[0])})$"
+
+
 def route_target(dest: Destination) -> str:
     """The extension (destination number) of the tenant context that serves a destination."""
     kind, target = dest.kind, dest.target
@@ -600,26 +617,25 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     ]
     exts.append(_ext("fsctl-setup", [setup], cont=True))
 
-    # Plain users: straight to the phone in XML, bundled by (ring time, voicemail).
-    plain, scenario = {}, []
+    # Users with forwarding or recording (scenario users) go to the service; so does a recorded
+    # caller's call to a plain user (R-REC: announce, record). Both hand-offs are one extension
+    # each, whatever the number of users, and never match in fallback mode: there, the call
+    # falls through to the bundles below, which ring every user straight (no forwarding).
+    bundles, scenario, plain_numbers = {}, [], []
     for u in data["users"]:
-        if is_scenario_user(u):
-            scenario.append(u)
-        else:
-            plain.setdefault((u["no_answer_timeout"], u["vm_enabled"]), []).append(u["number"])
-    plain_numbers = sorted(n for numbers in plain.values() for n in numbers)
-    if plain_numbers:
-        # R-REC: a recorded caller's call to a plain user goes to the service (announce, record).
-        dest = _dest_cond(_exact(*plain_numbers) if len(plain_numbers) > 1 else f"^({regex_literal(plain_numbers[0])})$")
-        dest["actions"] = _handoff_actions(domain, watchdog, resume="$1")
-        exts.append(_ext("recorded-caller", [_recorded_caller_cond(), _not_in_fallback_cond(), dest]))
-    for (timeout, vm), numbers in sorted(plain.items()):
+        (scenario if is_scenario_user(u) else plain_numbers).append(u["number"])
+        bundles.setdefault((u["no_answer_timeout"], u["vm_enabled"]), []).append(u["number"])
+    for name, numbers, conds in (("scenario-users", scenario, []),
+                                 ("recorded-caller", plain_numbers, [_recorded_caller_cond()])):
+        if numbers:
+            dest = _dest_cond(_captured(numbers))
+            dest["actions"] = _handoff_actions(domain, watchdog, resume="$1")
+            exts.append(_ext(name, conds + [_not_in_fallback_cond(), dest]))
+    # Every user: straight to the phone in XML, bundled by (ring time, voicemail).
+    for (timeout, vm), numbers in sorted(bundles.items()):
         cond = _dest_cond(_exact(*numbers))
         cond["actions"] = _bridge_user_actions(domain, "$1" if len(numbers) > 1 else numbers[0], timeout, vm)
         exts.append(_ext(f"users-{timeout}{'-vm' if vm else ''}", [cond]))
-    for u in scenario:
-        direct = _bridge_user_actions(domain, u["number"], u["no_answer_timeout"], u["vm_enabled"])
-        exts.append(_handoff_ext(f"user-{u['number']}", u["number"], direct, domain, watchdog))
     for g in data["groups"]:
         exts.append(_handoff_ext(f"group-{g['number']}", g["number"], _group_direct_actions(g, domain, gateway),
                                  domain, watchdog))
@@ -844,7 +860,7 @@ def render_file(env: jinja2.Environment, template: str, context: dict, path: Pat
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
-            chunks = env.get_template(template).generate(**context)
+            chunks = env.get_template(template).chunks(context)
             while True:
                 # Batches of 2,048 chunks: memory stays flat whatever the file's size.
                 batch = list(itertools.islice(chunks, 2048))
@@ -856,11 +872,27 @@ def render_file(env: jinja2.Environment, template: str, context: dict, path: Pat
         if atomic:
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, jinja2.TemplateError):
+            raise template_error(template, exc) from None
         raise
     return digest.hexdigest()
+
+
+def template_error(template: str, exc: jinja2.TemplateError) -> OperationError:
+    """A template's mistake (an operator's override, usually) as one line: the file, its line, what."""
+    line = getattr(exc, "lineno", None)
+    name = getattr(exc, "filename", None) or getattr(exc, "name", None) or template
+    tb = exc.__traceback__
+    while tb is not None:  # the deepest frame of compiled template code gives the template's line
+        compiled = tb.tb_frame.f_globals.get("__jinja_template__")
+        if compiled is not None:
+            line, name = compiled.get_corresponding_lineno(tb.tb_lineno), compiled.filename or template
+        tb = tb.tb_next
+    where = f"template {name}" + (f" line {line}" if line else "")
+    return OperationError(f"{where}: {exc.message or exc.__class__.__name__}")
 
 
 def render_tenant(env, data: dict, out: Path, watchdog: int = 6, atomic: bool = True) -> dict:

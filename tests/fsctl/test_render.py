@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import markupsafe
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,8 +20,11 @@ from fs_scripts.callconfig import BlacklistEntry, TenantConfig
 from fs_scripts.callconfig import Tenant as CfgTenant
 from fsctl import render, xmlcheck
 from fsctl.db import transaction
+from fsctl.errors import OperationError
 from fsctl.model import Tenant
 from fsctl.services import blacklist, conferences, dids, groups, ivrs, queues, tenants, timerules, users
+
+from tests.fsctl.dialplan_sim import hunt
 
 GOLDEN = Path(__file__).resolve().parent.parent / "data" / "golden"
 
@@ -154,22 +158,31 @@ def test_plain_users_are_bridged_in_xml_and_scenario_users_handed_off(sdb, tmp_p
     make_demo()
     root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
     assert root.xpath("/include/context/@name") == ["acme.example"]
-    plain = ext(root, "users-20-vm")
-    assert plain.xpath("condition/@expression") == ["^(102|103)$"]
+    context = root.find("context")
+    plain = ext(root, "users-20-vm")  # every user, bundled by ring time and voicemail
+    assert plain.xpath("condition/@expression") == ["^(101|102|103|104)$"]
     assert ("bridge", "[leg_timeout=20]user/$1@acme.example") in actions(plain)
     assert ("voicemail", "default acme.example $1") in actions(plain)
     novm = ext(root, "users-30")
     assert novm.xpath("condition/@expression") == ["^105$"]
     assert actions(novm)[-1] == ("hangup", "NO_ANSWER")
-    for number in ("101", "104"):  # recorded, forwarding: the service decides
-        e = ext(root, f"user-{number}")
-        conds = e.findall("condition")
-        assert conds[0].get("expression") == f"^{number}$" and not list(conds[0])
-        assert conds[1].get("field") == "${fsctl_in_fallback}"
-        assert actions(e, "anti-action") == [
+    # Scenario users (recorded 101, forwarding 104): one hand-off extension for all of them.
+    assert [e.get("name") for e in context.iterchildren("extension")].count("scenario-users") == 1
+    for number in ("101", "104"):
+        handoff = hunt(context, number)
+        assert handoff[-5:] == [
             ("set", f"fsctl_resume={number}"), ("set", f"{cv.FSCTL_TENANT}=acme.example"),
             ("set", "fsctl_watchdog=6"), ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
-        assert ("bridge", f"[leg_timeout=20]user/{number}@acme.example") in actions(e)
+        # The watchdog fired: fsctl-fallback resumes the number, which now rings the phone in XML.
+        resumed = hunt(context, "fsctl-fallback", {"fsctl_resume": number})
+        assert resumed[-2:] == [("set", "fsctl_in_fallback=true"), ("transfer", f"{number} XML acme.example")]
+        direct = hunt(context, number, {"fsctl_in_fallback": "true"})
+        assert ("bridge", f"[leg_timeout=20]user/{number}@acme.example") in direct
+        assert direct[-1] == ("voicemail", f"default acme.example {number}") and ("park", None) not in direct
+    for number in ("102", "105"):  # plain users ring in XML, service up or down
+        assert ("park", None) not in hunt(context, number)
+        assert ("park", None) not in hunt(context, number, {"fsctl_in_fallback": "true"})
+    assert hunt(context, "105")[-1] == ("hangup", "NO_ANSWER")
 
 
 def test_recorded_callers_are_handed_to_the_service(sdb, tmp_path):
@@ -183,6 +196,10 @@ def test_recorded_callers_are_handed_to_the_service(sdb, tmp_path):
         ("${fsctl_record}", "^true$"), ("${fsctl_in_fallback}", "^(?!true$).*$"),
         ("destination_number", "^(102|103|105)$")]
     assert actions(internal)[0] == ("set", "fsctl_resume=$1") and actions(internal)[-1] == ("park", None)
+    context = root.find("context")
+    assert hunt(context, "102", {"fsctl_record": "true"})[-5] == ("set", "fsctl_resume=102")
+    assert hunt(context, "102", {"fsctl_record": "true"})[-1] == ("park", None)
+    assert ("park", None) not in hunt(context, "102", {"fsctl_record": "true", "fsctl_in_fallback": "true"})
     out = ext(root, "outbound-national-recorded")
     assert names.index("outbound-national-recorded") < names.index("outbound-national")
     assert out.findall("condition")[2].get("field") == "${fsctl_toll}"  # the toll check stays in XML
@@ -381,6 +398,30 @@ def test_operator_template_overrides_packaged_one(sdb, tmp_path):
     render.render_tree(out, templates_dir=custom)
     assert xml(out, "conference/acme.example.xml").xpath("//param[@name='rate']/@value") == ["16000", "16000"]
     assert xml(out, "directory/acme.example.xml").xpath("//user/@id")  # other templates: packaged
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('{{ p.name }}', '{{ p.nosuch }}', r"template .*conference\.xml line 3: .*nosuch"),
+    ('{{ p.name }}', '{{ p.name }', r"template .*conference\.xml line 3: unexpected '}'"),
+])
+def test_a_broken_operator_template_is_one_line_naming_file_and_line(sdb, tmp_path, old, new, message):
+    make_demo()
+    custom = override_template(tmp_path / "custom", "conference.xml", old, new)
+    out = tmp_path / "o"
+    with pytest.raises(OperationError, match=message) as caught:
+        render.render_tree(out, templates_dir=custom)
+    assert "\n" not in str(caught.value)
+    assert not list(out.rglob("conference/*")), "no half-written file is left"
+
+
+@given(st.one_of(st.text(), st.integers(), st.none(), st.builds(markupsafe.Markup, st.text())))
+def test_fast_escape_outputs_what_markupsafe_escape_outputs(value):
+    assert str(render._fast_escape(value)) == str(markupsafe.escape(value))
+
+
+def test_the_compiled_templates_use_the_fast_escape():
+    env = render.make_environment()
+    assert env.get_template("directory.xml").root_render_func.__globals__["escape"] is render._fast_escape
 
 
 def test_templates_use_the_variable_names_of_render():
