@@ -118,15 +118,18 @@ def test_directory_users_have_a1_hash_and_no_password(sdb, tmp_path):
     assert u101.xpath("params/param[@name='vm-password']/@value") == ["1234"]
     assert u101.xpath("params/param[@name='vm-mailto']/@value") == ["u101@acme.example"]
     # Mail of new voicemail messages (R-VM), with the audio, for users with an address.
-    assert u101.xpath("params/param[@name='vm-email-all-messages']/@value") == ["true"]
-    assert u101.xpath("params/param[@name='vm-attach-file']/@value") == ["true"]
+    # Said once, on the domain: mod_voicemail reads the merged user (switch_xml_locate_user_merged),
+    # and mails only when there is an address (deliver_vm), so u105 below gets no mail.
+    assert effective(u101, "vm-email-all-messages", "param") == "true"
+    assert effective(u101, "vm-attach-file", "param") == "true"
+    assert not u101.xpath("params/param[@name='vm-email-all-messages']")
     assert effective(u101, "fsctl_record") == "true"
     assert effective(u101, "fsctl_toll") == "international"
     # The tenant's first DID is the default outbound caller ID (said once, on the domain).
     assert effective(u101, "outbound_caller_id_number") == "+37052000000"
     assert not u101.xpath("variables/variable[@name='outbound_caller_id_number']")
     assert not u105.xpath("params/param[@name='vm-password']")  # voicemail off
-    assert not u105.xpath("params/param[@name='vm-email-all-messages']")
+    assert not u105.xpath("params/param[@name='vm-mailto']")
     assert effective(u105, "fsctl_record") == "false"
     assert effective(u105, "fsctl_toll") == "internal"  # its own (the domain says national)
     assert root.xpath("/include/domain/variables/variable[@name='fsctl_toll']/@value") == ["national"]
