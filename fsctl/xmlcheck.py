@@ -54,8 +54,17 @@ _LEG_USER_RE = re.compile(r"^user/([^@]+)@(.+)$")
 _LEG_PREFIX_RE = re.compile(r"^(\[[^\]]*\]|\{[^}]*\}|<[^>]*>)+")
 _LEG_SPLIT_RE = re.compile(r"[,|]")
 _UNESCAPE_RE = re.compile(r"\\(.)")
-_LIT = r"(?:[^\\.^$*+?{}\[\]|()]|\\.)"
-_LITERAL_ALTS_RE = re.compile(rf"^\^({_LIT}*)(?:\(({_LIT}+(?:\|{_LIT}+)*)\))?({_LIT}*)\$$")
+# A run of literal characters or one escaped character; atomic (`(?>...)`, `*+`): the characters
+# that end a run (`(`, `|`, `)`, `$`) are never literal, so nothing is given back, and a long
+# alternation is matched run by run, in linear time.
+_LIT = r"(?>[^\\.^$*+?{}\[\]|()]+|\\.)"
+_LITERAL_ALTS_RE = re.compile(rf"^\^({_LIT}*+)(?:\(({_LIT}++(?:\|{_LIT}++)*+)\))?({_LIT}*+)\$$")
+_ALTERNATIVE_RE = re.compile(rf"{_LIT}++")
+
+
+def _alternatives(group):
+    """The alternatives of a matched `(a|b\\|c)` group's text: split on `|` unless escaped."""
+    return group.split("|") if "\\" not in group else _ALTERNATIVE_RE.findall(group)
 
 
 class XmlCheckError(OperationError):
@@ -92,7 +101,7 @@ def literal_alternatives(expression: str):
     prefix, group, suffix = m.groups()
     if group is None:
         return [_unescape(prefix + suffix)] if prefix + suffix else None
-    return [_unescape(alt) for alt in group.split("|")]
+    return [_unescape(alt) for alt in _alternatives(group)]
 
 
 # After every `${`: the variable name, or "" when no name follows (one C-level scan per text).
@@ -494,7 +503,9 @@ def _literal_strings(pattern):
     if not m or _ESCAPED_WORD_RE.search(pattern):
         return None
     prefix, group, suffix = m.groups()
-    alts = group.split("|") if group is not None else [""]
+    alts = _alternatives(group) if group is not None else [""]
+    if "\\" not in pattern:  # (the common case: extension numbers and names)
+        return {prefix + alt + suffix for alt in alts} if prefix or suffix else set(alts)
     return {_unescape(prefix + alt + suffix) for alt in alts}
 
 
@@ -527,8 +538,13 @@ def _user_ref_problems(ref, users, public_contexts):
     origin, domain = ref.get("from"), ref["domain"]
     if origin and origin not in public_contexts and domain != origin:
         return [f"context {origin} reaches user {u}@{domain} of another tenant" for u in ref["users"]]
-    known = users.get(domain, ())
+    known = users.get(domain, _NO_USERS)
+    if known.issuperset(ref["users"]):  # (the common case, in one C call)
+        return []
     return [f"user {u}@{domain} is not in the directory" for u in ref["users"] if u not in known]
+
+
+_NO_USERS = frozenset()
 
 
 def _check_ref(ref, contexts, owners, public_contexts, matchers):

@@ -1,6 +1,10 @@
 """The validator: one small file per FACTS.md rule, each refused with a message naming it."""
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fsctl import xmlcheck
 
@@ -169,6 +173,32 @@ def test_literal_alternatives():
     assert xmlcheck.literal_alternatives("^vm-(101|102)$") == ["101", "102"]
     assert xmlcheck.literal_alternatives("^(.+)$") is None
     assert xmlcheck.literal_alternatives("^1[0-9]$") is None
+
+
+def test_literal_alternatives_with_an_escaped_bar():
+    assert xmlcheck.literal_alternatives(r"^(a\|b|c)$") == ["a|b", "c"]
+
+
+# Pieces of anchored regexes: literal characters, escaped metacharacters, and now and then
+# something that is not a literal (a class, a quantifier, an escape like \d).
+_PIECES = st.sampled_from(["1", "0", "9", "a", "-", "*", "#", "+", "\\*", "\\+", "\\|", "\\.", "\\(", "\\$",
+                           "\\\\", ".", "[0-9]", "\\d", "x+", "é"])
+_ALTS = st.lists(st.lists(_PIECES, min_size=1, max_size=5).map("".join), min_size=1, max_size=6)
+
+
+@given(prefix=st.lists(_PIECES, max_size=3).map("".join), alts=st.one_of(st.none(), _ALTS),
+       suffix=st.lists(_PIECES, max_size=3).map("".join), probes=st.lists(st.text("01a9-*#+|.()$\\é", max_size=8)))
+def test_literal_strings_are_exactly_what_the_regex_fully_matches(prefix, alts, suffix, probes):
+    pattern = f"^{prefix}{'(' + '|'.join(alts) + ')' if alts else ''}{suffix}$"
+    strings = xmlcheck._literal_strings(pattern)
+    if strings is None:
+        return  # not a literal: check_tree falls back to the regex itself
+    compiled = re.compile(pattern)
+    assert all(compiled.fullmatch(s) for s in strings), (pattern, strings)
+    for probe in probes + [s + "1" for s in strings] + [s[:-1] for s in strings]:
+        assert (probe in strings) == bool(compiled.fullmatch(probe)), (pattern, probe)
+    if alts is not None:
+        assert len(xmlcheck.literal_alternatives(pattern)) == len(alts)
 
 
 def test_kind_of():
