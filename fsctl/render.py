@@ -146,8 +146,13 @@ DEFAULT_EXIT_SOUND = "voicemail/vm-goodbye.wav"
 _SAFE_HYPHEN = "\u2011"  # NON-BREAKING HYPHEN
 
 
+_NEUTRALISED = re.compile(r"[\x00-\x1f\x7f$-]")  # what neutralise or the X-PRE-PROCESS rule changes
+
+
 def xml_text(value) -> str:
     """Tenant text made safe for a FreeSWITCH XML value: no `$` expansion, no preprocessor command."""
+    if type(value) is str and not _NEUTRALISED.search(value):
+        return value  # (most names and addresses: nothing to change)
     text = neutralise("" if value is None else value)
     if "-" in text and "X-PRE-PROCESS" in text.upper():  # (upper() only when it could match)
         text = re.sub("x-pre-process", lambda m: m.group(0).replace("-", _SAFE_HYPHEN), text, flags=re.I)
@@ -234,6 +239,9 @@ def make_environment(templates_dir: str | os.PathLike | None = None, bytecode_di
         trim_blocks=True,
         lstrip_blocks=True,
         bytecode_cache=_bytecode_cache(bytecode_dir) if bytecode_dir else None,
+        # A template is read once per process (fsctl is a command, not a server): no stat of
+        # its source before each of the thousands of files a render writes.
+        auto_reload=False,
     )
 
 
@@ -851,13 +859,19 @@ def render_file(env: jinja2.Environment, template: str, context: dict, path: Pat
 
     `atomic=False` writes `path` directly: for a private staging folder that is moved in later.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    if atomic:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    else:
-        tmp = str(path)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    tmp = str(path)
+    for attempt in (1, 2):
+        try:
+            if atomic:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            else:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)  # (once per folder, not per file)
     try:
         with os.fdopen(fd, "wb") as fh:
             chunks = env.get_template(template).chunks(context)
