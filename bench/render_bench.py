@@ -77,6 +77,9 @@ def run(quick: bool) -> list[tuple[str, str]]:
     lines = []
     try:
         _setup(folder, n)
+        # Start from a quiet disk: what the set-up (or an earlier run's clean-up) left for the
+        # kernel to write back would otherwise slow this run's file writes by seconds, or not.
+        os.sync()
         out = os.path.join(folder, "out")
         t0 = time.perf_counter()
         digests = render.render_tree(out)

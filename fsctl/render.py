@@ -260,10 +260,7 @@ def _tenant_queries():
     t = 0
     return {
         # Only what the contexts read (a tenant has many users: every column costs).
-        "users": User.select(User.number, User.name, User.sip_password, User.email, User.vm_enabled, User.vm_pin,
-                             User.record, User.no_answer_timeout, User.caller_id_number, User.toll,
-                             *(getattr(User, f) for f in User.FORWARD_FIELDS))
-        .where(User.tenant == t).order_by(User.number),
+        "users": User.select(*(getattr(User, f) for f in UserRow._fields)).where(User.tenant == t).order_by(User.number),
         "groups": Group.select().where(Group.tenant == t).order_by(Group.number),
         "members": GroupMember.select(GroupMember.group, User.number).join(User)
         .where(User.tenant == t).order_by(GroupMember.group, GroupMember.position),
@@ -303,10 +300,18 @@ def _prepared(database):
     return _SQL_CACHE[key]
 
 
-def _rows(database, prepared, name, tenant_id):
+def _rows(database, prepared, name, tenant_id, record=None):
+    """A query's rows as dicts, or as `record`s (named tuples: a tenant's users are many)."""
     sql, params, columns = prepared[name]
     cursor = database.execute_sql(sql, [tenant_id if p == 0 else p for p in params])
+    if record is not None:
+        return list(map(record._make, cursor.fetchall()))
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+# A user row as the contexts read it (the columns of the "users" query, in order).
+UserRow = namedtuple("UserRow", "number name sip_password email vm_enabled vm_pin record no_answer_timeout "
+                     "caller_id_number toll " + " ".join(User.FORWARD_FIELDS))
 
 
 def _as_date(value):
@@ -314,11 +319,12 @@ def _as_date(value):
 
 
 def load_tenant(tenant: Tenant) -> dict:
-    """One tenant's configuration rows as plain dicts (prepared SQL: no model objects, no SQL building)."""
+    """One tenant's configuration rows as plain dicts, its users as UserRow (prepared SQL: no model
+    objects, no SQL building)."""
     database = Tenant._meta.database
     prepared = _prepared(database)
     tid = tenant.id
-    rows = {name: _rows(database, prepared, name, tid) for name in prepared}
+    rows = {name: _rows(database, prepared, name, tid, UserRow if name == "users" else None) for name in prepared}
     by = {}
     for m in rows["members"]:
         by.setdefault(("g", m["group"]), []).append(m["number"])
@@ -368,19 +374,19 @@ def build_directory_context(data: dict) -> dict:
     default_cid = data["dids"][0]["number"] if data["dids"] else ""
     users = []
     for u in data["users"]:
-        if not u["sip_password"]:
+        if not u.sip_password:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
-            raise OperationError(f'user {u["number"]} of {domain} has no SIP password: refusing to render it')
-        vm, cid, toll = u["vm_enabled"], u["caller_id_number"], u["toll"]
+            raise OperationError(f"user {u.number} of {domain} has no SIP password: refusing to render it")
+        vm, cid, toll = u.vm_enabled, u.caller_id_number, u.toll
         users.append(DirectoryUser(  # positional (number a1_hash vm_password vm_mailto name caller_id toll record)
-            u["number"],
-            a1_hash(u["number"], domain, u["sip_password"]),
-            u["vm_pin"] if vm and u["vm_pin"] else "",
-            xml_text(u["email"]) if vm and u["email"] else "",
-            xml_text(u["name"]),
+            u.number,
+            a1_hash(u.number, domain, u.sip_password),
+            u.vm_pin if vm and u.vm_pin else "",
+            xml_text(u.email) if vm and u.email else "",
+            xml_text(u.name),
             cid if cid and cid != default_cid else "",
             toll if toll != DEFAULT_TOLL else "",
-            "true" if u["record"] else "",
+            "true" if u.record else "",
         ))
     return {
         "domain": domain,
@@ -601,12 +607,12 @@ def build_timerule_extensions(rule: dict, tenant: dict) -> list[dict]:
     return exts
 
 
-_FORWARDS = operator.itemgetter(*User.FORWARD_FIELDS)
+_FORWARDS = operator.attrgetter(*User.FORWARD_FIELDS)
 
 
-def is_scenario_user(user: dict) -> bool:
+def is_scenario_user(user: UserRow) -> bool:
     """Users whose calls the call-logic service decides (forwarding or recording)."""
-    return bool(user["record"] or any(_FORWARDS(user)))
+    return bool(user.record or any(_FORWARDS(user)))
 
 
 def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
@@ -631,8 +637,8 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     # falls through to the bundles below, which ring every user straight (no forwarding).
     bundles, scenario, plain_numbers = {}, [], []
     for u in data["users"]:
-        (scenario if is_scenario_user(u) else plain_numbers).append(u["number"])
-        bundles.setdefault((u["no_answer_timeout"], u["vm_enabled"]), []).append(u["number"])
+        (scenario if is_scenario_user(u) else plain_numbers).append(u.number)
+        bundles.setdefault((u.no_answer_timeout, u.vm_enabled), []).append(u.number)
     for name, numbers, conds in (("scenario-users", scenario, []),
                                  ("recorded-caller", plain_numbers, [_recorded_caller_cond()])):
         if numbers:
@@ -663,7 +669,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         room = f"{domain}-{c['number']}"
         cond["actions"] = [_act("answer"), _act("conference", f"{room}@{room}")]
         exts.append(_ext(f"conference-{c['number']}", [cond]))
-    mailboxes = [u["number"] for u in data["users"] if u["vm_enabled"]]
+    mailboxes = [u.number for u in data["users"] if u.vm_enabled]
     if mailboxes:
         cond = _dest_cond(f"^vm-({'|'.join(regex_literal(n) for n in mailboxes)})$")
         cond["actions"] = [_act("answer"), _act("voicemail", f"default {domain} $1")]
