@@ -101,6 +101,8 @@ def literal_alternatives(expression: str):
     prefix, group, suffix = m.groups()
     if group is None:
         return [_unescape(prefix + suffix)] if prefix + suffix else None
+    if "\\" not in group:
+        return group.split("|")
     return [_unescape(alt) for alt in _alternatives(group)]
 
 

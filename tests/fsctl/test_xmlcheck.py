@@ -197,8 +197,10 @@ def test_literal_strings_are_exactly_what_the_regex_fully_matches(prefix, alts, 
     assert all(compiled.fullmatch(s) for s in strings), (pattern, strings)
     for probe in probes + [s + "1" for s in strings] + [s[:-1] for s in strings]:
         assert (probe in strings) == bool(compiled.fullmatch(probe)), (pattern, probe)
-    if alts is not None:
-        assert len(xmlcheck.literal_alternatives(pattern)) == len(alts)
+    if alts is not None:  # what `$1` can be: exactly the first group of every string matched
+        captured = xmlcheck.literal_alternatives(pattern)
+        assert len(captured) == len(alts)
+        assert {compiled.fullmatch(s).group(1) for s in strings} == set(captured)
 
 
 def test_kind_of():
