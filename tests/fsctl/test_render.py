@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import jinja2
 import markupsafe
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -416,6 +417,16 @@ def test_a_broken_operator_template_is_one_line_naming_file_and_line(sdb, tmp_pa
         render.render_tree(out, templates_dir=custom)
     assert "\n" not in str(caught.value)
     assert not list(out.rglob("conference/*")), "no half-written file is left"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_render_file_writes_every_piece_streamed_or_not(tmp_path, stream):
+    env = render._XmlEnvironment(loader=jinja2.DictLoader({"t.xml": "{% for i in items %}{{ i }}{% endfor %}"}),
+                                 autoescape=True)
+    items = [""] * 5000 + ["a&b"] + [""] * 5000 + ["end"]  # batches of nothing but empty pieces
+    digest = render.render_file(env, "t.xml", {"items": items}, tmp_path / "t.xml", stream=stream)
+    assert (tmp_path / "t.xml").read_bytes() == b"a&amp;bend"
+    assert digest == hashlib.sha256(b"a&amp;bend").hexdigest()
 
 
 @given(st.one_of(st.text(), st.integers(), st.none(), st.builds(markupsafe.Markup, st.text())))
