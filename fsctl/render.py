@@ -378,7 +378,7 @@ def build_directory_context(data: dict) -> dict:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
             raise OperationError(f"user {u.number} of {domain} has no SIP password: refusing to render it")
         vm, cid, toll = u.vm_enabled, u.caller_id_number, u.toll
-        users.append(DirectoryUser(  # positional (number a1_hash vm_password vm_mailto name caller_id toll record)
+        users.append(_directory_user((  # (number a1_hash vm_password vm_mailto name caller_id toll record)
             u.number,
             a1_hash(u.number, domain, u.sip_password),
             u.vm_pin if vm and u.vm_pin else "",
@@ -387,7 +387,7 @@ def build_directory_context(data: dict) -> dict:
             cid if cid and cid != default_cid else "",
             toll if toll != DEFAULT_TOLL else "",
             "true" if u.record else "",
-        ))
+        )))
     return {
         "domain": domain,
         "tenant_name": xml_text(tenant["name"]),
@@ -401,6 +401,7 @@ def build_directory_context(data: dict) -> dict:
 # Immutable records handed to the templates (attribute access is several times faster in Jinja
 # than on dicts, which it first tries as attributes).
 DirectoryUser = namedtuple("DirectoryUser", "number a1_hash vm_password vm_mailto name caller_id toll record")
+_directory_user = functools.partial(tuple.__new__, DirectoryUser)  # DirectoryUser(*values) without its Python __new__
 Action = namedtuple("Action", "app data inline")
 Condition = namedtuple("Condition", "attrs actions anti")
 Extension = namedtuple("Extension", "name cont conditions")
@@ -416,8 +417,8 @@ def _freeze(exts):
     ]
 
 
-def _act(app, data="", inline=False):
-    return Action(app, data, inline)
+def _act(app, data="", inline=False, _new=functools.partial(tuple.__new__, Action)):
+    return _new((app, data, inline))
 
 
 def _dest_cond(expression):
@@ -607,12 +608,12 @@ def build_timerule_extensions(rule: dict, tenant: dict) -> list[dict]:
     return exts
 
 
-_FORWARDS = operator.attrgetter(*User.FORWARD_FIELDS)
+_SCENARIO_FIELDS = operator.attrgetter("record", *User.FORWARD_FIELDS)
 
 
 def is_scenario_user(user: UserRow) -> bool:
     """Users whose calls the call-logic service decides (forwarding or recording)."""
-    return bool(user.record or any(_FORWARDS(user)))
+    return any(_SCENARIO_FIELDS(user))
 
 
 def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
@@ -671,7 +672,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         exts.append(_ext(f"conference-{c['number']}", [cond]))
     mailboxes = [u.number for u in data["users"] if u.vm_enabled]
     if mailboxes:
-        cond = _dest_cond(f"^vm-({'|'.join(regex_literal(n) for n in mailboxes)})$")
+        cond = _dest_cond(f"^vm-({'|'.join(map(regex_literal, mailboxes))})$")
         cond["actions"] = [_act("answer"), _act("voicemail", f"default {domain} $1")]
         exts.append(_ext("voicemail", [cond]))
     own = _dest_cond(r"^\*97$")
