@@ -78,7 +78,7 @@ class XmlCheckError(OperationError):
 
 def kind_of(relpath: str) -> str:
     """The kind of a rendered file from its relative path (directory, dialplan, ivr, ...)."""
-    parts = Path(relpath).parts
+    parts = relpath.split("/") if isinstance(relpath, str) else Path(relpath).parts
     if parts and parts[0] == "callcenter" and len(parts) > 2:
         return f"callcenter/{parts[1]}"
     return parts[0] if parts else ""
@@ -274,16 +274,20 @@ def _check_domain(el, relpath, summary, problems):
             # The common case in one lean pass: exactly one param named "a1-hash" (32 hex digits)
             # and every other name one that is no credential in any case. Anything else:
             # _credential_problems looks again and says what is wrong.
+            # (One C-level walk over every param below the user, a superset of its params/param;
+            # then the a1-hash param found must sit in the user's own <params>.)
             a1, count, other = None, 0, False
-            for params in user.iterchildren("params"):
-                for param in params.iterchildren("param"):
-                    key = param.get("name")
-                    if key == "a1-hash":
-                        count += 1
-                        a1 = param.get("value")
-                    elif key not in _NOT_CREDENTIALS:
-                        other = True
-            if count != 1 or other or not _A1_FULLMATCH(a1 or ""):
+            for param in user.iter("param"):
+                key = param.get("name")
+                if key == "a1-hash":
+                    count += 1
+                    a1 = param
+                elif key not in _NOT_CREDENTIALS:
+                    other = True
+            if count == 1 and not other:
+                parent = a1.getparent()
+                other = parent.tag != "params" or parent.getparent() is not user
+            if count != 1 or other or not _A1_FULLMATCH(a1.get("value") or ""):
                 for problem in _credential_problems(user):
                     problems.append(f"{_where(relpath, user)}: user {uid} of {name} {problem}")
     # FreeSWITCH merges the domain's and the group's params into each user (switch_xml_merge_user):
@@ -360,7 +364,7 @@ def _check_context(el, relpath, summary, problems):
         ext_names.append(ext_name)
         conditions = list(ext.iterchildren("condition"))
         last = len(conditions) - 1
-        alternatives = None
+        destination = None  # the first condition's destination regex: what `$1` can be
         for i, cond in enumerate(conditions):
             expression = cond.get("expression")
             if expression is not None and not (expression.startswith("^") and expression.endswith("$")):
@@ -377,27 +381,22 @@ def _check_context(el, relpath, summary, problems):
                 # A transfer target must reach an extension that ends the hunt, not a continue="true" one.
                 if ext.get("continue") != "true":
                     patterns.append(expression or "")
-                alternatives = literal_alternatives(expression or "")
-            acts, antis = [], []
-            for act in cond:
-                tag = act.tag
-                if tag == "action":
-                    acts.append(act)
-                elif tag == "anti-action":
-                    antis.append(act)
-            if antis:
-                acts += antis
-            if acts and i != last:
-                # FACTS.md: actions of a matching condition run even if a later condition fails.
-                problems.append(f"{_where(relpath, cond)}: actions in a condition that is not the last one")
-            for act in acts:
+                destination = expression or ""
+            first = True
+            for act in cond.iterchildren("action", "anti-action"):  # (in document order)
+                if first and i != last:
+                    # FACTS.md: actions of a matching condition run even if a later condition fails.
+                    problems.append(f"{_where(relpath, cond)}: actions in a condition that is not the last one")
+                first = False
                 app = act.get("application") or ""
                 if app == "set":
                     if not timezone_set and act.get("inline") == "true" and (act.get("data") or "").startswith(
                             "timezone="):
                         timezone_set = True
                 elif app in _REF_APPS:
-                    for ref in _action_refs(app, act.get("data") or "", alternatives, name, act.sourceline):
+                    data = act.get("data") or ""
+                    alternatives = literal_alternatives(destination) if destination and "$1" in data else None
+                    for ref in _action_refs(app, data, alternatives, name, act.sourceline):
                         ref["file"] = relpath
                         refs.append(ref)
 

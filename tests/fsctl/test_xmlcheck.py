@@ -90,11 +90,30 @@ def test_valid_tree_passes(tmp_path):
                     '<param name="a1-hash" value="0123456789abcdef0123456789abcdef"/>'
                     '<param name="a1-hash" value="fedcba9876543210fedcba9876543210"/>'), "has more than one a1-hash"),
     ("<include>\n  <context name=\"x\"/>\n</include>\n", "<context> where <domain> is expected"),
+    # FreeSWITCH reads only <user><params><param>: an a1-hash anywhere else is none.
+    (DOMAIN.replace('<params><param name="a1-hash" value="0123456789abcdef0123456789abcdef"/></params>',
+                    '<variables><param name="a1-hash" value="0123456789abcdef0123456789abcdef"/></variables>'),
+     "has no a1-hash"),
+    (DOMAIN.replace('<params><param name="a1-hash" value="0123456789abcdef0123456789abcdef"/></params>',
+                    '<params><x><param name="a1-hash" value="0123456789abcdef0123456789abcdef"/></x></params>'),
+     "has no a1-hash"),
 ])
 def test_directory_rules(tmp_path, text, message):
     found = problems(tmp_path, {"directory/a.xml": text})
     assert any(message in p for p in found), found
     assert all(p.startswith("directory/a.xml") for p in found)
+
+
+@pytest.mark.parametrize("extra", [
+    '<variables><param name="a1-hash" value="fedcba9876543210fedcba9876543210"/></variables>',
+    '<variables><param name="password" value="not read by FreeSWITCH"/></variables>',
+    '<params><param name="vm-password" value="1234"/></params>',
+])
+def test_params_freeswitch_does_not_read_as_credentials_are_not_credentials(tmp_path, extra):
+    text = DOMAIN.replace("</params></user>", f"</params>{extra}</user>")
+    assert extra in text
+    write(tmp_path, {"directory/a.xml": text})
+    assert xmlcheck.check_paths(tmp_path, ["directory/a.xml"])
 
 
 @pytest.mark.parametrize("old, new, message", [
