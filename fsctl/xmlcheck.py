@@ -86,11 +86,7 @@ def kind_of(relpath: str) -> str:
 
 def _unescape(text):
     """A regex literal's text: `\\*97` -> `*97`."""
-    return _UNESCAPE_RE.sub(_first_group, text) if "\\" in text else text
-
-
-def _first_group(match):
-    return match.group(1)
+    return _UNESCAPE_RE.sub(r"\1", text) if "\\" in text else text
 
 
 def literal_alternatives(expression: str):
