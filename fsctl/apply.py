@@ -382,8 +382,8 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
     stage.mkdir(parents=True)
     try:
         staged, tenant_digests = {}, {}
-        for tenant in changed:
-            digests = render.render_tenant(env, render.load_tenant(tenant), stage, watchdog, atomic=False)
+        for tenant, data in render.load_tenants(changed):
+            digests = render.render_tenant(env, data, stage, watchdog, atomic=False)
             staged.update(digests)
             tenant_digests[tenant.domain] = hashlib.sha256(
                 "".join(f"{k}={v}\n" for k, v in sorted(digests.items())).encode()).hexdigest()

@@ -255,76 +255,106 @@ def _bytecode_cache(folder):
 
 
 # --------------------------------------------------------------------------- loading
-def _tenant_queries():
-    """name -> (peewee query for tenant id 0, column names); turned into SQL once per engine."""
-    t = 0
+_BATCH = 50  # tenants loaded per round of queries (memory: one batch's rows, whatever the number of tenants)
+_TENANT = -7_000_000_000  # prepared SQL's tenant ids are _TENANT, _TENANT - 1...: replaced by the real ones
+
+
+def _tenant_queries(ids):
+    """name -> peewee query over the tenants `ids`; every row starts with its tenant's id."""
     return {
         # Only what the contexts read (a tenant has many users: every column costs).
-        "users": User.select(*(getattr(User, f) for f in UserRow._fields)).where(User.tenant == t).order_by(User.number),
-        "groups": Group.select().where(Group.tenant == t).order_by(Group.number),
-        "members": GroupMember.select(GroupMember.group, User.number).join(User)
-        .where(User.tenant == t).order_by(GroupMember.group, GroupMember.position),
-        "dids": Did.select(Did.number, Did.name, Did.destination).where(Did.tenant == t).order_by(Did.number),
-        "media": Media.select(Media.name, Media.path).where(Media.tenant == t),
-        "ivrs": Ivr.select().where(Ivr.tenant == t).order_by(Ivr.number),
-        "entries": IvrEntry.select(IvrEntry.ivr, IvrEntry.digits, IvrEntry.destination).join(Ivr)
-        .where(Ivr.tenant == t).order_by(IvrEntry.ivr, IvrEntry.digits),
-        "rules": TimeRule.select().where(TimeRule.tenant == t).order_by(TimeRule.name),
-        "ranges": TimeRange.select(TimeRange.rule, TimeRange.weekdays, TimeRange.start, TimeRange.end)
-        .join(TimeRule).where(TimeRule.tenant == t).order_by(TimeRange.rule, TimeRange.id),
-        "holidays": Holiday.select(Holiday.rule, Holiday.start_date, Holiday.end_date, Holiday.start_time,
-                                   Holiday.end_time)
-        .join(TimeRule).where(TimeRule.tenant == t).order_by(Holiday.rule, Holiday.start_date),
-        "queues": Queue.select().where(Queue.tenant == t).order_by(Queue.number),
-        "agents": QueueAgent.select(QueueAgent.queue, User.number, QueueAgent.tier).join(User)
-        .where(User.tenant == t).order_by(QueueAgent.queue, QueueAgent.tier, User.number),
-        "conferences": Conference.select().where(Conference.tenant == t).order_by(Conference.number),
-        "blacklist": BlacklistEntry.select(BlacklistEntry.pattern, BlacklistEntry.match)
-        .where(BlacklistEntry.tenant == t).order_by(BlacklistEntry.match, BlacklistEntry.pattern),
+        "users": User.select(User.tenant, *(getattr(User, f) for f in UserRow._fields))
+        .where(User.tenant.in_(ids)).order_by(User.tenant, User.number),
+        "groups": Group.select(Group.tenant, *Group._meta.sorted_fields)
+        .where(Group.tenant.in_(ids)).order_by(Group.tenant, Group.number),
+        "members": GroupMember.select(User.tenant, GroupMember.group, User.number).join(User)
+        .where(User.tenant.in_(ids)).order_by(User.tenant, GroupMember.group, GroupMember.position),
+        "dids": Did.select(Did.tenant, Did.number, Did.name, Did.destination)
+        .where(Did.tenant.in_(ids)).order_by(Did.tenant, Did.number),
+        "media": Media.select(Media.tenant, Media.name, Media.path).where(Media.tenant.in_(ids)).order_by(Media.tenant),
+        "ivrs": Ivr.select(Ivr.tenant, *Ivr._meta.sorted_fields).where(Ivr.tenant.in_(ids)).order_by(Ivr.tenant, Ivr.number),
+        "entries": IvrEntry.select(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits, IvrEntry.destination).join(Ivr)
+        .where(Ivr.tenant.in_(ids)).order_by(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits),
+        "rules": TimeRule.select(TimeRule.tenant, *TimeRule._meta.sorted_fields)
+        .where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, TimeRule.name),
+        "ranges": TimeRange.select(TimeRule.tenant, TimeRange.rule, TimeRange.weekdays, TimeRange.start, TimeRange.end)
+        .join(TimeRule).where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, TimeRange.rule, TimeRange.id),
+        "holidays": Holiday.select(TimeRule.tenant, Holiday.rule, Holiday.start_date, Holiday.end_date,
+                                   Holiday.start_time, Holiday.end_time)
+        .join(TimeRule).where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, Holiday.rule, Holiday.start_date),
+        "queues": Queue.select(Queue.tenant, *Queue._meta.sorted_fields)
+        .where(Queue.tenant.in_(ids)).order_by(Queue.tenant, Queue.number),
+        "agents": QueueAgent.select(User.tenant, QueueAgent.queue, User.number, QueueAgent.tier).join(User)
+        .where(User.tenant.in_(ids)).order_by(User.tenant, QueueAgent.queue, QueueAgent.tier, User.number),
+        "conferences": Conference.select(Conference.tenant, *Conference._meta.sorted_fields)
+        .where(Conference.tenant.in_(ids)).order_by(Conference.tenant, Conference.number),
+        "blacklist": BlacklistEntry.select(BlacklistEntry.tenant, BlacklistEntry.pattern, BlacklistEntry.match)
+        .where(BlacklistEntry.tenant.in_(ids)).order_by(BlacklistEntry.tenant, BlacklistEntry.match,
+                                                       BlacklistEntry.pattern),
     }
 
 
 _SQL_CACHE: dict = {}
 
 
-def _prepared(database):
-    """{name: (sql, index of the tenant id parameter, column names)} for this database engine."""
-    key = type(getattr(database, "obj", None) or database)  # the engine behind the proxy
+def _prepared(database, count):
+    """{name: (sql, params, column names after the tenant id)} for `count` tenants on this engine."""
+    key = (type(getattr(database, "obj", None) or database), count)  # the engine behind the proxy
     if key not in _SQL_CACHE:
         prepared = {}
-        for name, query in _tenant_queries().items():
+        for name, query in _tenant_queries([_TENANT - i for i in range(count)]).items():
             sql, params = query.sql()
-            columns = [getattr(c, "name", None) or getattr(c, "_alias", None) for c in query._returning]
+            columns = [getattr(c, "name", None) or getattr(c, "_alias", None) for c in query._returning[1:]]
             prepared[name] = (sql, params, columns)
         _SQL_CACHE[key] = prepared
     return _SQL_CACHE[key]
 
 
-def _rows(database, prepared, name, tenant_id, record=None):
-    """A query's rows as dicts, or as `record`s (named tuples: a tenant's users are many)."""
-    sql, params, columns = prepared[name]
-    cursor = database.execute_sql(sql, [tenant_id if p == 0 else p for p in params])
-    if record is not None:
-        return list(map(record._make, cursor.fetchall()))
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+def _bind(params, ids):
+    """The parameters with the placeholder tenant ids replaced by `ids` (in their order)."""
+    last = _TENANT - len(ids)
+    return [ids[_TENANT - p] if type(p) is int and last < p <= _TENANT else p for p in params]
 
 
 # A user row as the contexts read it (the columns of the "users" query, in order).
 UserRow = namedtuple("UserRow", "number name sip_password email vm_enabled vm_pin record no_answer_timeout "
                      "caller_id_number toll " + " ".join(User.FORWARD_FIELDS))
+_first = operator.itemgetter(0)
 
 
 def _as_date(value):
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def load_tenant(tenant: Tenant) -> dict:
-    """One tenant's configuration rows as plain dicts, its users as UserRow (prepared SQL: no model
-    objects, no SQL building)."""
+def load_tenants(tenants):
+    """(tenant, its configuration) for each of `tenants` (Tenant rows), in order: rows as plain dicts,
+    users as UserRow. Prepared SQL (no model objects, no SQL building) for `_BATCH` tenants at a
+    time: fourteen queries per batch, not per tenant (PostgreSQL answers each in ~0.3 ms)."""
     database = Tenant._meta.database
-    prepared = _prepared(database)
-    tid = tenant.id
-    rows = {name: _rows(database, prepared, name, tid, UserRow if name == "users" else None) for name in prepared}
+    tenants = iter(tenants)
+    while batch := list(itertools.islice(tenants, _BATCH)):
+        ids = [t.id for t in batch]
+        rows = {tid: {} for tid in ids}
+        for name, (sql, params, columns) in _prepared(database, len(ids)).items():
+            cursor = database.execute_sql(sql, _bind(params, ids))
+            for tid, found in itertools.groupby(cursor.fetchall(), key=_first):
+                if name == "users":
+                    rows[tid][name] = [tuple.__new__(UserRow, row[1:]) for row in found]
+                else:
+                    rows[tid][name] = [dict(zip(columns, row[1:])) for row in found]
+        for tenant in batch:
+            yield tenant, _tenant_data(tenant, rows[tenant.id])
+
+
+def load_tenant(tenant: Tenant) -> dict:
+    """One tenant's configuration (load_tenants)."""
+    return next(load_tenants([tenant]))[1]
+
+
+def _tenant_data(tenant, rows):
+    rows = {name: rows.get(name, []) for name in ("users", "groups", "members", "dids", "media", "ivrs", "entries",
+                                                  "rules", "ranges", "holidays", "queues", "agents", "conferences",
+                                                  "blacklist")}
     by = {}
     for m in rows["members"]:
         by.setdefault(("g", m["group"]), []).append(m["number"])
@@ -970,7 +1000,7 @@ def render_tree(out, templates_dir: str = "", watchdog: int = 6, env=None, atomi
     out = Path(out)
     env = env or make_environment(templates_dir)
     digests = {}
-    for tenant in active_tenants().iterator():
-        digests.update(render_tenant(env, load_tenant(tenant), out, watchdog, atomic))
+    for _tenant, data in load_tenants(active_tenants().iterator()):
+        digests.update(render_tenant(env, data, out, watchdog, atomic))
     digests[PUBLIC_FILE] = render_public(env, out, watchdog, atomic)
     return digests

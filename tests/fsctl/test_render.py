@@ -5,6 +5,7 @@ regenerate them after an intended change with FSCTL_UPDATE_GOLDEN=1.
 """
 
 import hashlib
+from datetime import date
 import os
 import re
 from pathlib import Path
@@ -23,7 +24,7 @@ from fs_scripts.plan import neutralise
 from fsctl import render, xmlcheck
 from fsctl.db import transaction
 from fsctl.errors import OperationError
-from fsctl.model import Tenant
+from fsctl.model import Media, Tenant
 from fsctl.services import blacklist, conferences, dids, groups, ivrs, queues, tenants, timerules, users
 
 from tests.fsctl.dialplan_sim import hunt
@@ -453,7 +454,8 @@ def test_packaged_templates_found_next_to_package():
 
 # --- golden ---------------------------------------------------------------------------------
 
-def test_golden_files_for_the_demo_tenant(sdb, tmp_path):
+def test_golden_files_for_the_demo_tenant(db, tmp_path):
+    """On SQLite and on PostgreSQL: the same bytes (rows load in the same order on both)."""
     make_demo()
     out = rendered(tmp_path)
     golden = GOLDEN / "acme.example"
@@ -465,6 +467,47 @@ def test_golden_files_for_the_demo_tenant(sdb, tmp_path):
     assert produced == sorted(str(p.relative_to(golden)) for p in golden.rglob("*.xml"))
     for rel in produced:
         assert (out / rel).read_text() == (golden / rel).read_text(), rel
+
+
+def test_a_tenant_loads_the_same_rows_in_the_same_order_on_every_engine(db):
+    make_demo()
+    with transaction():
+        for pattern, match in (("+37060000002", "exact"), ("+3706", "prefix"), ("+37060000001", "exact")):
+            blacklist.add_entry("acme.example", pattern, match)
+        Media.insert_many([{"tenant": Tenant.get(Tenant.domain == "acme.example").id, "name": n,
+                            "path": f"/m/{n}.wav"} for n in ("b", "a")]).execute()
+    data = render.load_tenant(Tenant.get(Tenant.domain == "acme.example"))
+    assert [u.number for u in data["users"]] == ["101", "102", "103", "104", "105"]
+    assert data["blacklist"] == [("+37060000001", "exact"), ("+37060000002", "exact"), ("+3706", "prefix")]
+    assert data["media"] == {"a": "/m/a.wav", "b": "/m/b.wav"}
+    assert [g["number"] for g in data["groups"]] == ["200", "201"]
+    assert [g["members"] for g in data["groups"]] == [["102", "103"], ["101", "102", "103"]]
+    assert [(q["number"], q["agents"]) for q in data["queues"]] == [("600", [("103", 1), ("102", 2)])]
+    assert data["ivrs"][0]["entries"][:3] == [("0", "user:101"), ("1", "group:200"), ("2", "queue:600")]
+    rule = data["time_rules"][0]
+    assert rule["ranges"] == [("mon,tue,wed,thu,fri", "08:00", "17:00"), ("fri", "22:00", "06:00")]
+    assert rule["holidays"] == [(date(2026, 12, 24), date(2026, 12, 26), None, None),
+                                (date(2026, 12, 31), date(2026, 12, 31), "14:00", "24:00")]
+    assert [d["number"] for d in data["dids"]] == ["+37052000000", "+37052000001"]
+    assert [c["number"] for c in data["conferences"]] == ["700", "701"]
+
+
+def test_tenants_loaded_in_batches_get_their_own_rows(db, monkeypatch):
+    make_demo()
+    with transaction():
+        tenants.add_tenant("empty.example", "Nothing yet", "UTC")
+    make_demo("beta.example", "Beta", did_prefix="+3705300000")
+    with transaction():
+        users.add_user("beta.example", "150", "Only Beta", password="secret-password-150")
+        blacklist.add_entry("beta.example", "+37060000009")
+    alone = {t.domain: render.load_tenant(t) for t in Tenant.select()}
+    monkeypatch.setattr(render, "_BATCH", 2)  # batches of 2: [acme, beta], [empty]
+    loaded = list(render.load_tenants(Tenant.select().order_by(Tenant.domain)))
+    assert [t.domain for t, _ in loaded] == ["acme.example", "beta.example", "empty.example"]
+    assert {t.domain: data for t, data in loaded} == alone
+    assert alone["empty.example"]["users"] == [] and alone["empty.example"]["groups"] == []
+    assert [u.number for u in alone["beta.example"]["users"]][-1] == "150"
+    assert alone["beta.example"]["blacklist"] == [("+37060000009", "exact")] and alone["acme.example"]["blacklist"] == []
 
 
 # --- hostile tenant text --------------------------------------------------------------------
