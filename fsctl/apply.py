@@ -9,7 +9,7 @@
 3. render the changed tenants (and dialplan/public.xml) into `<conf>/.fsctl-staging/`;
    files whose bytes did not change are left alone;
 4. validate with `fsctl.xmlcheck`: every staged file fully, the rest of the tree from the
-   summaries cached in `<conf>/.fsctl-index.json` (re-read when a file's size or mtime changed);
+   summaries cached in `<conf>/.fsctl-index` (re-read when a file's size or mtime changed);
 5. journal: hard links of the files about to be replaced go to `<conf>/.fsctl-journal/backup/`,
    then `manifest.json` lists every path touched (and whether it existed); only then is each
    file moved in with `os.replace` (atomic per file) and removed files unlinked;
@@ -38,6 +38,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import marshal
 import os
 import shutil
 import tempfile
@@ -53,7 +54,9 @@ LOCK_FILE = ".fsctl-apply.lock"
 STAGING_DIR = ".fsctl-staging"
 JOURNAL_DIR = ".fsctl-journal"
 PREVIOUS_DIR = ".fsctl-previous"
-INDEX_FILE = ".fsctl-index.json"
+INDEX_FILE = ".fsctl-index"  # marshal behind a sha256 (JSON took 30 ms of a one-user apply to read and write)
+OLD_INDEX_FILE = ".fsctl-index.json"  # (the index's name before: dropped, its summaries are re-read once)
+INDEX_MAGIC = b"fsctl-index 1\n"
 CACHE_DIR = ".fsctl-cache"  # compiled templates (jinja2 bytecode cache)
 MANIFEST = "manifest.json"
 SUCCESS_REPLY = "+OK [Success]"
@@ -156,9 +159,13 @@ def esl_reloader(settings, factory=None):
 
 # --------------------------------------------------------------------------- journal
 def _write_json_atomic(path: Path, data):
+    _write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+
+
+def _write_atomic(path: Path, data: bytes):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, separators=(",", ":")))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -233,11 +240,32 @@ def recover(conf: Path) -> list:
 
 # --------------------------------------------------------------------------- index
 def _load_index(conf: Path) -> dict:
+    """The cached summaries, {} when missing or not intact (then every file is read once more).
+
+    marshal reads them six times faster than JSON; it is not meant for damaged input, so the
+    bytes are only unmarshalled when their sha256 matches the one written with them.
+    """
     try:
-        with open(conf / INDEX_FILE, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
+        with open(conf / INDEX_FILE, "rb") as fh:
+            blob = fh.read()
+    except OSError:
         return {}
+    head, _, payload = blob.partition(b"\n")
+    digest, payload = payload[:64], payload[65:]
+    if head + b"\n" != INDEX_MAGIC or hashlib.sha256(payload).hexdigest().encode() != digest:
+        return {}
+    try:
+        index = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return {}
+    return index if isinstance(index, dict) else {}
+
+
+def _write_index(conf: Path, index: dict):
+    payload = marshal.dumps(index)
+    _write_atomic(conf / INDEX_FILE, INDEX_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+    with contextlib.suppress(FileNotFoundError):
+        (conf / OLD_INDEX_FILE).unlink()
 
 
 def managed_stamps(conf: Path) -> dict:
@@ -305,10 +333,16 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- apply
+def _fetch(query):
+    """A query's rows as plain tuples straight from the cursor (no per-row peewee conversion:
+    these columns are text and integers)."""
+    return query.model._meta.database.execute_sql(*query.sql()).fetchall()
+
+
 def plan(full=False):
     """(tenants to render, domains to remove): revision differs from the applied one, or gone."""
-    applied = dict(AppliedConfig.select(AppliedConfig.domain, AppliedConfig.revision).tuples())
-    active = dict(render.active_tenants().select(Tenant.domain, Tenant.revision).tuples())
+    applied = dict(_fetch(AppliedConfig.select(AppliedConfig.domain, AppliedConfig.revision)))
+    active = dict(_fetch(render.active_tenants().select(Tenant.domain, Tenant.revision)))
     wanted = [d for d, rev in active.items() if full or applied.get(d) != rev]
     changed = list(render.active_tenants().where(Tenant.domain.in_(wanted))) if wanted else []
     removed = sorted(d for d in applied if d not in active)
@@ -439,7 +473,7 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
             index[rel] = {"stamp": _stamp(conf / rel), "summary": xmlcheck.slim(summary)}
         if render.PUBLIC_FILE in new_summaries:
             index[render.PUBLIC_FILE]["source"] = public_source
-        _write_json_atomic(conf / INDEX_FILE, index)
+        _write_index(conf, index)
         _record(changed, removed, tenant_digests)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -109,6 +109,34 @@ def test_one_user_changed_rewrites_only_that_tenant(sdb, fake_fs, tmp_path):
     assert 'value="User 102"' in (conf / svc.PREVIOUS_DIR / "backup/directory/acme.example.xml").read_text()
 
 
+def test_the_index_spares_reading_unchanged_files_and_a_damaged_one_is_ignored(sdb, fake_fs, tmp_path, monkeypatch):
+    two_tenants()
+    conf = tmp_path / "conf"
+    svc.apply_config(conf, reloader(fake_fs))
+    (conf / svc.OLD_INDEX_FILE).write_text("{}")  # an index as an older fsctl wrote it
+    read_back = []
+    check_file = svc.xmlcheck.check_file
+    monkeypatch.setattr(svc.xmlcheck, "check_file", lambda path, rel: read_back.append(rel) or check_file(path, rel))
+
+    def change(name):
+        with transaction():
+            users.edit_user("acme.example", "102", name=name)
+        read_back.clear()
+        svc.apply_config(conf, reloader(fake_fs))
+        return sorted(read_back)
+
+    acme = sorted(render.tenant_paths("acme.example"))
+    assert change("First") == acme  # the changed tenant's staged files; the others' summaries from the index
+    assert not (conf / svc.OLD_INDEX_FILE).exists()
+    blob = bytearray((conf / svc.INDEX_FILE).read_bytes())
+    blob[-1] ^= 1  # one bit of the payload flipped: its sha256 no longer matches
+    (conf / svc.INDEX_FILE).write_bytes(bytes(blob))
+    assert svc._load_index(conf) == {}
+    assert change("Second") == sorted(svc.managed_files(conf))  # every file read once more; the apply went through
+    assert 'value="Second"' in (conf / "directory/acme.example.xml").read_text()
+    assert change("Third") == acme  # the index is whole again
+
+
 def test_public_context_rerendered_only_when_dids_change(sdb, fake_fs, tmp_path):
     from fsctl.services import dids, queues
 
