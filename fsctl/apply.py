@@ -333,16 +333,10 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- apply
-def _fetch(query):
-    """A query's rows as plain tuples straight from the cursor (no per-row peewee conversion:
-    these columns are text and integers)."""
-    return query.model._meta.database.execute_sql(*query.sql()).fetchall()
-
-
 def plan(full=False):
     """(tenants to render, domains to remove): revision differs from the applied one, or gone."""
-    applied = dict(_fetch(AppliedConfig.select(AppliedConfig.domain, AppliedConfig.revision)))
-    active = dict(_fetch(render.active_tenants().select(Tenant.domain, Tenant.revision)))
+    applied = dict(render.plain_rows(AppliedConfig.select(AppliedConfig.domain, AppliedConfig.revision)))
+    active = dict(render.plain_rows(render.active_tenants().select(Tenant.domain, Tenant.revision)))
     wanted = [d for d, rev in active.items() if full or applied.get(d) != rev]
     changed = list(render.active_tenants().where(Tenant.domain.in_(wanted))) if wanted else []
     removed = sorted(d for d in applied if d not in active)

@@ -875,12 +875,17 @@ def tenant_paths(domain: str) -> list[str]:
     return [pattern.format(domain=domain) for _, pattern, _ in TENANT_FILES]
 
 
+def plain_rows(query) -> list:
+    """A query's rows as plain tuples straight from the cursor, without peewee's per-row
+    conversion: for text and integer columns, which the driver already returns as such."""
+    return [tuple(row) for row in query.model._meta.database.execute_sql(*query.sql()).fetchall()]
+
+
 def public_source_digest(watchdog: int = 6) -> str:
     """A digest of everything dialplan/public.xml is made of (to skip re-rendering it unchanged)."""
     query = (Did.select(Did.number, Did.name, Did.destination, Tenant.domain, Tenant.timezone)
              .join(Tenant).where(Tenant.state == "active").order_by(Did.number))
-    rows = Did._meta.database.execute_sql(*query.sql())  # (text columns: no peewee conversion needed)
-    text = "\n".join(map(repr, map(tuple, rows)))
+    text = "\n".join(map(repr, plain_rows(query)))
     return hashlib.sha256(f"watchdog={watchdog}\n{text}".encode()).hexdigest()
 
 
