@@ -79,7 +79,9 @@ def _fail(ctx, message, code, exc):
 @click.pass_context
 def cli(ctx, config_path, database, debug, auto_apply):
     """fsctl: provision and run a multi-tenant PBX on FreeSWITCH."""
-    ctx.obj = App(config_path=config_path, database=database, debug=debug, auto_apply=auto_apply)
+    # A caller embedding the CLI (the tests) may pass its clock: invoke(..., obj={"clock": fn}).
+    clock = ctx.obj.get("clock") if isinstance(ctx.obj, dict) else None
+    ctx.obj = App(config_path=config_path, database=database, debug=debug, auto_apply=auto_apply, clock=clock)
 
 
 @cli.command("init")

@@ -4,7 +4,10 @@
     <publish_dir>/<domain>/<YYYY-MM-DD>/SHA256SUMS                (`sha256sum -c` format)
 
 A day (in the tenant's time zone) is published from `publish_hour` (06:00) of the next day;
-folders older than `publish_keep_days` (3) are deleted by the same run. Files are hard-linked
+folders older than `publish_keep_days` (3) are deleted by the same run, but never sooner than
+`publish_keep_days` after they were published: a catch-up `--date` of an older day stays its
+3 days too (the time of publication is the manifest's modification time, set from the run's
+clock when the folder's content changes). Files are hard-linked
 from the recordings folder when it is on the same file system (no extra space; the drop
 folder must then be served read-only, `internal-sftp -R`, as a write would change the
 original), copied otherwise. Running it again is harmless: what is there and correct stays.
@@ -97,6 +100,7 @@ def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now
             .where((Recording.tenant == tenant) & (Recording.started_at >= start) & (Recording.started_at < end))
             .order_by(Recording.path).tuples())
     lines = []
+    changed = False
     for rel, digest, size in rows:
         source = recordings.resolve(recordings_dir, rel)
         name = os.path.basename(rel)
@@ -106,11 +110,24 @@ def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now
         os.makedirs(folder, exist_ok=True)
         how = _place(source, os.path.join(folder, name), size, link)
         setattr(report, how, getattr(report, how) + 1)
+        changed = changed or how != "unchanged"
         lines.append(f"{digest}  {name}\n")
+    now_ts = now.replace(tzinfo=_dt.timezone.utc).timestamp()
     if lines:
-        _write_atomic(os.path.join(folder, MANIFEST), "".join(lines))
-    report.removed = _expire(root, now.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date(), keep_days)
+        manifest = os.path.join(folder, MANIFEST)
+        text = "".join(lines)
+        if changed or _read(manifest) != text:
+            _write_atomic(manifest, text, now_ts)
+    report.removed = _expire(root, now.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date(), keep_days, now_ts)
     return report
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
 
 
 def _place(source, target, size, link):
@@ -135,16 +152,19 @@ def _place(source, target, size, link):
     return how
 
 
-def _write_atomic(path, text):
+def _write_atomic(path, text, published_ts):
+    """Write the manifest atomically; its modification time records when the folder was published."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.chmod(tmp, 0o644)
+    os.utime(tmp, (published_ts, published_ts))
     os.replace(tmp, path)
 
 
-def _expire(root, today, keep_days):
-    """Delete day folders older than `keep_days` days before `today`; returns their names."""
+def _expire(root, today, keep_days, now_ts):
+    """Delete day folders older than `keep_days` days before `today` and published at least `keep_days`
+    days before `now_ts`; returns their names."""
     removed = []
     if not os.path.isdir(root):
         return removed
@@ -157,7 +177,17 @@ def _expire(root, today, keep_days):
         except ValueError:
             continue
         path = os.path.join(root, name)
-        if folder_day < oldest and os.path.isdir(path) and not os.path.islink(path):
+        if folder_day < oldest and os.path.isdir(path) and not os.path.islink(path) \
+                and not _published_within(path, now_ts, keep_days):
             shutil.rmtree(path)
             removed.append(name)
     return removed
+
+
+def _published_within(folder, now_ts, keep_days):
+    """Was the folder published (its manifest written) less than `keep_days` days before `now_ts`?"""
+    try:
+        published = os.stat(os.path.join(folder, MANIFEST)).st_mtime
+    except FileNotFoundError:
+        return False
+    return now_ts - published < keep_days * 86400

@@ -136,10 +136,12 @@ class Fsctl:
         self.tmp_path = tmp_path
         self.runner = CliRunner()
         self.env = {"FSCTL_CONFIG": "", "FSCTL_MEDIA_DIR": str(tmp_path / "media")}
+        self.clock = None  # a function returning naive UTC: the commands' "now" (None: the real clock)
 
     def __call__(self, *args, input=None, ok=True):
+        obj = {"clock": self.clock} if self.clock else None
         result = self.runner.invoke(cli, ["--database", self.url, *args], input=input, env=self.env,
-                                    catch_exceptions=False)
+                                    catch_exceptions=False, obj=obj)
         if ok is True and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}")
         return result

@@ -29,6 +29,8 @@ class SshdServer:
     def __init__(self, root=None):
         if not os.path.exists(SSHD):
             raise RuntimeError("OpenSSH server is not installed: run `make sysdeps` (Debian package openssh-server)")
+        # sshd's privilege-separation directory: `sshd -t` needs it too, whatever ran before
+        os.makedirs("/run/sshd", exist_ok=True)
         self.dir = os.path.realpath(root or tempfile.mkdtemp(prefix="fsctl-sshd-"))
         os.makedirs(self.dir, exist_ok=True)
         self.port = _free_port()
@@ -55,7 +57,6 @@ class SshdServer:
 
     def start(self):
         """Make keys and config, start sshd, wait until it accepts connections."""
-        os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
         self.keygen(self.host_key)
         self.keygen(self.client_key)
         shutil.copy(self.client_key + ".pub", os.path.join(self.dir, "authorized_keys"))

@@ -16,13 +16,22 @@ from ..db import close_database, open_database, transaction
 class App:
     """Per-invocation state: settings, and the database once a command asks for it."""
 
-    def __init__(self, config_path=None, database=None, debug=False, auto_apply=None):
+    def __init__(self, config_path=None, database=None, debug=False, auto_apply=None, clock=None):
         self.config_path = config_path
         self.database_override = database
         self.debug = debug
         self.auto_apply_override = auto_apply
         self._settings = None
         self.db = None
+        self._clock = clock
+
+    def now(self):
+        """Now, naive UTC: the clock a caller passed in (tests), else the real one."""
+        if self._clock is not None:
+            return self._clock()
+        from ..model import utcnow
+
+        return utcnow()
 
     @property
     def settings(self):

@@ -176,7 +176,7 @@ def publish(app, day, domains, force):
     """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
     s = app.settings
     for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
-                                day=day, force=force, domains=domains):
+                                day=day, now=app.now(), force=force, domains=domains):
         for path in r.missing:
             say(f"warning: {r.domain} {path}: catalogued but the file is gone, not published")
         line = (f"{r.domain} {r.day.isoformat()}: {r.published} recordings ({r.linked} linked, {r.copied} copied, "

@@ -93,6 +93,22 @@ def test_old_day_folders_are_deleted(world):
     assert "2026-11-20" in done[0].removed and "2026-11-21" not in done[0].removed
 
 
+def test_a_catch_up_publish_stays_its_days_from_now(world):
+    root, drop, rows = world
+    later = NOW + dt.timedelta(days=10)  # 2026-12-01 06:00 in Vilnius: the 20th is long expired by its name
+    done = pub.publish(root, drop, day="2026-11-20", now=later, domains=["acme.example"])
+    assert (done[0].published, done[0].removed) == (2, [])
+    folder = os.path.join(drop, "acme.example", "2026-11-20")
+    assert len(listing(folder)) == 3
+    # the due day's runs (every 15 minutes) do not delete it before 3 days after the catch-up ...
+    done = pub.publish(root, drop, now=later + dt.timedelta(days=3) - dt.timedelta(minutes=15), domains=["acme.example"])
+    assert done[0].removed == [] and len(listing(folder)) == 3
+    # ... and neither does re-publishing it unchanged move its time of publication
+    pub.publish(root, drop, day="2026-11-20", now=later + dt.timedelta(days=2), domains=["acme.example"])
+    done = pub.publish(root, drop, now=later + dt.timedelta(days=3), domains=["acme.example"])
+    assert done[0].removed == ["2026-11-20"] and not os.path.exists(folder)
+
+
 def test_missing_files_and_copies(world):
     root, drop, rows = world
     os.unlink(os.path.join(root, rows["a_last"].path))
@@ -117,10 +133,10 @@ def test_publish_cli(fsctl, tmp_path):
     cli_setup(fsctl, root)
     drop = str(tmp_path / "sftp")
     fsctl.env["FSCTL_PUBLISH_DIR"] = drop
+    fsctl.clock = lambda: NOW
     result = fsctl("rec", "publish", "--date", "2026-11-20", "--tenant", "acme.example")
     assert result.stdout == "acme.example 2026-11-20: 2 recordings (2 linked, 0 copied, 0 already there)\n"
-    tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).date().isoformat()
-    assert refused(fsctl, "rec", "publish", "--date", tomorrow).startswith(f'Error: --date "{tomorrow}": acme.example')
+    assert refused(fsctl, "rec", "publish", "--date", "2026-11-21").startswith('Error: --date "2026-11-21": acme.example')
     assert refused(fsctl, "rec", "publish", "--date", "20.11.2026") == \
         'Error: --date "20.11.2026": must be a date YYYY-MM-DD'
     assert listing(drop) == ["acme.example"]
