@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages fsctl's set-up needs when they are missing.
 #   venv  : python3-venv (for `python3 -m venv`)
-#   tests : openssh-server (SFTP tests), postgresql (database tests),
+#   tests : openssh-server and openssh-client (SFTP tests: `rec pull` runs OpenSSH's ssh),
+#           postgresql (database tests),
 #           systemd (systemd-analyze verify of the units in conf/systemd)
 # Needs root for apt-get; as another user it only reports what is missing.
 set -eu
@@ -12,6 +13,7 @@ case "${1:-tests}" in
     ;;
   tests)
     [ -x /usr/sbin/sshd ] || want="$want openssh-server"
+    command -v ssh >/dev/null 2>&1 || want="$want openssh-client"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want="$want postgresql"
     command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
     ;;
