@@ -84,7 +84,12 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
-    # Back to version 1: the catalogue without the folded columns, with rows in it.
+    # Back to version 1: the catalogue without the folded columns (nor version 3's trigram index,
+    # whose SQLite triggers name them), with rows in it.
+    if isinstance(database, peewee.SqliteDatabase):
+        for name in ("insert", "delete", "update"):
+            database.execute_sql(f"DROP TRIGGER recording_fts_{name}")
+        database.execute_sql("DROP TABLE recording_fts")
     migrator = migrations._migrator(database)
     run_ops(*(migrator.drop_column("recording", f"{name}_fold") for name in rec.FOLDED))
     model.SchemaVersion.delete().execute()
@@ -103,3 +108,30 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     assert [r.user_name for r in found] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(note="šiandien"))] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]
+
+
+def test_postgres_role_without_pg_trgm_still_searches(postgres_server):
+    """A role that may not create the pg_trgm extension gets the schema without the index: same rows, by scan."""
+    from tests.conftest import _reset_postgres
+
+    from fsctl import recordings as rec
+
+    _reset_postgres(postgres_server.url)
+    admin = fsdb.make_database(postgres_server.url)
+    admin.connect()
+    admin.execute_sql("DROP ROLE IF EXISTS fsctl_limited")
+    admin.execute_sql("CREATE ROLE fsctl_limited LOGIN")
+    admin.execute_sql("GRANT CREATE, USAGE ON SCHEMA public TO fsctl_limited")  # tables yes; extensions no
+    try:
+        database = fsdb.open_database(postgres_server.url.replace("postgres@", "fsctl_limited@"))
+        assert migrations.current_version(database) == migrations.CURRENT_VERSION
+        assert not database.execute_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()
+        tenant = model.Tenant.create(domain="acme.example", name="ACME")
+        model.Recording.create(tenant=tenant, user_number="101", direction="in", started_at="2026-11-01 10:00:00",
+                               path="a.wav", note="Call back", note_fold="call back")
+        assert [r.path for r in rec.search(rec.make_filters(note="BACK"))] == ["a.wav"]
+        fsdb.close_database()
+    finally:
+        _reset_postgres(postgres_server.url)  # the role's tables go with the schema
+        admin.execute_sql("DROP ROLE fsctl_limited")
+        admin.close()
