@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from fsctl import db as fsdb
-from fsctl import recordings as rec
-from fsctl import sftp
+from fsctl.services import recordings as rec
+from fsctl.services import sftp
 from fsctl.model import Tenant, User
 
 MB = 1024 * 1024

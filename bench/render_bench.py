@@ -16,7 +16,9 @@ import tracemalloc
 
 from lxml import etree
 
-from fsctl import apply, db, render, xmlcheck
+from fsctl.services import apply
+from fsctl import db, render
+from fsctl.freeswitch import xmlcheck
 from fsctl.model import Did, Group, GroupMember, Ivr, IvrEntry, Tenant, User
 
 USERS = 100

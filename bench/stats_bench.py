@@ -19,7 +19,7 @@ import tempfile
 import time
 import tracemalloc
 
-from fsctl import cdr, stats
+from fsctl.services import cdr, stats
 from fsctl.db import close_database, open_database
 from fsctl.model import Tenant, User
 

@@ -31,7 +31,7 @@ def run_cmd(config_path, database, health_port, log_level):
     from fsctl.db import open_database
     from fsctl.errors import FsctlError
 
-    from .esl import EslAuthError, EventSocket
+    from fsctl.freeswitch.esl import EslAuthError, EventSocket
     from .runtime import build_service, serve_health
 
     try:

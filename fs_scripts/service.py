@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import gevent
 import gevent.queue
 
-from . import chanvars as cv
-from .decide import CallFacts, DecisionError, decide, decide_fallback
-from .esl import EslCommandError, EslError
-from .plan import Bridge, drive, multiset
+from fsctl.calllogic import chanvars as cv
+from fsctl.calllogic.decide import CallFacts, DecisionError, decide, decide_fallback
+from fsctl.freeswitch.esl import EslCommandError, EslError
+from fsctl.calllogic.plan import Bridge, drive, multiset
 
 log = logging.getLogger("fs_scripts.service")
 # What recovers the calls whose events the service could not record (conf/systemd/fsctl-cdr-import.*).

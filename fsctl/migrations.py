@@ -24,7 +24,7 @@ def _v2_recording_folds(db, migrator):
     import peewee
     from playhouse.migrate import migrate
 
-    from .recordings import FOLDED, fold
+    from .services.recordings import FOLDED, fold
 
     migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
               for name in FOLDED))

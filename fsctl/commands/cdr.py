@@ -2,9 +2,9 @@
 
 import click
 
-from .. import cdr as svc
-from .. import notify as notify_svc
-from .. import stats as stats_svc
+from ..services import cdr as svc
+from ..services import notify as notify_svc
+from ..services import stats as stats_svc
 from ..errors import OperationError
 from ..services.common import get_tenant
 from ._base import emit, json_option, pass_app, print_json, say, transactional

@@ -2,9 +2,9 @@
 
 import click
 
-from .. import publish as publishing
-from .. import recordings as rec
-from .. import sftp
+from ..services import publish as publishing
+from ..services import recordings as rec
+from ..services import sftp
 from ..db import transaction
 from ..errors import OperationError
 from ._base import emit, json_option, pass_app, print_json, say, transactional

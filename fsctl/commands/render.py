@@ -4,10 +4,10 @@ from pathlib import Path
 
 import click
 
-from .. import apply as svc
+from ..services import apply as svc
 from .. import render as rnd
-from .. import xmlcheck
-from ..callcenter import CallcenterError, load_pending
+from ..freeswitch import xmlcheck
+from ..freeswitch.callcenter import CallcenterError, load_pending
 from ..errors import FsctlError
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 

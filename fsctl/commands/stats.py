@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from .. import report as report_mod
-from .. import stats as svc
+from ..services import report as report_mod
+from ..services import stats as svc
 from ..services.common import get_tenant
 from ._base import print_table, say, transactional
 

@@ -2,7 +2,7 @@
 
 import click
 
-from ..trace import trace_call
+from ..services.trace import trace_call
 from ._base import App, print_json, print_table, say, transactional
 
 

@@ -1,6 +1,6 @@
 """What every provisioning service shares: tenant look-up, the numbering plan, destinations."""
 
-from fs_scripts.callconfig import DESTINATION_KINDS, Destination
+from fsctl.calllogic.callconfig import DESTINATION_KINDS, Destination
 
 from .. import validate
 from ..errors import ConflictError, NotFoundError, ValidationError
