@@ -75,7 +75,18 @@ import markupsafe
 from ..calllogic.callconfig import Destination, canonical_number
 from ..calllogic.plan import neutralise
 from ..errors import OperationError
-from ..freeswitch import chanvars as cv
+from ..freeswitch import chanvars as cv, dialstring
+from ..freeswitch.chanvars import (  # the hand-off and directory variables the rendered XML uses
+    FSCTL_DID_NAME,
+    FSCTL_IN_FALLBACK,
+    FSCTL_RECORD,
+    FSCTL_RESUME,
+    FSCTL_TENANT_NAME as FSCTL_TENANT_NAME,
+    FSCTL_TIMERULE_HIT,
+    FSCTL_TOLL,
+    FSCTL_WATCHDOG,
+    OUTBOUND_CALLER_ID,
+)
 from ..model import (
     BlacklistEntry,
     Conference,
@@ -94,17 +105,9 @@ from ..model import (
     User,
 )
 
-# Hand-off variables this renderer defines (besides fsctl_tenant / fsctl_did of chanvars).
-FSCTL_WATCHDOG = "fsctl_watchdog"  # seconds until the watchdog transfer to fsctl-fallback
-FSCTL_IN_FALLBACK = "fsctl_in_fallback"  # "true" once the call runs the tenant fallback in XML
-FSCTL_RESUME = "fsctl_resume"  # the extension a handed-over call resumes at in fallback mode
-NOT_IN_FALLBACK = ("field", "${fsctl_in_fallback}"), ("expression", "^(?!true$).*$")
-FSCTL_TOLL = "fsctl_toll"  # directory: the user's toll class
-FSCTL_RECORD = "fsctl_record"  # directory: "true" when the user's calls are recorded
-FSCTL_TENANT_NAME = "fsctl_tenant_name"  # directory: the tenant's name (display only)
-FSCTL_DID_NAME = "fsctl_did_name"  # public context: the DID's name (display only)
-FSCTL_TIMERULE_HIT = "fsctl_timerule_hit"  # set inline while hunting a timerule-* extension
-OUTBOUND_CALLER_ID = "outbound_caller_id_number"  # directory: caller ID for external calls
+NOT_IN_FALLBACK = ("field", f"${{{FSCTL_IN_FALLBACK}}}"), ("expression", "^(?!true$).*$")
+# Setting the caller ID of an outside call to the user's (or the tenant's) public number.
+_OUTSIDE_CALLER_ID = f"{cv.EFFECTIVE_CALLER_ID_NUMBER}=${{{OUTBOUND_CALLER_ID}}}"
 
 FALLBACK_EXTENSION = cv.FALLBACK_EXTENSION
 BLIND_XFER, ATTENDED_XFER = "fsctl-xfer-blind", "fsctl-xfer-attended"
@@ -500,9 +503,9 @@ def route_actions(text: str, domain: str, gateway: str) -> list[dict]:
         return [_act("hangup", dest.target or "NORMAL_CLEARING")]
     if dest.kind == "external":
         return [
-            _act("set", f"effective_caller_id_number=${{{OUTBOUND_CALLER_ID}}}"),
-            _act("set", "hangup_after_bridge=true"),
-            _act("bridge", f"sofia/gateway/{gateway}/{dest.target}"),
+            _act("set", _OUTSIDE_CALLER_ID),
+            _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
+            _act("bridge", dialstring.gateway_target(gateway, dest.target)),
         ]
     return [_act("transfer", f"{route_target(dest)} XML {domain}")]
 
@@ -513,7 +516,7 @@ def route_app(text: str, domain: str, gateway: str) -> str:
     if dest.kind == "hangup":
         return f"hangup {dest.target or 'NORMAL_CLEARING'}"
     if dest.kind == "external":
-        return f"bridge sofia/gateway/{gateway}/{dest.target}"
+        return f"bridge {dialstring.gateway_target(gateway, dest.target)}"
     return f"transfer {route_target(dest)} XML {domain}"
 
 
@@ -529,11 +532,8 @@ def _handoff_actions(domain, watchdog, resume=None):
 
 
 def _bridge_user_actions(domain, number, timeout, vm_enabled):
-    actions = [
-        _act("set", "continue_on_fail=true"),
-        _act("set", "hangup_after_bridge=true"),
-        _act("bridge", f"[leg_timeout={int(timeout)}]user/{number}@{domain}"),
-    ]
+    actions = [_act(app, data) for app, data in
+               dialstring.bridge_apps(dialstring.leg(dialstring.user_target(number, domain), timeout))]
     if vm_enabled:
         actions += [_act("answer"), _act("voicemail", f"default {domain} {number}")]
     else:
@@ -544,10 +544,10 @@ def _bridge_user_actions(domain, number, timeout, vm_enabled):
 def _group_direct_actions(group, domain, gateway):
     actions = []
     if group["members"]:
-        sep = "|" if group["strategy"] == "sequential" else ","
-        legs = sep.join(f"[leg_timeout={int(group['ring_time'])}]user/{n}@{domain}" for n in group["members"])
-        actions += [_act("set", "continue_on_fail=true"), _act("set", "hangup_after_bridge=true"),
-                    _act("bridge", legs)]
+        mode = "sequential" if group["strategy"] == "sequential" else "simultaneous"
+        legs = dialstring.join((dialstring.leg(dialstring.user_target(n, domain), group["ring_time"])
+                                for n in group["members"]), mode)
+        actions += [_act(app, data) for app, data in dialstring.bridge_apps(legs)]
     fallback = Destination.parse(group["fallback"])
     # In XML (service down) a group's fallback is followed unless it could loop (group, time rule).
     if fallback.kind in ("group", "timerule"):
@@ -690,7 +690,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         exts.append(_ext(f"ivr-{i['number']}", [cond]))
     for q in data["queues"]:
         cond = _dest_cond(_exact(q["number"], f"queue-{q['number']}"))
-        cond["actions"] = [_act("answer"), _act("set", "hangup_after_bridge=true"),
+        cond["actions"] = [_act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
                            _act("callcenter", f"{q['number']}@{domain}")]
         cond["actions"] += route_actions(q["overflow"], domain, gateway)
         exts.append(_ext(f"queue-{q['number']}", [cond]))
@@ -715,13 +715,13 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     for klass, pattern in TOLL_PATTERNS:
         allowed = TOLL_LEVELS[TOLL_LEVELS.index(klass):]
         toll = {"attrs": [("field", f"${{{FSCTL_TOLL}}}"), ("expression", f"^({'|'.join(allowed)})$")],
-                "actions": [_act("set", f"effective_caller_id_number=${{{OUTBOUND_CALLER_ID}}}"),
-                            _act("set", "hangup_after_bridge=true"),
-                            _act("bridge", f"sofia/gateway/{gateway}/${{destination_number}}")],
+                "actions": [_act("set", _OUTSIDE_CALLER_ID),
+                            _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
+                            _act("bridge", dialstring.gateway_target(gateway, "${destination_number}"))],
                 "anti": [_act("hangup", "CALL_REJECTED")]}
         # R-REC: a recorded caller's outgoing call is recorded by the service (after the toll check).
         recorded = _dest_cond(pattern)
-        recorded["actions"] = ([_act("set", f"effective_caller_id_number=${{{OUTBOUND_CALLER_ID}}}"),
+        recorded["actions"] = ([_act("set", _OUTSIDE_CALLER_ID),
                                 _act("set", f"{cv.FSCTL_OUTBOUND}=true")]
                                + _handoff_actions(domain, watchdog, resume="${destination_number}"))
         allowed_cond = {"attrs": toll["attrs"], "actions": [], "anti": []}
@@ -850,7 +850,7 @@ def build_callcenter_context(data: dict) -> dict:
             agent = f"{number}@{domain}"
             if agent not in seen:
                 seen.add(agent)
-                agents.append({"name": agent, "contact": f"[leg_timeout=20]user/{number}@{domain}"})
+                agents.append({"name": agent, "contact": dialstring.leg(dialstring.user_target(number, domain), 20)})
             tiers.append({"agent": agent, "queue": name, "level": int(tier), "position": position})
     return {"queues": queues, "agents": sorted(agents, key=lambda a: a["name"]), "tiers": tiers}
 

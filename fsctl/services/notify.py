@@ -193,14 +193,14 @@ def crm_event(headers: dict) -> tuple[str, str, str, str, dict] | None:
     if kind is None:
         return None
     probe = dict(headers)
-    probe.setdefault(cv.header("start_epoch"), "1")
+    probe.setdefault(cv.header(cv.START_EPOCH), "1")
     try:
         ch = parse_channel(probe)
     except ValidationError:
         return None
     if ch.is_a_leg or ch.external or not ch.user:
         return None
-    stamp = (headers.get("Event-Date-Timestamp") or "").strip()  # microseconds since 1970
+    stamp = (headers.get(cv.EVENT_DATE_TIMESTAMP) or "").strip()  # microseconds since 1970
     at = (_dt.datetime.fromtimestamp(int(stamp) // 1_000_000, _dt.timezone.utc).replace(tzinfo=None)
           if stamp.isdigit() else ch.started_at)
     data = {"caller": ch.caller, "user": ch.user, "did": headers.get(cv.header(cv.FSCTL_DID)) or None,

@@ -37,7 +37,7 @@ from urllib.parse import unquote
 import peewee
 
 from ...db import database
-from ...errors import ValidationError
+from ...errors import ValidationError, first_line
 from ...freeswitch import chanvars as cv
 from ...freeswitch.channel import Channel, parse_channel
 from ...model import CallLeg, CallParty, CallRecord, Recording, Tenant, call_dict, iso_utc
@@ -75,8 +75,8 @@ class LegFacts:
 
 
 @dataclass(frozen=True)
-class CallFacts:
-    """What the classification of one call looks at."""
+class CallRecordFacts:
+    """What the classification of one call record looks at (not the call logic's CallFacts of a call arriving)."""
 
     direction: str = "internal"  # in | out | internal
     route_kind: str | None = None  # user | group | queue | ivr | voicemail | conference | external | ...
@@ -107,7 +107,7 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def classify(f: CallFacts) -> Outcome:
+def classify(f: CallRecordFacts) -> Outcome:
     """The status of a call and the users who missed it (one rule table, first match wins)."""
     answered_users = [leg for leg in f.legs if leg.result == "answered" and leg.user and not leg.external]
     if answered_users:  # a group/queue call answered by one member is answered, missed by nobody
@@ -285,11 +285,11 @@ def apply_channel(state: CallState, ch: Channel) -> None:
     rec["direction"] = _direction(ch, state.legs)
 
 
-def facts_of(state: CallState) -> CallFacts:
+def facts_of(state: CallState) -> CallRecordFacts:
     """The classification facts of a call being built."""
     rec = state.record
     legs = sorted(state.legs.values(), key=lambda l: (l["answered_at"] or _dt.datetime.max, l["started_at"]))
-    return CallFacts(
+    return CallRecordFacts(
         direction=rec["direction"],
         route_kind=rec["target_kind"],
         route_target=rec["target"],
@@ -572,7 +572,7 @@ def xml_cdr_headers(data: bytes) -> dict:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise ValidationError("xml", _first_line(exc.msg or str(exc)),
+        raise ValidationError("xml", first_line(exc.msg or str(exc), "parse error"),
                               "must be well-formed XML (a mod_xml_cdr file)") from None
     if root.tag != "cdr":
         raise ValidationError("xml root", root.tag, "must be <cdr> (a mod_xml_cdr file)")
@@ -587,9 +587,9 @@ def xml_cdr_headers(data: bytes) -> dict:
     direction = root.findtext("channel_data/direction")
     if direction:
         headers[cv.CALL_DIRECTION] = direction
-    headers[cv.UNIQUE_ID] = headers.get(cv.header("uuid"), "")
-    if cv.header("hangup_cause") in headers:
-        headers[cv.HANGUP_CAUSE] = headers[cv.header("hangup_cause")]
+    headers[cv.UNIQUE_ID] = headers.get(cv.header(cv.UUID), "")
+    if cv.header(cv.HANGUP_CAUSE_VAR) in headers:
+        headers[cv.HANGUP_CAUSE] = headers[cv.header(cv.HANGUP_CAUSE_VAR)]
     # The first <callflow> is the channel's current caller profile (as in the event headers).
     profile = root.find("callflow/caller_profile")
     if profile is not None:
@@ -598,17 +598,13 @@ def xml_cdr_headers(data: bytes) -> dict:
             ("caller_id_name", cv.CALLER_ID_NAME),
             ("destination_number", cv.DESTINATION_NUMBER),
             ("context", cv.CALLER_CONTEXT),
-            ("rdnis", "Caller-RDNIS"),
-            ("chan_name", "Channel-Name"),
+            ("rdnis", cv.CALLER_RDNIS),
+            ("chan_name", cv.CHANNEL_NAME),
         ):
             text = profile.findtext(tag)
             if text:
                 headers[header] = text
     return headers
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "parse error"
 
 
 @dataclass
@@ -841,7 +837,7 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
 
 
 __all__ = [
-    "STATUSES", "CallFacts", "LegFacts", "Outcome", "classify", "leg_result", "Channel", "parse_channel",
+    "STATUSES", "CallRecordFacts", "LegFacts", "Outcome", "classify", "leg_result", "Channel", "parse_channel",
     "CallState", "new_state", "apply_channel", "finish_state", "IngestReport", "ingest_hangup", "ingest_hangups",
     "ingest_batch", "xml_cdr_headers", "ImportReport", "import_xml_cdr_dir", "move_file", "purge_archive",
     "call_dict", "iso_utc",
