@@ -23,6 +23,19 @@ from fsctl.cli import cli
 pytest_plugins = ("tests.fakes.esl_fixtures",)
 
 
+# Fixtures that start a real server: a test using one is marked `servers` (make test-fast leaves it out).
+SERVER_FIXTURES = frozenset({"postgres_server", "sshd"})
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `servers` every test that runs on a real server: PostgreSQL (the db_url fixture's
+    "postgres" case, or the server itself) or OpenSSH's sshd."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("db_url") == "postgres" or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
 def free_port():
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
