@@ -12,7 +12,7 @@ log = logging.getLogger("fs_scripts.runtime")
 
 
 def hangup_sinks(settings):
-    """What hang-up events feed: call records (fsctl.cdr) and the recording catalogue."""
+    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue."""
     from fsctl.services import cdr, recordings
 
     def recording_catalogue(batch):
@@ -27,8 +27,8 @@ def hangup_sinks(settings):
 
 def channel_sinks():
     """What ringing/answered events feed: the CRM hooks' outbox."""
-    from fsctl.services import notify
     from fsctl.db import transaction
+    from fsctl.services import notify
 
     def crm(batch):
         with transaction():

@@ -1,7 +1,7 @@
 """One tenant's configuration as the call logic sees it: frozen snapshots, no database.
 
 The provisioning layer (fsctl/) builds a `TenantConfig` from its rows; the call decisions
-(`fs_scripts.decide`) read nothing else. `Destination` is also the provisioning layer's
+(`fsctl.calllogic.decide`) read nothing else. `Destination` is also the provisioning layer's
 parser for `kind:target` texts, so it stays dependency-free and stable.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from types import MappingProxyType
 from typing import Iterable, Mapping
 

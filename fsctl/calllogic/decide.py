@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from . import chanvars as cv
+from ..freeswitch import chanvars as cv
 from . import recpath, schedule
 from .callconfig import (
     GROUP_ORDERS,
@@ -222,7 +222,7 @@ class _Router:
         return steps
 
     def recording_path(self, who: str) -> str:
-        """Where a recording of this call for user `who` goes: the layout of fs_scripts.recpath."""
+        """Where a recording of this call for user `who` goes: the layout of fsctl.calllogic.recpath."""
         call = self.call
         if who == call.caller_number and call.direction == "internal":
             counterpart = call.dialled

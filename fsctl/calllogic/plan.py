@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from . import chanvars as cv
+from ..freeswitch import chanvars as cv
 
 __all__ = [
     "Step",

@@ -1,4 +1,4 @@
-"""Where a call recording is written: the one on-disk layout (pure, shared with fsctl.recordings).
+"""Where a call recording is written: the one on-disk layout (pure, shared with fsctl.services.recordings).
 
     <domain>/<YYYY>/<MM>/<DD>/<YYYYMMDDTHHMMSSZ>_<user>_<in|out|internal>_<counterpart>_<uuid>.wav
 

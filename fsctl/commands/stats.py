@@ -8,7 +8,8 @@ import click
 from ..services import report as report_mod
 from ..services import stats as svc
 from ..services.common import get_tenant
-from ._base import print_table, say, transactional
+from ._base import transactional
+from ._output import print_table, say
 
 
 def period_options(fn):

@@ -3,7 +3,8 @@
 import click
 
 from ..services.trace import trace_call
-from ._base import App, print_json, print_table, say, transactional
+from ._base import App, transactional
+from ._output import print_json, print_table, say
 
 
 @click.command("trace")

@@ -47,8 +47,8 @@ import gevent.monkey
 import gevent.pool
 import greenswitch.esl as _greenswitch
 
-from fsctl.freeswitch import eslproto
-from fsctl.freeswitch.eslproto import Event, Message
+from . import eslproto
+from .eslproto import Event, Message
 
 __all__ = [
     "EslError",

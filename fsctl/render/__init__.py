@@ -72,11 +72,10 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from fsctl.calllogic import chanvars as cv
-from fsctl.calllogic.callconfig import Destination, canonical_number
-from fsctl.calllogic.plan import neutralise
-
+from ..calllogic.callconfig import Destination, canonical_number
+from ..calllogic.plan import neutralise
 from ..errors import OperationError
+from ..freeswitch import chanvars as cv
 from ..model import (
     BlacklistEntry,
     Conference,
@@ -1001,7 +1000,7 @@ def render_tree(out, templates_dir: str = "", watchdog: int = 6, env=None, atomi
     """Render every active tenant and the public context under `out`; return {path: sha256}.
 
     For an output folder FreeSWITCH does not read (`fsctl render --out`); the live conf dir is
-    written by `fsctl.apply` (staging, validation, journal, os.replace).
+    written by `fsctl.services.apply` (staging, validation, journal, os.replace).
     """
     out = Path(out)
     env = env or make_environment(templates_dir)

@@ -8,7 +8,7 @@
    nothing to do -> no reload (FACTS.md: FreeSWITCH's memory grows with every reload);
 3. render the changed tenants (and dialplan/public.xml) into `<conf>/.fsctl-staging/`;
    files whose bytes did not change are left alone;
-4. validate with `fsctl.xmlcheck`: every staged file fully, the rest of the tree from the
+4. validate with `fsctl.freeswitch.xmlcheck`: every staged file fully, the rest of the tree from the
    summaries cached in `<conf>/.fsctl-index` (re-read when a file's size or mtime changed);
 5. journal: hard links of the files about to be replaced go to `<conf>/.fsctl-journal/backup/`,
    then `manifest.json` lists every path touched (and whether it existed); only then is each
@@ -23,7 +23,7 @@
    `AppliedConfig`, inside the same lock;
 8. mod_callcenter does not re-read its queues, agents and tiers on reloadxml: once the revisions
    are committed, the `callcenter_config` commands planned in step 4 from the callcenter files
-   being replaced (`fsctl.callcenter`) go over the same Event Socket connection. A refused
+   being replaced (`fsctl.freeswitch.callcenter`) go over the same Event Socket connection. A refused
    command does not undo the XML: the tenant stays pending in `<conf>/.fsctl-callcenter.json`
    (written right after the reload, before the first command) and every later apply, even one
    with nothing to render, sends it again until mod_callcenter took it all.
@@ -45,10 +45,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..freeswitch import callcenter, xmlcheck
 from .. import render
 from ..db import transaction
 from ..errors import OperationError, UnreachableError
+from ..freeswitch import callcenter, xmlcheck
 from ..model import AppliedConfig, Tenant, utcnow
 
 LOCK_FILE = ".fsctl-apply.lock"
@@ -76,7 +76,7 @@ class ApplyResult:
     reloaded: bool = False
     reply: str = ""
     recovered: list = field(default_factory=list)
-    #: one {"domain", "command", "reply", "status"} per callcenter_config command (fsctl.callcenter.send)
+    #: one {"domain", "command", "reply", "status"} per callcenter_config command (fsctl.freeswitch.callcenter.send)
     callcenter: list = field(default_factory=list)
     #: tenants whose callcenter commands were pending from an earlier apply, sent again this time
     callcenter_retried: list = field(default_factory=list)
@@ -142,7 +142,7 @@ class EslReloader:
         return self.api("reloadxml")
 
     def api(self, command):
-        """Run `api COMMAND`; the reply text (fs_scripts.esl errors as raised there)."""
+        """Run `api COMMAND`; the reply text (fsctl.freeswitch.esl errors as raised there)."""
         return self._connection().api(command)
 
     def close(self):

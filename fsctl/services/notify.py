@@ -8,7 +8,7 @@
   call again never sends twice; `drain` delivers what is due and retries failures with
   exponential backoff (settings notify_backoff, notify_max_attempts), keeping failures.
 
-The missed/answered decision is fsctl.cdr.classify's: statistics and notifications agree.
+The missed/answered decision is fsctl.services.cdr.classify's: statistics and notifications agree.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
-from fsctl.calllogic import chanvars as cv
-
 from .. import validate
-from .cdr import call_dict, iso_utc, parse_channel
 from ..errors import ConflictError, NotFoundError, ValidationError
-from ..model import CallRecord, CrmCall, CrmHook, Group, NotifyRule, Outbox, Tenant, User, utcnow
+from ..freeswitch import chanvars as cv
+from ..freeswitch.channel import parse_channel
+from ..model import CallRecord, CrmCall, CrmHook, Group, NotifyRule, Outbox, Tenant, User, call_dict, iso_utc, utcnow
 from .common import get_tenant
 
 SCOPES = ("user", "group")

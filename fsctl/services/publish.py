@@ -21,10 +21,10 @@ import shutil
 import tempfile
 import zoneinfo
 
-from . import recordings
 from .. import validate
 from ..errors import ValidationError
 from ..model import Recording, Tenant, utcnow
+from . import recordings
 
 MANIFEST = "SHA256SUMS"
 _DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")

@@ -26,17 +26,26 @@ import hashlib
 import logging
 import os
 import re
-import unicodedata
 import wave
 
 from peewee import fn
 
-from fsctl.calllogic import chanvars, recpath
-
 from .. import validate
+from ..calllogic import recpath
 from ..db import database
 from ..errors import NotFoundError, ValidationError
-from ..model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, utcnow
+from ..freeswitch import chanvars
+from ..model import (
+    FOLDED,
+    Recording,
+    RecordingGroup,
+    RecordingGroupMember,
+    RecordingGroupSupervisor,
+    Tenant,
+    User,
+    fold,
+    utcnow,
+)
 from .common import get_tenant
 
 log = logging.getLogger("fsctl.recordings")
@@ -360,14 +369,6 @@ def mark(recording_id, as_user=None, note=None, colour=None, fields=None):
 
 
 # --- search --------------------------------------------------------------------------------------
-
-# The texts searched by substring, each with a folded copy `<name>_fold` in the catalogue.
-FOLDED = ("user_name", "note", "field1", "field2", "field3")
-
-
-def fold(text) -> str:
-    """Text as the search compares it: NFKC-normalised and case-folded ("Ūla" and "ūla" are one)."""
-    return unicodedata.normalize("NFKC", text or "").casefold()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Visual statistics (R-STAT): a self-contained HTML report with inline SVG bar charts.
 
 No external assets and no JavaScript: the file opens anywhere, offline, and can be mailed.
-`build_report_context` gathers the figures (fsctl.stats), `bar_chart_svg` draws a chart
+`build_report_context` gathers the figures (fsctl.services.stats), `bar_chart_svg` draws a chart
 (pure), `render_report` fills the template (Jinja, autoescaped).
 """
 
@@ -15,8 +15,8 @@ from html import escape
 
 import jinja2
 
-from . import stats
 from ..model import Tenant
+from . import stats
 
 COLOURS = {
     "answered": "#2e7d32",

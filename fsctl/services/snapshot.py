@@ -1,4 +1,4 @@
-"""The model -> the call logic's snapshot of one tenant (fs_scripts.callconfig.TenantConfig).
+"""The model -> the call logic's snapshot of one tenant (fsctl.calllogic.callconfig.TenantConfig).
 
 A fixed number of queries per tenant, whatever its size. Also the rotation store for
 rotating sequential groups (compare-and-set, so concurrent calls and several service
@@ -7,9 +7,8 @@ processes never start two calls on the same member by accident).
 
 from collections import defaultdict
 
-from fsctl.calllogic import callconfig as cc
-from fsctl.calllogic.decide import RotationState
-
+from ..calllogic import callconfig as cc
+from ..calllogic.decide import RotationState
 from ..model import (
     BlacklistEntry,
     Conference,

@@ -9,7 +9,7 @@ Schemas (stable; csv header = these names, json = a list of objects with these k
 
 - users:   user, name, received, answered, missed, placed, avg_talk_time, talk_time
            (received: calls that rang the user (offered), answered: calls the user answered,
-           missed: calls that are a missed call for the user (fsctl.cdr.classify), placed:
+           missed: calls that are a missed call for the user (fsctl.services.cdr.classify), placed:
            calls the user made, avg_talk_time: mean talk time of the answered incoming calls,
            seconds with one decimal, talk_time: their total, seconds)
 - groups, queues, dids:
@@ -33,10 +33,10 @@ from typing import IO, Iterable, Iterator
 import peewee
 
 from .. import validate
-from .cdr import STATUSES, iso_utc
 from ..db import database
 from ..errors import ValidationError
-from ..model import Tenant, User
+from ..model import Tenant, User, iso_utc
+from .cdr import STATUSES
 
 STATUS_COLUMNS = ("answered", "missed", "abandoned", "busy", "failed", "refused")
 USER_COLUMNS = ("user", "name", "received", "answered", "missed", "placed", "avg_talk_time", "talk_time")

@@ -3,9 +3,8 @@
 import datetime as dt
 import zoneinfo
 
-from fsctl.calllogic.decide import CallFacts, DecisionError, decide, decide_fallback, explain
-
 from .. import validate
+from ..calllogic.decide import CallFacts, DecisionError, decide, decide_fallback, explain
 from ..errors import ValidationError
 from ..model import Did
 from .common import get_tenant

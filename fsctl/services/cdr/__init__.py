@@ -36,11 +36,11 @@ from urllib.parse import unquote
 
 import peewee
 
-from fsctl.calllogic import chanvars as cv
-
 from ...db import database
 from ...errors import ValidationError
-from ...model import CallLeg, CallParty, CallRecord, Recording, Tenant
+from ...freeswitch import chanvars as cv
+from ...freeswitch.channel import Channel, parse_channel
+from ...model import CallLeg, CallParty, CallRecord, Recording, Tenant, call_dict, iso_utc
 
 STATUSES = ("answered", "missed", "abandoned", "busy", "failed", "refused")
 LEG_RESULTS = ("answered", "no_answer", "busy", "cancelled", "failed")
@@ -155,143 +155,6 @@ def leg_result(answered: bool, cause: str) -> str:
     if cause in CANCEL_CAUSES:
         return "cancelled"
     return "failed"
-
-
-# --- one leg's headers (pure) --------------------------------------------------------------
-
-@dataclass
-class Channel:
-    """One leg as reported at hang-up: the caller's leg (is_a_leg) or a leg it rang."""
-
-    uuid: str
-    call_uuid: str
-    is_a_leg: bool
-    tenant: str
-    caller: str = ""
-    caller_name: str = ""
-    callee: str = ""
-    did: str | None = None
-    route: str | None = None
-    recording_path: str | None = None
-    started_at: _dt.datetime | None = None
-    answered_at: _dt.datetime | None = None
-    bridged_at: _dt.datetime | None = None
-    ended_at: _dt.datetime | None = None
-    hangup_cause: str = ""
-    user: str = ""  # leg: the user rung (or the outside number for a gateway leg)
-    via: str = ""
-    external: bool = False
-    voicemail: str | None = None
-    queue: str | None = None
-    caller_left: bool = False
-    bridged_to: str | None = None  # A-leg: the leg it was last bridged to
-    bridged_user: str = ""
-    bridged_external: bool = False
-
-
-def _var(h: dict, name: str) -> str:
-    return (h.get(cv.header(name)) or "").strip()
-
-
-def _epoch(h: dict, name: str, required: bool = False) -> _dt.datetime | None:
-    raw = _var(h, name)
-    if not raw:
-        if required:
-            raise ValidationError(cv.header(name), raw, "must be present (seconds since 1970)")
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(cv.header(name), raw, "must be a whole number of seconds since 1970") from None
-    if value < 0:
-        raise ValidationError(cv.header(name), raw, "must not be negative")
-    if value == 0:
-        if required:
-            raise ValidationError(cv.header(name), raw, "must be after 1970")
-        return None
-    return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).replace(tzinfo=None)
-
-
-def _user_part(text: str) -> str:
-    """'101@acme.example' -> '101'; 'sofia/internal/102@127.0.0.1:5102' -> '102'."""
-    text = (text or "").rsplit("/", 1)[-1]
-    return text.split("@", 1)[0]
-
-
-def _is_gateway(h: dict, channel_name: str) -> bool:
-    return bool(_var(h, "sip_gateway_name") or _var(h, "sip_gateway")) or "/gateway/" in channel_name
-
-
-def parse_channel(headers: dict) -> Channel:
-    """A leg from CHANNEL_HANGUP_COMPLETE headers (values already URL-decoded)."""
-    h = headers
-    uuid = (h.get(cv.UNIQUE_ID) or _var(h, "uuid")).strip()
-    if not uuid:
-        raise ValidationError(cv.UNIQUE_ID, uuid, "must be present (the channel's UUID)")
-    parent = ""
-    via = ""
-    member = _var(h, "cc_member_session_uuid")
-    if member and member != uuid:  # mod_callcenter agent leg: offered by a queue
-        parent, via = member, "queue"
-    else:
-        for name in ("originating_leg_uuid", "originator"):
-            value = _var(h, name)
-            if value and value != uuid:
-                parent = value
-                break
-    is_a = not parent
-    tenant = (
-        _var(h, cv.FSCTL_TENANT) or _var(h, cv.USER_CONTEXT) or _var(h, cv.DOMAIN_NAME) or _var(h, "dialed_domain")
-        or (h.get(cv.CALLER_CONTEXT) or "").strip()
-        or ("" if is_a else (h.get("Other-Leg-Context") or "").strip())
-    ).lower()
-    started = _epoch(h, "start_epoch", required=True)
-    answered = _epoch(h, "answer_epoch")
-    ended = _epoch(h, "end_epoch") or started
-    cause = (h.get(cv.HANGUP_CAUSE) or _var(h, "hangup_cause") or "NORMAL_CLEARING").strip()
-    disposition = _var(h, "sip_hangup_disposition")
-    channel_name = (h.get("Channel-Name") or _var(h, "channel_name")).strip()
-    ch = Channel(
-        uuid=uuid,
-        call_uuid=parent or uuid,
-        is_a_leg=is_a,
-        tenant=tenant,
-        started_at=started,
-        answered_at=answered,
-        ended_at=ended,
-        hangup_cause=cause,
-        caller=(h.get(cv.CALLER_ID_NUMBER) or "").strip()[:32],
-        via=via,
-    )
-    if is_a:
-        did = _var(h, cv.FSCTL_DID) or None
-        ch.did = did
-        ch.caller_name = (_var(h, "effective_caller_id_name") or h.get(cv.CALLER_ID_NAME) or "").strip()
-        dialled = (h.get("Caller-RDNIS") or h.get(cv.DESTINATION_NUMBER) or "").strip()
-        ch.callee = (did or dialled)[:32]
-        ch.route = _var(h, FSCTL_TARGET) or _var(h, cv.FSCTL_ROUTE) or None
-        ch.recording_path = _var(h, cv.FSCTL_RECORDING_PATH) or None
-        ch.caller_left = disposition in ("recv_bye", "recv_cancel") or cause == "ORIGINATOR_CANCEL"
-        app = _var(h, "last_app") or _var(h, "current_application")
-        if app == "voicemail":
-            arg = _var(h, "last_arg") or _var(h, "current_application_data")
-            ch.voicemail = _user_part(arg.split()[-1]) if arg.split() else None
-        queue = _var(h, "cc_queue")
-        ch.queue = _user_part(queue) if queue else None
-        ch.bridged_to = _var(h, "last_bridge_to") or _var(h, "bridge_uuid") or None
-        ch.bridged_at = _epoch(h, "bridge_epoch")
-        bridge_channel = _var(h, "bridge_channel")
-        ch.bridged_external = _is_gateway(h, bridge_channel) or "/gateway/" in _var(h, "last_arg")
-        ch.bridged_user = _var(h, "dialed_user") or _user_part(bridge_channel)
-    else:
-        ch.external = _is_gateway(h, channel_name)
-        agent = _var(h, "cc_agent")
-        ch.user = (
-            _user_part(agent) if agent else
-            (_var(h, "dialed_user") or (h.get(cv.DESTINATION_NUMBER) or "").strip()
-             or (h.get("Caller-Callee-ID-Number") or "").strip())
-        )[:32]
-    return ch
 
 
 # --- merging legs into a call (pure) -------------------------------------------------------
@@ -560,7 +423,7 @@ def ingest_hangup(headers: dict, notifier: Callable | None = None) -> IngestRepo
 
 def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> IngestReport:
     """Ingest hang-up events in one transaction (bad ones reported); `notifier(ids)` gets the calls completed now."""
-    # The default notifier is fsctl.notify.enqueue_for_calls: missed-call notifications and
+    # The default notifier is fsctl.services.notify.enqueue_for_calls: missed-call notifications and
     # CRM "finished" events are queued in the same transaction as the records.
     report = IngestReport()
     channels: list[Channel] = []
@@ -975,36 +838,6 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
     report.failed.sort()
     report.too_new.sort()
     return report
-
-
-def call_dict(row: CallRecord, domain: str | None = None) -> dict:
-    """A call record as plain data (the `cdr list --json` schema)."""
-    return {
-        "uuid": row.uuid,
-        "started_at": iso_utc(row.started_at),
-        "direction": row.direction,
-        "caller": row.caller,
-        "caller_name": row.caller_name,
-        "callee": row.callee,
-        "did": row.did,
-        "target": f"{row.target_kind}:{row.target}" if row.target_kind else None,
-        "status": row.status,
-        "answered_by": row.answered_by,
-        "missed_by": [u for u in (row.missed_by or "").split(",") if u],
-        "duration": row.duration,
-        "talk_time": row.talk_time,
-        "hangup_cause": row.hangup_cause,
-        "recording": row.recording_path,
-    }
-
-
-def iso_utc(value) -> str | None:
-    """A stored naive-UTC datetime (or its text) as ISO 8601 with Z, to the second."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = _dt.datetime.fromisoformat(value)
-    return value.replace(microsecond=0).isoformat() + "Z"
 
 
 __all__ = [

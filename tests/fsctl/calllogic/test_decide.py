@@ -543,7 +543,7 @@ def test_recorded_user_hears_the_announcement_and_is_recorded_before_bridging():
     assert kinds(d.plan)[:6] == ["SetVar", "SetVar", "Answer", "Playback", "StartRecording", "Bridge"]
     assert d.plan[2] == Answer(early=True, reason=d.plan[2].reason)
     assert d.plan[3] == Playback("tone_stream://%(400,0,800)", reason=d.plan[3].reason)
-    # The layout of fs_scripts.recpath: user, direction and counterpart are in the name.
+    # The layout of fsctl.calllogic.recpath: user, direction and counterpart are in the name.
     assert d.plan[4].path == (
         "/var/lib/freeswitch/recordings/acme.example/2026/11/23/20261123T100000Z_101_internal_104_8b25adfa-2dd4.wav"
     )
@@ -701,7 +701,7 @@ def test_facts_for_a_public_number_call():
 
 
 def test_recording_paths_follow_the_catalogue_layout():
-    """Every recording path parses back to the call's facts with fsctl.recordings.parse_relpath."""
+    """Every recording path parses back to the call's facts with fsctl.services.recordings.parse_relpath."""
     from fsctl.services.recordings import parse_relpath
 
     cfg = config(users=[User("101", record=True)],

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fsctl.calllogic import chanvars
 from fsctl.calllogic.callconfig import Destination, Did, Forwarding, Group, Tenant, TenantConfig, User
 from fsctl.calllogic.decide import CallFacts, RotationState, decide, ring_order
 from fsctl.calllogic.plan import Bridge, iter_steps, walk
+from fsctl.freeswitch import chanvars
 
 D = "acme.example"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=timezone.utc)

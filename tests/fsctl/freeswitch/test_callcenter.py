@@ -1,4 +1,4 @@
-"""fsctl.callcenter: the callcenter_config commands planned from callcenter files, and how they are sent.
+"""fsctl.freeswitch.callcenter: the callcenter_config commands planned from callcenter files, and how they are sent.
 
 The replies used here are those of mod_callcenter's source (tests/fakes/callcenter.py says where);
 there is no recorded capture of mod_callcenter.
@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from fsctl.freeswitch import callcenter as cc
 from fsctl.errors import OperationError
+from fsctl.freeswitch import callcenter as cc
 from tests.fakes.callcenter import FakeCallcenter
 
 Q = "600@acme.example"

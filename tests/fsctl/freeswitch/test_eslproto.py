@@ -1,4 +1,4 @@
-"""Tests of fs_scripts.eslproto against the byte-exact captures (FACTS.md "Event Socket")."""
+"""Tests of fsctl.freeswitch.eslproto against the byte-exact captures (FACTS.md "Event Socket")."""
 
 import json
 

@@ -5,9 +5,9 @@ regenerate them after an intended change with FSCTL_UPDATE_GOLDEN=1.
 """
 
 import hashlib
-from datetime import date
 import os
 import re
+from datetime import date
 from pathlib import Path
 
 import jinja2
@@ -17,17 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from fsctl.calllogic import chanvars as cv
+from fsctl import render
 from fsctl.calllogic.callconfig import BlacklistEntry, TenantConfig
 from fsctl.calllogic.callconfig import Tenant as CfgTenant
 from fsctl.calllogic.plan import neutralise
-from fsctl import render
-from fsctl.freeswitch import xmlcheck
 from fsctl.db import transaction
 from fsctl.errors import OperationError
+from fsctl.freeswitch import chanvars as cv
+from fsctl.freeswitch import xmlcheck
 from fsctl.model import Media, Tenant
 from fsctl.services import blacklist, conferences, dids, groups, ivrs, queues, tenants, timerules, users
-
 from tests.fakes.dialplan_sim import hunt
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden"

@@ -3,7 +3,7 @@
 The fake (tests/fakes/fake_freeswitch.py, fixture `fake_fs`) answers `api reloadxml` with bytes from
 esl_reloadxml_errors.txt, and `api callcenter_config ...` like mod_callcenter's source does
 (tests/fakes/callcenter.py: no capture of it exists); apply talks to it through the real
-fs_scripts.esl.EventSocket.
+fsctl.freeswitch.esl.EventSocket.
 """
 
 import fcntl
@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from fsctl.freeswitch.esl import EventSocket
-from fsctl.services import apply as svc
-from fsctl.freeswitch import callcenter as cc
 from fsctl import render
 from fsctl.config import Settings
 from fsctl.db import transaction
 from fsctl.errors import OperationError, UnreachableError
-from fsctl.model import AppliedConfig
-from fsctl.services import queues, tenants, users
+from fsctl.freeswitch import callcenter as cc
+from fsctl.freeswitch.esl import EventSocket
 from fsctl.freeswitch.xmlcheck import XmlCheckError
+from fsctl.model import AppliedConfig
+from fsctl.services import apply as svc
+from fsctl.services import queues, tenants, users
 from tests.conftest import free_port
-from tests.fakes.esl_fixtures import fake_fs  # noqa: F401 (the fake FreeSWITCH fixture)
 from tests.fsctl.freeswitch.test_callcenter import agent_add_texts
 from tests.fsctl.render.test_render import make_demo, override_template
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsctl.services import cdr
-from fsctl.services.cdr import CallFacts, LegFacts, classify
 from fsctl.errors import ValidationError
 from fsctl.model import CallLeg, CallParty, CallRecord, Group, GroupMember, Recording, Tenant, User
+from fsctl.services import cdr
+from fsctl.services.cdr import CallFacts, LegFacts, classify
 from tests.fakes.captures import load
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "xml_cdr"

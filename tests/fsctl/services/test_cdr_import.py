@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from fsctl.services import cdr, notify
 from fsctl.db import database
 from fsctl.model import CallLeg, CallParty, CallRecord, Outbox
+from fsctl.services import cdr, notify
 from tests.fsctl.services.test_cdr import CAPTURE_A, CAPTURE_B, DATA, capture_events, make_tenant
 from tests.fsctl.services.test_notify import fsctl_db
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from fsctl.services import cdr, notify
 from fsctl.config import Settings
 from fsctl.model import CallRecord as CallRecordModel
 from fsctl.model import CrmCall, NotifyRule, Outbox, User, utcnow
+from fsctl.services import cdr, notify
 from tests.conftest import free_port
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant, s
 

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from fsctl.services import publish as pub
 from fsctl.errors import ValidationError
 from fsctl.model import Recording
+from fsctl.services import publish as pub
 from tests.fsctl.services.test_recordings import cli_setup, make_recording, make_tenants, refused
 from tests.sshd import SSHD, SshdServer
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsctl.services import recordings as rec
 from fsctl.errors import NotFoundError, ValidationError
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, utcnow
+from fsctl.services import recordings as rec
 from tests.fsctl.test_provisioning_cli import refused
 
 T0 = dt.datetime(2026, 11, 20, 9, 30, 0)

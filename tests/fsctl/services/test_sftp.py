@@ -1,4 +1,4 @@
-"""`fsctl rec pull` and fsctl.sftp against a real OpenSSH sshd on 127.0.0.1 (tests/sshd.py).
+"""`fsctl rec pull` and fsctl.services.sftp against a real OpenSSH sshd on 127.0.0.1 (tests/sshd.py).
 
 The "media server" is the sshd's file system: the recordings folder is the remote folder.
 """

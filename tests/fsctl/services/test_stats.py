@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from fsctl.services import cdr, stats
 from fsctl.db import database
 from fsctl.model import CallRecord, Tenant
+from fsctl.services import cdr, stats
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant
 
 UTC = dt.timezone.utc

@@ -3,7 +3,6 @@
 import json
 
 from fsctl.calllogic.decide import RotationUpdate
-
 from fsctl.services import dids, groups, tenants, timerules, users
 from fsctl.services.snapshot import build_tenant_config, load_rotation, save_rotation
 
