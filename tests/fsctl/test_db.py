@@ -4,8 +4,7 @@ import peewee
 import pytest
 from playhouse.migrate import migrate as run_ops
 
-from fsctl import db as fsdb
-from fsctl import migrations, model
+from fsctl import db as fsdb, migrations, model
 from fsctl.errors import ConfigError, OperationError
 
 
