@@ -8,7 +8,7 @@ from .. import apply as svc
 from .. import render as rnd
 from .. import xmlcheck
 from ..callcenter import CallcenterError, load_pending
-from ..errors import FsctlError
+from ..services import activation
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 
 
@@ -58,34 +58,20 @@ def apply(app, full, as_json):
     _report(result, as_json)
 
 
-class NotAppliedError(FsctlError):
-    """A change is saved in the database but FreeSWITCH does not run it yet."""
-
-    def __init__(self, message, exit_code):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def apply_after_change(app):
+def apply_after_change(app, before):
     """`--apply` / auto_apply (R-ADM instant activation): apply what a committed command changed.
 
     Nothing changed (a list, a show) -> nothing happens. A failure keeps the change saved and
     says so: `fsctl apply` (or the next command with --apply) applies it.
     """
-    settings = app.settings
-    changed, removed = svc.plan()
-    if not changed and not removed and not load_pending(Path(settings.conf_dir)):
-        return
     try:
-        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                  watchdog=settings.handoff_watchdog)
-    except CallcenterError as exc:
-        if exc.result is not None:
+        result = activation.apply_if_changed(app.settings, before)
+    except activation.NotAppliedError as exc:
+        if exc.result is not None:  # the XML is applied: say what was done before the error line
             _report(exc.result, False)
-        raise NotAppliedError(f"saved; {exc}", exc.exit_code) from None
-    except FsctlError as exc:
-        raise NotAppliedError(f"saved, not applied: {exc}; fsctl apply applies it", exc.exit_code) from None
-    _report(result, False)
+        raise
+    if result is not None:
+        _report(result, False)
 
 
 def _report(result, as_json):
