@@ -4,12 +4,13 @@ from pathlib import Path
 
 import click
 
-from .. import apply as svc
 from .. import render as rnd
-from .. import xmlcheck
-from ..callcenter import CallcenterError, load_pending
-from ..services import activation
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ..freeswitch import xmlcheck
+from ..freeswitch.callcenter import CallcenterError, load_pending
+from ..services import apply as svc
+from ._apply import print_apply_result
+from ._base import pass_app, transactional
+from ._output import emit, json_option, print_json, say
 
 
 @click.command("render")
@@ -53,61 +54,9 @@ def apply(app, full, as_json):
                                   watchdog=settings.handoff_watchdog, full=full)
     except CallcenterError as exc:
         if exc.result is not None:  # the XML is applied: say what was done before the error line
-            _report(exc.result, as_json)
+            print_apply_result(exc.result, as_json)
         raise
-    _report(result, as_json)
-
-
-def apply_after_change(app, before):
-    """`--apply` / auto_apply (R-ADM instant activation): apply what a committed command changed.
-
-    Nothing changed (a list, a show) -> nothing happens. A failure keeps the change saved and
-    says so: `fsctl apply` (or the next command with --apply) applies it.
-    """
-    try:
-        result = activation.apply_if_changed(app.settings, before)
-    except activation.NotAppliedError as exc:
-        if exc.result is not None:  # the XML is applied: say what was done before the error line
-            _report(exc.result, False)
-        raise
-    if result is not None:
-        _report(result, False)
-
-
-def _report(result, as_json):
-    if as_json:
-        print_json(result.as_dict())
-        return
-    if result.recovered:
-        say(f"recovered from an interrupted apply: {len(result.recovered)} files restored")
-    if not result.rendered and not result.removed and not result.reloaded and not result.callcenter:
-        say("nothing to apply: FreeSWITCH already runs the current configuration (no reload)")
-        return
-    if result.rendered or result.removed or result.reloaded:
-        say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
-            f"written, {len(result.deleted)} deleted")
-        say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
-    if result.callcenter:
-        _report_callcenter(result)
-
-
-def _report_callcenter(result):
-    records = result.callcenter
-    domains = sorted({r["domain"] for r in records})
-    retried = [d for d in domains if d in result.callcenter_retried]
-    if len(domains) <= 3:
-        where = ", ".join(d + (" (pending since an earlier apply)" if d in retried else "") for d in domains)
-    else:
-        where = f"{len(domains)} tenants" + (f" ({len(retried)} pending since an earlier apply)" if retried else "")
-    undone = [r for r in records if r["status"] in ("failed", "not sent")]
-    if not undone:
-        say(f"callcenter: {len(records)} commands for {where}: +OK")
-        return
-    done = len(records) - len(undone)
-    say(f"callcenter: {done} of {len(records)} commands done for {where}; not done, "
-        "sent again by the next fsctl apply (or by hand with fs_cli -x):")
-    for r in undone:
-        say(f"  {r['command']}")
+    print_apply_result(result, as_json)
 
 
 @click.command("status")

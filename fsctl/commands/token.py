@@ -3,7 +3,8 @@
 import click
 
 from ..services import tokens as svc
-from ._base import emit, json_option, print_json, say, transactional
+from ._base import transactional
+from ._output import emit, json_option, print_json, say
 
 
 @click.group("token")

@@ -30,8 +30,8 @@ def fingerprint():
 
 def apply_pending(settings):
     """Apply what is not applied yet; None when FreeSWITCH already runs the current configuration."""
-    from .. import apply as svc
-    from ..callcenter import CallcenterError, load_pending
+    from ..freeswitch.callcenter import CallcenterError, load_pending
+    from . import apply as svc
 
     changed, removed = svc.plan()
     if not changed and not removed and not load_pending(Path(settings.conf_dir)):

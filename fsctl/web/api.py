@@ -11,11 +11,12 @@ import zoneinfo
 
 from starlette.responses import FileResponse, JSONResponse
 
-from .. import recordings, stats, validate
+from .. import validate
 from ..errors import NotFoundError, ValidationError
+from ..services import recordings, stats
 from ..services.common import get_tenant
-from .app import BadRequestError, handler, route
 from .forms import FILTER_PARAMS, search_filters
+from .handling import BadRequestError, handler, route
 from .openapi import document
 
 MAX_PAGE = 500

@@ -55,7 +55,7 @@ FILTER_PARAMS = {
 
 def search_filters(params):
     """(Filters, {param: message}, the given values) from query parameters, each checked on its own."""
-    from .. import recordings
+    from ..services import recordings
 
     given = {name: str(params.get(name)).strip() for name in FILTER_PARAMS if str(params.get(name) or "").strip()}
     checks = [(name, (lambda n=name: recordings.make_filters(**{FILTER_PARAMS[n]: given[n]}))) for name in given]

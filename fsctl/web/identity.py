@@ -5,7 +5,7 @@ import dataclasses
 import threading
 import time
 
-from .. import recordings
+from ..services import recordings
 
 ROLES_ADMIN = ("admin",)
 

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of /api/v1 (served at /api/v1/openapi.json)."""
 
-from .. import recordings, stats
+from ..services import recordings, stats
 
 _TEXT = {"type": "string"}
 

@@ -6,13 +6,13 @@ from urllib.parse import urlencode
 
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from .. import recordings, report, stats, validate
+from .. import validate
 from ..errors import NotFoundError, ValidationError
 from ..model import User
-from ..services import recgroups, users, webauth
+from ..services import recgroups, recordings, report, stats, users, webauth
 from ..services.common import get_tenant
-from .app import PRE_COOKIE, handler, redirect, route
 from .forms import field_errors, message, save_fields, search_filters
+from .handling import PRE_COOKIE, handler, redirect, route
 
 PAGE_SIZE = 50
 

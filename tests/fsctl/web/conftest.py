@@ -8,11 +8,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from fsctl.config import Settings
-from fsctl.model import WebCredential, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User
+from fsctl.model import RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, WebCredential
 from fsctl.services import webauth
 from fsctl.web.app import create_app
-from tests.fsctl.test_recordings import make_recording
-from tests.fsctl.test_stats import add_call
+from tests.fsctl.services.test_recordings import make_recording
+from tests.fsctl.services.test_stats import add_call
 
 NOW = dt.datetime(2026, 11, 21, 12, 0, 0)
 PASSWORD = "correct horse battery"

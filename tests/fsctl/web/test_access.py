@@ -250,7 +250,7 @@ def test_web_package_imports_neither_click_nor_the_daemon():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
             for name in names:
                 assert name.split(".")[0] not in ("click", "fs_scripts", "rich"), (path.name, name)
-    code = ("import sys, fsctl.web.app, fsctl.web.pages, fsctl.web.api, fsctl.web.cli; "
+    code = ("import sys, fsctl.web.app, fsctl.web.handling, fsctl.web.cli; "
             "assert 'click' not in sys.modules, 'click imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -78,8 +78,9 @@ def test_rate_limit_per_token(sworld):
     clock = [0.0]
     _, secret = tokens.add_token("acme.example", "busy", "read")
     _, other = tokens.add_token("acme.example", "quiet", "read")
-    from fsctl.web.app import create_app
     from starlette.testclient import TestClient
+
+    from fsctl.web.app import create_app
 
     settings = dataclasses.replace(sworld.settings, web_api_rate_per_minute=3)
     client = TestClient(create_app(settings, clock=lambda: NOW, open_db=False, rate_timer=lambda: clock[0]))

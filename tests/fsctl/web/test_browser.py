@@ -11,7 +11,6 @@ import datetime as dt
 import hashlib
 import math
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -23,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from fsctl import db as fsdb
-from fsctl import recordings as rec
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User
+from fsctl.services import recordings as rec
 from fsctl.services import webauth
 from tests.conftest import free_port
-from tests.fsctl.test_stats import add_call
+from tests.fsctl.services.test_stats import add_call
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORD = "correct horse battery"

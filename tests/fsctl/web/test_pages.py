@@ -5,8 +5,6 @@ import hashlib
 import html
 import re
 
-import pytest
-
 from fsctl.model import GroupMember, MarkAudit, Recording, Tenant, User
 from fsctl.services import groups
 from tests.conftest import free_port
@@ -169,7 +167,7 @@ def test_paging_50_newest_first(sworld):
 
 
 def test_list_refresh_sees_a_new_call(sworld, tmp_path):
-    from tests.fsctl.test_recordings import make_recording
+    from tests.fsctl.services.test_recordings import make_recording
 
     client = sworld.client(USER)
     page = client.get("/recordings")
