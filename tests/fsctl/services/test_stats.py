@@ -250,8 +250,8 @@ def test_call_log_page_missed_first_and_user_daily(db):
     """stats.call_log (a page, newest first, missed first on request, per set of users) and stats.user_daily."""
     import datetime as dt
 
-    from fsctl.services import stats as st
     from fsctl.model import Tenant as T
+    from fsctl.services import stats as st
 
     t = T.create(domain="acme.example", name="ACME", timezone="Europe/Vilnius")
     day = dt.datetime(2026, 11, 20, 21, 30)  # 23:30 in Vilnius: the 20th; the next call is the 21st there
