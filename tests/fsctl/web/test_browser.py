@@ -23,8 +23,7 @@ import pytest
 
 from fsctl import db as fsdb
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User
-from fsctl.services import recordings as rec
-from fsctl.services import webauth
+from fsctl.services import recordings as rec, webauth
 from tests.conftest import free_port
 from tests.fsctl.services.test_stats import add_call
 
