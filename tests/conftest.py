@@ -26,12 +26,12 @@ pytest_plugins = ("tests.fakes.esl_fixtures",)
 
 
 # Fixtures that start a real server: a test using one is marked `servers` (make test-fast leaves it out).
-SERVER_FIXTURES = frozenset({"postgres_server", "sshd"})
+SERVER_FIXTURES = frozenset({"postgres_server", "sshd", "browser"})  # browser: headless Chromium
 
 
 def pytest_collection_modifyitems(items):
     """Mark `servers` every test that runs on a real server: PostgreSQL (the db_url fixture's
-    "postgres" case, or the server itself) or OpenSSH's sshd."""
+    "postgres" case, or the server itself), OpenSSH's sshd or headless Chromium."""
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if params.get("db_url") == "postgres" or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
