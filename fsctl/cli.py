@@ -28,7 +28,9 @@ COMMAND_MODULES = [
     "render",  # render, plus apply and status (EXTRA_COMMANDS)
     "trace",
     "rec",
-    "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
+    "cdr",
+    "notify",
+    "crm",
     "stats",
     "token",
 ]
