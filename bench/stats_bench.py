@@ -1,7 +1,7 @@
 """Statistics speed (issues 6 and 12): statistics and exports against the sqlite3 CLI, ingestion rate.
 
 Full: 1,000,000 call records on SQLite; quick: 20,000.
-- per-user statistics for one month through fsctl.stats.user_stats, against /usr/bin/sqlite3 running
+- per-user statistics for one month through fsctl.services.stats.user_stats, against /usr/bin/sqlite3 running
   the same SQL on the same file in the same run (target: within 1.5x);
 - whole commands against the sqlite3 CLI, in pairs (the median of the pairs' ratios), the whole
   data set (August to October): `fsctl stats users --format csv` against the same SQL (goal <= 1.15x),
@@ -10,7 +10,7 @@ Full: 1,000,000 call records on SQLite; quick: 20,000.
   queries it runs now are timed too);
 - CSV export of every call record in-process: rate and tracemalloc peak (target: flat, independent
   of the row count);
-- ingestion of CHANNEL_HANGUP_COMPLETE events through fsctl.cdr.ingest_hangups in batches of 1,000
+- ingestion of CHANNEL_HANGUP_COMPLETE events through fsctl.services.cdr.ingest_hangups in batches of 1,000
   (target: >= 5,000 events/s).
 """
 
@@ -24,9 +24,9 @@ import tempfile
 import time
 import tracemalloc
 
-from fsctl import cdr, stats
 from fsctl.db import close_database, open_database
 from fsctl.model import Tenant, User
+from fsctl.services import cdr, stats
 
 from ._paired import FSCTL, env_with, paired, run_command, verdict
 

@@ -9,6 +9,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
 
 from . import model
 from .errors import OperationError
+from .model import FOLDED, fold
 
 
 def _migrator(db):
@@ -23,8 +24,6 @@ def _v2_recording_folds(db, migrator):
     """Version 2: folded copies of the recordings' searchable texts (Unicode case-insensitive search)."""
     import peewee
     from playhouse.migrate import migrate
-
-    from .recordings import FOLDED, fold
 
     migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
               for name in FOLDED))
@@ -42,18 +41,23 @@ def _v2_recording_folds(db, migrator):
         last = rows[-1][0]
 
 
+def _v3_web_workspace(db, migrator):
+    """Version 3: the web workspace (fsctl-web): web passwords, sessions, sign-in links and throttle,
+    API tokens, and the audit of recording marks."""
+    db.create_tables([model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle,
+                      model.ApiToken, model.MarkAudit], safe=True)
+
+
 def search_index(db):
     """The trigram index of the recordings' folded search texts; True when the engine has one.
 
     SQLite: an FTS5 table with the `trigram` tokenizer over recording's *_fold columns
-    (external content: it stores only the index), kept by triggers, which fsctl.recordings
-    asks for candidate rows. PostgreSQL: pg_trgm GIN indexes on the same columns, which the
+    (external content: it stores only the index), kept by triggers, which
+    fsctl.services.recordings asks for candidate rows. PostgreSQL: pg_trgm GIN indexes on the same columns, which the
     planner uses for ILIKE by itself. Without FTS5 or pg_trgm (a role that may not create the
     extension), no index: the searches give the same rows by scanning.
     """
     import peewee
-
-    from .recordings import FOLDED
 
     columns = [f"{name}_fold" for name in FOLDED]
     if isinstance(db, peewee.PostgresqlDatabase):
@@ -95,13 +99,13 @@ def search_index(db):
     return True
 
 
-def _v3_recording_trigrams(db, migrator):
-    """Version 3: a trigram index for the recordings' text search (see search_index)."""
+def _v4_recording_trigrams(db, migrator):
+    """Version 4: a trigram index for the recordings' text search (see search_index)."""
     search_index(db)
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_recording_trigrams]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_recording_trigrams]
 
 # What a new database gets besides the models' tables (created at the current version, it runs
 # no step): objects the models cannot declare.

@@ -1,11 +1,22 @@
 """A wheel (not only the editable checkout) carries the templates and renders with them."""
 
+import configparser
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_declared():
+    """setup.cfg lists the packages (templates/ ships as fsctl.templates): none may be forgotten."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    declared = set(config["options"]["packages"].split())
+    found = {".".join(init.parent.relative_to(ROOT).parts) for top in ("fsctl", "fs_scripts")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert declared == found | {"fsctl.templates"}
 
 
 def test_wheel_carries_templates_and_renders(tmp_path):
@@ -17,6 +28,9 @@ def test_wheel_carries_templates_and_renders(tmp_path):
     packaged = {n for n in names if n.startswith("fsctl/templates/")}
     assert {f"fsctl/templates/{p.name}" for p in (ROOT / "templates").iterdir()} == packaged
     assert "fs_scripts/service.py" in names and "fsctl/cli.py" in names
+    # fsctl-web's pages and static files travel with it (setup.cfg package_data)
+    assert {"fsctl/web/templates/base.html", "fsctl/web/templates/recordings.html", "fsctl/web/static/app.js",
+            "fsctl/web/static/style.css"} <= names
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)

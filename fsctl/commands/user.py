@@ -4,7 +4,9 @@ import click
 
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import emit, json_option, say
 
 FWD = click.Choice(tuple(FORWARD_OPTIONS))
 
@@ -35,27 +37,6 @@ def add(domain, number, **fields):
         f"{user.number} --show-secrets)")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List a tenant's users."""
-    rows = [svc.user_dict(u) for u in svc.list_users(domain)]
-    emit(rows, as_json, ["number", "name", "email", "role", "vm_enabled", "record", "forward"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@click.option("--show-secrets", is_flag=True, help="Include the SIP password and voicemail PIN.")
-@json_option
-@transactional
-def show(domain, number, show_secrets, as_json):
-    """Show one user."""
-    emit(svc.user_dict(svc.get_user(domain, number), show_secrets), as_json)
-
-
 @cli.command("sip-config")
 @click.argument("domain")
 @click.argument("number")
@@ -64,18 +45,7 @@ def show(domain, number, show_secrets, as_json):
 @transactional
 def sip_config(domain, number, server, as_json):
     """Print what a phone or softphone needs to register (includes the password)."""
-    user = svc.get_user(domain, number)
-    data = {
-        "username": user.number,
-        "auth_username": user.number,
-        "password": user.sip_password,
-        "domain": user.tenant.domain,
-        "registrar": server,
-        "outbound_proxy": server,
-        "transport": "udp",
-        "display_name": user.name,
-    }
-    emit(data, as_json)
+    emit(svc.sip_config(domain, number, server), as_json)
 
 
 @cli.command("edit")
@@ -108,13 +78,35 @@ def edit(domain, number, new_password, forward, password, **fields):
     say(f"user {user.number} updated")
 
 
-@cli.command("remove")
+@cli.command("web-password")
 @click.argument("domain")
 @click.argument("number")
-@force_option
+@click.option("--generate", is_flag=True, help="Generate a password and print it (else read it, hidden).")
+@click.option("--clear", is_flag=True, help="Remove the web password (a mailed sign-in link still works).")
 @transactional
-def remove(domain, number, force):
-    """Remove a user; refused while routes or groups use them unless --force."""
-    lines = svc.remove_user(domain, number, force)
-    report(lines)
-    say(f"user {number} removed")
+def web_password(domain, number, generate, clear):
+    """Set the password USER@DOMAIN signs in to fsctl-web with (10-200 characters); open sessions end."""
+    from ..services import webauth
+
+    if clear:
+        webauth.clear_web_password(domain, number)
+        say(f"web password of {number}@{domain} removed")
+        return
+    if generate:
+        password = svc.generate_password(16)
+    else:
+        password = click.prompt("Web password", hide_input=True, confirmation_prompt=True)
+    user = webauth.set_web_password(domain, number, password)
+    if generate:
+        click.echo(password)
+    say(f"web password of {user.number}@{user.tenant.domain} set")
+
+
+numbered_commands(
+    cli, "user", get=svc.get_user, list_rows=svc.list_users, remove=svc.remove_user,
+    as_dict=svc.user_dict,
+    columns=["number", "name", "email", "role", "vm_enabled", "record", "forward"],
+    helps={"list": "List a tenant's users.", "show": "Show one user.",
+           "remove": "Remove a user; refused while routes or groups use them unless --force."},
+    secrets_help="Include the SIP password and voicemail PIN.",
+)
