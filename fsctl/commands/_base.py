@@ -8,9 +8,6 @@ import sys
 
 import click
 
-from ..config import load_settings
-from ..db import close_database, open_database, transaction
-
 
 class App:
     """Per-invocation state: settings, and the database once a command asks for it."""
@@ -35,6 +32,8 @@ class App:
     @property
     def settings(self):
         if self._settings is None:
+            from ..config import load_settings
+
             settings = load_settings(self.config_path)
             if self.database_override:
                 from dataclasses import replace
@@ -46,6 +45,8 @@ class App:
     def open(self):
         """Open (and migrate) the database once."""
         if self.db is None:
+            from ..db import open_database  # peewee: only for the commands that use the database
+
             self.db = open_database(self.settings.database)
         return self.db
 
@@ -71,6 +72,8 @@ class App:
 
     def close(self):
         if self.db is not None:
+            from ..db import close_database
+
             close_database()
             self.db = None
 
@@ -88,6 +91,8 @@ def transactional(fn):
         app.open()
         # auto_apply: only a command that changed a tenant's configuration applies it (not a list).
         before = app.tenants_fingerprint() if app.auto_apply else None
+        from ..db import transaction
+
         with transaction():
             result = ctx.invoke(fn, *args, **kwargs)
         app.after_commit(before)

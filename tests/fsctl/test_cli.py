@@ -9,7 +9,9 @@ from fsctl.errors import ConfigError
 
 
 def all_commands(group=cli, path=()):
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the top level loads its commands when asked for them
+        command = group.get_command(ctx, name)
         yield path + (name,), command
         if isinstance(command, click.Group):
             yield from all_commands(command, path + (name,))
@@ -19,7 +21,7 @@ def all_commands(group=cli, path=()):
 def test_every_command_has_help(path):
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
     assert command.help and command.help.strip(), f"fsctl {' '.join(path)} has no docstring"
     result = click.testing.CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
@@ -78,3 +80,55 @@ def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):
     assert old.output == new.output and '"office"' in new.output
     fsctl_sqlite("recgroup", "add", "acme.example", "sales")
     assert '"sales"' in fsctl_sqlite("rec-group", "list", "acme.example", "--json").output
+
+
+def test_command_table_is_the_modules_commands():
+    """fsctl.cli.COMMANDS (what --help lists without importing anything) says what the modules say."""
+    import importlib
+    import pkgutil
+
+    import fsctl.commands
+    from fsctl.cli import COMMANDS
+
+    nouns = {m.name for m in pkgutil.iter_modules(fsctl.commands.__path__) if not m.name.startswith("_")}
+    assert {module for module, _, _ in COMMANDS.values()} == nouns  # every noun's module is in the table
+    found = {}
+    for noun in sorted(nouns):
+        module = importlib.import_module(f"fsctl.commands.{noun}")
+        for command in [module.cli, *getattr(module, "EXTRA_COMMANDS", ())]:
+            found[command.name] = command
+            where, attribute, short = COMMANDS[command.name]
+            assert (where, getattr(module, attribute)) == (noun, command)
+            for limit in (30, 45, 60, 80, 200):  # the help line, however wide the terminal
+                assert click.Command("x", help=short).get_short_help_str(limit) == command.get_short_help_str(limit)
+    assert set(found) == set(COMMANDS)
+
+
+def _imported_by(*args, env=None):
+    """The modules a whole `fsctl ARGS` run imported (run in a fresh interpreter)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = ("import json, sys\nfrom fsctl.cli import main\nsys.argv = ['fsctl', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, "FSCTL_CONFIG": os.devnull, **(env or {})}, timeout=60).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_help_and_version_import_no_command():
+    for args in (["--help"], ["--version"]):
+        modules = _imported_by(*args)
+        assert not [m for m in modules if m.startswith("fsctl.commands.") and not m.split(".")[-1].startswith("_")]
+        assert not {"peewee", "rich", "jinja2", "lxml", "fsctl.config"} & modules, args
+
+
+def test_a_command_imports_what_it_uses(tmp_path):
+    env = {"FSCTL_DATABASE": f"sqlite:///{tmp_path}/fsctl.db"}
+    modules = _imported_by("tenant", "list", env=env)
+    assert {"fsctl.commands.tenant", "peewee", "rich"} <= modules
+    assert not {"fsctl.commands.rec", "fsctl.services.sftp", "fsctl.render", "jinja2", "lxml"} & modules
+    assert not [m for m in modules if m.startswith("fsctl.commands.") and m.split(".")[-1] not in ("tenant",)
+                and not m.split(".")[-1].startswith("_")]
