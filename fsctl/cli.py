@@ -62,6 +62,7 @@ class FsctlGroup(click.Group):
     def get_command(self, ctx, cmd_name):
         name = ALIASES.get(cmd_name, cmd_name)
         if name not in self.commands and name in COMMANDS:
+            _import_peewee_without_its_postgresql_driver()
             module, attribute, _ = COMMANDS[name]
             self.add_command(getattr(importlib.import_module(f".commands.{module}", __package__), attribute), name)
         return self.commands.get(name)
@@ -102,6 +103,19 @@ class FsctlGroup(click.Group):
             app = ctx.find_object(App)
             if app is not None:
                 app.close()
+
+
+def _import_peewee_without_its_postgresql_driver():
+    """peewee tries psycopg2 when it is imported; psycopg2 (and the ssl it loads) is ~10 ms that a
+    command on SQLite does not need. Imported here without it, peewee gets the driver from
+    fsctl.db.make_database when a postgresql URL is opened."""
+    if "peewee" in sys.modules or "psycopg2" in sys.modules:
+        return
+    sys.modules["psycopg2"] = None  # `import psycopg2` fails at once: peewee notes "no driver"
+    try:
+        import peewee  # noqa: F401
+    finally:
+        del sys.modules["psycopg2"]
 
 
 def _fail(ctx, message, code, exc):

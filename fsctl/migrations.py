@@ -5,8 +5,6 @@ the previous version to the new one (playhouse.migrate operations, data copied, 
 unless moved), and leave earlier steps alone. Each step runs in its own transaction.
 """
 
-from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
-
 from . import model
 from .errors import OperationError
 from .model import FOLDED, fold
@@ -14,6 +12,7 @@ from .model import FOLDED, fold
 
 def _migrator(db):
     import peewee
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator  # (it loads psycopg2: only to upgrade)
 
     if isinstance(db, peewee.PostgresqlDatabase):
         return PostgresqlMigrator(db)
@@ -138,7 +137,7 @@ def upgrade(db, migrations=None, target=None):
                 extra(db)
             model.SchemaVersion.create(version=target)
         return target
-    migrator = _migrator(db)
+    migrator = _migrator(db) if version < target else None
     while version < target:
         step = migrations[version - 1]
         with db.atomic():

@@ -13,8 +13,6 @@ import struct
 import zlib
 from html import escape
 
-import jinja2
-
 from ..model import Tenant
 from . import stats
 
@@ -173,6 +171,8 @@ td:first-child,th:first-child{text-align:left} .chart{margin:1.5em 0}
 
 def render_report(context: dict) -> str:
     """The HTML report for a context (self-contained: inline CSS and SVG only)."""
+    import jinja2  # only the HTML report needs it, not the other statistics
+
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     svg = {k: jinja2.utils.markupsafe.Markup(v) for k, v in charts(context).items()}
     return env.from_string(TEMPLATE).render(

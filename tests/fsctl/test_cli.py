@@ -1,5 +1,8 @@
 """The CLI as a whole: help for every command, settings, error shape."""
 
+import json
+import sys
+
 import click
 import pytest
 
@@ -106,10 +109,8 @@ def test_command_table_is_the_modules_commands():
 
 def _imported_by(*args, env=None):
     """The modules a whole `fsctl ARGS` run imported (run in a fresh interpreter)."""
-    import json
     import os
     import subprocess
-    import sys
 
     script = ("import json, sys\nfrom fsctl.cli import main\nsys.argv = ['fsctl', *sys.argv[1:]]\n"
               "try:\n    main()\nexcept SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n")
@@ -129,6 +130,27 @@ def test_a_command_imports_what_it_uses(tmp_path):
     env = {"FSCTL_DATABASE": f"sqlite:///{tmp_path}/fsctl.db"}
     modules = _imported_by("tenant", "list", env=env)
     assert {"fsctl.commands.tenant", "peewee", "rich"} <= modules
-    assert not {"fsctl.commands.rec", "fsctl.services.sftp", "fsctl.render", "jinja2", "lxml"} & modules
+    assert not {"fsctl.commands.rec", "fsctl.services.sftp", "fsctl.render", "jinja2", "lxml", "psycopg2",
+                "playhouse.migrate"} & modules  # (the database is at the current version: no upgrade)
     assert not [m for m in modules if m.startswith("fsctl.commands.") and m.split(".")[-1] not in ("tenant",)
                 and not m.split(".")[-1].startswith("_")]
+
+
+def test_postgresql_gets_its_driver_in_a_fresh_command(postgres_server, tmp_path):
+    """fsctl.cli imports peewee without psycopg2; a postgresql URL loads it (fsctl.db) and works."""
+    import os
+    import subprocess
+
+    from fsctl.cli import main  # noqa: F401 (the console script's entry point)
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server.url)
+    env = {**os.environ, "FSCTL_CONFIG": os.devnull, "FSCTL_DATABASE": postgres_server.url}
+    fsctl = [os.path.join(os.path.dirname(sys.executable), "fsctl")]
+    subprocess.run([*fsctl, "tenant", "add", "pg.example", "--name", "PG"], env=env, check=True, timeout=60,
+                   capture_output=True)
+    listed = subprocess.run([*fsctl, "tenant", "list", "--json"], env=env, check=True, timeout=60,
+                            capture_output=True, text=True).stdout
+    assert [t["domain"] for t in json.loads(listed)] == ["pg.example"]
+    assert "psycopg2" in _imported_by("tenant", "list", env={"FSCTL_DATABASE": postgres_server.url})
+    _reset_postgres(postgres_server.url)
