@@ -42,8 +42,21 @@ def _v2_recording_folds(db, migrator):
         last = rows[-1][0]
 
 
+def _v3_nodes(db, migrator):
+    """Version 3: FreeSWITCH nodes, each tenant's placement on them, what each node runs."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    db.create_tables([model.Node])
+    migrate(*(migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True,
+                                                                         field=model.Node.id, on_delete="RESTRICT"))
+              for name in ("home_node_id", "standby_node_id", "draining_node_id")),
+            migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
+    db.create_tables([model.NodeConfig])
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds]
+MIGRATIONS = [_v2_recording_folds, _v3_nodes]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

@@ -58,10 +58,13 @@ class App:
         return self.settings.auto_apply
 
     def tenants_fingerprint(self):
-        """(tenants, sum of their revisions): every configuration change moves it (apply's own test)."""
+        """(tenants, sum of their revisions, of their nodes by role): every configuration or placement
+        change moves it (apply's own test)."""
         from ..model import Tenant
 
-        return Tenant.select(sql.COUNT(Tenant.id), sql.COALESCE(sql.SUM(Tenant.revision), 0)).tuples().get()
+        sums = [sql.COALESCE(sql.SUM(f), 0) for f in (Tenant.revision, Tenant.home_node, Tenant.standby_node,
+                                                       Tenant.draining_node)]
+        return Tenant.select(sql.COUNT(Tenant.id), *sums).tuples().get()
 
     def after_commit(self, before):
         """Called once a command's transaction is committed, with the fingerprint taken before it."""

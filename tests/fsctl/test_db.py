@@ -2,6 +2,7 @@
 
 import peewee
 import pytest
+from playhouse.migrate import SqliteMigrator
 from playhouse.migrate import migrate as run_ops
 
 from fsctl import db as fsdb
@@ -78,6 +79,19 @@ def test_unreachable_postgres_is_one_line(fsctl_sqlite):
     assert "secret" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def back_to_version_2(database):
+    """Take away what schema version 3 added (nodes, placement), as a version 2 database was."""
+    database.drop_tables([model.NodeConfig])
+    migrator = migrations._migrator(database)
+    # (SQLite's own DROP COLUMN refuses a foreign key column: peewee's legacy way copies the table.)
+    legacy = {"legacy": True} if isinstance(migrator, SqliteMigrator) else {}
+    run_ops(*(migrator.drop_column("tenant", c, **legacy) for c in ("home_node_id", "standby_node_id",
+                                                                    "draining_node_id", "drain_after")))
+    database.drop_tables([model.Node])
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=2)
+
+
 def test_version_1_catalogue_gets_folded_search_texts(db_url):
     """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
     from fsctl import recordings as rec
@@ -85,6 +99,7 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
     # Back to version 1: the catalogue without the folded columns, with rows in it.
+    back_to_version_2(database)
     migrator = migrations._migrator(database)
     run_ops(*(migrator.drop_column("recording", f"{name}_fold") for name in rec.FOLDED))
     model.SchemaVersion.delete().execute()
@@ -103,3 +118,21 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     assert [r.user_name for r in found] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(note="šiandien"))] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]
+
+
+def test_v3_adds_nodes_and_keeps_tenants(db_url):
+    """A version 2 database (no nodes) is upgraded to 3: tenants kept, unplaced, and placeable."""
+    database = fsdb.open_database(db_url)
+    model.Tenant.create(domain="acme.example", name="ACME")
+    back_to_version_2(database)
+    assert migrations.upgrade(database) == 3
+    tenant = model.Tenant.get(model.Tenant.domain == "acme.example")
+    assert tenant.name == "ACME" and tenant.home_node is None and tenant.draining_node is None
+    node = model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
+                             public_host="127.0.0.1", public_port=5080)
+    tenant.home_node = node
+    tenant.save()
+    model.NodeConfig.create(node=node, domain="acme.example", revision=1, digest="x")
+    with pytest.raises(peewee.IntegrityError):  # a node that tenants live on cannot vanish under them
+        with database.atomic():
+            node.delete_instance()
