@@ -8,7 +8,8 @@ from .. import apply as svc
 from .. import render as rnd
 from .. import xmlcheck
 from ..callcenter import CallcenterError, load_pending
-from ..errors import FsctlError
+from ..errors import FsctlError, ValidationError
+from ..services.nodes import get_node, nodes_defined
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 
 
@@ -37,17 +38,27 @@ def cli(app, out, as_json):
 
 @click.command("apply")
 @click.option("--all", "full", is_flag=True, help="Render every tenant, not only those changed since the last apply.")
+@click.option("--node", "only", multiple=True, help="With nodes: only this node (repeatable); Kamailio is not touched.")
 @json_option
 @pass_app
-def apply(app, full, as_json):
+def apply(app, full, only, as_json):
     """Write what changed into the conf dir and reloadxml; on any failure restore the previous files.
 
     Then send mod_callcenter (which ignores reloadxml) the callcenter_config commands for the queues,
     agents and tiers that changed. If it refuses one, the XML stays applied and the next apply sends
     that tenant's callcenter changes again.
+
+    With nodes (fsctl node add): every node in turn, each on its own conf dir and Event Socket; a node
+    that cannot be reached keeps its tenants pending (exit 3) and the others are applied. Then
+    Kamailio's routing (kamailio_dir): fsctl render kamailio.
     """
     app.open()
     settings = app.settings
+    if nodes_defined():
+        _apply_nodes(app, full, only, as_json)
+        return
+    if only:
+        raise ValidationError("--node", only[0], "there are no nodes (fsctl node add)")
     try:
         result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
                                   watchdog=settings.handoff_watchdog, full=full)
@@ -73,6 +84,13 @@ def apply_after_change(app):
     says so: `fsctl apply` (or the next command with --apply) applies it.
     """
     settings = app.settings
+    if nodes_defined():
+        result = _apply_nodes(app, False, (), False, strict=False)
+        if result.exit_code:
+            failed = [n for n in result.nodes if n.error]
+            what = "; ".join(n.error for n in failed) or result.kamailio_error
+            raise NotAppliedError(f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code)
+        return
     changed, removed = svc.plan()
     if not changed and not removed and not load_pending(Path(settings.conf_dir)):
         return
@@ -124,6 +142,58 @@ def _report_callcenter(result):
         say(f"  {r['command']}")
 
 
+def _apply_nodes(app, full, only, as_json, strict=True):
+    """Apply every node (fsctl.nodeapply), then Kamailio's routing; report per node."""
+    from .. import nodeapply
+
+    settings = app.settings
+    for name in only:
+        get_node(name, "--node")
+    hook = None
+    if settings.kamailio_dir and not only:
+        from .. import kamailio
+
+        hook = kamailio.routing_hook(settings)
+    result = nodeapply.apply_nodes(settings, full=full, now=app.now(), kamailio=hook, only=set(only) or None)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        for domain, node in result.drained:
+            say(f"{node}: drained, {domain} taken off (its calls there are over)")
+        for n in result.nodes:
+            _report_node(n)
+        if result.kamailio:
+            say("kamailio: " + result.kamailio["summary"])
+        if result.kamailio_error:
+            say(f"kamailio: {result.kamailio_error}")
+    if strict and result.exit_code:
+        failed = [n.node for n in result.nodes if n.error]
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
+                         "their tenants stay pending, the next fsctl apply retries")
+        if result.kamailio_error:
+            parts.append("kamailio's routing not applied")
+        raise NotAppliedError("; ".join(parts), result.exit_code)
+    return result
+
+
+def _report_node(n):
+    r = n.result
+    if r is not None and (r.rendered or r.removed or r.reloaded or r.recovered):
+        line = (f"{n.node}: {len(r.rendered)} tenants rendered, {len(r.removed)} removed, {len(r.written)} files "
+                f"written, {len(r.deleted)} deleted; " + (f"reloadxml: {r.reply}" if r.reloaded else "no reload needed"))
+    elif r is not None:
+        line = f"{n.node}: nothing to apply"
+    else:
+        line = f"{n.node}: not applied"
+    say(line)
+    if r is not None and r.callcenter:
+        _report_callcenter(r)
+    if n.error:
+        say(f"{n.node}: {n.error}" + (f" ({n.pending} tenants pending there)" if n.pending else ""))
+
+
 @click.command("status")
 @json_option
 @transactional
@@ -132,8 +202,15 @@ def status(app, as_json):
     """Show per tenant the applied and current revision: applied, pending or removed.
 
     A tenant whose XML is applied but whose mod_callcenter commands are not all done shows
-    pending / callcenter (the next fsctl apply sends them again).
+    pending / callcenter (the next fsctl apply sends them again). With nodes: one row per tenant
+    and node holding it (role home, standby or draining).
     """
+    if nodes_defined():
+        from ..nodeapply import node_status
+
+        emit(node_status(app.settings), as_json,
+             ["domain", "node", "role", "applied_revision", "revision", "status", "change", "applied_at"])
+        return
     pending = load_pending(Path(app.settings.conf_dir))
     emit(svc.config_status(pending), as_json,
          ["domain", "state", "applied_revision", "revision", "status", "change", "applied_at"])
