@@ -13,14 +13,26 @@ from ..services.nodes import get_node, nodes_defined
 from ._base import emit, json_option, pass_app, print_json, say, transactional
 
 
-@click.command("render")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.group("render", invoke_without_command=True)
+@click.option("--out", "out", type=click.Path(file_okay=False),
               help="Folder to write the XML tree into (created if missing).")
 @json_option
+@click.pass_context
+def cli(ctx, out, as_json):
+    """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched).
+
+    fsctl render kamailio: Kamailio's configuration and routing data instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not out:
+        raise click.UsageError("Missing option '--out'.", ctx)
+    ctx.invoke(_render_freeswitch, out=out, as_json=as_json)
+
+
 @transactional
 @pass_app
-def cli(app, out, as_json):
-    """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched)."""
+def _render_freeswitch(app, out, as_json):
     digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
     # What an earlier render left there for a tenant now gone (or suspended) would mislead whoever
     # copies the folder: only fsctl's own folders are cleaned, and only *.xml.
@@ -34,6 +46,33 @@ def cli(app, out, as_json):
     else:
         removed = f" ({len(stale)} stale files of an earlier render removed)" if stale else ""
         say(f"{len(digests)} files rendered into {out} and validated{removed}")
+
+
+@cli.command("kamailio")
+@click.option("--out", "out", type=click.Path(file_okay=False),
+              help="Folder to write into (default: the kamailio_dir setting).")
+@click.option("--no-check", is_flag=True, help="Do not run kamailio -c on the rendered kamailio.cfg.")
+@json_option
+@transactional
+@pass_app
+def render_kamailio(app, out, no_check, as_json):
+    """Render kamailio.cfg (template kamailio.cfg) and the routing data; check it with kamailio -c.
+
+    The routing data (dispatcher.list, dbtext/) is what fsctl apply keeps in line and reloads;
+    kamailio.cfg is read when Kamailio starts: restart Kamailio after rendering a changed one.
+    """
+    from .. import kamailio
+
+    folder = out or app.settings.kamailio_dir
+    if not folder:
+        raise ValidationError("--out", "", "give a folder, or set kamailio_dir in the settings")
+    done = kamailio.render_all(app.settings, folder, check=not no_check)
+    if as_json:
+        print_json(done)
+    else:
+        checked = "checked with kamailio -c" if done["checked"] else "not checked (kamailio -c not run)"
+        say(f"{len(done['files'])} files rendered into {done['out']} ({checked}); restart Kamailio if kamailio.cfg "
+            "changed (the routing data needs no restart: fsctl apply reloads it)")
 
 
 @click.command("apply")
