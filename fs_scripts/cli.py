@@ -31,8 +31,8 @@ def run_cmd(config_path, database, health_port, log_level, node):
     from fsctl.config import load_settings
     from fsctl.db import open_database
     from fsctl.errors import FsctlError
+    from fsctl.freeswitch.esl import EslAuthError, EventSocket
 
-    from .esl import EslAuthError, EventSocket
     from .runtime import build_service, serve_health
 
     try:
@@ -41,7 +41,7 @@ def run_cmd(config_path, database, health_port, log_level, node):
             settings = replace(settings, database=database)
         open_database(settings.database)
         if node:
-            from fsctl.nodeapply import node_settings
+            from fsctl.services.nodeapply import node_settings
             from fsctl.services.nodes import get_node
 
             settings = node_settings(settings, get_node(node))

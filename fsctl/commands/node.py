@@ -3,7 +3,8 @@
 import click
 
 from ..services import nodes as svc
-from ._base import emit, json_option, pass_app, say, transactional
+from ._base import pass_app, transactional
+from ._output import emit, json_option, say
 
 
 @click.group("node")

@@ -4,13 +4,15 @@ from pathlib import Path
 
 import click
 
-from .. import apply as svc
 from .. import render as rnd
-from .. import xmlcheck
-from ..callcenter import CallcenterError, load_pending
-from ..errors import FsctlError, ValidationError
-from ..services.nodes import get_node, nodes_defined
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ..errors import ValidationError
+from ..freeswitch import xmlcheck
+from ..freeswitch.callcenter import CallcenterError, load_pending
+from ..services import apply as svc
+from ..services.nodes import nodes_defined
+from ._apply import apply_nodes, print_apply_result
+from ._base import pass_app, transactional
+from ._output import emit, json_option, print_json, say
 
 
 @click.group("render", invoke_without_command=True)
@@ -61,7 +63,7 @@ def render_kamailio(app, out, no_check, as_json):
     The routing data (dispatcher.list, dbtext/) is what fsctl apply keeps in line and reloads;
     kamailio.cfg is read when Kamailio starts: restart Kamailio after rendering a changed one.
     """
-    from .. import kamailio
+    from ..services import kamailio
 
     folder = out or app.settings.kamailio_dir
     if not folder:
@@ -94,7 +96,7 @@ def apply(app, full, only, as_json):
     app.open()
     settings = app.settings
     if nodes_defined():
-        _apply_nodes(app, full, only, as_json)
+        apply_nodes(app, full, only, as_json)
         return
     if only:
         raise ValidationError("--node", only[0], "there are no nodes (fsctl node add)")
@@ -103,134 +105,9 @@ def apply(app, full, only, as_json):
                                   watchdog=settings.handoff_watchdog, full=full)
     except CallcenterError as exc:
         if exc.result is not None:  # the XML is applied: say what was done before the error line
-            _report(exc.result, as_json)
+            print_apply_result(exc.result, as_json)
         raise
-    _report(result, as_json)
-
-
-class NotAppliedError(FsctlError):
-    """A change is saved in the database but FreeSWITCH does not run it yet."""
-
-    def __init__(self, message, exit_code):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def apply_after_change(app):
-    """`--apply` / auto_apply (R-ADM instant activation): apply what a committed command changed.
-
-    Nothing changed (a list, a show) -> nothing happens. A failure keeps the change saved and
-    says so: `fsctl apply` (or the next command with --apply) applies it.
-    """
-    settings = app.settings
-    if nodes_defined():
-        result = _apply_nodes(app, False, (), False, strict=False)
-        if result.exit_code:
-            failed = [n for n in result.nodes if n.error]
-            what = "; ".join(n.error for n in failed) or result.kamailio_error
-            raise NotAppliedError(f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code)
-        return
-    changed, removed = svc.plan()
-    if not changed and not removed and not load_pending(Path(settings.conf_dir)):
-        return
-    try:
-        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                  watchdog=settings.handoff_watchdog)
-    except CallcenterError as exc:
-        if exc.result is not None:
-            _report(exc.result, False)
-        raise NotAppliedError(f"saved; {exc}", exc.exit_code) from None
-    except FsctlError as exc:
-        raise NotAppliedError(f"saved, not applied: {exc}; fsctl apply applies it", exc.exit_code) from None
-    _report(result, False)
-
-
-def _report(result, as_json):
-    if as_json:
-        print_json(result.as_dict())
-        return
-    if result.recovered:
-        say(f"recovered from an interrupted apply: {len(result.recovered)} files restored")
-    if not result.rendered and not result.removed and not result.reloaded and not result.callcenter:
-        say("nothing to apply: FreeSWITCH already runs the current configuration (no reload)")
-        return
-    if result.rendered or result.removed or result.reloaded:
-        say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
-            f"written, {len(result.deleted)} deleted")
-        say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
-    if result.callcenter:
-        _report_callcenter(result)
-
-
-def _report_callcenter(result):
-    records = result.callcenter
-    domains = sorted({r["domain"] for r in records})
-    retried = [d for d in domains if d in result.callcenter_retried]
-    if len(domains) <= 3:
-        where = ", ".join(d + (" (pending since an earlier apply)" if d in retried else "") for d in domains)
-    else:
-        where = f"{len(domains)} tenants" + (f" ({len(retried)} pending since an earlier apply)" if retried else "")
-    undone = [r for r in records if r["status"] in ("failed", "not sent")]
-    if not undone:
-        say(f"callcenter: {len(records)} commands for {where}: +OK")
-        return
-    done = len(records) - len(undone)
-    say(f"callcenter: {done} of {len(records)} commands done for {where}; not done, "
-        "sent again by the next fsctl apply (or by hand with fs_cli -x):")
-    for r in undone:
-        say(f"  {r['command']}")
-
-
-def _apply_nodes(app, full, only, as_json, strict=True):
-    """Apply every node (fsctl.nodeapply), then Kamailio's routing; report per node."""
-    from .. import nodeapply
-
-    settings = app.settings
-    for name in only:
-        get_node(name, "--node")
-    hook = None
-    if settings.kamailio_dir and not only:
-        from .. import kamailio
-
-        hook = kamailio.routing_hook(settings)
-    result = nodeapply.apply_nodes(settings, full=full, now=app.now(), kamailio=hook, only=set(only) or None)
-    if as_json:
-        print_json(result.as_dict())
-    else:
-        for domain, node in result.drained:
-            say(f"{node}: drained, {domain} taken off (its calls there are over)")
-        for n in result.nodes:
-            _report_node(n)
-        if result.kamailio:
-            say("kamailio: " + result.kamailio["summary"])
-        if result.kamailio_error:
-            say(f"kamailio: {result.kamailio_error}")
-    if strict and result.exit_code:
-        failed = [n.node for n in result.nodes if n.error]
-        parts = []
-        if failed:
-            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
-                         "their tenants stay pending, the next fsctl apply retries")
-        if result.kamailio_error:
-            parts.append("kamailio's routing not applied")
-        raise NotAppliedError("; ".join(parts), result.exit_code)
-    return result
-
-
-def _report_node(n):
-    r = n.result
-    if r is not None and (r.rendered or r.removed or r.reloaded or r.recovered):
-        line = (f"{n.node}: {len(r.rendered)} tenants rendered, {len(r.removed)} removed, {len(r.written)} files "
-                f"written, {len(r.deleted)} deleted; " + (f"reloadxml: {r.reply}" if r.reloaded else "no reload needed"))
-    elif r is not None:
-        line = f"{n.node}: nothing to apply"
-    else:
-        line = f"{n.node}: not applied"
-    say(line)
-    if r is not None and r.callcenter:
-        _report_callcenter(r)
-    if n.error:
-        say(f"{n.node}: {n.error}" + (f" ({n.pending} tenants pending there)" if n.pending else ""))
+    print_apply_result(result, as_json)
 
 
 @click.command("status")
@@ -245,7 +122,7 @@ def status(app, as_json):
     and node holding it (role home, standby or draining).
     """
     if nodes_defined():
-        from ..nodeapply import node_status
+        from ..services.nodeapply import node_status
 
         emit(node_status(app.settings), as_json,
              ["domain", "node", "role", "applied_revision", "revision", "status", "change", "applied_at"])

@@ -4,7 +4,8 @@ import click
 
 from ..services import nodes
 from ..services import tenants as svc
-from ._base import emit, force_option, json_option, pass_app, say, transactional
+from ._base import pass_app, transactional
+from ._output import emit, force_option, json_option, say
 
 
 @click.group("tenant")

@@ -5,7 +5,7 @@ Once nodes exist, every tenant has a *home* node (Kamailio sends its phones and 
 there) and, with two nodes or more, a *standby* node (Kamailio fails over to it); both hold the
 tenant's configuration. `move_tenant` gives a tenant a new home: the old one becomes its
 *draining* node and keeps the configuration until `fsctl apply` sees its last call there end
-(`drain_after`, then no channel of the tenant: fsctl.nodeapply).
+(`drain_after`, then no channel of the tenant: fsctl.services.nodeapply).
 
 Load, for choosing a node: the users of the tenants homed there plus their calls of the last
 24 hours (`load`). A new tenant goes to the least loaded node, its standby to the least loaded
@@ -253,7 +253,7 @@ def move_tenant(tenant, to, standby=None):
             # A tenant moved twice before the first drain ended: the older draining node is simply
             # dropped from the placement (it still holds the files until the next apply removes them).
             tenant.draining_node = old_home
-            tenant.drain_after = None  # set when Kamailio routes to the new home (fsctl.nodeapply)
+            tenant.drain_after = None  # set when Kamailio routes to the new home (fsctl.services.nodeapply)
     if tenant.draining_node_id in {new_home.id, new_standby.id if new_standby else None}:
         tenant.draining_node, tenant.drain_after = None, None
     tenant.home_node, tenant.standby_node = new_home, new_standby

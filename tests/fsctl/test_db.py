@@ -94,7 +94,7 @@ def back_to_version_2(database):
 
 def test_version_1_catalogue_gets_folded_search_texts(db_url):
     """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
-    from fsctl import recordings as rec
+    from fsctl.services import recordings as rec
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
