@@ -17,8 +17,7 @@ import time
 
 from fsctl import db as fsdb
 from fsctl.model import Tenant, User
-from fsctl.services import recordings as rec
-from fsctl.services import sftp
+from fsctl.services import recordings as rec, sftp
 
 MB = 1024 * 1024
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from .errors import ConfigError, OperationError
+from .errors import ConfigError, OperationError, first_line
 from .model import database  # the proxy the models bind to; `open_database` initialises it
 
 SQLITE_PRAGMAS = {
@@ -62,7 +62,7 @@ def open_database(url, migrate=True):
     try:
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
-        raise OperationError(f'database "{_redact(url)}": cannot connect: {_first_line(exc)}') from None
+        raise OperationError(f'database "{_redact(url)}": cannot connect: {first_line(exc)}') from None
     if migrate:
         from .migrations import upgrade
 
@@ -89,10 +89,6 @@ def _redact(url):
     if parts.password:
         return url.replace(":" + parts.password + "@", ":***@")
     return url
-
-
-def _first_line(exc):
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
 
 def sqlite_path(url):

@@ -4,9 +4,7 @@ import click
 
 from ..db import transaction
 from ..errors import OperationError
-from ..services import publish as publishing
-from ..services import recordings as rec
-from ..services import sftp
+from ..services import publish as publishing, recordings as rec, sftp
 from ._base import pass_app, transactional
 from ._output import emit, json_option, print_json, say
 

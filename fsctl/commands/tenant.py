@@ -2,8 +2,7 @@
 
 import click
 
-from ..services import nodes
-from ..services import tenants as svc
+from ..services import nodes, tenants as svc
 from ._base import pass_app, transactional
 from ._output import emit, force_option, json_option, say
 

@@ -135,10 +135,10 @@ def render_cfg(settings, folder) -> str:
     """kamailio.cfg's text from the template (the operator's templates_dir first)."""
     import jinja2
 
-    from .. import render
+    from .write import packaged_templates_dir, template_error
 
     loaders = [jinja2.FileSystemLoader(str(settings.templates_dir))] if settings.templates_dir else []
-    loaders.append(jinja2.FileSystemLoader(str(render.packaged_templates_dir())))
+    loaders.append(jinja2.FileSystemLoader(str(packaged_templates_dir())))
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     try:
@@ -146,7 +146,7 @@ def render_cfg(settings, folder) -> str:
         # The compiled code itself (not render(), whose rewritten traceback hides the template's line).
         return "".join(template.root_render_func(template.new_context(cfg_context(settings, folder))))
     except jinja2.TemplateError as exc:
-        raise render.template_error(CFG, exc) from None
+        raise template_error(CFG, exc) from None
 
 
 def routing_files(routing: dict, nodes: dict, keep_sets=()) -> dict:

@@ -589,18 +589,18 @@ def catalogue_from_hangups(batch, recordings_dir):
     are written (they link to the catalogue by call UUID). A bad or foreign path is logged and
     skipped; `fsctl rec import` remains the way to recover anything missed. Returns the rows.
     """
-    key = "variable_" + chanvars.FSCTL_RECORDING_PATH
+    key = chanvars.header(chanvars.FSCTL_RECORDING_PATH)
     rows, seen = [], set()
     for headers in batch:
         path = (headers.get(key) or "").strip()
         if not path or path in seen:
             continue
         seen.add(path)
-        seconds = headers.get("variable_record_seconds") or None
+        seconds = headers.get(chanvars.header(chanvars.RECORD_SECONDS)) or None
         try:
             row = catalogue_recording(path, recordings_dir, duration=seconds)
         except (ValidationError, NotFoundError) as exc:
-            log.warning("recording of call %s not catalogued: %s", headers.get("Unique-ID", "?"), exc)
+            log.warning("recording of call %s not catalogued: %s", headers.get(chanvars.UNIQUE_ID, "?"), exc)
             continue
         if row is not None:
             rows.append(row)

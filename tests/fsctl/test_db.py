@@ -2,11 +2,9 @@
 
 import peewee
 import pytest
-from playhouse.migrate import SqliteMigrator
-from playhouse.migrate import migrate as run_ops
+from playhouse.migrate import SqliteMigrator, migrate as run_ops
 
-from fsctl import db as fsdb
-from fsctl import migrations, model
+from fsctl import db as fsdb, migrations, model
 from fsctl.errors import ConfigError, OperationError
 
 

@@ -13,8 +13,7 @@ from fsctl.config import Settings
 from fsctl.db import transaction
 from fsctl.freeswitch.esl import EventSocket
 from fsctl.model import AppliedConfig, NodeConfig, Tenant
-from fsctl.services import apply as single
-from fsctl.services import nodeapply, nodes, users
+from fsctl.services import apply as single, nodeapply, nodes, users
 from tests.conftest import free_port
 from tests.fakes import captures
 from tests.fakes.fake_freeswitch import FakeFreeSWITCH
