@@ -84,6 +84,21 @@ class UdpClient:
                 return msg
         return None
 
+    def receive(self, method, timeout=10.0):
+        """The next request of `method` that reaches this socket (answered 200), or None at the deadline."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                break
+            msg = parse(data)
+            if msg["start"].startswith(method + " "):
+                self.sock.sendto(reply_to(msg, 200, "OK"), peer)
+                return msg
+        return None
+
     def close(self):
         self.sock.close()
 
@@ -125,6 +140,14 @@ class FakeNode:
                     self.sock.sendto(reply_to(msg, 200, "OK"), peer)
                 except OSError:  # closed meanwhile
                     return
+
+    def send_via(self, proxy, method, uri, route, call_id=None):
+        """Send a request from this node to `uri` through `proxy`, with `route` as its Route (a phone's Path)."""
+        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex}",
+                 "Max-Forwards: 70", f"Route: {route}", f"From: <sip:node@127.0.0.1:{self.port}>;tag=n1",
+                 f"To: <{uri}>", f"Call-ID: {call_id or uuid.uuid4().hex}", f"CSeq: 1 {method}",
+                 f"Contact: <sip:node@127.0.0.1:{self.port}>", "Content-Length: 0"]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), proxy)
 
     def wait_request(self, method, timeout=10.0, start=0):
         """The first recorded request of `method` after index `start`, waiting up to `timeout`."""

@@ -310,8 +310,12 @@ def test_kamailio_routes_registrations_and_dids_and_fails_over(sdb, kam, sip_nod
         assert reply is not None and status(reply) == 200
         forwarded = fs1[0].wait_request("REGISTER")
         assert forwarded is not None and header(forwarded, "Expires") == "60"
-        assert header(forwarded, "Path").startswith(f"<sip:127.0.0.1:{kam.port};lr;received=")
+        path = header(forwarded, "Path")
+        assert path.startswith(f"<sip:127.0.0.1:{kam.port};lr;received=")
         assert fs2[0].requests == []
+        # The node reaches the phone back through Kamailio: a request routed by that Path arrives.
+        fs1[0].send_via(kamailio_addr, "INVITE", f"sip:101@127.0.0.1:{phone.port}", path)
+        assert phone.receive("INVITE") is not None
         # Unknown domain, unknown number: refused by Kamailio itself.
         assert status(phone.request("REGISTER", "sip:nope.example", kamailio_addr, "sip:101@nope.example")) == 403
         assert status(phone.request("INVITE", "sip:+37059999999@127.0.0.1", kamailio_addr,
