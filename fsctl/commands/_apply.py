@@ -27,7 +27,7 @@ def apply_after_change(app):
     if nodes_defined():
         result = apply_nodes(app, False, (), False, strict=False)
         if result.exit_code:
-            what = "; ".join(n.error for n in result.nodes if n.error) or result.kamailio_error
+            what = "; ".join(f"{n.node}: {n.error}" for n in result.nodes if n.error) or result.kamailio_error
             raise NotAppliedError(f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code)
         return
     changed, removed = svc.plan()
@@ -129,8 +129,12 @@ def _report_node(n):
         line = f"{n.node}: nothing to apply"
     else:
         line = f"{n.node}: not applied"
+    pending = f" ({n.pending} tenants pending there)" if n.pending else ""
+    if r is None and n.error:
+        say(f"{line}: {n.error}{pending}")
+        return
     say(line)
     if r is not None and r.callcenter:
         _report_callcenter(r)
     if n.error:
-        say(f"{n.node}: {n.error}" + (f" ({n.pending} tenants pending there)" if n.pending else ""))
+        say(f"{n.node}: {n.error}{pending}")

@@ -66,8 +66,9 @@ def show(name, as_json):
 @transactional
 def edit(name, **changes):
     """Change a node's addresses or how its files reach it."""
-    node = svc.edit_node(name, **changes)
-    say(f"node {node.name} updated")
+    node, moved = svc.edit_node(name, **changes)
+    say(f"node {node.name} updated" + ("; its files go to the new place: the next fsctl apply renders every "
+                                      "tenant there again" if moved else ""))
 
 
 @cli.command("remove")

@@ -207,7 +207,8 @@ def _text(reply):
 # --------------------------------------------------------------------------- apply
 @dataclasses.dataclass
 class NodeResult:
-    """One node's part of an apply: its ApplyResult, or why it was not (fully) applied."""
+    """One node's part of an apply: its ApplyResult, or why it was not (fully) applied (`error`, without
+    the node's name)."""
 
     node: str
     result: single.ApplyResult | None = None
@@ -327,18 +328,16 @@ def _preflight(node, reloader, push):
     except EslCommandError:  # it answered: reachable
         pass
     except EslAuthError:
-        raise FsctlError(f"node {node.name}: FreeSWITCH refused the Event Socket password: nothing applied there") \
-            from None
+        raise FsctlError("FreeSWITCH refused the Event Socket password: nothing applied there") from None
     except EslError as exc:
-        raise UnreachableError(f"node {node.name}: FreeSWITCH {node.esl_host}:{node.esl_port} unreachable ({exc}): "
-                               "nothing applied there, its tenants stay pending; the next fsctl apply retries") \
-            from None
+        raise UnreachableError(f"FreeSWITCH {node.esl_host}:{node.esl_port} unreachable ({exc}): nothing applied "
+                               "there, its tenants stay pending; the next fsctl apply retries") from None
     if push is not None:
         try:
             push.connection()
         except UnreachableError as exc:
-            raise UnreachableError(f"node {node.name}: {exc}: nothing applied there, its tenants stay pending; "
-                                   "the next fsctl apply retries") from None
+            raise UnreachableError(f"{exc}: nothing applied there, its tenants stay pending; the next fsctl apply "
+                                   "retries") from None
 
 
 # --------------------------------------------------------------------------- status

@@ -92,16 +92,24 @@ def add_node(name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="
     return node, place_unplaced(now)
 
 
+DELIVERY = ("conf_dir", "sftp", "remote_dir")
+
+
 def edit_node(name, **changes):
-    """Change a node's addresses or delivery; only the given ones."""
+    """Change a node's addresses or delivery; only the given ones. Returns (node, moved): when the
+    files now go elsewhere (conf dir, SFTP target), nothing is taken as applied there any more and
+    the next apply renders every tenant of the node again."""
     node = get_node(name)
     values = _node_values(**changes)
+    moved = any(key in DELIVERY and getattr(node, key) != value for key, value in values.items())
     for key, value in values.items():
         setattr(node, key, value)
     _check_sftp({"sftp": node.sftp, "remote_dir": node.remote_dir})
     if values:
         node.save()
-    return node
+    if moved:
+        NodeConfig.delete().where(NodeConfig.node == node).execute()
+    return node, moved
 
 
 def remove_node(name):

@@ -205,3 +205,20 @@ def test_tenant_row_keeps_placement_ids(db):
         tenants.add_tenant("a.example", "A")
     tenant = Tenant.get(Tenant.domain == "a.example")
     assert tenant.home_node.name == "fs1" and tenant.standby_node_id is None and tenant.drain_after is None
+
+
+def test_the_per_node_fs_scripts_unit_verifies(tmp_path):
+    """conf/systemd/fs-scripts@.service: one instance per node (`fs-scripts run --node %i`)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    assert shutil.which("systemd-analyze"), "systemd-analyze is missing: run make sysdeps as root"
+    text = (Path(__file__).resolve().parents[3] / "conf" / "systemd" / "fs-scripts@.service").read_text()
+    assert "ExecStart=/opt/fsctl/bin/fs-scripts run --node %i --health-port ${HEALTH_PORT}" in text
+    (tmp_path / "fs-scripts@.service").write_text(text.replace("/opt/fsctl/bin/fs-scripts", "/bin/true"))
+    (tmp_path / "fs-scripts@fs1.service").symlink_to(tmp_path / "fs-scripts@.service")
+    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "fs-scripts@fs1.service")],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert [line for line in check.stderr.splitlines() if "fs-scripts" in line] == []
