@@ -3,6 +3,7 @@
 #   venv  : python3-venv (for `python3 -m venv`)
 #   tests : openssh-server (SFTP tests), postgresql (database tests),
 #           systemd (systemd-analyze verify of the units in conf/systemd),
+#           chromium + chromium-driver (the web workspace's browser test, driven by Selenium),
 #           kamailio (kamailio -c of the rendered kamailio.cfg; a private Kamailio in front of the nodes)
 # Needs root for apt-get; as another user it only reports what is missing.
 set -eu
@@ -15,6 +16,8 @@ case "${1:-tests}" in
     [ -x /usr/sbin/sshd ] || want="$want openssh-server"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want="$want postgresql"
     command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
+    [ -x /usr/bin/chromium ] || want="$want chromium"
+    [ -x /usr/bin/chromedriver ] || want="$want chromium-driver"
     [ -x /usr/sbin/kamailio ] && [ -x /usr/sbin/kamcmd ] || want="$want kamailio"
     ;;
 esac

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "rec",
     "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
     "stats",
+    "token",
 ]
 
 

@@ -66,6 +66,15 @@ class Settings:
     # Seconds between Kamailio's OPTIONS probes of each node; a node that does not answer one
     # is taken out until it answers again.
     kamailio_ping_interval: int = 5
+    # The web workspace (fsctl-web): where it listens (behind the operator's TLS reverse proxy),
+    # its public address (sign-in links in e-mails), the SIP server shown to phones, cookies
+    # marked Secure (false only for plain-HTTP testing), and the API's rate per token.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8090
+    web_base_url: str = "http://127.0.0.1:8090"
+    web_sip_server: str = "127.0.0.1:5060"
+    web_secure_cookies: bool = True
+    web_api_rate_per_minute: int = 120
     extra: dict = field(default_factory=dict)
 
 

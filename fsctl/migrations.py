@@ -41,21 +41,36 @@ def _v2_recording_folds(db, migrator):
         last = rows[-1][0]
 
 
-def _v3_nodes(db, migrator):
-    """Version 3: FreeSWITCH nodes, each tenant's placement on them, what each node runs."""
+def _v3_web_workspace(db, migrator):
+    """Version 3: the web workspace (fsctl-web): web passwords, sessions, sign-in links and throttle,
+    API tokens, and the audit of recording marks."""
+    db.create_tables([model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle,
+                      model.ApiToken, model.MarkAudit], safe=True)
+
+
+def _v4_nodes(db, migrator):
+    """Version 4: FreeSWITCH nodes, each tenant's placement on them, what each node runs.
+
+    Idempotent, like version 3's step: what is already there (a database created at a later
+    version and marked older, as the tests do) is left alone.
+    """
     import peewee
     from playhouse.migrate import migrate
 
-    db.create_tables([model.Node])
-    migrate(*(migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True,
-                                                                         field=model.Node.id, on_delete="RESTRICT"))
-              for name in ("home_node_id", "standby_node_id", "draining_node_id")),
-            migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
-    db.create_tables([model.NodeConfig])
+    db.create_tables([model.Node], safe=True)
+    have = {c.name for c in db.get_columns("tenant")}
+    ops = [migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id,
+                                                                      on_delete="RESTRICT"))
+           for name in ("home_node_id", "standby_node_id", "draining_node_id") if name not in have]
+    if "drain_after" not in have:
+        ops.append(migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
+    if ops:
+        migrate(*ops)
+    db.create_tables([model.NodeConfig], safe=True)
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_nodes]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

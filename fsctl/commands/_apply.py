@@ -1,51 +1,51 @@
 """Applying to FreeSWITCH what a command changed (`--apply`, auto_apply) and reporting an apply."""
 
-from pathlib import Path
-
-from ..errors import FsctlError
-from ..freeswitch.callcenter import CallcenterError, load_pending
-from ..services import apply as svc
-from ..services.nodes import get_node, nodes_defined
+from ..services import activation
+from ..services.nodes import get_node
 from ._output import print_json, say
 
 
-class NotAppliedError(FsctlError):
-    """A change is saved in the database but FreeSWITCH does not run it yet."""
-
-    def __init__(self, message, exit_code):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def apply_after_change(app):
+def apply_after_change(app, before):
     """`--apply` / auto_apply (R-ADM instant activation): apply what a committed command changed.
 
     Nothing changed (a list, a show) -> nothing happens. A failure keeps the change saved and
-    says so: `fsctl apply` (or the next command with --apply) applies it.
+    says so: `fsctl apply` (or the next command with --apply) applies it. The path itself is
+    services.activation's, which the web workspace shares.
     """
-    settings = app.settings
-    if nodes_defined():
-        result = apply_nodes(app, False, (), False, strict=False)
-        if result.exit_code:
-            what = "; ".join(f"{n.node}: {n.error}" for n in result.nodes if n.error) or result.kamailio_error
-            raise NotAppliedError(f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code)
-        return
-    changed, removed = svc.plan()
-    if not changed and not removed and not load_pending(Path(settings.conf_dir)):
-        return
     try:
-        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                  watchdog=settings.handoff_watchdog)
-    except CallcenterError as exc:
-        if exc.result is not None:
+        result = activation.apply_if_changed(app.settings, before, now=app.now())
+    except activation.NotAppliedError as exc:
+        if exc.result is not None:  # the XML is applied (there): say what was done before the error line
             print_apply_result(exc.result, False)
-        raise NotAppliedError(f"saved; {exc}", exc.exit_code) from None
-    except FsctlError as exc:
-        raise NotAppliedError(f"saved, not applied: {exc}; fsctl apply applies it", exc.exit_code) from None
-    print_apply_result(result, False)
+        raise
+    if result is not None:
+        print_apply_result(result, False)
+
+
+def apply_nodes(app, full, only, as_json):
+    """`fsctl apply` with nodes: every node (services.nodeapply), then Kamailio's routing; report per
+    node. A node or Kamailio not applied ends the command (exit 3 if unreachable, else 1)."""
+    for name in only:
+        get_node(name, "--node")
+    result = activation.apply_nodes(app.settings, now=app.now(), full=full, only=set(only) or None)
+    print_apply_result(result, as_json)
+    if result.exit_code:
+        failed = [n.node for n in result.nodes if n.error]
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
+                         "their tenants stay pending, the next fsctl apply retries")
+        if result.kamailio_error:
+            parts.append("kamailio's routing not applied")
+        raise activation.NotAppliedError("; ".join(parts), result.exit_code)
+    return result
 
 
 def print_apply_result(result, as_json):
+    """An apply's report: one FreeSWITCH's (ApplyResult), or every node's and Kamailio's (ClusterResult)."""
+    if hasattr(result, "nodes"):
+        _print_cluster(result, as_json)
+        return
     if as_json:
         print_json(result.as_dict())
         return
@@ -81,43 +81,18 @@ def _report_callcenter(result):
         say(f"  {r['command']}")
 
 
-def apply_nodes(app, full, only, as_json, strict=True):
-    """Apply every node (fsctl.services.nodeapply), then Kamailio's routing; report per node.
-
-    `strict`: a node or Kamailio not applied ends the command (exit 3 if unreachable, else 1).
-    """
-    from ..services import nodeapply
-
-    settings = app.settings
-    for name in only:
-        get_node(name, "--node")
-    hook = None
-    if settings.kamailio_dir and not only:
-        from ..services import kamailio
-
-        hook = kamailio.routing_hook(settings)
-    result = nodeapply.apply_nodes(settings, full=full, now=app.now(), kamailio=hook, only=set(only) or None)
+def _print_cluster(result, as_json):
     if as_json:
         print_json(result.as_dict())
-    else:
-        for domain, node in result.drained:
-            say(f"{node}: drained, {domain} taken off (its calls there are over)")
-        for n in result.nodes:
-            _report_node(n)
-        if result.kamailio:
-            say("kamailio: " + result.kamailio["summary"])
-        if result.kamailio_error:
-            say(f"kamailio: {result.kamailio_error}")
-    if strict and result.exit_code:
-        failed = [n.node for n in result.nodes if n.error]
-        parts = []
-        if failed:
-            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
-                         "their tenants stay pending, the next fsctl apply retries")
-        if result.kamailio_error:
-            parts.append("kamailio's routing not applied")
-        raise NotAppliedError("; ".join(parts), result.exit_code)
-    return result
+        return
+    for domain, node in result.drained:
+        say(f"{node}: drained, {domain} taken off (its calls there are over)")
+    for n in result.nodes:
+        _report_node(n)
+    if result.kamailio:
+        say("kamailio: " + result.kamailio["summary"])
+    if result.kamailio_error:
+        say(f"kamailio: {result.kamailio_error}")
 
 
 def _report_node(n):

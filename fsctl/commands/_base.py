@@ -7,7 +7,6 @@ import functools
 import sys
 
 import click
-from peewee import fn as sql
 
 from ..config import load_settings
 from ..db import close_database, open_database, transaction
@@ -58,20 +57,17 @@ class App:
         return self.settings.auto_apply
 
     def tenants_fingerprint(self):
-        """(tenants, sum of their revisions, of their nodes by role): every configuration or placement
-        change moves it (apply's own test)."""
-        from ..model import Tenant
+        """services.activation.fingerprint: every configuration or placement change moves it."""
+        from ..services.activation import fingerprint
 
-        sums = [sql.COALESCE(sql.SUM(f), 0) for f in (Tenant.revision, Tenant.home_node, Tenant.standby_node,
-                                                       Tenant.draining_node)]
-        return Tenant.select(sql.COUNT(Tenant.id), *sums).tuples().get()
+        return fingerprint()
 
     def after_commit(self, before):
         """Called once a command's transaction is committed, with the fingerprint taken before it."""
-        if before is not None and self.tenants_fingerprint() != before:
+        if before is not None:
             from ._apply import apply_after_change
 
-            apply_after_change(self)
+            apply_after_change(self, before)
 
     def close(self):
         if self.db is not None:

@@ -77,19 +77,6 @@ def test_unreachable_postgres_is_one_line(fsctl_sqlite):
     assert "secret" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def back_to_version_2(database):
-    """Take away what schema version 3 added (nodes, placement), as a version 2 database was."""
-    database.drop_tables([model.NodeConfig])
-    migrator = migrations._migrator(database)
-    # (SQLite's own DROP COLUMN refuses a foreign key column: peewee's legacy way copies the table.)
-    legacy = {"legacy": True} if isinstance(migrator, SqliteMigrator) else {}
-    run_ops(*(migrator.drop_column("tenant", c, **legacy) for c in ("home_node_id", "standby_node_id",
-                                                                    "draining_node_id", "drain_after")))
-    database.drop_tables([model.Node])
-    model.SchemaVersion.delete().execute()
-    model.SchemaVersion.create(version=2)
-
-
 def test_version_1_catalogue_gets_folded_search_texts(db_url):
     """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
     from fsctl.services import recordings as rec
@@ -97,7 +84,6 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
     # Back to version 1: the catalogue without the folded columns, with rows in it.
-    back_to_version_2(database)
     migrator = migrations._migrator(database)
     run_ops(*(migrator.drop_column("recording", f"{name}_fold") for name in rec.FOLDED))
     model.SchemaVersion.delete().execute()
@@ -118,12 +104,45 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]
 
 
-def test_v3_adds_nodes_and_keeps_tenants(db_url):
-    """A version 2 database (no nodes) is upgraded to 3: tenants kept, unplaced, and placeable."""
+def test_version_2_database_gets_the_web_tables(db_url):
+    """Version 3: the web workspace's tables are added to a version-2 database, its rows kept."""
+    from fsctl.services import tokens, webauth
+
+    database = fsdb.open_database(db_url)
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    model.User.create(tenant=tenant, number="101", name="Ona", sip_password="s" * 24)
+    web_tables = [model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle, model.ApiToken,
+                  model.MarkAudit]
+    database.drop_tables(web_tables)
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=2)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes)
+    assert all(database.table_exists(m._meta.table_name) for m in web_tables)
+    webauth.set_web_password("acme.example", "101", "a long web password")
+    tokens.add_token("acme.example", "crm", "read")
+    assert model.User.select().count() == 1 and model.ApiToken.select().count() == 1
+
+
+def back_to_version_3(database):
+    """Take away what schema version 4 added (nodes, placement), as a version 3 database was."""
+    database.drop_tables([model.NodeConfig])
+    migrator = migrations._migrator(database)
+    # (SQLite's own DROP COLUMN refuses a foreign key column: peewee's legacy way copies the table.)
+    legacy = {"legacy": True} if isinstance(migrator, SqliteMigrator) else {}
+    run_ops(*(migrator.drop_column("tenant", c, **legacy) for c in ("home_node_id", "standby_node_id",
+                                                                    "draining_node_id", "drain_after")))
+    database.drop_tables([model.Node])
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=3)
+
+
+def test_version_3_database_gets_nodes_and_keeps_tenants(db_url):
+    """Version 4: nodes and placement are added to a version-3 database; tenants kept, unplaced, placeable."""
     database = fsdb.open_database(db_url)
     model.Tenant.create(domain="acme.example", name="ACME")
-    back_to_version_2(database)
-    assert migrations.upgrade(database) == 3
+    back_to_version_3(database)
+    assert not database.table_exists("node") and "home_node_id" not in {c.name for c in database.get_columns("tenant")}
+    assert migrations.upgrade(database) == 4 == migrations.CURRENT_VERSION
     tenant = model.Tenant.get(model.Tenant.domain == "acme.example")
     assert tenant.name == "ACME" and tenant.home_node is None and tenant.draining_node is None
     node = model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
