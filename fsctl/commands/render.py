@@ -38,9 +38,7 @@ def _render_freeswitch(app, out, as_json):
     digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
     # What an earlier render left there for a tenant now gone (or suspended) would mislead whoever
     # copies the folder: only fsctl's own folders are cleaned, and only *.xml.
-    stale = sorted(rel for rel in svc.managed_stamps(Path(out)) if rel not in digests)
-    for rel in stale:
-        (Path(out) / rel).unlink()
+    stale = svc.remove_stale(Path(out), digests)
     xmlcheck.check_paths(out, sorted(digests))
     if as_json:
         print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())],

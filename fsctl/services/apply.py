@@ -276,6 +276,15 @@ def _write_index(conf: Path, index: dict):
         (conf / OLD_INDEX_FILE).unlink()
 
 
+def remove_stale(out: Path, rendered) -> list:
+    """Delete what an earlier render left in `out` that this one did not write (fsctl's own folders,
+    *.xml only: a tenant now gone or suspended); return the relative paths removed, sorted."""
+    stale = sorted(rel for rel in managed_stamps(out) if rel not in rendered)
+    for rel in stale:
+        (out / rel).unlink()
+    return stale
+
+
 def managed_stamps(conf: Path) -> dict:
     """{relative path: [size, mtime_ns]} of every *.xml below fsctl's folders of the conf dir.
 
