@@ -1,7 +1,7 @@
 """`fsctl apply` with more than one FreeSWITCH: every node brought in line, one at a time.
 
 Each node is an ordinary apply (fsctl.apply: lock, journal, validation, reloadxml, mod_callcenter)
-on the node's own conf dir, scoped to the tenants placed on it (`apply.OnNode`). How the files
+on the node's own conf dir, scoped to the tenants placed on it (`applied.OnNode`). How the files
 reach the node:
 
 - `conf_dir` (default `<conf_dir>/nodes/<name>`): fsctl writes the node's XML there. A node on
@@ -36,6 +36,7 @@ from ..errors import FsctlError, UnreachableError
 from ..freeswitch.callcenter import CallcenterError
 from ..model import Node, NodeConfig, Tenant, utcnow
 from . import apply as single
+from .applied import OnNode
 
 PUSH_PENDING = ".fsctl-push.json"
 
@@ -287,7 +288,7 @@ def _apply_node(settings, node, reloader, full, env, sftp_connect):
     outcome = NodeResult(node.name)
     push = sftp_push(settings, node, sftp_connect)
     conf = node_conf_dir(settings, node)
-    scope = single.OnNode(node)
+    scope = OnNode(node)
     try:
         _preflight(node, reloader, push)
         outcome.result = single.apply_config(conf, _KeepOpen(reloader), templates_dir=settings.templates_dir,
