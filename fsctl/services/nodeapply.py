@@ -1,6 +1,6 @@
 """`fsctl apply` with more than one FreeSWITCH: every node brought in line, one at a time.
 
-Each node is an ordinary apply (fsctl.apply: lock, journal, validation, reloadxml, mod_callcenter)
+Each node is an ordinary apply (fsctl.services.apply: lock, journal, validation, reloadxml, mod_callcenter)
 on the node's own conf dir, scoped to the tenants placed on it (`applied.OnNode`). How the files
 reach the node:
 
