@@ -20,6 +20,7 @@ from .errors import FsctlError, first_line
 # noun; render's module also holds apply and status.
 COMMANDS = {
     "tenant": ("tenant", "cli", "Tenants: one business customer each (a SIP domain and its own dialplan)."),
+    "node": ("node", "cli", "FreeSWITCH nodes: more than one FreeSWITCH behind Kamailio, on one database."),
     "user": ("user", "cli", "Users: extensions with SIP credentials, voicemail, recording and forwarding."),
     "group": ("group", "cli", "Ring groups: simultaneous, random, or sequential (hunt) with fixed or rotating order."),
     "did": ("did", "cli", "Public numbers (DIDs): each routes to its own scenario."),

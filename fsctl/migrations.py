@@ -47,13 +47,34 @@ def _v3_web_workspace(db, migrator):
                       model.ApiToken, model.MarkAudit], safe=True)
 
 
+def _v4_nodes(db, migrator):
+    """Version 4: FreeSWITCH nodes, each tenant's placement on them, what each node runs.
+
+    Idempotent, like version 3's step: what is already there (a database created at a later
+    version and marked older, as the tests do) is left alone.
+    """
+    import peewee
+    from playhouse.migrate import migrate
+
+    db.create_tables([model.Node], safe=True)
+    have = {c.name for c in db.get_columns("tenant")}
+    ops = [migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id,
+                                                                      on_delete="RESTRICT"))
+           for name in ("home_node_id", "standby_node_id", "draining_node_id") if name not in have]
+    if "drain_after" not in have:
+        ops.append(migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
+    if ops:
+        migrate(*ops)
+    db.create_tables([model.NodeConfig], safe=True)
+
+
 def search_index(db):
     """The trigram index of the recordings' folded search texts; True when the engine has one.
 
     SQLite: an FTS5 table with the `trigram` tokenizer over recording's *_fold columns
     (external content: it stores only the index), kept by triggers, which
-    fsctl.services.recordings asks for candidate rows. PostgreSQL: pg_trgm GIN indexes on the same columns, which the
-    planner uses for ILIKE by itself. Without FTS5 or pg_trgm (a role that may not create the
+    fsctl.services.recordings asks for candidate rows. PostgreSQL: pg_trgm GIN indexes on the
+    same columns, which the planner uses for ILIKE by itself. Without FTS5 or pg_trgm (a role that may not create the
     extension), no index: the searches give the same rows by scanning.
     """
     import peewee
@@ -98,13 +119,13 @@ def search_index(db):
     return True
 
 
-def _v4_recording_trigrams(db, migrator):
-    """Version 4: a trigram index for the recordings' text search (see search_index)."""
+def _v5_recording_trigrams(db, migrator):
+    """Version 5: a trigram index for the recordings' text search (see search_index; idempotent)."""
     search_index(db)
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_recording_trigrams]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_recording_trigrams]
 
 # What a new database gets besides the models' tables (created at the current version, it runs
 # no step): objects the models cannot declare.

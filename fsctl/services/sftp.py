@@ -1,4 +1,5 @@
-"""SFTP downloads: resumable, verified, pipelined. The only module of fsctl that speaks SFTP.
+"""SFTP: downloads (resumable, verified, pipelined) and uploads of a node's configuration files
+(`push_files`). The only module of fsctl that speaks SFTP.
 
 The transport is OpenSSH's own client, `ssh -s ... sftp` (Debian's openssh-client): its C code
 does the key exchange and the cipher, this module speaks SFTP version 3 over its standard
@@ -10,7 +11,8 @@ keys are never added. No ssh_config is read (`-F /dev/null`): the settings say e
 
 One connection keeps many READ requests in flight, across file boundaries: the next files are
 opened while the current one's last bytes are on the way, so many small files cost no round
-trip each (OpenSSH's `sftp` fetches one file after the other).
+trip each (OpenSSH's `sftp` fetches one file after the other). An upload goes to a temporary
+name, its WRITEs in flight together, then is renamed over the old file (posix-rename@openssh.com).
 
 Why one module: the ssh process (Connection), the pipelined SFTP session over it (_Session) and
 the parallel fetch (fetch_all) share one failure model (a lost connection keeps the .part of the
@@ -42,10 +44,13 @@ MAX_PACKET = 1 << 20  # larger SFTP packets are a protocol error (OpenSSH sends 
 _F_SETPIPE_SZ = 1031
 
 # SFTP v3 (draft-ietf-secsh-filexfer-02): packet types, status codes, open flags.
-_FXP_INIT, _FXP_VERSION, _FXP_OPEN, _FXP_CLOSE, _FXP_READ = 1, 2, 3, 4, 5
-_FXP_STATUS, _FXP_HANDLE, _FXP_DATA = 101, 102, 103
-_FX_EOF, _FX_NO_SUCH_FILE = 1, 2
-_FXF_READ = 1
+_FXP_INIT, _FXP_VERSION, _FXP_OPEN, _FXP_CLOSE, _FXP_READ, _FXP_WRITE = 1, 2, 3, 4, 5, 6
+_FXP_REMOVE, _FXP_MKDIR, _FXP_STAT, _FXP_EXTENDED = 13, 14, 17, 200
+_FXP_STATUS, _FXP_HANDLE, _FXP_DATA, _FXP_ATTRS = 101, 102, 103, 105
+_FX_OK, _FX_EOF, _FX_NO_SUCH_FILE = 0, 1, 2
+_FXF_READ, _FXF_WRITE, _FXF_CREAT, _FXF_TRUNC = 0x01, 0x02, 0x08, 0x10
+_ATTR_SIZE = 0x01
+WRITE_SIZE = 1 << 15  # bytes per WRITE request (what OpenSSH's sftp sends)
 
 # AES-GCM first: with AES-NI it is the cheapest of OpenSSH's ciphers for both ends.
 CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
@@ -241,6 +246,23 @@ class Connection:
     def send(self, data):
         """Send request bytes (one or many packets)."""
         self._send(data)
+
+    def exchange(self, requests):
+        """Send requests [(type, body)] at once and return their replies [(type, payload)] in the same
+        order (each payload starts with its request id, as _Session sees them)."""
+        ids, out = [], bytearray()
+        for kind, body in requests:
+            rid = self.request_id()
+            ids.append(rid)
+            out += struct.pack(">IBI", 5 + len(body), kind, rid)
+            out += body
+        self._send(out)
+        replies = {}
+        packets = self.packets()
+        while len(replies) < len(ids):
+            kind, payload = next(packets)
+            replies[struct.unpack_from(">I", payload)[0]] = (kind, bytes(payload))
+        return [replies[rid] for rid in ids]
 
     def packets(self):
         """Yield (type, payload memoryview) for each reply as it arrives; payload valid until the next one.
@@ -617,3 +639,92 @@ def pull_transfers(rows, remote_dir, target) -> list:
 def remote_join(remote_dir, rel):
     """The remote path of a catalogue path under the server's recordings folder."""
     return remote_dir.rstrip("/") + "/" + rel
+
+
+def push_files(connection, local_root, remote_root, paths):
+    """Make each relative path under `remote_root` what it is under `local_root`: uploaded to a
+    temporary name then renamed over the old file (OpenSSH's posix-rename: atomic for FreeSWITCH's
+    reader), or removed when it is gone locally. Raises UnreachableError when the connection fails."""
+    made = set()
+    try:
+        for rel in paths:
+            local = os.path.join(local_root, rel)
+            remote = remote_join(remote_root, rel)
+            if os.path.exists(local):
+                folder, name = remote.rsplit("/", 1)
+                _remote_makedirs(connection, folder, made)
+                tmp = f"{folder}/.{name}.fsctl-tmp"
+                _upload(connection, local, tmp)
+                _expect_ok(connection.exchange([(_FXP_EXTENDED, _strings(b"posix-rename@openssh.com", tmp, remote))]),
+                           f"renaming {tmp}")
+            else:
+                [(kind, payload)] = connection.exchange([(_FXP_REMOVE, _strings(remote))])
+                code, message = _status(kind, payload)
+                if code not in (_FX_OK, _FX_NO_SUCH_FILE):
+                    raise SftpStatusError(f"removing {remote}: {message or f'SFTP status {code}'}")
+    except (OSError, ConnectionLost, SftpStatusError) as exc:
+        raise UnreachableError(f"sftp server {connection.endpoint}: pushing {remote_root} failed: {_reason(exc)}") \
+            from None
+
+
+class SftpStatusError(Exception):
+    """The server refused a request (its status message)."""
+
+
+def _strings(*values):
+    out = bytearray()
+    for value in values:
+        data = value if isinstance(value, bytes) else os.fsencode(value)
+        out += struct.pack(">I", len(data)) + data
+    return bytes(out)
+
+
+def _expect_ok(replies, what):
+    for kind, payload in replies:
+        code, message = _status(kind, payload)
+        if code != _FX_OK:
+            raise SftpStatusError(f"{what}: {message or f'SFTP status {code}'}")
+
+
+def _remote_size(connection, path):
+    """The size of a remote path, or None when it does not exist."""
+    [(kind, payload)] = connection.exchange([(_FXP_STAT, _strings(path))])
+    if kind != _FXP_ATTRS:
+        code, message = _status(kind, payload)
+        if code == _FX_NO_SUCH_FILE:
+            return None
+        raise SftpStatusError(f"{path}: {message or f'SFTP status {code}'}")
+    (flags,) = struct.unpack_from(">I", payload, 4)
+    return struct.unpack_from(">Q", payload, 8)[0] if flags & _ATTR_SIZE else -1
+
+
+def _remote_makedirs(connection, folder, made):
+    if folder in made or not folder:
+        return
+    if _remote_size(connection, folder) is None:
+        _remote_makedirs(connection, folder.rsplit("/", 1)[0], made)
+        _expect_ok(connection.exchange([(_FXP_MKDIR, _strings(folder) + struct.pack(">I", 0))]), f"mkdir {folder}")
+    made.add(folder)
+
+
+def _upload(connection, local, remote):
+    """Write the local file to `remote` (created or truncated), its WRITEs in flight together; checked by size."""
+    flags = _FXF_WRITE | _FXF_CREAT | _FXF_TRUNC
+    [(kind, payload)] = connection.exchange([(_FXP_OPEN, _strings(remote) + struct.pack(">II", flags, 0))])
+    if kind != _FXP_HANDLE:
+        code, message = _status(kind, payload)
+        raise SftpStatusError(f"opening {remote}: {message or f'SFTP status {code}'}")
+    (n,) = struct.unpack_from(">I", payload, 4)
+    handle = bytes(payload[8:8 + n])
+    size = 0
+    try:
+        with open(local, "rb") as fh:
+            while chunk := fh.read(WRITE_SIZE * 64):  # at most 64 WRITEs in flight
+                writes = [(_FXP_WRITE, _strings(handle) + struct.pack(">Q", size + i) + _strings(chunk[i:i + WRITE_SIZE]))
+                          for i in range(0, len(chunk), WRITE_SIZE)]
+                _expect_ok(connection.exchange(writes), f"writing {remote}")
+                size += len(chunk)
+    finally:
+        _expect_ok(connection.exchange([(_FXP_CLOSE, _strings(handle))]), f"closing {remote}")
+    if _remote_size(connection, remote) != size:
+        raise SftpStatusError(f"{remote}: size mismatch after the upload")

@@ -64,7 +64,8 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 4  # (schema 3: the web workspace's tables; 4: the recordings' trigram index)
+    assert CURRENT_VERSION == 5  # (schema 3: the web workspace's tables; 4: nodes and placement; 5: the
+    # recordings' trigram index)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
 
 
