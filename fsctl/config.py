@@ -1,7 +1,6 @@
 """fsctl's own settings: defaults, then the TOML file, then FSCTL_* environment variables."""
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -85,6 +84,8 @@ def load_settings(path=None, environ=None):
     explicit = path or environ.get("FSCTL_CONFIG")
     candidate = Path(explicit or DEFAULT_CONFIG_PATH)
     if candidate.exists():
+        import tomllib  # (only when there is a file to read)
+
         try:
             with candidate.open("rb") as fh:
                 data = tomllib.load(fh)

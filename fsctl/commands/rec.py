@@ -6,7 +6,7 @@ import click
 
 from ..db import transaction
 from ..errors import OperationError
-from ..services import publish as publishing, recordings as rec, sftp
+from ..services import recordings as rec
 from ._base import pass_app, transactional
 from ._output import emit, json_option, print_json, say
 
@@ -152,6 +152,8 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     """Fetch recordings over SFTP (resumable, verified): fsctl rec pull --dest ./rec --from 2026-11-01."""
     filters = _filters(kwargs)
     s = app.settings
+    from ..services import sftp  # (subprocess and the SFTP code: only for pull)
+
     endpoint = sftp.Endpoint.from_settings(s)
     started = sftp.Connection(endpoint, wait=False)  # ssh's handshake overlaps the catalogue query
     try:
@@ -177,6 +179,8 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
 
 def _fetch_with_progress(endpoint, transfers, jobs, quiet, started):
     """fetch_all with a progress bar on a terminal (rich is imported only then)."""
+    from ..services import sftp
+
     if quiet or not sys.stderr.isatty():
         return sftp.fetch_all(endpoint, transfers, jobs, started=started)
     from rich.console import Console
@@ -197,6 +201,8 @@ def _fetch_with_progress(endpoint, transfers, jobs, quiet, started):
 @transactional
 def publish(app, day, domains, force):
     """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
+    from ..services import publish as publishing
+
     s = app.settings
     for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
                                 day=day, now=app.now(), force=force, domains=domains):
