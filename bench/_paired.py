@@ -1,8 +1,8 @@
 """Shared by the benchmarks: paired runs against a reference, whole commands, percentiles.
 
-A figure against its reference is measured in pairs (reference, then fsctl, repeated) in the
-same run, and the ratio printed is the median of the pairs' ratios: on a shared machine the
-load changes from one second to the next, and a pair sees the same load.
+A figure against its reference is measured in pairs (the reference and fsctl, in alternating
+order) in the same run, and the ratio printed is the median of the pairs' ratios: on a shared
+machine the load changes from one second to the next, and a pair sees the same load.
 """
 
 import os
@@ -33,16 +33,19 @@ def run_command(argv, env=None, input=None, stdout=subprocess.DEVNULL):
 
 
 def paired(reference, ours, repeat):
-    """Run reference() and ours() (each returning seconds) `repeat` times in pairs.
+    """Run reference() and ours() (each returning seconds) `repeat` times in pairs, the reference
+    first in one pair and second in the next (what one leaves behind, the other meets as often).
 
     Returns (median reference seconds, median ours seconds, median of ours/reference).
     """
     refs, mine, ratios = [], [], []
-    for _ in range(repeat):
-        r, o = reference(), ours()
-        refs.append(r)
-        mine.append(o)
-        ratios.append(o / r)
+    for i in range(repeat):
+        times = {}
+        for name, fn in (("ref", reference), ("ours", ours))[::1 if i % 2 == 0 else -1]:
+            times[name] = fn()
+        refs.append(times["ref"])
+        mine.append(times["ours"])
+        ratios.append(times["ours"] / times["ref"])
     return statistics.median(refs), statistics.median(mine), statistics.median(ratios)
 
 

@@ -39,8 +39,14 @@ def _write_random(path, size):
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _openssh_get(server, remote_glob, local_dir):
+def _fresh(local_dir):
+    """An empty folder, the disk quiet: what an earlier run wrote or deleted is written back first."""
     shutil.rmtree(local_dir, ignore_errors=True)
+    os.sync()
+
+
+def _openssh_get(server, remote_glob, local_dir):
+    _fresh(local_dir)
     os.makedirs(local_dir)
     return run_command(
         ["sftp", "-q", "-i", server.client_key, "-o", f"UserKnownHostsFile={server.known_hosts}",
@@ -50,7 +56,7 @@ def _openssh_get(server, remote_glob, local_dir):
 
 
 def _fsctl_fetch(server, files, local_dir):
-    shutil.rmtree(local_dir, ignore_errors=True)
+    _fresh(local_dir)
     endpoint = sftp.Endpoint("127.0.0.1", server.port, server.user, server.client_key, server.known_hosts)
     transfers = [sftp.Transfer(path, os.path.join(local_dir, os.path.basename(path)), size, digest)
                  for path, size, digest in files]
@@ -104,8 +110,8 @@ def _transfer_figures(quick, work):
         env = env_with(database=f"sqlite:///{database}", sftp_host="127.0.0.1", sftp_port=server.port,
                        sftp_user=server.user, sftp_key=server.client_key, sftp_known_hosts=server.known_hosts,
                        sftp_remote_dir=remote)
-        repeat = 3 if quick else 5
-        figures = [("pull: connections fsctl uses here (one per two cores, at most 4)", str(sftp.default_jobs()))]
+        repeat = 3 if quick else 7
+        figures = [("pull: connections fsctl uses here (one per core, at most 4)", str(sftp.default_jobs()))]
         cases = (("1 x %d MB" % (big_size // MB), big_files, big, big_day, 0.9),
                  (f"{count} x 1 MB", many, os.path.join(many_dir, "*"), many_day, 1.2))
         for label, files, glob, day, goal in cases:
@@ -116,7 +122,7 @@ def _transfer_figures(quick, work):
                 return _openssh_get(server, glob, local_ssh)
 
             def command():
-                shutil.rmtree(local_fsctl, ignore_errors=True)
+                _fresh(local_fsctl)
                 return run_command([FSCTL, "rec", "pull", "--tenant", DOMAIN, "--from", day.isoformat(), "--to",
                                     day.isoformat(), "--dest", local_fsctl], env=env)
 

@@ -144,7 +144,7 @@ def purge(app, dry_run):
 @as_option
 @click.option("--dest", "target", required=True, type=click.Path(file_okay=False), help="Local folder.")
 @click.option("--jobs", type=click.IntRange(1, 32),
-              help="Parallel connections (default: one per two CPU cores, at most 4).")
+              help="Parallel connections (default: one per CPU core, at most 4).")
 @click.option("--limit", default=100000, show_default=True, help="At most this many recordings.")
 @json_option
 @pass_app

@@ -110,8 +110,10 @@ class Result:
 
 
 def default_jobs():
-    """Connections to use when not told: each costs an ssh and an sshd process, so one per two cores."""
-    return max(1, min(4, (os.cpu_count() or 1) // 2))
+    """Connections to use when not told: one per core, at most 4. (Measured on 2 cores, 500 x 1 MB:
+    two connections 1.6 s, one 1.8-2.0 s, three or four 1.8-1.9 s: a second session's files are
+    created and opened while the first one's bytes arrive.)"""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def ssh_command(endpoint):

@@ -312,6 +312,6 @@ def test_refused_login_is_one_line(pulling, sshd, tmp_path):
 
 
 def test_default_jobs_follow_the_cores(monkeypatch):
-    for cores, jobs in ((1, 1), (2, 1), (4, 2), (8, 4), (64, 4)):
+    for cores, jobs in ((None, 1), (1, 1), (2, 2), (4, 4), (8, 4), (64, 4)):
         monkeypatch.setattr(os, "cpu_count", lambda: cores)
         assert sftp.default_jobs() == jobs
