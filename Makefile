@@ -41,6 +41,7 @@ test-fast: lint
 
 ## bench: the speed targets of the issues, printed as figures
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q fsctl fs_scripts
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:

@@ -289,7 +289,7 @@ class Connection:
             elif len(buf) - end < MAX_PACKET + 4:  # move the partial packet to the front (at most one packet)
                 buf[:end - start] = buf[start:end]
                 start, end = 0, end - start
-            self._start = start
+            self._start, self._end = start, end  # (the next generator, exchange's, starts from here)
             try:
                 n = self._reader.readinto(view[end:])
             except OSError as exc:
