@@ -528,6 +528,10 @@ def plan_purge(retention_days, quota_mb, now=None):
     Quota rule: when a user's remaining recordings total more than `quota_mb`, their oldest
     go first until the total fits; the newest recording is always kept (even alone over it).
     """
+    # A zero or negative quota would purge all but each user's newest recording (the settings
+    # refuse it too; this guards every other caller).
+    retention_days = validate.integer(retention_days, "recording_retention_days", low=1, high=10**9)
+    quota_mb = validate.integer(quota_mb, "recording_quota_mb", low=1, high=10**9)
     now = now or utcnow()
     cutoff = now - _dt.timedelta(days=retention_days)
     limit = quota_mb * 1024 * 1024

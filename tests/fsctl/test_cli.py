@@ -61,3 +61,45 @@ def test_init_reports_version(fsctl_sqlite):
 
     assert CURRENT_VERSION == 2  # (schema 2: the recordings' folded search texts)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
+
+
+def test_unknown_setting_is_an_error_naming_it(fsctl_sqlite, tmp_path):
+    """A typo in fsctl.toml would silently fall back to the default (a new, empty database)."""
+    cfg = tmp_path / "fsctl.toml"
+    cfg.write_text('[fsctl]\ndatabse = "sqlite:////srv/real.db"\n')
+    with pytest.raises(ConfigError, match=r'unknown setting "databse" \(did you mean "database"\?\)'):
+        load_settings(str(cfg), environ={})
+    result = fsctl_sqlite("--config", str(cfg), "tenant", "list", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f'Error: config "{cfg}": unknown setting "databse" (did you mean "database"?)\n'
+    cfg.write_text('[fsclt]\ndatabase = "sqlite:////srv/real.db"\n')
+    with pytest.raises(ConfigError, match='unknown setting "fsclt"'):
+        load_settings(str(cfg), environ={})
+    cfg.write_text('[fsctl]\ndatabase = "sqlite:////srv/real.db"\n[other]\nx = 1\n')
+    with pytest.raises(ConfigError, match=r'unknown section or key "other" \(settings go under \[fsctl\]\)'):
+        load_settings(str(cfg), environ={})
+
+
+@pytest.mark.parametrize("name, value, rule", [
+    ("recording_quota_mb", "-5", "must be at least 1"),
+    ("recording_quota_mb", "0", "must be at least 1"),
+    ("recording_retention_days", "0", "must be at least 1"),
+    ("publish_keep_days", "-1", "must be at least 1"),
+    ("notify_max_attempts", "0", "must be between 1 and 1000"),
+    ("esl_port", "70000", "must be between 1 and 65535"),
+])
+def test_settings_out_of_range_are_refused(fsctl_sqlite, name, value, rule):
+    """A negative quota would purge all but each user's newest recording: refused before anything runs."""
+    with pytest.raises(ConfigError, match=f'setting {name} "{value}": {rule}'):
+        load_settings(None, environ={"FSCTL_CONFIG": "", f"FSCTL_{name.upper()}": value})
+    fsctl_sqlite.env[f"FSCTL_{name.upper()}"] = value
+    result = fsctl_sqlite("rec", "purge", ok=False)
+    assert result.exit_code == 2 and result.stderr == f'Error: setting {name} "{value}": {rule}\n'
+
+
+def test_sample_settings_file_is_valid():
+    """conf/fsctl.toml holds only settings fsctl knows."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "conf" / "fsctl.toml"
+    assert load_settings(str(sample), environ={}).database == "sqlite:////var/lib/fsctl/fsctl.db"

@@ -414,6 +414,19 @@ def test_purge_retention_and_quota(db, root):
     assert rec.purge(root, 180, 1, now=now).items == []
 
 
+@pytest.mark.parametrize("retention, quota, field", [(180, -1, "recording_quota_mb"), (180, 0, "recording_quota_mb"),
+                                                     (0, 30, "recording_retention_days")])
+def test_purge_refuses_a_non_positive_quota_or_retention(db, root, retention, quota, field):
+    """A negative quota would purge all but each user's newest recording: the library refuses it too."""
+    make_tenants()
+    now = dt.datetime(2026, 11, 22, 12, 0)
+    for i in range(3):
+        make_recording(root, started=now - dt.timedelta(hours=i), uuid=f"r{i}")
+    with pytest.raises(ValidationError, match=f"{field} .*: must be between 1 and"):
+        rec.purge(root, retention, quota, now=now)
+    assert Recording.select().count() == 3
+
+
 def test_purge_cli(fsctl, root):
     own, other, beta = cli_setup(fsctl, root)
     fsctl.env["FSCTL_RECORDING_RETENTION_DAYS"] = "1"
