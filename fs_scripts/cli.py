@@ -38,7 +38,7 @@ def run_cmd(config_path, database, health_port, log_level):
         settings = load_settings(config_path)
         if database:
             settings = replace(settings, database=database)
-        open_database(settings.database)
+        open_database(settings.database, create=False)  # only `fsctl init` creates the database
     except FsctlError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)

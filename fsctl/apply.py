@@ -353,7 +353,7 @@ def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, 
     try:
         with apply_lock(conf):
             result = ApplyResult(recovered=recover(conf))
-            with transaction():
+            with transaction(write=True):
                 plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env)
             if plans is None:  # nothing rendered: only tenants left pending by an earlier apply
                 plans = callcenter.plan(conf, None, (), (), callcenter.load_pending(conf))

@@ -43,7 +43,7 @@ class FsctlGroup(click.Group):
             _fail(ctx, str(exc), exc.exit_code, exc)
         except peewee.IntegrityError as exc:
             _fail(ctx, f"conflicting change, nothing was saved: {_first_line(exc)}", 2, exc)
-        except peewee.OperationalError as exc:
+        except peewee.DatabaseError as exc:  # OperationalError, DataError (a value too long)...
             _fail(ctx, f"database: {_first_line(exc)}", 1, exc)
         except OSError as exc:
             _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
@@ -87,10 +87,15 @@ def cli(ctx, config_path, database, debug, auto_apply):
 @cli.command("init")
 @pass_app
 def init_cmd(app):
-    """Create the database (or upgrade its schema) and report its version."""
+    """Create the database (or upgrade its schema) and report its version.
+
+    The only command that creates a database: the others refuse one that does not exist, so a
+    mistyped URL or setting cannot start an empty PBX. A new SQLite file is made 0600 (in an
+    existing folder); on an existing one, init takes away other users' access.
+    """
     from .migrations import current_version
 
-    db = app.open()
+    db = app.open(create=True)
     click.echo(f"database {app.settings.database.split('@')[-1]} ready at schema version {current_version(db)}")
 
 

@@ -44,10 +44,10 @@ class App:
             self._settings = settings
         return self._settings
 
-    def open(self):
-        """Open (and migrate) the database once."""
+    def open(self, create=False):
+        """Open (and migrate) the database once; only `fsctl init` may create it (`create`)."""
         if self.db is None:
-            self.db = open_database(self.settings.database)
+            self.db = open_database(self.settings.database, create=create)
         return self.db
 
     @property
@@ -80,7 +80,11 @@ pass_app = click.make_pass_decorator(App)
 
 
 def transactional(fn):
-    """Run the command in one database transaction: all of its changes or none."""
+    """Run a command that changes the database in one transaction: all of its changes or none.
+
+    It takes SQLite's write lock when it begins (`BEGIN IMMEDIATE`) and waits for it up to the
+    busy timeout: concurrent commands queue instead of failing with "database is locked".
+    """
 
     @functools.wraps(fn)
     @click.pass_context
@@ -89,10 +93,23 @@ def transactional(fn):
         app.open()
         # auto_apply: only a command that changed a tenant's configuration applies it (not a list).
         before = app.tenants_fingerprint() if app.auto_apply else None
-        with transaction():
+        with transaction(write=True):
             result = ctx.invoke(fn, *args, **kwargs)
         app.after_commit(before)
         return result
+
+    return wrapper
+
+
+def reading(fn):
+    """Run a command that only reads in one transaction (one consistent view), without the write lock."""
+
+    @functools.wraps(fn)
+    @click.pass_context
+    def wrapper(ctx, *args, **kwargs):
+        ctx.find_object(App).open()
+        with transaction():
+            return ctx.invoke(fn, *args, **kwargs)
 
     return wrapper
 

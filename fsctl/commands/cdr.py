@@ -7,7 +7,7 @@ from .. import notify as notify_svc
 from .. import stats as stats_svc
 from ..errors import OperationError
 from ..services.common import get_tenant
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ._base import emit, json_option, pass_app, print_json, reading, say, transactional
 from .stats import export, export_options, period_options
 
 
@@ -27,7 +27,7 @@ def cli():
 @click.option("--user", help="Only calls of this user (made, rang, answered or missed).")
 @click.option("--status", type=click.Choice(svc.STATUSES), help="Only calls with this status.")
 @export_options
-@transactional
+@reading
 def list_(domain, from_, to_, user, status, fmt, as_json, output):
     """The call log: fsctl cdr list acme.example --from 2026-11-01 --user 101 --status missed --json."""
     tenant = get_tenant(domain)
@@ -117,7 +117,7 @@ def notify_add(domain, user, group, channel, address):
 @notify.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def notify_list(domain, as_json):
     """List the notification rules."""
     emit([notify_svc.rule_dict(r) for r in notify_svc.list_rules(domain)], as_json,
@@ -158,7 +158,7 @@ def notify_send(app, limit, as_json):
 @click.argument("domain", required=False)
 @click.option("--state", type=click.Choice(("pending", "sent", "failed")))
 @json_option
-@transactional
+@reading
 def notify_outbox(domain, state, as_json):
     """Show queued, sent and failed deliveries (newest first)."""
     rows = [notify_svc.outbox_dict(r) for r in notify_svc.list_outbox(domain, state)]
@@ -187,7 +187,7 @@ def crm_add(domain, url, mode):
 @crm.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def crm_list(domain, as_json):
     """List the CRM hooks."""
     emit([notify_svc.hook_dict(h) for h in notify_svc.list_hooks(domain)], as_json, ["id", "mode", "url"])

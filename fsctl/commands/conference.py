@@ -3,7 +3,7 @@
 import click
 
 from ..services import conferences as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 
 @click.group("conference")
@@ -27,7 +27,7 @@ def add(domain, number, name, pin, max_members):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List rooms."""
     emit([svc.conference_dict(c) for c in svc.list_conferences(domain)], as_json,
@@ -39,7 +39,7 @@ def list_(domain, as_json):
 @click.argument("number")
 @click.option("--show-secrets", is_flag=True, help="Include the PIN.")
 @json_option
-@transactional
+@reading
 def show(domain, number, show_secrets, as_json):
     """Show one room."""
     emit(svc.conference_dict(svc.get_conference(domain, number), show_secrets), as_json)

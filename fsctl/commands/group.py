@@ -3,7 +3,7 @@
 import click
 
 from ..services import groups as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 
 @click.group("group")
@@ -31,7 +31,7 @@ def add(domain, number, **fields):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List a tenant's groups."""
     rows = [svc.group_dict(g) for g in svc.list_groups(domain)]
@@ -42,7 +42,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("number")
 @json_option
-@transactional
+@reading
 def show(domain, number, as_json):
     """Show one group."""
     emit(svc.group_dict(svc.get_group(domain, number)), as_json)

@@ -4,7 +4,7 @@ import click
 
 from ..errors import ValidationError
 from ..services import ivrs as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 
 def _entries(pairs):
@@ -45,7 +45,7 @@ def add(domain, number, entries, **fields):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List menus."""
     emit([svc.ivr_dict(i) for i in svc.list_ivrs(domain)], as_json,
@@ -56,7 +56,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("number")
 @json_option
-@transactional
+@reading
 def show(domain, number, as_json):
     """Show one menu."""
     emit(svc.ivr_dict(svc.get_ivr(domain, number)), as_json)

@@ -4,7 +4,7 @@ import click
 
 from ..services import media as svc
 from ..db import transaction
-from ._base import App, emit, json_option, pass_app, read_stdin_or_file, say, transactional
+from ._base import App, emit, json_option, pass_app, read_stdin_or_file, reading, say, transactional
 
 
 @click.group("media")
@@ -29,7 +29,7 @@ def add(ctx, domain, name, wavfile, replace):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List media."""
     emit([svc.media_dict(m) for m in svc.list_media(domain)], as_json, ["name", "duration_ms", "size", "path"])
@@ -39,7 +39,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(domain, name, as_json):
     """Show one media file (to change it: media add --replace)."""
     emit(svc.media_dict(svc.get_media(domain, name)), as_json)
@@ -52,7 +52,7 @@ def show(domain, name, as_json):
 def remove(app, domain, name):
     """Remove a media file (refused while a menu or queue plays it)."""
     app.open()
-    with transaction():
+    with transaction(write=True):
         media = svc.remove_media(domain, name)
     # The file goes only once the row's removal is committed.
     svc.delete_media_file(media)

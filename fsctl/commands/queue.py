@@ -3,7 +3,7 @@
 import click
 
 from ..services import queues as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 
 @click.group("queue")
@@ -32,7 +32,7 @@ def add(domain, number, **fields):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List queues."""
     emit([svc.queue_dict(q) for q in svc.list_queues(domain)], as_json,
@@ -43,7 +43,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("number")
 @json_option
-@transactional
+@reading
 def show(domain, number, as_json):
     """Show one queue."""
     emit(svc.queue_dict(svc.get_queue(domain, number)), as_json)

@@ -7,7 +7,7 @@ from .. import recordings as rec
 from .. import sftp
 from ..db import transaction
 from ..errors import OperationError
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ._base import emit, json_option, pass_app, print_json, reading, say, transactional
 
 AS_HELP = ("Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
            "recording groups' (supervisor), or the tenant's (admin). Without it: the operator, every tenant.")
@@ -74,7 +74,7 @@ def import_(app, directory):
 @click.option("--limit", default=50, show_default=True, help="Rows per page.")
 @click.option("--offset", default=0, show_default=True, help="Rows to skip (paging).")
 @json_option
-@transactional
+@reading
 def search(as_user, limit, offset, as_json, **kwargs):
     """Search recordings, newest first: fsctl rec search --as 100@acme.example --from 2026-11-01 --colour red."""
     rows = rec.search(_filters(kwargs), as_user, limit, offset)
@@ -85,7 +85,7 @@ def search(as_user, limit, offset, as_json, **kwargs):
 @click.argument("recording_id")
 @as_option
 @json_option
-@transactional
+@reading
 def show(recording_id, as_user, as_json):
     """Show one recording."""
     emit(rec.recording_dict(rec.get_recording(recording_id, as_user)), as_json)
@@ -171,7 +171,7 @@ def _fetch_with_progress(endpoint, transfers, jobs, quiet):
 @click.option("--tenant", "domains", multiple=True, help="Only this tenant (repeat).")
 @click.option("--force", is_flag=True, help="Publish even before 06:00 of the next day in the tenant's time zone.")
 @pass_app
-@transactional
+@reading
 def publish(app, day, domains, force):
     """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
     s = app.settings

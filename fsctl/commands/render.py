@@ -9,14 +9,14 @@ from .. import render as rnd
 from .. import xmlcheck
 from ..callcenter import CallcenterError, load_pending
 from ..errors import FsctlError
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ._base import emit, json_option, pass_app, print_json, reading, say
 
 
 @click.command("render")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Folder to write the XML tree into (created if missing).")
 @json_option
-@transactional
+@reading
 @pass_app
 def cli(app, out, as_json):
     """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched)."""
@@ -126,7 +126,7 @@ def _report_callcenter(result):
 
 @click.command("status")
 @json_option
-@transactional
+@reading
 @pass_app
 def status(app, as_json):
     """Show per tenant the applied and current revision: applied, pending or removed.

@@ -3,7 +3,7 @@
 import click
 
 from ..services import tenants as svc
-from ._base import emit, force_option, json_option, say, transactional
+from ._base import emit, force_option, json_option, reading, say, transactional
 
 
 @click.group("tenant")
@@ -27,7 +27,7 @@ def add(domain, name, timezone, max_users, max_channels, gateway):
 
 @cli.command("list")
 @json_option
-@transactional
+@reading
 def list_(as_json):
     """List tenants."""
     rows = [svc.tenant_dict(t) for t in svc.list_tenants()]
@@ -37,7 +37,7 @@ def list_(as_json):
 @cli.command("show")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def show(domain, as_json):
     """Show one tenant."""
     emit(svc.tenant_dict(svc.get_tenant(domain)), as_json)

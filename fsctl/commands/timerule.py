@@ -3,7 +3,7 @@
 import click
 
 from ..services import timerules as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 
 @click.group("timerule")
@@ -31,7 +31,7 @@ def add(domain, name, ranges, holidays, match, nomatch, timezone):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List time rules."""
     emit([svc.timerule_dict(r) for r in svc.list_timerules(domain)], as_json,
@@ -42,7 +42,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(domain, name, as_json):
     """Show one time rule."""
     emit(svc.timerule_dict(svc.get_timerule(domain, name)), as_json)

@@ -3,7 +3,7 @@
 import click
 
 from ..trace import trace_call
-from ._base import App, print_json, print_table, say, transactional
+from ._base import App, print_json, print_table, reading, say
 
 
 @click.command("trace")
@@ -12,7 +12,7 @@ from ._base import App, print_json, print_table, say, transactional
 @click.argument("dialled")
 @click.option("--at", help="When the call happens, in the tenant's time zone: '2026-12-24 18:30' (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys) instead of a table.")
-@transactional
+@reading
 @click.pass_context
 def cli(ctx, domain, caller, dialled, at, as_json):
     """Show the plan the call logic would run for CALLER dialling DIALLED (a DID or an internal number).

@@ -4,7 +4,7 @@ import click
 
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import emit, force_option, json_option, report, reading, say, transactional
 
 FWD = click.Choice(tuple(FORWARD_OPTIONS))
 
@@ -38,7 +38,7 @@ def add(domain, number, **fields):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List a tenant's users."""
     rows = [svc.user_dict(u) for u in svc.list_users(domain)]
@@ -50,7 +50,7 @@ def list_(domain, as_json):
 @click.argument("number")
 @click.option("--show-secrets", is_flag=True, help="Include the SIP password and voicemail PIN.")
 @json_option
-@transactional
+@reading
 def show(domain, number, show_secrets, as_json):
     """Show one user."""
     emit(svc.user_dict(svc.get_user(domain, number), show_secrets), as_json)
@@ -61,7 +61,7 @@ def show(domain, number, show_secrets, as_json):
 @click.argument("number")
 @click.option("--server", default="127.0.0.1:5060", show_default=True, help="The SIP server phones register to.")
 @json_option
-@transactional
+@reading
 def sip_config(domain, number, server, as_json):
     """Print what a phone or softphone needs to register (includes the password)."""
     user = svc.get_user(domain, number)
