@@ -50,11 +50,11 @@ __all__ = [
 
 SAFE_DOLLAR = "\uff04"  # FULLWIDTH DOLLAR SIGN: looks like '$', never expanded
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # What a dial-string target (user/101@acme.example, sofia/gateway/gw/+370...) may contain.
-_DIAL_TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:+*#/-]+$")
-_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+*#-]+$")
+_DIAL_TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:+*#/-]+\Z")
+_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+*#-]+\Z")
 
 
 def neutralise(text: object) -> str:

@@ -26,7 +26,7 @@ from .errors import ValidationError
 from .model import Recording, Tenant, utcnow
 
 MANIFEST = "SHA256SUMS"
-_DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 @dataclasses.dataclass

@@ -55,8 +55,8 @@ _NAME_RE = re.compile(
     r"(?P<counterpart>\+?[0-9]{1,31}|anonymous)_(?P<uuid>[A-Za-z0-9-]{1,64})\.wav$"
 )
 # An older short form (no direction, no counterpart), still accepted by import.
-_SHORT_NAME_RE = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)_(?P<uuid>[A-Za-z0-9.-]{1,64})_(?P<user>[0-9]{2,6})\.wav$")
-_DATE_DIR_RE = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$")
+_SHORT_NAME_RE = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)_(?P<uuid>[A-Za-z0-9.-]{1,64})_(?P<user>[0-9]{2,6})\.wav\Z")
+_DATE_DIR_RE = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}\Z")
 _HASH_CHUNK = 1 << 20
 
 
@@ -330,7 +330,7 @@ def check_mark(note=None, colour=None, fields=None):
     """Validate marks; returns {column: clean value} for what is given (None = unchanged)."""
     changes = {}
     if note is not None:
-        changes["note"] = validate.text(note, "recording.note", max_len=NOTE_MAX, required=False)
+        changes["note"] = validate.text(note, "recording.note", max_len=NOTE_MAX, required=False, multiline=True)
     if colour is not None:
         changes["colour"] = "" if colour in ("", "none") else validate.choice(colour, "recording.colour", COLOURS)
     for key, value in dict(fields or {}).items():

@@ -15,7 +15,7 @@ from .common import (
     touch,
 )
 
-DIGITS_RE = re.compile(r"^[0-9*#]{1,8}$")
+DIGITS_RE = re.compile(r"^[0-9*#]{1,8}\Z")
 
 
 def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, max_failures=3, max_timeouts=3,

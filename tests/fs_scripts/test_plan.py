@@ -229,3 +229,17 @@ def test_multiset_joins_sets_with_a_free_delimiter():
     assert multiset(["a=1|2", "b=~"]) == ("multiset", "^^!a=1|2!b=~")
     assert multiset(["a=|~!;#%@"] * 2) is None  # no free delimiter: the caller sends each set
     assert multiset(["a=1"] * 257) is None
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Leg("user/101@acme.example\n", 20),
+    lambda: Leg("user/101@acme.example", 20, (("origination_caller_id_name\n", "x"),)),
+    lambda: SetVar("fsctl_route\n", "x"),
+    lambda: Hangup("USER_BUSY\n"),
+    lambda: Voicemail("101\n", "acme.example"),
+    lambda: Transfer("500", "acme.example\n"),
+], ids=["dial target", "leg variable", "variable", "cause", "voicemail", "transfer"])
+def test_a_trailing_line_feed_is_refused(build):
+    """`^...$` with re.match accepts "x\\n": every pattern ends with \\Z."""
+    with pytest.raises(ValueError):
+        build()

@@ -67,7 +67,7 @@ def test_tenant_duplicate_and_timezone(fsctl):
 def test_tenant_name_rules(fsctl):
     assert refused(fsctl, "tenant", "add", "a.example", "--name", "  ") == 'Error: tenant.name "  ": must not be empty'
     assert refused(fsctl, "tenant", "add", "a.example", "--name", "x\x01y") == \
-        'Error: tenant.name "x\x01y": must not contain control characters'
+        'Error: tenant.name "x\x01y": must be one line without control characters (tabs and line breaks included)'
 
 
 def test_tenant_remove_needs_force_with_users(fsctl):

@@ -211,6 +211,22 @@ def test_mark_api_validation_and_access(db, root):
     assert (stored.note, stored.field2) == ("Perskambinti — ☎ 🙂", "ąčę")
 
 
+def test_a_note_may_span_lines_the_fields_may_not(db, root):
+    """A note is the one multi-line text (only fsctl's own output shows it); CR, U+2028 and the rest stay out."""
+    make_tenants()
+    row, _ = make_recording(root)
+    assert rec.mark(row.id, note="Call back Monday\n\tabout order 7781").note == "Call back Monday\n\tabout order 7781"
+    for bad in ("a\rb", "a\u2028b", "a\x85b", "a\x00b"):
+        with pytest.raises(ValidationError) as err:
+            rec.mark(row.id, note=bad)
+        assert err.value.rule == "must not contain control characters"
+    for bad in ("a\nb", "a\tb", "a\u2029b"):
+        with pytest.raises(ValidationError) as err:
+            rec.mark(row.id, fields={"field1": bad})
+        assert err.value.field == "recording.field1"
+    assert Recording.get_by_id(row.id).note == "Call back Monday\n\tabout order 7781"
+
+
 FIELD_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=128)
 
 
