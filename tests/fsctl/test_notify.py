@@ -17,8 +17,15 @@ from fsctl.model import CrmCall, NotifyRule, Outbox, User, utcnow
 from tests.conftest import free_port
 from tests.fsctl.test_cdr import a_leg, b_leg, make_tenant, s
 
-# Deliveries are queued at the real time; "now" for drain is a little after it.
-NOW = utcnow().replace(microsecond=0) + dt.timedelta(minutes=1)
+# Deliveries are queued at the real time; "now" for drain is a little after it (set per test: a
+# module constant fell behind the queue times when the suite took more than a minute to get here).
+NOW = None
+
+
+@pytest.fixture(autouse=True)
+def _now():
+    global NOW
+    NOW = utcnow().replace(microsecond=0) + dt.timedelta(minutes=1)
 REC = "/var/lib/freeswitch/recordings/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
 
 
