@@ -1,4 +1,4 @@
-"""Recordings: `rec pull` (fsctl.sftp) against OpenSSH's own sftp client, and search over the catalogue.
+"""Recordings: `rec pull` (fsctl.services.sftp) against OpenSSH's own sftp client, and search over the catalogue.
 
 Both clients fetch from the same private sshd on 127.0.0.1 (tests/sshd.py) in the same run:
 one big file and many 1 MB files. Goals: >= 0.8x OpenSSH on the big file, >= 1.0x on the many
@@ -16,9 +16,9 @@ import tempfile
 import time
 
 from fsctl import db as fsdb
-from fsctl import recordings as rec
-from fsctl import sftp
 from fsctl.model import Tenant, User
+from fsctl.services import recordings as rec
+from fsctl.services import sftp
 
 MB = 1024 * 1024
 

@@ -47,7 +47,7 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "pbx@localhost"
     callout_gateway: str = "default"
-    # Missed-call notifications and CRM events (fsctl.notify): delivery attempts and backoff.
+    # Missed-call notifications and CRM events (fsctl.services.notify): delivery attempts and backoff.
     notify_max_attempts: int = 8
     notify_backoff: float = 30.0  # seconds before the 2nd attempt, doubled each time (cap 1 h)
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt

@@ -6,15 +6,12 @@
 
 import contextlib
 import os
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import peewee
 
 from .errors import ConfigError, OperationError
-
-# Models bind to this proxy; `open_database` points it at the real database (peewee: late init).
-database = peewee.DatabaseProxy()
+from .model import database  # the proxy the models bind to; `open_database` initialises it
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",

@@ -9,6 +9,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
 
 from . import model
 from .errors import OperationError
+from .model import FOLDED, fold
 
 
 def _migrator(db):
@@ -23,8 +24,6 @@ def _v2_recording_folds(db, migrator):
     """Version 2: folded copies of the recordings' searchable texts (Unicode case-insensitive search)."""
     import peewee
     from playhouse.migrate import migrate
-
-    from .recordings import FOLDED, fold
 
     migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
               for name in FOLDED))

@@ -3,7 +3,8 @@
 import click
 
 from ..services import contacts as svc
-from ._base import emit, json_option, reading, say, transactional
+from ._base import reading, transactional
+from ._output import emit, json_option, say
 
 
 @click.group("contact")

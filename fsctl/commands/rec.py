@@ -2,12 +2,13 @@
 
 import click
 
-from .. import publish as publishing
-from .. import recordings as rec
-from .. import sftp
 from ..db import transaction
 from ..errors import OperationError
-from ._base import emit, json_option, pass_app, print_json, reading, say, transactional
+from ..services import publish as publishing
+from ..services import recordings as rec
+from ..services import sftp
+from ._base import pass_app, reading, transactional
+from ._output import emit, json_option, print_json, say
 
 AS_HELP = ("Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
            "recording groups' (supervisor), or the tenant's (admin). Without it: the operator, every tenant.")

@@ -4,7 +4,8 @@ import click
 
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
-from ._base import emit, force_option, json_option, report, reading, say, transactional
+from ._base import reading, transactional
+from ._output import emit, force_option, json_option, report, say
 
 FWD = click.Choice(tuple(FORWARD_OPTIONS))
 

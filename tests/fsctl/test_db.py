@@ -83,7 +83,7 @@ def test_unreachable_postgres_is_one_line(fsctl_sqlite):
 
 def test_version_1_catalogue_gets_folded_search_texts(db_url):
     """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
-    from fsctl import recordings as rec
+    from fsctl.services import recordings as rec
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
@@ -228,7 +228,7 @@ def test_forty_parallel_user_adds_all_succeed(tmp_path):
         p.join(60)
     failed = [r for r in results if r[1] != 0]
     assert failed == [], f"{len(failed)} of 40 failed, e.g. {failed[0]}"
-    database = fsdb.open_database(url, create=False)
+    fsdb.open_database(url, create=False)
     try:
         numbers = [u.number for u in model.User.select().order_by(model.User.number)]
         assert numbers == [str(100 + i) for i in range(40)]  # none lost, none doubled
