@@ -305,6 +305,8 @@ def viewer(as_user):
         raise NotFoundError("user", number, tenant.domain)
     if user.role == "admin":
         numbers = None
+    elif user.role != "supervisor":  # listed as a group's supervisor, but without the role: own only
+        numbers = frozenset([user.number])
     else:
         supervised = (RecordingGroupMember.select(User.number).join(User)
                       .switch(RecordingGroupMember).join(RecordingGroup)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from fsctl.errors import NotFoundError, ValidationError
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, utcnow
 from fsctl.services import recordings as rec
+from fsctl.services import users
 from tests.fsctl.test_provisioning_cli import refused
 
 T0 = dt.datetime(2026, 11, 20, 9, 30, 0)
@@ -278,6 +279,25 @@ def test_mark_cli(fsctl, root):
 
 
 # --- access rights -------------------------------------------------------------------------------
+
+def test_supervisor_rights_need_the_supervisor_role(db, root):
+    """A demoted supervisor kept seeing the group's recordings; a plain user listed as supervisor did too."""
+    make_tenants()
+    for n in ("101", "102", "103", "104"):
+        make_recording(root, user=n, uuid=f"a{n}")
+
+    def visible(as_user):
+        return sorted(r.user_number for r in rec.search(as_user=as_user))
+
+    assert visible("104@acme.example") == ["101", "102", "103", "104"]
+    users.edit_user("acme.example", "104", role="user")  # demoted: still listed as supervisor
+    assert visible("104@acme.example") == ["104"]
+    sales = RecordingGroup.get(RecordingGroup.name == "sales")
+    RecordingGroupSupervisor.create(group=sales, user=User.get(User.number == "103"))  # a plain user listed
+    assert visible("103@acme.example") == ["103"]
+    users.edit_user("acme.example", "103", role="supervisor")
+    assert visible("103@acme.example") == ["101", "102", "103"]
+
 
 def ids(fsctl, *args):
     return sorted(r["id"] for r in json.loads(fsctl("rec", "search", "--json", *args).stdout))
