@@ -62,8 +62,8 @@ def phone(value, field):
 
 
 def prefix(value, field):
-    """A number prefix: digits with an optional leading +."""
-    text = (value or "").strip()
+    """A number prefix: digits with an optional leading +; spaces, '(', ')' and '-' dropped (as for numbers)."""
+    text = re.sub(r"[ ()-]", "", (value or "").strip())
     if not PREFIX_RE.match(text):
         raise ValidationError(field, value, "must be digits with an optional leading +")
     return text

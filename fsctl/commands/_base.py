@@ -11,6 +11,7 @@ from peewee import fn as sql
 
 from ..config import load_settings
 from ..db import close_database, open_database, transaction
+from ..errors import ValidationError
 
 
 class App:
@@ -114,9 +115,16 @@ def reading(fn):
     return wrapper
 
 
-def read_stdin_or_file(path):
-    """Bytes of a file, or of standard input for '-'."""
+def read_stdin_or_file(path, field="file"):
+    """Bytes of a file, or of standard input for '-'; a file that cannot be read is bad input (exit 2)."""
     if path == "-":
         return sys.stdin.buffer.read()
-    with open(path, "rb") as fh:
-        return fh.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ValidationError(field, path, "no such file") from None
+    except IsADirectoryError:
+        raise ValidationError(field, path, "is a folder, not a file") from None
+    except PermissionError:
+        raise ValidationError(field, path, "cannot be read (permission denied)") from None

@@ -23,8 +23,9 @@ def cli():
 def add(ctx, domain, name, wavfile, replace):
     """Upload a greeting: fsctl media add acme.example welcome welcome.wav (checked, made 16-bit mono)."""
     app = ctx.find_object(App)
-    media = svc.add_media(domain, name, read_stdin_or_file(wavfile), app.settings.media_dir, replace)
-    say(f"media {media.name} added ({media.duration_ms / 1000:.1f} s)")
+    replacing = replace and svc.has_media(domain, name)
+    media = svc.add_media(domain, name, read_stdin_or_file(wavfile, "media.file"), app.settings.media_dir, replace)
+    say(f"media {media.name} {'replaced' if replacing else 'added'} ({media.duration_ms / 1000:.1f} s)")
 
 
 @cli.command("list")

@@ -103,3 +103,45 @@ def test_sample_settings_file_is_valid():
 
     sample = Path(__file__).resolve().parents[2] / "conf" / "fsctl.toml"
     assert load_settings(str(sample), environ={}).database == "sqlite:////var/lib/fsctl/fsctl.db"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["user", "add"], "Missing argument 'DOMAIN' (fsctl user add --help)"),
+    (["user", "add", "acme.example", "101", "--role", "boss"],
+     "Invalid value for '--role': 'boss' is not one of 'user', 'supervisor', 'admin' (fsctl user add --help)"),
+    (["--nope", "tenant", "list"], "No such option '--nope'. Did you mean '--no-apply'? (fsctl --help)"),
+    (["tenant", "nosuch"], "No such command 'nosuch' (fsctl tenant --help)"),
+    (["contact", "import", "acme.example", "/nonexistent.csv"],
+     "Invalid value for 'CSVFILE': '/nonexistent.csv': No such file or directory (fsctl contact import --help)"),
+])
+def test_usage_errors_are_one_line(fsctl_sqlite, args, message):
+    """Click printed the usage, a hint, a blank line and the error: four lines."""
+    result = fsctl_sqlite(*args, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+
+
+def test_did_add_with_two_destinations_is_refused(fsctl_sqlite):
+    """`did add --to a --to b` kept the last one silently."""
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
+    result = fsctl_sqlite("did", "add", "acme.example", "+37052000000", "--to", "hangup", "--to", "hangup:USER_BUSY",
+                          ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == "Error: option --to given more than once: it takes one value (fsctl did add --help)\n"
+    assert fsctl_sqlite("did", "list", "--json").stdout.strip() == "[]"
+
+
+def _single_value_options(command):
+    return [p for p in command.params if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_flag)]
+
+
+@pytest.mark.parametrize("path", [p for p, c in all_commands() if not isinstance(c, click.Group)
+                                  and _single_value_options(c)], ids=" ".join)
+def test_every_command_refuses_a_single_value_option_given_twice(path):
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    option = _single_value_options(command)[0].opts[-1]
+    result = click.testing.CliRunner().invoke(cli, [*path, option, "1", option, "2"], env={"FSCTL_CONFIG": ""})
+    assert result.exit_code == 2
+    assert f"option {option} given more than once" in result.stderr, result.output
