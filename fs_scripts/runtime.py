@@ -13,13 +13,14 @@ log = logging.getLogger("fs_scripts.runtime")
 
 def hangup_sinks(settings):
     """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue."""
-    from fsctl.services import cdr, recordings
+    from fsctl.services import cdr, notify, recordings
 
     def recording_catalogue(batch):
         recordings.catalogue_from_hangups(batch, settings.recordings_dir)
 
     def call_records(batch):
-        cdr.ingest_batch(batch)
+        # Missed-call notifications and CRM "finished" events queued with the records.
+        cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
 
     # Recordings first: a call record links to its recording by call UUID when it is written.
     return [recording_catalogue, call_records]

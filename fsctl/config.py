@@ -53,6 +53,15 @@ class Settings:
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
     # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
     recordings_url: str = ""
+    # The web workspace (fsctl-web): where it listens (behind the operator's TLS reverse proxy),
+    # its public address (sign-in links in e-mails), the SIP server shown to phones, cookies
+    # marked Secure (false only for plain-HTTP testing), and the API's rate per token.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8090
+    web_base_url: str = "http://127.0.0.1:8090"
+    web_sip_server: str = "127.0.0.1:5060"
+    web_secure_cookies: bool = True
+    web_api_rate_per_minute: int = 120
 
     def __post_init__(self):
         for name, (low, high) in _RANGES.items():
@@ -78,6 +87,8 @@ _RANGES = {
     "notify_max_attempts": (1, 1000),
     "notify_backoff": (0.001, 86400),
     "notify_timeout": (0.1, 3600),
+    "web_port": (1, 65535),
+    "web_api_rate_per_minute": (1, 10**6),
 }
 
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from .errors import ConfigError, OperationError
+from .errors import ConfigError, OperationError, first_line
 from .model import database  # the proxy the models bind to; `open_database` initialises it
 
 SQLITE_PRAGMAS = {
@@ -70,7 +70,7 @@ def open_database(url, migrate=True, create=True):
     except peewee.DatabaseError as exc:
         if path is not None and "not a database" in str(exc):
             raise ConfigError(f'database "{_redact(url)}": {path} is not an SQLite database') from None
-        raise OperationError(f'database "{_redact(url)}": cannot connect: {_first_line(exc)}') from None
+        raise OperationError(f'database "{_redact(url)}": cannot connect: {first_line(exc)}') from None
     if migrate:
         from .migrations import current_version, upgrade
 
@@ -80,7 +80,7 @@ def open_database(url, migrate=True, create=True):
             db.close()
             if path is not None:
                 raise ConfigError(f'database "{_redact(url)}": {path} is not an SQLite database') from None
-            raise OperationError(f'database "{_redact(url)}": {_first_line(exc)}') from None
+            raise OperationError(f'database "{_redact(url)}": {first_line(exc)}') from None
         if version == 0 and not create:
             db.close()
             raise ConfigError(f'database "{_redact(url)}": holds no fsctl data yet; `fsctl init` creates it')
@@ -144,10 +144,6 @@ def _redact(url):
     if parts.password:
         return url.replace(":" + parts.password + "@", ":***@")
     return url
-
-
-def _first_line(exc):
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
 
 def sqlite_path(url):

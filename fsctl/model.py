@@ -487,6 +487,70 @@ class Outbox(BaseModel):
         indexes = ((("state", "next_attempt_at"), False),)
 
 
+class WebCredential(BaseModel):
+    """A user's web sign-in password (argon2 hash, fsctl.services.webauth); no row: no password set."""
+
+    user = pw.ForeignKeyField(User, unique=True, backref="web_credential", on_delete="CASCADE")
+    password_hash = pw.TextField()
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class WebSession(BaseModel):
+    """A signed-in browser: the cookie carries a random token, the table only its SHA-256."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, backref="web_sessions", on_delete="CASCADE")
+    csrf_token = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+
+
+class SignInLink(BaseModel):
+    """A one-time sign-in link sent by e-mail (SHA-256 of its token), valid until used or expired."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, backref="sign_in_links", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+
+
+class SignInThrottle(BaseModel):
+    """Failed sign-ins per key (an account or a client address) in the current window."""
+
+    key = pw.CharField(max_length=300, unique=True)
+    failures = pw.IntegerField(default=0)
+    window_start = pw.DateTimeField(default=utcnow)
+
+
+class ApiToken(BaseModel):
+    """A tenant's token for the recording API: shown once, stored as its SHA-256, scoped read or mark."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="api_tokens", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    scope = pw.CharField(max_length=8)  # read | mark
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("tenant", "name"), True),)
+
+
+class MarkAudit(BaseModel):
+    """Every change of a recording's marks: who, when, through what, old and new values (JSON)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="mark_audit", on_delete="CASCADE")
+    recording_id = pw.IntegerField()  # kept after the recording is purged
+    actor = pw.CharField(max_length=300)  # USER@DOMAIN, token:NAME or operator
+    via = pw.CharField(max_length=8)  # cli | web | api | lib
+    at = pw.DateTimeField(default=utcnow)
+    changes = pw.TextField()  # {"note": ["old", "new"], ...}
+
+    class Meta:
+        indexes = ((("tenant", "at"), False), (("recording_id",), False))
+
+
 # Creation order (parents first). Every table of the product is here.
 ALL_MODELS = [
     SchemaVersion,
@@ -519,6 +583,12 @@ ALL_MODELS = [
     CrmHook,
     CrmCall,
     Outbox,
+    WebCredential,
+    WebSession,
+    SignInLink,
+    SignInThrottle,
+    ApiToken,
+    MarkAudit,
 ]
 
 # Things with a number in the tenant's numbering plan (numbers are unique across them).

@@ -55,10 +55,12 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime
 _CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 # A target is one token: no blanks, no control characters, no dial-string separators.
 _TARGET_RE = re.compile(r"^[^\s,|\[\]{}<>'\"\\$]+\Z")
+# The ring-group rules (R-GRP, R-SEQ), one home: provisioning checks them, the call logic obeys them.
 GROUP_STRATEGIES = ("simultaneous", "random", "sequential")
 GROUP_ORDERS = ("fixed", "rotating")
-SEQUENTIAL_RING_TIMES = (10, 20, 30)
-MAX_GROUP_MEMBERS = 12
+SEQUENTIAL_RING_TIMES = (10, 20, 30)  # seconds per member of a sequential group
+SEQUENTIAL_MAX_MEMBERS = 12
+MAX_GROUP_MEMBERS = 100  # any other group
 
 
 @dataclass(frozen=True, order=True)

@@ -22,12 +22,12 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from ..freeswitch import chanvars as cv
+from ..freeswitch import chanvars as cv, dialstring
 from . import recpath, schedule
 from .callconfig import (
     GROUP_ORDERS,
     GROUP_STRATEGIES,
-    MAX_GROUP_MEMBERS,
+    SEQUENTIAL_MAX_MEMBERS,
     SEQUENTIAL_RING_TIMES,
     Destination,
     Group,
@@ -48,8 +48,8 @@ from .plan import (
     Step,
     Transfer,
     Voicemail,
+    explain as explain_steps,
 )
-from .plan import explain as explain_steps
 
 __all__ = [
     "DecisionError",
@@ -182,6 +182,9 @@ def ring_order(group: Group, start: int = 0, seed: int | None = None) -> tuple[s
     return tuple(members)
 
 
+_RING_TIMES_TEXT = ", ".join(map(str, SEQUENTIAL_RING_TIMES[:-1])) + f" or {SEQUENTIAL_RING_TIMES[-1]}"
+
+
 def _group_problem(group: Group) -> str:
     """What makes a group's configuration unusable (R-GRP, R-SEQ), or ''."""
     if group.strategy not in GROUP_STRATEGIES:
@@ -192,9 +195,9 @@ def _group_problem(group: Group) -> str:
         return f"has a bad ring time {group.ring_time!r}"
     if group.strategy == "sequential":
         if group.ring_time not in SEQUENTIAL_RING_TIMES:
-            return f"rings {group.ring_time} s per member; sequential groups ring 10, 20 or 30 s"
-        if len(set(group.members) - {group.number}) > MAX_GROUP_MEMBERS:
-            return f"has more than {MAX_GROUP_MEMBERS} members"
+            return f"rings {group.ring_time} s per member; sequential groups ring {_RING_TIMES_TEXT} s"
+        if len(set(group.members) - {group.number}) > SEQUENTIAL_MAX_MEMBERS:
+            return f"has more than {SEQUENTIAL_MAX_MEMBERS} members"
     return ""
 
 
@@ -260,7 +263,7 @@ class _Router:
                 (cv.EXECUTE_ON_ANSWER + "_2", f"record_session {path}"),
             )
         try:
-            return Leg(f"user/{number}@{self.tenant.domain}", timeout, variables)
+            return Leg(dialstring.user_target(number, self.tenant.domain), timeout, variables)
         except ValueError as exc:
             raise DecisionError(f"user {number!r} cannot be dialled: {exc}") from None
 
@@ -412,7 +415,7 @@ class _Router:
         if not _EXTERNAL_RE.match(number):
             raise DecisionError(f"{here}: {number!r} is not a phone number")
         try:
-            leg = Leg(f"sofia/gateway/{self.tenant.gateway}/{number}", EXTERNAL_RING_TIME)
+            leg = Leg(dialstring.gateway_target(self.tenant.gateway, number), EXTERNAL_RING_TIME)
         except ValueError as exc:
             raise DecisionError(f"{here}: gateway {self.tenant.gateway!r}: {exc}") from None
         return self._emit(

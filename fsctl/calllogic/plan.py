@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..freeswitch import chanvars as cv
+from ..freeswitch import chanvars as cv, dialstring
 
 __all__ = [
     "Step",
@@ -204,15 +204,8 @@ class Leg:
                 raise ValueError(f"per-leg variable {name}={value!r} may not contain [ ] or '")
 
     def dial_string(self) -> str:
-        """`[leg_timeout=20,...]user/101@acme.example`; values with `,` are single-quoted."""
-        pairs = [(cv.LEG_TIMEOUT, str(self.timeout)), *self.variables]
-        inner = ",".join(f"{n}={_leg_value(v)}" for n, v in pairs)
-        return f"[{inner}]{self.target}"
-
-
-def _leg_value(value: str) -> str:
-    value = neutralise(value)
-    return f"'{value}'" if "," in value else value
+        """`[leg_timeout=20,...]user/101@acme.example`; values neutralised, with `,` single-quoted."""
+        return dialstring.leg(self.target, self.timeout, [(n, neutralise(v)) for n, v in self.variables])
 
 
 @dataclass(frozen=True)
@@ -248,15 +241,10 @@ class Bridge(Step):
             raise ValueError(f"bridge mode {self.mode!r} must be sequential or simultaneous")
 
     def dial_string(self) -> str:
-        sep = "|" if self.mode == "sequential" else ","
-        return sep.join(leg.dial_string() for leg in self.legs)
+        return dialstring.join((leg.dial_string() for leg in self.legs), self.mode)
 
     def to_apps(self):
-        return [
-            ("set", f"{cv.CONTINUE_ON_FAIL}=true"),
-            ("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-            ("bridge", self.dial_string()),
-        ]
+        return dialstring.bridge_apps(self.dial_string())
 
     def branch(self, cause: str) -> Branch | None:
         """The branch to run after the bridge failed with `cause`, or None (carry on)."""

@@ -1,41 +1,24 @@
 """Applying to FreeSWITCH what a command changed (`--apply`, auto_apply) and reporting an apply."""
 
-from pathlib import Path
-
-from ..errors import FsctlError
-from ..freeswitch.callcenter import CallcenterError, load_pending
-from ..services import apply as svc
+from ..services import activation
 from ._output import print_json, say
 
 
-class NotAppliedError(FsctlError):
-    """A change is saved in the database but FreeSWITCH does not run it yet."""
-
-    def __init__(self, message, exit_code):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def apply_after_change(app):
+def apply_after_change(app, before):
     """`--apply` / auto_apply (R-ADM instant activation): apply what a committed command changed.
 
     Nothing changed (a list, a show) -> nothing happens. A failure keeps the change saved and
-    says so: `fsctl apply` (or the next command with --apply) applies it.
+    says so: `fsctl apply` (or the next command with --apply) applies it. The path itself is
+    services.activation's, which the web workspace shares.
     """
-    settings = app.settings
-    changed, removed = svc.plan()
-    if not changed and not removed and not load_pending(Path(settings.conf_dir)):
-        return
     try:
-        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                  watchdog=settings.handoff_watchdog)
-    except CallcenterError as exc:
-        if exc.result is not None:
+        result = activation.apply_if_changed(app.settings, before)
+    except activation.NotAppliedError as exc:
+        if exc.result is not None:  # the XML is applied: say what was done before the error line
             print_apply_result(exc.result, False)
-        raise NotAppliedError(f"saved; {exc}", exc.exit_code) from None
-    except FsctlError as exc:
-        raise NotAppliedError(f"saved, not applied: {exc}; fsctl apply applies it", exc.exit_code) from None
-    print_apply_result(result, False)
+        raise
+    if result is not None:
+        print_apply_result(result, False)
 
 
 def print_apply_result(result, as_json):

@@ -7,7 +7,6 @@ import functools
 import sys
 
 import click
-from peewee import fn as sql
 
 from ..config import load_settings
 from ..db import close_database, open_database, transaction
@@ -60,16 +59,16 @@ class App:
 
     def tenants_fingerprint(self):
         """(tenants, sum of their revisions): every configuration change moves it (apply's own test)."""
-        from ..model import Tenant
+        from ..services.activation import fingerprint
 
-        return Tenant.select(sql.COUNT(Tenant.id), sql.COALESCE(sql.SUM(Tenant.revision), 0)).tuples().get()
+        return fingerprint()
 
     def after_commit(self, before):
         """Called once a command's transaction is committed, with the fingerprint taken before it."""
-        if before is not None and self.tenants_fingerprint() != before:
+        if before is not None:
             from ._apply import apply_after_change
 
-            apply_after_change(self)
+            apply_after_change(self, before)
 
     def close(self):
         if self.db is not None:

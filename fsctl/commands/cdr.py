@@ -3,9 +3,7 @@
 import click
 
 from ..errors import OperationError
-from ..services import cdr as svc
-from ..services import notify as notify_svc
-from ..services import stats as stats_svc
+from ..services import cdr as svc, notify as notify_svc, stats as stats_svc
 from ..services.common import get_tenant
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say

@@ -4,9 +4,7 @@ import click
 
 from ..db import transaction
 from ..errors import OperationError
-from ..services import publish as publishing
-from ..services import recordings as rec
-from ..services import sftp
+from ..services import publish as publishing, recordings as rec, sftp
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
@@ -100,12 +98,26 @@ def show(recording_id, as_user, as_json):
 @click.option("--field1", help="Free field 1 (at most 128 characters).")
 @click.option("--field2", help="Free field 2 (at most 128 characters).")
 @click.option("--field3", help="Free field 3 (at most 128 characters).")
+@pass_app
 @transactional
-def mark(recording_id, as_user, note, colour, field1, field2, field3):
+def mark(app, recording_id, as_user, note, colour, field1, field2, field3):
     """Mark a recording: fsctl rec mark 42 --note "call back" --colour red --field1 "order 77"."""
     row = rec.mark(recording_id, as_user, note=note, colour=colour,
-                   fields={"field1": field1, "field2": field2, "field3": field3})
+                   fields={"field1": field1, "field2": field2, "field3": field3}, via="cli", now=app.now())
     say(f"recording {row.id} marked")
+
+
+@cli.command("audit")
+@as_option
+@click.option("--recording", "recording_id", help="Only this recording's marks.")
+@click.option("--limit", default=100, show_default=True, help="Rows per page.")
+@click.option("--offset", default=0, show_default=True, help="Rows to skip (paging).")
+@json_option
+@reading
+def audit(as_user, recording_id, limit, offset, as_json):
+    """Who changed which marks, when and through what (cli, web, api), newest first (a tenant admin's view)."""
+    rows = [rec.audit_dict(r) for r in rec.mark_audit(as_user, recording_id, limit, offset)]
+    emit(rows, as_json, ["id", "tenant", "recording_id", "actor", "via", "at", "changes"])
 
 
 @cli.command("purge")

@@ -5,8 +5,7 @@ import sys
 
 import click
 
-from ..services import report as report_mod
-from ..services import stats as svc
+from ..services import report as report_mod, stats as svc
 from ..services.common import get_tenant
 from ._base import reading
 from ._output import print_table, say

@@ -73,38 +73,38 @@ def _user_part(text: str) -> str:
 
 
 def _is_gateway(h: dict, channel_name: str) -> bool:
-    return bool(_var(h, "sip_gateway_name") or _var(h, "sip_gateway")) or "/gateway/" in channel_name
+    return bool(_var(h, cv.SIP_GATEWAY_NAME) or _var(h, cv.SIP_GATEWAY)) or "/gateway/" in channel_name
 
 
 def parse_channel(headers: dict) -> Channel:
     """A leg from CHANNEL_HANGUP_COMPLETE headers (values already URL-decoded)."""
     h = headers
-    uuid = (h.get(cv.UNIQUE_ID) or _var(h, "uuid")).strip()
+    uuid = (h.get(cv.UNIQUE_ID) or _var(h, cv.UUID)).strip()
     if not uuid:
         raise ValidationError(cv.UNIQUE_ID, uuid, "must be present (the channel's UUID)")
     parent = ""
     via = ""
-    member = _var(h, "cc_member_session_uuid")
+    member = _var(h, cv.CC_MEMBER_SESSION_UUID)
     if member and member != uuid:  # mod_callcenter agent leg: offered by a queue
         parent, via = member, "queue"
     else:
-        for name in ("originating_leg_uuid", "originator"):
+        for name in (cv.ORIGINATING_LEG_UUID, cv.ORIGINATOR):
             value = _var(h, name)
             if value and value != uuid:
                 parent = value
                 break
     is_a = not parent
     tenant = (
-        _var(h, cv.FSCTL_TENANT) or _var(h, cv.USER_CONTEXT) or _var(h, cv.DOMAIN_NAME) or _var(h, "dialed_domain")
+        _var(h, cv.FSCTL_TENANT) or _var(h, cv.USER_CONTEXT) or _var(h, cv.DOMAIN_NAME) or _var(h, cv.DIALED_DOMAIN)
         or (h.get(cv.CALLER_CONTEXT) or "").strip()
-        or ("" if is_a else (h.get("Other-Leg-Context") or "").strip())
+        or ("" if is_a else (h.get(cv.OTHER_LEG_CONTEXT) or "").strip())
     ).lower()
-    started = _epoch(h, "start_epoch", required=True)
-    answered = _epoch(h, "answer_epoch")
-    ended = _epoch(h, "end_epoch") or started
-    cause = (h.get(cv.HANGUP_CAUSE) or _var(h, "hangup_cause") or "NORMAL_CLEARING").strip()
-    disposition = _var(h, "sip_hangup_disposition")
-    channel_name = (h.get("Channel-Name") or _var(h, "channel_name")).strip()
+    started = _epoch(h, cv.START_EPOCH, required=True)
+    answered = _epoch(h, cv.ANSWER_EPOCH)
+    ended = _epoch(h, cv.END_EPOCH) or started
+    cause = (h.get(cv.HANGUP_CAUSE) or _var(h, cv.HANGUP_CAUSE_VAR) or "NORMAL_CLEARING").strip()
+    disposition = _var(h, cv.SIP_HANGUP_DISPOSITION)
+    channel_name = (h.get(cv.CHANNEL_NAME) or _var(h, cv.CHANNEL_NAME_VAR)).strip()
     ch = Channel(
         uuid=uuid,
         call_uuid=parent or uuid,
@@ -120,29 +120,29 @@ def parse_channel(headers: dict) -> Channel:
     if is_a:
         did = _var(h, cv.FSCTL_DID) or None
         ch.did = did
-        ch.caller_name = (_var(h, "effective_caller_id_name") or h.get(cv.CALLER_ID_NAME) or "").strip()
-        dialled = (h.get("Caller-RDNIS") or h.get(cv.DESTINATION_NUMBER) or "").strip()
+        ch.caller_name = (_var(h, cv.EFFECTIVE_CALLER_ID_NAME) or h.get(cv.CALLER_ID_NAME) or "").strip()
+        dialled = (h.get(cv.CALLER_RDNIS) or h.get(cv.DESTINATION_NUMBER) or "").strip()
         ch.callee = (did or dialled)[:32]
         ch.route = _var(h, cv.FSCTL_TARGET) or _var(h, cv.FSCTL_ROUTE) or None
         ch.recording_path = _var(h, cv.FSCTL_RECORDING_PATH) or None
         ch.caller_left = disposition in ("recv_bye", "recv_cancel") or cause == "ORIGINATOR_CANCEL"
-        app = _var(h, "last_app") or _var(h, "current_application")
+        app = _var(h, cv.LAST_APP) or _var(h, cv.CURRENT_APPLICATION)
         if app == "voicemail":
-            arg = _var(h, "last_arg") or _var(h, "current_application_data")
+            arg = _var(h, cv.LAST_ARG) or _var(h, cv.CURRENT_APPLICATION_DATA)
             ch.voicemail = _user_part(arg.split()[-1]) if arg.split() else None
-        queue = _var(h, "cc_queue")
+        queue = _var(h, cv.CC_QUEUE)
         ch.queue = _user_part(queue) if queue else None
-        ch.bridged_to = _var(h, "last_bridge_to") or _var(h, "bridge_uuid") or None
-        ch.bridged_at = _epoch(h, "bridge_epoch")
-        bridge_channel = _var(h, "bridge_channel")
-        ch.bridged_external = _is_gateway(h, bridge_channel) or "/gateway/" in _var(h, "last_arg")
-        ch.bridged_user = _var(h, "dialed_user") or _user_part(bridge_channel)
+        ch.bridged_to = _var(h, cv.LAST_BRIDGE_TO) or _var(h, cv.BRIDGE_UUID) or None
+        ch.bridged_at = _epoch(h, cv.BRIDGE_EPOCH)
+        bridge_channel = _var(h, cv.BRIDGE_CHANNEL)
+        ch.bridged_external = _is_gateway(h, bridge_channel) or "/gateway/" in _var(h, cv.LAST_ARG)
+        ch.bridged_user = _var(h, cv.DIALED_USER) or _user_part(bridge_channel)
     else:
         ch.external = _is_gateway(h, channel_name)
-        agent = _var(h, "cc_agent")
+        agent = _var(h, cv.CC_AGENT)
         ch.user = (
             _user_part(agent) if agent else
-            (_var(h, "dialed_user") or (h.get(cv.DESTINATION_NUMBER) or "").strip()
-             or (h.get("Caller-Callee-ID-Number") or "").strip())
+            (_var(h, cv.DIALED_USER) or (h.get(cv.DESTINATION_NUMBER) or "").strip()
+             or (h.get(cv.CALLEE_ID_NUMBER) or "").strip())
         )[:32]
     return ch

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from .chanvars import UNIQUE_ID
+
 __all__ = [
     "ProtocolError",
     "Message",
@@ -102,7 +104,7 @@ class Event:
     @property
     def uuid(self) -> str | None:
         """The channel's Unique-ID, or None for events that concern no channel."""
-        return self.headers.get("Unique-ID")
+        return self.headers.get(UNIQUE_ID)
 
     @property
     def subclass(self) -> str | None:

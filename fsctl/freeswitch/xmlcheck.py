@@ -28,15 +28,16 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import OperationError
+from . import chanvars as cv
 
 # The variables fsctl's templates may expand with ${...}; tenant text never produces `${`.
 # Transfer targets known only at call time: the fallback's `$1` (fsctl_resume, each value
 # checked where it is set) and the digits a user keys in to transfer a call.
 DYNAMIC_TARGETS = frozenset({"$1", "${digits}"})
 ALLOWED_VARIABLES = frozenset({
-    "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "domain_name", "user_name",
-    "fsctl_in_fallback", "fsctl_toll", "fsctl_timerule_hit", "outbound_caller_id_number", "fsctl_record",
-    "fsctl_resume", "digits", "fsctl_did",
+    "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "user_name", "digits",
+    cv.DOMAIN_NAME, cv.FSCTL_IN_FALLBACK, cv.FSCTL_TOLL, cv.FSCTL_TIMERULE_HIT, cv.OUTBOUND_CALLER_ID,
+    cv.FSCTL_RECORD, cv.FSCTL_RESUME, cv.FSCTL_DID,
 })
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {

@@ -23,6 +23,7 @@ that `import_recordings` would bring back.
 import dataclasses
 import datetime as _dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -37,6 +38,7 @@ from ..errors import NotFoundError, ValidationError
 from ..freeswitch import chanvars
 from ..model import (
     FOLDED,
+    MarkAudit,
     Recording,
     RecordingGroup,
     RecordingGroupMember,
@@ -316,6 +318,12 @@ def viewer(as_user):
     return Viewer(tenant.id, tenant.domain, user.number, user.role, numbers)
 
 
+def tenant_viewer(domain):
+    """The Viewer of a whole tenant (what its admin sees): an API token acts as one."""
+    tenant = get_tenant(domain)
+    return Viewer(tenant.id, tenant.domain, "", "admin", None)
+
+
 def _visible(query, who):
     if who is None:
         return query
@@ -353,21 +361,61 @@ def check_mark(note=None, colour=None, fields=None):
     return changes
 
 
-def mark(recording_id, as_user=None, note=None, colour=None, fields=None):
+MARK_COLUMNS = ("note", "colour", *FIELD_NAMES)
+VIAS = ("cli", "web", "api", "lib")
+
+
+def mark(recording_id, as_user=None, note=None, colour=None, fields=None, actor=None, via="lib", now=None):
     """The marking API: set note, colour and free fields of a recording the viewer may see.
 
     `fields` maps field1/field2/field3 (or 1/2/3) to text of at most 128 characters; longer
-    text is refused, never cut. Colours: COLOURS, or "" / "none" to clear.
+    text is refused, never cut. Colours: COLOURS, or "" / "none" to clear. Every change is
+    audited (MarkAudit: `actor`, default the viewer or "operator"; `via`: cli, web, api, lib),
+    in the same transaction: no mark without its audit row.
     """
     changes = check_mark(note, colour, fields)
+    via = validate.choice(via, "mark.via", VIAS)
     with database.atomic():
         row = get_recording(recording_id, as_user)
-        if changes:
-            folded = {f"{key}_fold": fold(value) for key, value in changes.items() if key in FOLDED}
-            Recording.update({**changes, **folded}).where(Recording.id == row.id).execute()
-            for key, value in changes.items():
+        changed = {key: [getattr(row, key), value] for key, value in changes.items() if getattr(row, key) != value}
+        if changed:
+            folded = {f"{key}_fold": fold(value) for key, (_, value) in changed.items() if key in FOLDED}
+            Recording.update({**{k: v for k, (_, v) in changed.items()}, **folded}).where(
+                Recording.id == row.id).execute()
+            for key, (_, value) in changed.items():
                 setattr(row, key, value)
+            MarkAudit.create(tenant=row.tenant_id, recording_id=row.id, actor=actor or _actor(as_user), via=via,
+                             at=now or utcnow(), changes=json.dumps(changed, ensure_ascii=False, sort_keys=True))
     return row
+
+
+def _actor(as_user):
+    if as_user is None:
+        return "operator"
+    if isinstance(as_user, Viewer):
+        return f"{as_user.number}@{as_user.domain}" if as_user.number else f"tenant:{as_user.domain}"
+    return str(as_user).strip()
+
+
+def mark_audit(as_user=None, recording_id=None, limit=100, offset=0):
+    """The audit of marks the viewer may see, newest first: only a tenant admin (or the operator) sees it."""
+    who = viewer(as_user)
+    q = MarkAudit.select(MarkAudit, Tenant).join(Tenant)
+    if who is not None:
+        if who.numbers is not None:
+            raise ValidationError("mark.audit", who.number, "only a tenant admin sees the audit of marks")
+        q = q.where(MarkAudit.tenant == who.tenant_id)
+    if recording_id is not None:
+        q = q.where(MarkAudit.recording_id == validate.integer(recording_id, "recording.id", low=1))
+    limit = validate.integer(limit, "--limit", low=1, high=10000)
+    offset = validate.integer(offset, "--offset", low=0, high=10**9)
+    return list(q.order_by(MarkAudit.at.desc(), MarkAudit.id.desc()).limit(limit).offset(offset))
+
+
+def audit_dict(row):
+    """The stable JSON shape of a mark audit row."""
+    return {"id": row.id, "tenant": row.tenant.domain, "recording_id": row.recording_id, "actor": row.actor,
+            "via": row.via, "at": row.at.strftime("%Y-%m-%dT%H:%M:%SZ"), "changes": json.loads(row.changes)}
 
 
 # --- search --------------------------------------------------------------------------------------
@@ -595,18 +643,18 @@ def catalogue_from_hangups(batch, recordings_dir):
     are written (they link to the catalogue by call UUID). A bad or foreign path is logged and
     skipped; `fsctl rec import` remains the way to recover anything missed. Returns the rows.
     """
-    key = "variable_" + chanvars.FSCTL_RECORDING_PATH
+    key = chanvars.header(chanvars.FSCTL_RECORDING_PATH)
     rows, seen = [], set()
     for headers in batch:
         path = (headers.get(key) or "").strip()
         if not path or path in seen:
             continue
         seen.add(path)
-        seconds = headers.get("variable_record_seconds") or None
+        seconds = headers.get(chanvars.header(chanvars.RECORD_SECONDS)) or None
         try:
             row = catalogue_recording(path, recordings_dir, duration=seconds)
         except (ValidationError, NotFoundError) as exc:
-            log.warning("recording of call %s not catalogued: %s", headers.get("Unique-ID", "?"), exc)
+            log.warning("recording of call %s not catalogued: %s", headers.get(chanvars.UNIQUE_ID, "?"), exc)
             continue
         if row is not None:
             rows.append(row)

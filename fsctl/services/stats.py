@@ -290,14 +290,86 @@ def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str 
         f"FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
     )
     for row in stream(sql, params):
-        (uuid, started, direction, caller, name, callee, did, kind, target, status_, answered_by, missed_by,
-         duration, talk, cause, recording) = row
-        yield {
-            "uuid": uuid, "started_at": iso_utc(started), "direction": direction, "caller": caller,
-            "caller_name": name, "callee": callee, "did": did, "target": f"{kind}:{target}" if kind else None,
-            "status": status_, "answered_by": answered_by, "missed_by": missed_by or "", "duration": duration,
-            "talk_time": talk, "hangup_cause": cause, "recording": recording,
-        }
+        yield _row_dict(row)
+
+
+def _row_dict(row) -> dict:
+    (uuid, started, direction, caller, name, callee, did, kind, target, status_, answered_by, missed_by,
+     duration, talk, cause, recording) = row[:16]
+    return {
+        "uuid": uuid, "started_at": iso_utc(started), "direction": direction, "caller": caller,
+        "caller_name": name, "callee": callee, "did": did, "target": f"{kind}:{target}" if kind else None,
+        "status": status_, "answered_by": answered_by, "missed_by": missed_by or "", "duration": duration,
+        "talk_time": talk, "hangup_cause": cause, "recording": recording,
+    }
+
+
+def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False, status: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[dict]:
+    """One page of the call log, newest first; `users` (numbers) keeps the calls they took part in.
+
+    `missed_first`: the calls that are a missed call (for one of `users`, or for anybody when
+    `users` is None) come first. Each row has the CALL_COLUMNS and `missed` (true/false).
+    """
+    p = _ph()
+    where = [f"c.tenant_id = {p}", f"c.started_at >= {p}", f"c.started_at < {p}"]
+    params: list = [tenant.id, start, end]
+    party_params: list = []
+    in_users = ""
+    if users is not None:
+        numbers = sorted({validate.extension(u, "--user") for u in users})
+        if not numbers:
+            return []
+        in_users = f" AND p.user_number IN ({', '.join([p] * len(numbers))})"
+        party_params = numbers
+        where.append(f"EXISTS (SELECT 1 FROM call_party p WHERE p.call_id = c.id{in_users})")
+        params += numbers
+    if status:
+        where.append(f"c.status = {p}")
+        params.append(validate.choice(status, "--status", STATUSES))
+    limit = validate.integer(limit, "--limit", low=1, high=10000)
+    offset = validate.integer(offset, "--offset", low=0, high=10**9)
+    missed = f"CASE WHEN EXISTS (SELECT 1 FROM call_party p WHERE p.call_id = c.id AND p.missed = 1{in_users}) " \
+             "THEN 1 ELSE 0 END"
+    order = "m DESC, c.started_at DESC, c.id DESC" if missed_first else "c.started_at DESC, c.id DESC"
+    sql = (
+        "SELECT c.uuid, c.started_at, c.direction, c.caller, c.caller_name, c.callee, c.did, c.target_kind, "
+        "c.target, c.status, c.answered_by, c.missed_by, c.duration, c.talk_time, c.hangup_cause, c.recording_path, "
+        f"{missed} AS m FROM call_record c WHERE {' AND '.join(where)} ORDER BY {order} "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}"
+    )
+    rows = database.execute_sql(sql, [_param(v) for v in party_params + params]).fetchall()
+    return [{**_row_dict(r), "missed": bool(r[16])} for r in rows]
+
+
+USER_DAILY_COLUMNS = ("date", "received", "answered", "missed", "placed", "talk_time")
+
+
+def user_daily(tenant: Tenant, start, end, number: str) -> list[dict]:
+    """One user's received, answered, missed, placed calls and talk time per day (tenant time zone)."""
+    number = validate.extension(number, "--user")
+    tz = zoneinfo.ZoneInfo(tenant.timezone or "UTC")
+    p = _ph()
+    if _is_pg():
+        bucket = f"CAST(FLOOR(EXTRACT(EPOCH FROM started_at) / {BUCKET}) AS BIGINT)"
+    else:
+        bucket = f"(CAST(strftime('%s', started_at) AS INTEGER) / {BUCKET})"
+    sql = (f"SELECT {bucket} AS b, SUM(received), SUM(answered), SUM(missed), SUM(placed), SUM(talk_time) "
+           f"FROM call_party WHERE tenant_id = {p} AND user_number = {p} AND started_at >= {p} AND started_at < {p} "
+           "GROUP BY b ORDER BY b")
+    first = start.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
+    last = (end - _dt.timedelta(seconds=1)).replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
+    days = {}
+    day = first
+    while day <= last:
+        days[day] = [0] * 5
+        day += _dt.timedelta(days=1)
+    for b, *values in stream(sql, [tenant.id, number, start, end]):
+        local = _dt.datetime.fromtimestamp(int(b) * BUCKET, _dt.timezone.utc).astimezone(tz).date()
+        acc = days.setdefault(local, [0] * 5)
+        for i, v in enumerate(values):
+            acc[i] += int(v or 0)
+    return [dict(zip(USER_DAILY_COLUMNS, [d.isoformat(), *days[d]])) for d in sorted(days)]
 
 
 # --- writers ------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """The tenant snapshot the decisions read: Destination texts, numbers, blacklist, look-ups."""
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from fsctl.calllogic.callconfig import (
     DESTINATION_KINDS,

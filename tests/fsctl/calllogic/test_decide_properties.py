@@ -3,8 +3,7 @@
 from collections import Counter
 from datetime import datetime, timezone
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fsctl.calllogic.callconfig import Destination, Did, Forwarding, Group, Tenant, TenantConfig, User
 from fsctl.calllogic.decide import CallFacts, RotationState, decide, ring_order

@@ -1,8 +1,7 @@
 """Plan steps: their FreeSWITCH applications, escaping of tenant text, execution semantics."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fsctl.calllogic.plan import (
     SAFE_DOLLAR,

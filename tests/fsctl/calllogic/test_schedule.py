@@ -4,8 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fsctl.calllogic.callconfig import Holiday, TimeRange, TimeRule
 from fsctl.calllogic.schedule import ScheduleError, matches

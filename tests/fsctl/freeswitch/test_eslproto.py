@@ -3,8 +3,7 @@
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fsctl.freeswitch import eslproto
 from fsctl.freeswitch.eslproto import Event, Message, ProtocolError, Reader

@@ -13,18 +13,15 @@ from pathlib import Path
 import jinja2
 import markupsafe
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from lxml import etree
 
 from fsctl import render
-from fsctl.calllogic.callconfig import BlacklistEntry, TenantConfig
-from fsctl.calllogic.callconfig import Tenant as CfgTenant
+from fsctl.calllogic.callconfig import BlacklistEntry, Tenant as CfgTenant, TenantConfig
 from fsctl.calllogic.plan import neutralise
 from fsctl.db import transaction
 from fsctl.errors import OperationError
-from fsctl.freeswitch import chanvars as cv
-from fsctl.freeswitch import xmlcheck
+from fsctl.freeswitch import chanvars as cv, xmlcheck
 from fsctl.model import Media, Tenant
 from fsctl.services import blacklist, conferences, dids, groups, ivrs, queues, tenants, timerules, users
 from tests.fakes.dialplan_sim import hunt

@@ -23,8 +23,7 @@ from fsctl.freeswitch import callcenter as cc
 from fsctl.freeswitch.esl import EventSocket
 from fsctl.freeswitch.xmlcheck import XmlCheckError
 from fsctl.model import AppliedConfig
-from fsctl.services import apply as svc
-from fsctl.services import queues, tenants, users
+from fsctl.services import apply as svc, queues, tenants, users
 from tests.conftest import free_port
 from tests.fsctl.freeswitch.test_callcenter import agent_add_texts
 from tests.fsctl.render.test_render import make_demo, override_template

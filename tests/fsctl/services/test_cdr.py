@@ -11,13 +11,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from fsctl.errors import ValidationError
 from fsctl.model import CallLeg, CallParty, CallRecord, Group, GroupMember, Recording, Tenant, User
 from fsctl.services import cdr
-from fsctl.services.cdr import CallFacts, LegFacts, classify
+from fsctl.services.cdr import CallRecordFacts as CallFacts, LegFacts, classify
 from tests.fakes.captures import load
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "xml_cdr"

@@ -11,13 +11,14 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from fsctl.config import Settings
-from fsctl.model import CallRecord as CallRecordModel
-from fsctl.model import CrmCall, NotifyRule, Outbox, User, utcnow
+from fsctl.model import CallRecord as CallRecordModel, CrmCall, NotifyRule, Outbox, User, utcnow
 from fsctl.services import cdr, notify
 from tests.conftest import free_port
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant, s
 
-# Deliveries are queued at the real time; "now" for drain is after it (an hour: a loaded run may take minutes).
+# Deliveries are queued at the real time; "now" for drain is a little after it.
+# Ahead of every row the default notifier stamps with the real clock during the run (a minute
+# was too little once the module ran more than a minute after its import on a loaded machine).
 NOW = utcnow().replace(microsecond=0) + dt.timedelta(hours=1)
 REC = "/var/lib/freeswitch/recordings/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
 

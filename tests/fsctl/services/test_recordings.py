@@ -11,13 +11,11 @@ import os
 import wave
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsctl.errors import NotFoundError, ValidationError
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, utcnow
-from fsctl.services import recordings as rec
-from fsctl.services import users
+from fsctl.services import recordings as rec, users
 from tests.fsctl.test_provisioning_cli import refused
 
 T0 = dt.datetime(2026, 11, 20, 9, 30, 0)
@@ -496,3 +494,28 @@ def test_import_cli(fsctl, root):
     assert fsctl("rec", "import", "--dir", other).stdout == "0 added, 0 updated, 0 unchanged, 0 skipped\n"
     assert refused(fsctl, "rec", "import", "--dir", other + "/missing") == \
         f'Error: recordings_dir "{other}/missing": must be an existing folder'
+
+
+def test_every_mark_is_audited_with_who_when_and_what(fsctl, root):
+    from fsctl.model import MarkAudit
+
+    fsctl.env["FSCTL_RECORDINGS_DIR"] = root
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "100", "--name", "Admin", "--role", "admin")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona", "--record")
+    row, _ = make_recording(root)
+    fsctl.clock = lambda: T0
+    fsctl("rec", "mark", str(row.id), "--as", "101@acme.example", "--note", "call back", "--colour", "red")
+    fsctl("rec", "mark", str(row.id), "--as", "101@acme.example", "--note", "call back")  # no change: no row
+    assert MarkAudit.select().count() == 1
+    refused(fsctl, "rec", "mark", str(row.id), "--as", "101@acme.example", "--note", "ok", "--field1", "x" * 129)
+    assert MarkAudit.select().count() == 1 and Recording.get_by_id(row.id).note == "call back"  # nothing half-saved
+    rec.mark(row.id, as_user=rec.tenant_viewer("acme.example"), fields={"field2": "CRM 7"}, actor="token:crm",
+             via="api")
+    audit = json.loads(fsctl("rec", "audit", "--as", "100@acme.example", "--json").stdout)
+    assert [(a["actor"], a["via"], a["changes"]) for a in audit] == [
+        ("token:crm", "api", {"field2": ["", "CRM 7"]}),
+        ("101@acme.example", "cli", {"colour": ["", "red"], "note": ["", "call back"]}),
+    ]
+    assert refused(fsctl, "rec", "audit", "--as", "101@acme.example") == \
+        'Error: mark.audit "101": only a tenant admin sees the audit of marks'

@@ -244,3 +244,45 @@ def test_group_reached_through_a_time_rule_counts_for_the_group(db, fsctl):
     assert report.errors == []
     groups = data(fsctl, "stats", "groups", "acme.example", *PERIOD)
     assert [(g["group"], g["calls"], g["missed"]) for g in groups] == [("200", 1, 1)]
+
+
+def test_call_log_page_missed_first_and_user_daily(db):
+    """stats.call_log (a page, newest first, missed first on request, per set of users) and stats.user_daily."""
+    import datetime as dt
+
+    from fsctl.model import Tenant as T
+    from fsctl.services import stats as st
+
+    t = T.create(domain="acme.example", name="ACME", timezone="Europe/Vilnius")
+    day = dt.datetime(2026, 11, 20, 21, 30)  # 23:30 in Vilnius: the 20th; the next call is the 21st there
+    add_call(t, "a", day, "+3701", "101", "answered", {"101": dict(received=1, answered=1)})
+    add_call(t, "b", day + dt.timedelta(hours=1), "+3702", "101", "missed", {"101": dict(received=1, missed=1)})
+    add_call(t, "c", day + dt.timedelta(hours=2), "+3703", "102", "answered", {"102": dict(received=1, answered=1),
+                                                                              "101": dict(received=1)})
+    start, end = dt.datetime(2026, 11, 19), dt.datetime(2026, 11, 23)
+    uuids = [c["uuid"] for c in st.call_log(t, start, end)]
+    assert uuids == ["c", "b", "a"]
+    assert [c["uuid"] for c in st.call_log(t, start, end, missed_first=True)] == ["b", "c", "a"]
+    assert [(c["uuid"], c["missed"]) for c in st.call_log(t, start, end, users={"102"}, missed_first=True)] == \
+        [("c", False)]
+    assert [c["uuid"] for c in st.call_log(t, start, end, users={"101"}, limit=2, offset=1)] == ["b", "a"]
+    assert st.call_log(t, start, end, users=set()) == []
+    daily = st.user_daily(t, start, end, "101")
+    assert [(d["date"], d["received"], d["answered"], d["missed"]) for d in daily if d["received"]] == \
+        [("2026-11-20", 1, 1, 0), ("2026-11-21", 2, 0, 1)]
+    assert [d["date"] for d in daily] == ["2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23"]
+
+
+def add_call(tenant, uuid, started, caller, callee, status, parties):
+    """A call record with its parties: parties = {user: dict(received=.., answered=.., missed=.., placed=..)}."""
+    from fsctl.model import CallParty, CallRecord
+
+    call = CallRecord.create(tenant=tenant, uuid=uuid, direction="in", caller=caller, callee=callee, status=status,
+                             started_at=started, ended_at=started + dt.timedelta(seconds=40), duration=40,
+                             talk_time=30 if status == "answered" else 0,
+                             missed_by=",".join(u for u, p in parties.items() if p.get("missed")),
+                             answered_by=next((u for u, p in parties.items() if p.get("answered")), None))
+    for user, p in parties.items():
+        CallParty.create(call=call, tenant=tenant, user_number=user, started_at=started,
+                         talk_time=30 if p.get("answered") else 0, **p)
+    return call
