@@ -29,12 +29,12 @@ import os
 import re
 import wave
 
-from peewee import fn
+from peewee import DatabaseError, OperationalError, fn
 
 from .. import validate
 from ..calllogic import recpath
 from ..db import database
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError, first_line
 from ..freeswitch import chanvars
 from ..model import (
     FOLDED,
@@ -655,6 +655,12 @@ def catalogue_from_hangups(batch, recordings_dir):
             row = catalogue_recording(path, recordings_dir, duration=seconds)
         except (ValidationError, NotFoundError) as exc:
             log.warning("recording of call %s not catalogued: %s", headers.get(chanvars.UNIQUE_ID, "?"), exc)
+            continue
+        except DatabaseError as exc:  # that recording only: the others of the batch go on
+            if isinstance(exc, OperationalError):
+                raise
+            log.warning("recording of call %s not catalogued: the database refused it: %s (fsctl rec import "
+                        "takes it later)", headers.get(chanvars.UNIQUE_ID, "?"), first_line(exc))
             continue
         if row is not None:
             rows.append(row)

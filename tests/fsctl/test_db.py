@@ -1,5 +1,6 @@
 """Database URLs, schema versions and migrations (both engines)."""
 
+import datetime as dt
 import os
 import stat
 
@@ -264,8 +265,32 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
-    assert migrations.upgrade(database) == 3 == migrations.CURRENT_VERSION
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION
     assert all(database.table_exists(m._meta.table_name) for m in web_tables)
     webauth.set_web_password("acme.example", "101", "a long web password")
     tokens.add_token("acme.example", "crm", "read")
     assert model.User.select().count() == 1 and model.ApiToken.select().count() == 1
+
+
+def test_version_3_database_gets_the_wider_call_fields(db_url):
+    """Version 4: on PostgreSQL a call UUID over 64 characters (or a domain-long voicemail box) failed its batch."""
+    database = fsdb.open_database(db_url)
+    pg = isinstance(database, peewee.PostgresqlDatabase)
+    old = {("call_record", "uuid"): 64, ("call_record", "voicemail"): 32, ("call_record", "queue"): 64,
+           ("call_leg", "uuid"): 64, ("recording", "call_uuid"): 64, ("crm_call", "call_uuid"): 64,
+           ("outbox", "key"): 200}
+    if pg:  # the version 3 columns
+        for (table, column), size in old.items():
+            database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=3)
+    assert migrations.upgrade(database) == 4 == migrations.CURRENT_VERSION
+    if pg:
+        sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
+            "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = 'public'").fetchall())
+        assert {key: sizes[key] for key in old} == {key: (512 if key == ("outbox", "key") else 255) for key in old}
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    model.CallRecord.create(tenant=tenant, uuid="u" * 255, direction="in", started_at=dt.datetime(2026, 12, 1),
+                            status="missed", voicemail="v" * 255)
+    assert model.CallRecord.get().uuid == "u" * 255

@@ -91,6 +91,15 @@ ARCHIVE_LOCK = ".fsctl-cdr-import.lock"
 PURGE_STAMP = ".fsctl-cdr-import.purged"
 
 
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, on one line."""
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"cannot be read ({exc.__class__.__name__}: {first_line(str(exc), 'no detail')})"
+
+
 def _cdr_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.xml") if p.is_file())
 
@@ -248,11 +257,11 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
             report.files += 1
             try:
                 ch = parse_channel(xml_cdr_headers(data))
-            except ValidationError as exc:
+            except Exception as exc:  # anything a malformed file makes the parser raise: listed, skipped
                 if young:  # perhaps half written: not a failure yet
                     report.too_new.append(str(path))
                 else:
-                    report.failed.append((str(path), str(exc)))
+                    report.failed.append((str(path), _reason(exc)))
                 continue
             if young:
                 report.too_new.append(str(path))
@@ -272,8 +281,8 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
                     parsed.append((path, xml_cdr_headers(path.read_bytes())))
                 except FileNotFoundError:
                     report.files -= 1
-                except (ValidationError, OSError) as exc:
-                    report.failed.append((str(path), str(exc)))
+                except Exception as exc:
+                    report.failed.append((str(path), _reason(exc)))
             result = ingest_hangups([h for _, h in parsed], notifier=notifier)  # committed on return
             refused = set()
             for index, reason, _ in result.errors:
