@@ -508,3 +508,27 @@ def test_the_service_batch_writer_keeps_the_good_calls(fsctl, caplog):
         assert sorted(c.uuid for c in CallRecord.select()) == ["svc-1", "svc-3"]
     refused = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
     assert len(refused) == 2 and "svc-2" in refused[0] + refused[1]
+
+
+def test_links_in_the_folder_are_refused_not_followed(fsctl, tmp_path):
+    """FreeSWITCH's user writes the folder that root's import read: a link made it read (and move) any file."""
+    from tests.fsctl.services.test_cdr import a_leg
+
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    folder, outside = tmp_path / "xml_cdr", tmp_path / "elsewhere"
+    cdr_file(folder / "a_good.cdr.xml", a_leg("good-1"))
+    cdr_file(outside / "secret.cdr.xml", a_leg("outside-1"))  # a file the link points at
+    os.symlink(outside / "secret.cdr.xml", folder / "a_link.cdr.xml")
+    os.symlink(tmp_path / "nowhere.xml", folder / "a_dangling.cdr.xml")
+    os.symlink(outside, folder / "linked_folder")
+    result = fsctl("cdr", "import", str(folder), "--move-to", str(tmp_path / "archive"), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"3 files: 1 calls created, 0 updated, 0 legs, 2 failed, 0 skipped (too new), 1 moved to {tmp_path / 'archive'}",
+        f'  {folder}/a_dangling.cdr.xml: file "a_dangling.cdr.xml": is a symbolic link: refused (not read, not moved)',
+        f'  {folder}/a_link.cdr.xml: file "a_link.cdr.xml": is a symbolic link: refused (not read, not moved)',
+    ]
+    assert os.path.islink(folder / "a_link.cdr.xml") and (outside / "secret.cdr.xml").is_file()
+    assert listing(tmp_path / "archive") == ["a_good.cdr.xml"]
+    with fsctl_db(fsctl):
+        assert [c.uuid for c in CallRecord.select()] == ["good-1"]
