@@ -48,7 +48,7 @@ def deliverer(settings):
     """Drain the notification outbox once (what `fsctl notify send` does)."""
     from fsctl.services import notify
 
-    transport = notify.Transport(settings)
+    transport = notify.Transport.from_settings(settings)  # (was Transport(settings): the settings as SMTP host)
 
     def deliver():
         return notify.drain(transport, settings)

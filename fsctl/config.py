@@ -53,6 +53,10 @@ class Settings:
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
     # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
     recordings_url: str = ""
+    # Webhooks and CRM hooks go to public addresses only; these networks (comma-separated CIDRs,
+    # e.g. "127.0.0.0/8, 10.1.2.0/24") are allowed too: loopback, private and link-local
+    # targets are refused otherwise (the metadata service at 169.254.169.254, an admin port on ::1).
+    webhook_allow_networks: str = ""
     # The web workspace (fsctl-web): where it listens (behind the operator's TLS reverse proxy),
     # its public address (sign-in links in e-mails), the SIP server shown to phones, cookies
     # marked Secure (false only for plain-HTTP testing), and the API's rate per token.
@@ -64,6 +68,7 @@ class Settings:
     web_api_rate_per_minute: int = 120
 
     def __post_init__(self):
+        allowed_networks(self.webhook_allow_networks)  # ConfigError naming the bad one
         for name, (low, high) in _RANGES.items():
             value = getattr(self, name)
             if not isinstance(value, bool) and isinstance(value, (int, float)) and not low <= value <= high:
@@ -90,6 +95,23 @@ _RANGES = {
     "web_port": (1, 65535),
     "web_api_rate_per_minute": (1, 10**6),
 }
+
+
+def allowed_networks(text) -> tuple:
+    """The networks of the webhook_allow_networks setting ("127.0.0.0/8, ::1/128"), parsed."""
+    import ipaddress
+
+    networks = []
+    for item in str(text or "").replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f'setting webhook_allow_networks "{item}": must be networks like 127.0.0.0/8, '
+                              "comma-separated") from None
+    return tuple(networks)
 
 
 def load_settings(path=None, environ=None):

@@ -2,6 +2,7 @@
 
 import click
 
+from ..config import allowed_networks
 from ..errors import OperationError
 from ..services import cdr as svc, notify as notify_svc, stats as stats_svc
 from ..services.common import get_tenant
@@ -101,13 +102,15 @@ def notify():
 @click.option("--group", "group", metavar="NUMBER", help="Notify about this group's missed calls.")
 @click.option("--channel", type=click.Choice(notify_svc.CHANNELS), default="email", show_default=True)
 @click.option("--to", "address", default="", help="E-mail address or webhook URL (e-mail: default the user's).")
+@pass_app
 @transactional
-def notify_add(domain, user, group, channel, address):
+def notify_add(app, domain, user, group, channel, address):
     """Add a rule: fsctl notify add acme.example --user 101 (e-mail to the user's address)."""
     if bool(user) == bool(group):
         raise click.UsageError("give exactly one of --user or --group")
     scope, number = ("user", user) if user else ("group", group)
-    rule = notify_svc.add_rule(domain, scope, number, channel, address)
+    allow = allowed_networks(app.settings.webhook_allow_networks)
+    rule = notify_svc.add_rule(domain, scope, number, channel, address, allow=allow)
     say(f"notification {rule.id} added: missed calls of {scope} {number} by {channel}"
         + (f" to {rule.address}" if rule.address else ""))
 
@@ -175,10 +178,11 @@ def crm():
 @click.argument("url")
 @click.option("--mode", type=click.Choice(notify_svc.CRM_MODES), default="webhook", show_default=True,
               help="webhook: JSON POST of every event; bitrix24: URL is a Bitrix24 REST webhook.")
+@pass_app
 @transactional
-def crm_add(domain, url, mode):
+def crm_add(app, domain, url, mode):
     """Add a hook: fsctl crm add acme.example https://acme.example.invalid/rest/1/secret --mode bitrix24."""
-    hook = notify_svc.add_hook(domain, url, mode)
+    hook = notify_svc.add_hook(domain, url, mode, allow=allowed_networks(app.settings.webhook_allow_networks))
     say(f"CRM hook {hook.id} added ({hook.mode})")
 
 
