@@ -15,18 +15,16 @@ from ._output import emit, json_option, print_json, say
 
 @click.command("render")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write the XML tree into (created if missing).")
+              help="Folder to write the XML tree into (created if missing; never one holding FreeSWITCH XML "
+                   "fsctl did not write there).")
 @json_option
 @reading
 @pass_app
 def cli(app, out, as_json):
     """Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched)."""
-    digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
-    # What an earlier render left there for a tenant now gone (or suspended) would mislead whoever
-    # copies the folder: only fsctl's own folders are cleaned, and only *.xml.
-    stale = sorted(rel for rel in svc.managed_stamps(Path(out)) if rel not in digests)
-    for rel in stale:
-        (Path(out) / rel).unlink()
+    # Files an earlier render wrote for a tenant now gone (or suspended) would mislead whoever
+    # copies the folder: they are removed, and only they (the folder's .fsctl-render.json).
+    digests, stale = rnd.render_out(out, app.settings.templates_dir, app.settings.handoff_watchdog)
     xmlcheck.check_paths(out, sorted(digests))
     if as_json:
         print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())],
