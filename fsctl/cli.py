@@ -18,24 +18,34 @@ COMMAND_MODULES = [
     "group",
     "did",
     "ivr",
-    "timerule",
+    "time_rule",
     "queue",
     "conference",
     "blacklist",
     "contact",
     "media",
-    "recgroup",
+    "rec_group",
     "render",  # render, plus apply and status (EXTRA_COMMANDS)
     "trace",
     "rec",
-    "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
+    "cdr",
+    "notify",
+    "crm",
     "stats",
     "token",
 ]
 
 
+# Old command names kept working, hidden from the help: {old name: its name now}.
+ALIASES = {"timerule": "time-rule", "recgroup": "rec-group"}
+
+
 class FsctlGroup(click.Group):
-    """Turns domain errors, and click's usage errors, into one line on stderr and the documented exit code."""
+    """Turns domain errors, and click's usage errors, into one line on stderr and the documented
+    exit code; resolves ALIASES."""
+
+    def get_command(self, ctx, cmd_name):
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
 
     def parse_args(self, ctx, args):
         try:

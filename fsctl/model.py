@@ -6,6 +6,9 @@ Conventions:
   validated by `fsctl.services.common`; targets name things by their number (or a time rule
   by its name) inside the same tenant;
 - tenant text (names, notes) is stored exactly as given; escaping is the renderer's job.
+
+Why one module of over 600 lines: it is the schema, every table side by side (ALL_MODELS in the
+order create_tables needs, the migrations read it); each table is a few declarative lines.
 """
 
 import datetime as _dt

@@ -50,6 +50,12 @@ class Endpoint:
     def __str__(self):
         return f"{self.host}:{self.port}"
 
+    @classmethod
+    def from_settings(cls, settings) -> "Endpoint":
+        """The recordings server the settings name (sftp_host, sftp_port, sftp_user, sftp_key, sftp_known_hosts)."""
+        s = settings
+        return cls(s.sftp_host, s.sftp_port, s.sftp_user, s.sftp_key, s.sftp_known_hosts)
+
 
 @dataclasses.dataclass(frozen=True)
 class Transfer:
@@ -359,6 +365,15 @@ def fetch_all(endpoint, transfers, jobs=4, progress=None, connect=Connection):
             results[i] = Result(transfers[i], "failed", error=f'"{transfers[i].remote_path}": not fetched, '
                                 "the connections were lost (run again)")
     return results
+
+
+def pull_transfers(rows, remote_dir, target) -> list:
+    """The transfers of `rec pull`: each catalogue row's file under the server's `remote_dir`, to its
+    place under the local folder `target` (paths checked not to escape either folder)."""
+    from . import recordings
+
+    return [Transfer(remote_join(remote_dir, recordings.check_relpath(r.path)), recordings.resolve(target, r.path),
+                     r.size, r.sha256) for r in rows]
 
 
 def remote_join(remote_dir, rel):

@@ -145,3 +145,20 @@ def test_every_command_refuses_a_single_value_option_given_twice(path):
     result = click.testing.CliRunner().invoke(cli, [*path, option, "1", option, "2"], env={"FSCTL_CONFIG": ""})
     assert result.exit_code == 2
     assert f"option {option} given more than once" in result.stderr, result.output
+
+
+def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):
+    """`time-rule` and `rec-group` read as words; `timerule` and `recgroup` still work, unlisted."""
+    from fsctl.cli import cli
+
+    listed = cli.list_commands(None)
+    assert "time-rule" in listed and "rec-group" in listed
+    assert "timerule" not in listed and "recgroup" not in listed
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl_sqlite("time-rule", "add", "acme.example", "office", "--range", "mon-fri 08:00-17:00",
+          "--match", "hangup", "--nomatch", "hangup")
+    old = fsctl_sqlite("timerule", "show", "acme.example", "office", "--json")
+    new = fsctl_sqlite("time-rule", "show", "acme.example", "office", "--json")
+    assert old.output == new.output and '"office"' in new.output
+    fsctl_sqlite("recgroup", "add", "acme.example", "sales")
+    assert '"sales"' in fsctl_sqlite("rec-group", "list", "acme.example", "--json").output
