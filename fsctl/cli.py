@@ -14,6 +14,7 @@ from .errors import FsctlError, first_line
 # may define EXTRA_COMMANDS, more top-level commands.
 COMMAND_MODULES = [
     "tenant",
+    "node",
     "user",
     "group",
     "did",

@@ -48,15 +48,36 @@ def _v3_web_workspace(db, migrator):
                       model.ApiToken, model.MarkAudit], safe=True)
 
 
-# Version 4 widens these columns to what the model now allows (model.UUID_MAX, OUTBOX_KEY_MAX).
+def _v4_nodes(db, migrator):
+    """Version 4: FreeSWITCH nodes, each tenant's placement on them, what each node runs.
+
+    Idempotent, like version 3's step: what is already there (a database created at a later
+    version and marked older, as the tests do) is left alone.
+    """
+    import peewee
+    from playhouse.migrate import migrate
+
+    db.create_tables([model.Node], safe=True)
+    have = {c.name for c in db.get_columns("tenant")}
+    ops = [migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id,
+                                                                      on_delete="RESTRICT"))
+           for name in ("home_node_id", "standby_node_id", "draining_node_id") if name not in have]
+    if "drain_after" not in have:
+        ops.append(migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
+    if ops:
+        migrate(*ops)
+    db.create_tables([model.NodeConfig], safe=True)
+
+
+# Version 5 widens these columns to what the model now allows (model.UUID_MAX, OUTBOX_KEY_MAX).
 WIDENED = (
     (model.CallRecord, "uuid"), (model.CallRecord, "voicemail"), (model.CallRecord, "queue"),
     (model.CallLeg, "uuid"), (model.Recording, "call_uuid"), (model.CrmCall, "call_uuid"), (model.Outbox, "key"),
 )
 
 
-def _v4_wider_call_fields(db, migrator):
-    """Version 4: call and leg UUIDs up to 255 characters, a voicemail box or queue as long as a
+def _v5_wider_call_fields(db, migrator):
+    """Version 5: call and leg UUIDs up to 255 characters, a voicemail box or queue as long as a
     domain, outbox keys that hold such a UUID (on PostgreSQL a longer value failed the whole batch
     of call records). SQLite does not enforce a VARCHAR's length: nothing to change there."""
     import peewee
@@ -70,7 +91,7 @@ def _v4_wider_call_fields(db, migrator):
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_wider_call_fields]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

@@ -59,7 +59,7 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 4  # (schema 4: call UUIDs up to 255 characters)
+    assert CURRENT_VERSION == 5  # (schema 3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
 
 
