@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from .service import CallService
+from .service import RECOVERY, CallService
 from .store import DatabaseStore
 
 log = logging.getLogger("fs_scripts.runtime")
@@ -19,8 +19,13 @@ def hangup_sinks(settings):
         recordings.catalogue_from_hangups(batch, settings.recordings_dir)
 
     def call_records(batch):
-        # Missed-call notifications and CRM "finished" events queued with the records.
-        cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
+        # Missed-call notifications and CRM "finished" events queued with the records. A call
+        # that cannot be recorded is only that call (its mod_xml_cdr files stay for the import).
+        report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
+        for index, reason, _ in report.errors:
+            headers = batch[index]
+            log.warning("call %s (leg %s) not recorded: %s; %s", headers.get("variable_call_uuid", "?"),
+                        headers.get("Unique-ID", "?"), reason, RECOVERY)
 
     # Recordings first: a call record links to its recording by call UUID when it is written.
     return [recording_catalogue, call_records]
@@ -43,7 +48,7 @@ def deliverer(settings):
     """Drain the notification outbox once (what `fsctl notify send` does)."""
     from fsctl.services import notify
 
-    transport = notify.Transport(settings)
+    transport = notify.Transport.from_settings(settings)  # (was Transport(settings): the settings as SMTP host)
 
     def deliver():
         return notify.drain(transport, settings)

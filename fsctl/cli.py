@@ -55,7 +55,7 @@ ALIASES = {"timerule": "time-rule", "recgroup": "rec-group"}
 
 class FsctlGroup(click.Group):
     """Loads a command's module when the command runs (COMMANDS), resolves ALIASES, and turns
-    domain errors into one line on stderr and the documented exit code."""
+    domain errors, and click's usage errors, into one line on stderr and the documented exit code."""
 
     def list_commands(self, ctx):
         return sorted({*self.commands, *COMMANDS})
@@ -65,7 +65,9 @@ class FsctlGroup(click.Group):
         if name not in self.commands and name in COMMANDS:
             _import_peewee_without_its_postgresql_driver()
             module, attribute, _ = COMMANDS[name]
-            self.add_command(getattr(importlib.import_module(f".commands.{module}", __package__), attribute), name)
+            command = getattr(importlib.import_module(f".commands.{module}", __package__), attribute)
+            _each_command(command, _once)
+            self.add_command(command, name)
         return self.commands.get(name)
 
     def format_commands(self, ctx, formatter):
@@ -84,9 +86,21 @@ class FsctlGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            _usage(ctx, exc)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a group without a command: its help
+        except click.UsageError as exc:
+            _usage(ctx, exc)
         except FsctlError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
         except Exception as exc:
@@ -94,7 +108,7 @@ class FsctlGroup(click.Group):
             peewee = sys.modules.get("peewee")
             if peewee is not None and isinstance(exc, peewee.IntegrityError):
                 _fail(ctx, f"conflicting change, nothing was saved: {first_line(exc)}", 2, exc)
-            elif peewee is not None and isinstance(exc, peewee.OperationalError):
+            elif peewee is not None and isinstance(exc, peewee.DatabaseError):  # OperationalError, DataError...
                 _fail(ctx, f"database: {first_line(exc)}", 1, exc)
             elif isinstance(exc, OSError):
                 _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
@@ -119,6 +133,39 @@ def _import_peewee_without_its_postgresql_driver():
         del sys.modules["psycopg2"]
 
 
+def _usage(ctx, exc):
+    """A usage error as one line (click prints the usage, a hint and the error on four)."""
+    where = (exc.ctx or ctx).command_path
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    click.echo(f"Error: {message} ({where} --help)", err=True)
+    ctx.exit(exc.exit_code)
+
+
+def _once(command):
+    """Refuse a single-valued option given twice (`did add --to a --to b` kept the last silently)."""
+    make_parser = command.make_parser
+
+    def parser_for(ctx):
+        parser = make_parser(ctx)
+        parse = parser.parse_args
+
+        def parse_args(args):
+            opts, rest, order = parse(args)
+            seen = set()
+            for param in order:
+                if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
+                    if param.name in seen:
+                        raise click.BadOptionUsage(param.name, f"option {param.opts[-1]} given more than once: "
+                                                               "it takes one value", ctx=ctx)
+                    seen.add(param.name)
+            return opts, rest, order
+
+        parser.parse_args = parse_args
+        return parser
+
+    command.make_parser = parser_for
+
+
 def _fail(ctx, message, code, exc):
     app = ctx.find_object(App)
     if app is not None and app.debug:
@@ -129,7 +176,7 @@ def _fail(ctx, message, code, exc):
     ctx.exit(code)
 
 
-@click.group(cls=FsctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group("fsctl", cls=FsctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSCTL_CONFIG",
               help="Settings file (default /etc/fsctl/fsctl.toml).")
 @click.option("--database", envvar="FSCTL_DATABASE", help="Database URL: sqlite:///path or postgresql://...")
@@ -148,11 +195,28 @@ def cli(ctx, config_path, database, debug, auto_apply):
 @cli.command("init")
 @pass_app
 def init_cmd(app):
-    """Create the database (or upgrade its schema) and report its version."""
+    """Create the database (or upgrade its schema) and report its version.
+
+    The only command that creates a database: the others refuse one that does not exist, so a
+    mistyped URL or setting cannot start an empty PBX. A new SQLite file is made 0600 (in an
+    existing folder); on an existing one, init takes away other users' access.
+    """
     from .migrations import current_version
 
-    db = app.open()
+    db = app.open(create=True)
     click.echo(f"database {app.settings.database.split('@')[-1]} ready at schema version {current_version(db)}")
+
+
+def _each_command(command, fn):
+    """fn(command), and fn of each of its subcommands when it is a group."""
+    fn(command)
+    for sub in getattr(command, "commands", {}).values():
+        _each_command(sub, fn)
+
+
+# The root and init are here; every other command gets _once when its module is loaded.
+_once(cli)
+_once(init_cmd)
 
 
 def main():

@@ -22,11 +22,13 @@ expose what the others must not touch.
 
 import collections
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import os
 import queue
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -322,18 +324,47 @@ def _reason(exc):
 
 
 def local_complete(transfer):
-    """True when the final local file exists with the expected size and SHA-256."""
+    """True when the final local file is a regular file (not a link) with the expected size and SHA-256."""
     try:
-        if os.path.getsize(transfer.local_path) != transfer.size:
-            return False
+        fd = os.open(transfer.local_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
-    return _digest(transfer.local_path, hashlib.sha256()).hexdigest() == transfer.sha256
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != transfer.size:
+            return False
+        return _digest_file(fh, hashlib.sha256()).hexdigest() == transfer.sha256
 
 
-def _digest(path, h):
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, lambda: h)
+def _digest_file(fh, h):
+    while chunk := fh.read(COPY_CHUNK):
+        h.update(chunk)
+    return h
+
+
+# A partial file: never through a link (someone who can write in --dest could point
+# `<name>.part` at another file, which the fetch would then append to).
+_PART_FLAGS = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+PART_MODE = 0o640
+
+
+def _open_part(part, create):
+    """The `.part` file's descriptor, for reading and appending (created when `create`; None when it
+    does not exist and may not be created); a link or a non-file is refused (VerifyError)."""
+    try:
+        fd = os.open(part, _PART_FLAGS | (os.O_CREAT if create else 0), PART_MODE)
+    except FileNotFoundError:
+        if create:
+            raise
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VerifyError(f'"{part}": is a symbolic link: refused, not touched') from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise VerifyError(f'"{part}": is not a regular file: refused, not touched')
+    return fd
 
 
 def _discard(path):
@@ -355,17 +386,17 @@ class _File:
         os.makedirs(os.path.dirname(transfer.local_path) or ".", exist_ok=True)
         self.hash = hashlib.sha256()
         self.offset = 0
-        try:
-            size = os.path.getsize(self.part)
-        except FileNotFoundError:
-            size = 0
-        if size > self.end:
-            os.unlink(self.part)
-        elif size:
-            self.offset = size
-            _digest(self.part, self.hash)
+        self.handle = None
+        self.fd = _open_part(self.part, create=False)  # an earlier run's bytes (a link: VerifyError)
+        if self.fd is not None:
+            size = os.fstat(self.fd).st_size
+            if size > self.end:
+                os.ftruncate(self.fd, 0)
+            elif size:
+                self.offset = size
+                with os.fdopen(os.dup(self.fd), "rb") as fh:
+                    _digest_file(fh, self.hash)
         self.written = self.requested = self.offset
-        self.handle = self.fd = None
         self.early = {}  # offset -> bytes or status, for replies that came before earlier bytes
         self.probed = self.done = False
 
@@ -405,7 +436,14 @@ class _Session:
             if item is None:
                 self.more = False
                 break
-            f = _File(*item)
+            try:
+                f = _File(*item)
+            except VerifyError as exc:  # its .part is a link or no file: refused, nothing touched
+                self.finish(item[0], Result(item[1], "failed", error=exc.message))
+                continue
+            except OSError as exc:  # its folder or .part cannot be made or read here
+                self.finish(item[0], Result(item[1], "failed", error=f'"{item[1].local_path}": {_reason(exc)}'))
+                continue
             path = os.fsencode(f.transfer.remote_path)
             self._request(f, _FXP_OPEN, struct.pack(">I", len(path)) + path + struct.pack(">II", _FXF_READ, 0))
             self.files.append(f)
@@ -505,7 +543,11 @@ class _Session:
             self._fail(f, f"the file is longer than the {f.end} bytes of the catalogue")
         else:
             if f.fd is None:
-                f.fd = os.open(f.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                try:
+                    f.fd = _open_part(f.part, create=True)
+                except VerifyError as exc:  # a link planted since: refused, not touched
+                    self._fail(f, exc.message, discard=False)
+                    return
             view = memoryview(data)
             while view:
                 view = view[os.write(f.fd, view):]
@@ -515,8 +557,8 @@ class _Session:
                 self.progress(f.transfer, len(data))
 
     def _complete(self, f):
-        if f.fd is None:  # nothing written by this run: an empty file, or a .part that was complete
-            f.fd = os.open(f.part, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if f.fd is None:  # nothing written by this run: an empty file
+            f.fd = _open_part(f.part, create=True)
         f.close_fd()
         self._close_remote(f)
         # No fsync: a file cut short by a crash fails the SHA-256 check of the next run and is fetched again.

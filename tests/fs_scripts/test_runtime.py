@@ -8,6 +8,7 @@ from fs_scripts import runtime
 from fsctl.config import Settings
 from fsctl.model import CallRecord, Recording, Tenant
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant
+from tests.fsctl.services.test_notify import smtp  # noqa: F401 (the fixture)
 from tests.fsctl.services.test_recordings import write_wav
 
 
@@ -48,3 +49,19 @@ def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):
     runtime.hangup_sinks(settings)[0]([a])
     assert Recording.select().count() == 0
     assert Tenant.select().count() >= 1
+
+
+def test_the_service_delivers_e_mail_through_the_configured_server(sdb, smtp):  # noqa: F811 (the fixture)
+    """The service built its transport as Transport(settings): the settings object as SMTP host, every e-mail failed."""
+    from fsctl.model import NotifyRule, Outbox
+    from fsctl.services import cdr
+    from tests.fsctl.services.test_notify import missed_group_call
+
+    tenant = make_tenant(sdb)
+    NotifyRule.create(tenant=tenant, scope="user", number="101", channel="email", address="ona@acme.example")
+    cdr.ingest_hangups(missed_group_call())
+    Outbox.update(next_attempt_at=dt.datetime(2000, 1, 1)).execute()  # due now
+    settings = dataclasses.replace(Settings(), smtp_port=smtp.port)
+    report = runtime.deliverer(settings)()
+    assert (report.sent, report.errors) == (1, [])
+    assert smtp.messages[0][0] == ["ona@acme.example"]

@@ -736,3 +736,11 @@ def test_outbound_flag_comes_from_the_dialplan_and_never_applies_to_public_calls
                "variable_fsctl_tenant": D, "variable_fsctl_outbound": "true"}
     assert CallFacts.from_event(headers).outbound is True
     assert CallFacts.from_event({**headers, "variable_fsctl_did": "+37052000000"}).outbound is False
+
+
+def test_a_dialled_number_with_a_trailing_line_feed_is_no_route():
+    """`$` in Python accepts a trailing newline: "+4930123456\\n" went to the gateway (and on to the wire)."""
+    cfg = config(users=[User("101")])
+    d = decide(CallFacts(D, "101", "+4930123456\n", uuid="u-out", outbound=True), cfg, MONDAY_NOON)
+    assert d.plan[-1].to_apps() == [("hangup", "NO_ROUTE_DESTINATION")]
+    assert not bridges(d.plan)
