@@ -30,6 +30,7 @@ COMMAND_MODULES = [
     "rec",
     "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
     "stats",
+    "freeswitch",  # freeswitch setup, plus check (EXTRA_COMMANDS)
 ]
 
 

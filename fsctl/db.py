@@ -81,9 +81,20 @@ def close_database():
 
 @contextlib.contextmanager
 def transaction():
-    """One transaction: everything inside commits together or not at all."""
-    with database.atomic():
-        yield
+    """One transaction: everything inside commits together or not at all.
+
+    On SQLite the outermost one takes the write lock when it begins (BEGIN IMMEDIATE): a deferred
+    transaction that has read and then writes fails at once with "database is locked" when
+    another connection (fs-scripts recording calls) committed in between, whatever the busy
+    timeout (WAL: its snapshot is stale). Seen with `fsctl apply` on a live switch.
+    """
+    obj = database.obj
+    if isinstance(obj, peewee.SqliteDatabase) and not obj.in_transaction():
+        with obj.atomic(lock_type="IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            yield
 
 
 def _redact(url):

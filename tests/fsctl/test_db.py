@@ -103,3 +103,32 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     assert [r.user_name for r in found] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(note="šiandien"))] == ["Ūla Žemaitė"]
     assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]
+
+
+def test_a_command_that_read_can_still_write_after_another_process_wrote(sdb, sqlite_url):
+    """Found on the live switch: `fsctl apply` failed with "database is locked" while fs-scripts
+    recorded calls. A deferred transaction that read, then writes after another connection
+    committed, fails at once (WAL); the command's transaction takes the write lock up front."""
+    import sqlite3
+    import threading
+    import time
+
+    other = sqlite3.connect(fsdb.sqlite_path(sqlite_url), timeout=10, check_same_thread=False)
+    wrote = threading.Event()
+
+    def service_writes():
+        other.execute("INSERT INTO tenant (domain, name, timezone, state, fallback, gateway, revision, created_at, "
+                      "updated_at) VALUES ('svc.example', 'S', 'UTC', 'active', 'hangup', 'default', 1, "
+                      "'2026-01-01', '2026-01-01')")
+        other.commit()
+        wrote.set()
+
+    with fsdb.transaction():
+        model.Tenant.select().count()  # the command reads first
+        writer = threading.Thread(target=service_writes)
+        writer.start()
+        time.sleep(0.3)  # a deferred transaction lets the other writer commit here
+        model.Tenant.create(domain="cli.example", name="C")  # then writes
+    writer.join(10)
+    assert wrote.is_set()
+    assert {t.domain for t in model.Tenant.select()} == {"svc.example", "cli.example"}
