@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 DEMO   ?= demo-out
 
-.PHONY: venv demo test test-fast bench sysdeps clean
+.PHONY: venv demo lint test test-fast bench sysdeps clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	sh .ci/sysdeps.sh venv
@@ -24,8 +24,13 @@ demo: $(STAMP)
 sysdeps:
 	sh .ci/sysdeps.sh tests
 
-## test: the whole suite, real PostgreSQL and OpenSSH included
-test: $(STAMP) sysdeps
+## lint: ruff, and the import contracts of setup.cfg (imports only point down the layers)
+lint: $(STAMP)
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/lint-imports --no-cache
+
+## test: lint, then the whole suite, real PostgreSQL and OpenSSH included
+test: lint sysdeps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 ## bench: the speed targets of the issues, printed as figures

@@ -2,7 +2,8 @@
 # Installs the Debian packages fsctl's set-up needs when they are missing.
 #   venv  : python3-venv (for `python3 -m venv`)
 #   tests : openssh-server (SFTP tests), postgresql (database tests),
-#           systemd (systemd-analyze verify of the units in conf/systemd)
+#           systemd (systemd-analyze verify of the units in conf/systemd),
+#           chromium + chromium-driver (the web workspace's browser test, driven by Selenium)
 # Needs root for apt-get; as another user it only reports what is missing.
 set -eu
 want=""
@@ -14,6 +15,8 @@ case "${1:-tests}" in
     [ -x /usr/sbin/sshd ] || want="$want openssh-server"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want="$want postgresql"
     command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
+    [ -x /usr/bin/chromium ] || want="$want chromium"
+    [ -x /usr/bin/chromedriver ] || want="$want chromium-driver"
     ;;
 esac
 want=$(echo $want)

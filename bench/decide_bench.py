@@ -3,7 +3,7 @@
 import time
 from datetime import datetime, timedelta, timezone
 
-from fs_scripts.callconfig import (
+from fsctl.calllogic.callconfig import (
     BlacklistEntry,
     Did,
     Forwarding,
@@ -15,7 +15,7 @@ from fs_scripts.callconfig import (
     TimeRule,
     User,
 )
-from fs_scripts.decide import CallFacts, RotationState, decide
+from fsctl.calllogic.decide import CallFacts, RotationState, decide
 
 D = "bench.example"
 

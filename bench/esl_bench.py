@@ -28,7 +28,7 @@ def run(quick=False):
     import gevent
     import gevent.event
 
-    from fs_scripts.esl import EventSocket
+    from fsctl.freeswitch.esl import EventSocket
     from tests.fakes.fake_freeswitch import FakeFreeSWITCH
 
     calls = 200 if quick else 2000

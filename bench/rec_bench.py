@@ -1,4 +1,4 @@
-"""Recordings: `rec pull` (fsctl.sftp) against OpenSSH's own sftp client, and search over the catalogue.
+"""Recordings: `rec pull` (fsctl.services.sftp) against OpenSSH's own sftp client, and search over the catalogue.
 
 Both clients fetch from the same private sshd on 127.0.0.1 (tests/sshd.py) in the same run:
 one big file and many 1 MB files. Goals: >= 0.8x OpenSSH on the big file, >= 1.0x on the many
@@ -16,9 +16,8 @@ import tempfile
 import time
 
 from fsctl import db as fsdb
-from fsctl import recordings as rec
-from fsctl import sftp
 from fsctl.model import Tenant, User
+from fsctl.services import recordings as rec, sftp
 
 MB = 1024 * 1024
 
@@ -106,37 +105,43 @@ def _transfer_figures(quick, work):
         server.stop()
 
 
+def load_catalogue(database, rows):
+    """`rows` synthetic recordings over 20 tenants (half in t000.example), 180 days, 100 users each;
+    every 97th has the note "call back". Returns (tenants, seconds it took)."""
+    tenants = [Tenant.create(domain=f"t{i:03d}.example", name=f"T{i}") for i in range(20)]
+    rnd = random.Random(5)
+    start = dt.datetime(2026, 5, 1)
+    colours = rec.COLOURS + ("",) * 20
+    columns = ("tenant_id", "user_number", "user_name", "direction", "counterpart", "started_at", "duration",
+               "path", "size", "sha256", "note", "colour", "field1", "field2", "field3", "created_at",
+               "user_name_fold", "note_fold", "field1_fold", "field2_fold", "field3_fold")
+    sql = (f"INSERT INTO recording ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
+    began = time.perf_counter()
+    with database.atomic():
+        batch = []
+        for i in range(rows):
+            tenant = tenants[i % len(tenants)] if i % 2 else tenants[0]  # one big tenant: half the rows
+            when = start + dt.timedelta(seconds=rnd.randrange(180 * 86400))
+            user = str(100 + rnd.randrange(100))
+            batch.append((tenant.id, user, "", rnd.choice(("in", "out", "internal")),
+                          f"+3706{rnd.randrange(10**7):07d}", when.strftime("%Y-%m-%d %H:%M:%S"),
+                          rnd.uniform(3, 600), f"{tenant.domain}/{i}.wav", 100_000, "0" * 64,
+                          "call back" if i % 97 == 0 else "", rnd.choice(colours), "", "", "", when,
+                          "", "call back" if i % 97 == 0 else "", "", "", ""))
+            if len(batch) == 10_000:
+                database.cursor().executemany(sql, batch)
+                batch = []
+        if batch:
+            database.cursor().executemany(sql, batch)
+    database.execute_sql("ANALYZE")
+    return tenants, time.perf_counter() - began
+
+
 def _search_figures(quick, work):
     rows = 20_000 if quick else 1_000_000
     database = fsdb.open_database(f"sqlite:///{work}/bench.db")
     try:
-        tenants = [Tenant.create(domain=f"t{i:03d}.example", name=f"T{i}") for i in range(20)]
-        rnd = random.Random(5)
-        start = dt.datetime(2026, 5, 1)
-        colours = rec.COLOURS + ("",) * 20
-        columns = ("tenant_id", "user_number", "user_name", "direction", "counterpart", "started_at", "duration",
-                   "path", "size", "sha256", "note", "colour", "field1", "field2", "field3", "created_at",
-                   "user_name_fold", "note_fold", "field1_fold", "field2_fold", "field3_fold")
-        sql = (f"INSERT INTO recording ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})")
-        began = time.perf_counter()
-        with database.atomic():
-            batch = []
-            for i in range(rows):
-                tenant = tenants[i % len(tenants)] if i % 2 else tenants[0]  # one big tenant: half the rows
-                when = start + dt.timedelta(seconds=rnd.randrange(180 * 86400))
-                user = str(100 + rnd.randrange(100))
-                batch.append((tenant.id, user, "", rnd.choice(("in", "out", "internal")),
-                              f"+3706{rnd.randrange(10**7):07d}", when.strftime("%Y-%m-%d %H:%M:%S"),
-                              rnd.uniform(3, 600), f"{tenant.domain}/{i}.wav", 100_000, "0" * 64,
-                              "call back" if i % 97 == 0 else "", rnd.choice(colours), "", "", "", when,
-                              "", "call back" if i % 97 == 0 else "", "", "", ""))
-                if len(batch) == 10_000:
-                    database.cursor().executemany(sql, batch)
-                    batch = []
-            if batch:
-                database.cursor().executemany(sql, batch)
-        database.execute_sql("ANALYZE")
-        load = time.perf_counter() - began
+        tenants, load = load_catalogue(database, rows)
         big = tenants[0].domain
         cases = {
             "tenant admin, one week, first page": (

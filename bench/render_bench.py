@@ -16,8 +16,10 @@ import tracemalloc
 
 from lxml import etree
 
-from fsctl import apply, db, render, xmlcheck
+from fsctl import db, render
+from fsctl.freeswitch import xmlcheck
 from fsctl.model import Did, Group, GroupMember, Ivr, IvrEntry, Tenant, User
+from fsctl.services import apply
 
 USERS = 100
 

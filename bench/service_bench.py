@@ -81,10 +81,10 @@ def _freeswitch(conn, calls, rate):
 def run(quick=False):
     import gevent
 
-    from fs_scripts.esl import EventSocket
     from fs_scripts.service import CallService
     from fs_scripts.store import DatabaseStore
     from fsctl.db import close_database, open_database
+    from fsctl.freeswitch.esl import EventSocket
     from fsctl.services import groups, tenants, users
 
     calls = 1000 if quick else 10000

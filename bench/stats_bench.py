@@ -1,11 +1,11 @@
 """Statistics speed (issue 6): per-user month statistics vs the sqlite3 CLI, CSV export memory, ingestion rate.
 
 Full: 1,000,000 call records on SQLite; quick: 20,000.
-- per-user statistics for one month through fsctl.stats.user_stats, against /usr/bin/sqlite3 running
+- per-user statistics for one month through fsctl.services.stats.user_stats, against /usr/bin/sqlite3 running
   the same SQL on the same file in the same run (target: within 1.5x);
-- CSV export of every call record (fsctl.stats.iter_calls + write_csv): rate and tracemalloc peak
+- CSV export of every call record (fsctl.services.stats.iter_calls + write_csv): rate and tracemalloc peak
   (target: flat, independent of the row count);
-- ingestion of CHANNEL_HANGUP_COMPLETE events through fsctl.cdr.ingest_hangups in batches of 1,000
+- ingestion of CHANNEL_HANGUP_COMPLETE events through fsctl.services.cdr.ingest_hangups in batches of 1,000
   (target: >= 5,000 events/s).
 """
 
@@ -19,9 +19,9 @@ import tempfile
 import time
 import tracemalloc
 
-from fsctl import cdr, stats
 from fsctl.db import close_database, open_database
 from fsctl.model import Tenant, User
+from fsctl.services import cdr, stats
 
 SQLITE_CLI = "/usr/bin/sqlite3"
 START = dt.datetime(2026, 8, 1)

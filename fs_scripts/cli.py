@@ -30,8 +30,8 @@ def run_cmd(config_path, database, health_port, log_level):
     from fsctl.config import load_settings
     from fsctl.db import open_database
     from fsctl.errors import FsctlError
+    from fsctl.freeswitch.esl import EslAuthError, EventSocket
 
-    from .esl import EslAuthError, EventSocket
     from .runtime import build_service, serve_health
 
     try:

@@ -12,14 +12,15 @@ log = logging.getLogger("fs_scripts.runtime")
 
 
 def hangup_sinks(settings):
-    """What hang-up events feed: call records (fsctl.cdr) and the recording catalogue."""
-    from fsctl import cdr, recordings
+    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue."""
+    from fsctl.services import cdr, notify, recordings
 
     def recording_catalogue(batch):
         recordings.catalogue_from_hangups(batch, settings.recordings_dir)
 
     def call_records(batch):
-        cdr.ingest_batch(batch)
+        # Missed-call notifications and CRM "finished" events queued with the records.
+        cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
 
     # Recordings first: a call record links to its recording by call UUID when it is written.
     return [recording_catalogue, call_records]
@@ -27,8 +28,8 @@ def hangup_sinks(settings):
 
 def channel_sinks():
     """What ringing/answered events feed: the CRM hooks' outbox."""
-    from fsctl import notify
     from fsctl.db import transaction
+    from fsctl.services import notify
 
     def crm(batch):
         with transaction():
@@ -40,7 +41,7 @@ def channel_sinks():
 
 def deliverer(settings):
     """Drain the notification outbox once (what `fsctl notify send` does)."""
-    from fsctl import notify
+    from fsctl.services import notify
 
     transport = notify.Transport(settings)
 

@@ -2,7 +2,7 @@
 
 Flow (STYLE.md "Shape"): CHANNEL_PARK event -> CallFacts -> tenant snapshot + rotation state
 (database, in a thread pool) -> `decide` (pure) -> the plan's applications, sent one by one
-with `sendmsg execute` and awaited by Application-UUID (fs_scripts.esl).
+with `sendmsg execute` and awaited by Application-UUID (fsctl.freeswitch.esl).
 
 The rendered dialplan sets `fsctl_tenant` (and `fsctl_did` for public numbers), schedules a
 transfer to the tenant's fallback extension a few seconds ahead (`sched_transfer`), and parks
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 import gevent
 import gevent.queue
 
-from . import chanvars as cv
-from .decide import CallFacts, DecisionError, decide, decide_fallback
-from .esl import EslCommandError, EslError
-from .plan import Bridge, drive, multiset
+from fsctl.calllogic.decide import CallFacts, DecisionError, decide, decide_fallback
+from fsctl.calllogic.plan import Bridge, drive, multiset
+from fsctl.freeswitch import chanvars as cv
+from fsctl.freeswitch.esl import EslCommandError, EslError
 
 log = logging.getLogger("fs_scripts.service")
 # What recovers the calls whose events the service could not record (conf/systemd/fsctl-cdr-import.*).
@@ -87,7 +87,7 @@ class CallService:
         self.esl.on("CHANNEL_PARK", self.on_park)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup)
         if self.crm_events:
-            # CRM "ringing" / "answered" webhooks (fsctl.notify) come from these.
+            # CRM "ringing" / "answered" webhooks (fsctl.services.notify) come from these.
             for name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER"):
                 self.esl.on(name, self.on_channel_event)
         if self._writer is None:

@@ -28,7 +28,7 @@ import gevent.lock
 import gevent.queue
 
 from fsctl.model import Tenant
-from fsctl.snapshot import build_tenant_config, load_rotation, save_rotation
+from fsctl.services.snapshot import build_tenant_config, load_rotation, save_rotation
 
 log = logging.getLogger("fs_scripts.store")
 

@@ -8,7 +8,7 @@ import peewee
 
 from . import __version__
 from .commands._base import App, pass_app
-from .errors import FsctlError
+from .errors import FsctlError, first_line
 
 # One module per noun under fsctl.commands; each defines `cli` (a click group or command) and
 # may define EXTRA_COMMANDS, more top-level commands.
@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
     "stats",
     "freeswitch",  # freeswitch setup, plus check (EXTRA_COMMANDS)
+    "token",
 ]
 
 
@@ -43,20 +44,15 @@ class FsctlGroup(click.Group):
         except FsctlError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
         except peewee.IntegrityError as exc:
-            _fail(ctx, f"conflicting change, nothing was saved: {_first_line(exc)}", 2, exc)
+            _fail(ctx, f"conflicting change, nothing was saved: {first_line(exc)}", 2, exc)
         except peewee.OperationalError as exc:
-            _fail(ctx, f"database: {_first_line(exc)}", 1, exc)
+            _fail(ctx, f"database: {first_line(exc)}", 1, exc)
         except OSError as exc:
             _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
         finally:
             app = ctx.find_object(App)
             if app is not None:
                 app.close()
-
-
-def _first_line(exc):
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def _fail(ctx, message, code, exc):

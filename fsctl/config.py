@@ -51,12 +51,21 @@ class Settings:
     smtp_port: int = 25
     smtp_from: str = "pbx@localhost"
     callout_gateway: str = "default"
-    # Missed-call notifications and CRM events (fsctl.notify): delivery attempts and backoff.
+    # Missed-call notifications and CRM events (fsctl.services.notify): delivery attempts and backoff.
     notify_max_attempts: int = 8
     notify_backoff: float = 30.0  # seconds before the 2nd attempt, doubled each time (cap 1 h)
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
     # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
     recordings_url: str = ""
+    # The web workspace (fsctl-web): where it listens (behind the operator's TLS reverse proxy),
+    # its public address (sign-in links in e-mails), the SIP server shown to phones, cookies
+    # marked Secure (false only for plain-HTTP testing), and the API's rate per token.
+    web_host: str = "127.0.0.1"
+    web_port: int = 8090
+    web_base_url: str = "http://127.0.0.1:8090"
+    web_sip_server: str = "127.0.0.1:5060"
+    web_secure_cookies: bool = True
+    web_api_rate_per_minute: int = 120
     extra: dict = field(default_factory=dict)
 
 

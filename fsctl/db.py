@@ -11,10 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 import peewee
 
-from .errors import ConfigError, OperationError
-
-# Models bind to this proxy; `open_database` points it at the real database (peewee: late init).
-database = peewee.DatabaseProxy()
+from .errors import ConfigError, OperationError, first_line
+from .model import database  # the proxy the models bind to; `open_database` initialises it
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -64,7 +62,7 @@ def open_database(url, migrate=True):
     try:
         db.connect(reuse_if_open=True)
     except peewee.OperationalError as exc:
-        raise OperationError(f'database "{_redact(url)}": cannot connect: {_first_line(exc)}') from None
+        raise OperationError(f'database "{_redact(url)}": cannot connect: {first_line(exc)}') from None
     if migrate:
         from .migrations import upgrade
 
@@ -102,10 +100,6 @@ def _redact(url):
     if parts.password:
         return url.replace(":" + parts.password + "@", ":***@")
     return url
-
-
-def _first_line(exc):
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
 
 def sqlite_path(url):

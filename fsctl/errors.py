@@ -1,6 +1,15 @@
 """Domain errors raised by the library; the CLI turns them into one line and an exit code."""
 
 
+def first_line(error, default: str | None = None) -> str:
+    """The first line of an error (or of a text) for a one-line message; `default`, else the
+    error's class name, when it says nothing."""
+    text = str(error).strip()
+    if text:
+        return text.splitlines()[0]
+    return default if default is not None else error.__class__.__name__
+
+
 class FsctlError(Exception):
     """Base of every error fsctl reports to a user."""
 

@@ -9,6 +9,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
 
 from . import model
 from .errors import OperationError
+from .model import FOLDED, fold
 
 
 def _migrator(db):
@@ -23,8 +24,6 @@ def _v2_recording_folds(db, migrator):
     """Version 2: folded copies of the recordings' searchable texts (Unicode case-insensitive search)."""
     import peewee
     from playhouse.migrate import migrate
-
-    from .recordings import FOLDED, fold
 
     migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
               for name in FOLDED))
@@ -42,8 +41,15 @@ def _v2_recording_folds(db, migrator):
         last = rows[-1][0]
 
 
+def _v3_web_workspace(db, migrator):
+    """Version 3: the web workspace (fsctl-web): web passwords, sessions, sign-in links and throttle,
+    API tokens, and the audit of recording marks."""
+    db.create_tables([model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle,
+                      model.ApiToken, model.MarkAudit], safe=True)
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

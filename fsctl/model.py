@@ -3,21 +3,32 @@
 Conventions:
 - every datetime is stored naive in UTC (`utcnow()`);
 - a *destination* (where a route points) is stored as text `kind:target`, parsed and
-  validated by `fsctl.destinations`; targets name things by their number (or a time rule
+  validated by `fsctl.services.common`; targets name things by their number (or a time rule
   by its name) inside the same tenant;
 - tenant text (names, notes) is stored exactly as given; escaping is the renderer's job.
 """
 
 import datetime as _dt
+import unicodedata
 
 import peewee as pw
 
-from .db import database
+# Models bind to this proxy; `fsctl.db.open_database` points it at the real database (peewee: late init).
+database = pw.DatabaseProxy()
 
 
 def utcnow():
     """Now, naive UTC (the storage convention)."""
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+# The recordings' texts searched by substring, each with a folded copy `<name>_fold` (Recording).
+FOLDED = ("user_name", "note", "field1", "field2", "field3")
+
+
+def fold(text) -> str:
+    """Text as the search compares it: NFKC-normalised and case-folded ("Ūla" and "ūla" are one)."""
+    return unicodedata.normalize("NFKC", text or "").casefold()
 
 
 class BaseModel(pw.Model):
@@ -316,7 +327,7 @@ class Recording(BaseModel):
     field2 = pw.CharField(max_length=128, default="")
     field3 = pw.CharField(max_length=128, default="")
     created_at = pw.DateTimeField(default=utcnow)
-    # The searchable texts folded (NFKC + casefold, fsctl.recordings.fold): "ūla" finds "Ūla" on
+    # The searchable texts folded (NFKC + casefold, `fold` above): "ūla" finds "Ūla" on
     # both engines, whatever the database's locale (SQLite's LIKE folds ASCII only). Written with
     # the text they fold (schema version 2).
     user_name_fold = pw.TextField(default="")
@@ -357,7 +368,7 @@ class CallRecord(BaseModel):
     # answered | missed | abandoned | busy | failed | refused
     status = pw.CharField(max_length=16)
     recording = pw.ForeignKeyField(Recording, null=True, on_delete="SET NULL")
-    # Classification inputs kept so a later leg can re-classify the call (fsctl.cdr).
+    # Classification inputs kept so a later leg can re-classify the call (fsctl.services.cdr).
     recording_path = pw.TextField(null=True)  # fsctl_recording_path of the call
     voicemail = pw.CharField(max_length=32, null=True)  # mailbox the call ended in
     queue = pw.CharField(max_length=64, null=True)  # mod_callcenter queue the caller waited in
@@ -400,7 +411,7 @@ class AppliedConfig(BaseModel):
 
 
 class CallParty(BaseModel):
-    """One user's part in one call (fsctl.cdr writes it; per-user statistics sum it)."""
+    """One user's part in one call (fsctl.services.cdr writes it; per-user statistics sum it)."""
 
     call = pw.ForeignKeyField(CallRecord, backref="parties", on_delete="CASCADE")
     tenant = pw.ForeignKeyField(Tenant, on_delete="RESTRICT", index=False)
@@ -476,6 +487,70 @@ class Outbox(BaseModel):
         indexes = ((("state", "next_attempt_at"), False),)
 
 
+class WebCredential(BaseModel):
+    """A user's web sign-in password (argon2 hash, fsctl.services.webauth); no row: no password set."""
+
+    user = pw.ForeignKeyField(User, unique=True, backref="web_credential", on_delete="CASCADE")
+    password_hash = pw.TextField()
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class WebSession(BaseModel):
+    """A signed-in browser: the cookie carries a random token, the table only its SHA-256."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, backref="web_sessions", on_delete="CASCADE")
+    csrf_token = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+
+
+class SignInLink(BaseModel):
+    """A one-time sign-in link sent by e-mail (SHA-256 of its token), valid until used or expired."""
+
+    token_hash = pw.CharField(max_length=64, unique=True)
+    user = pw.ForeignKeyField(User, backref="sign_in_links", on_delete="CASCADE")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    used_at = pw.DateTimeField(null=True)
+
+
+class SignInThrottle(BaseModel):
+    """Failed sign-ins per key (an account or a client address) in the current window."""
+
+    key = pw.CharField(max_length=300, unique=True)
+    failures = pw.IntegerField(default=0)
+    window_start = pw.DateTimeField(default=utcnow)
+
+
+class ApiToken(BaseModel):
+    """A tenant's token for the recording API: shown once, stored as its SHA-256, scoped read or mark."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="api_tokens", on_delete="CASCADE")
+    name = pw.CharField(max_length=64)
+    token_hash = pw.CharField(max_length=64, unique=True)
+    scope = pw.CharField(max_length=8)  # read | mark
+    created_at = pw.DateTimeField(default=utcnow)
+    last_used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("tenant", "name"), True),)
+
+
+class MarkAudit(BaseModel):
+    """Every change of a recording's marks: who, when, through what, old and new values (JSON)."""
+
+    tenant = pw.ForeignKeyField(Tenant, backref="mark_audit", on_delete="CASCADE")
+    recording_id = pw.IntegerField()  # kept after the recording is purged
+    actor = pw.CharField(max_length=300)  # USER@DOMAIN, token:NAME or operator
+    via = pw.CharField(max_length=8)  # cli | web | api | lib
+    at = pw.DateTimeField(default=utcnow)
+    changes = pw.TextField()  # {"note": ["old", "new"], ...}
+
+    class Meta:
+        indexes = ((("tenant", "at"), False), (("recording_id",), False))
+
+
 # Creation order (parents first). Every table of the product is here.
 ALL_MODELS = [
     SchemaVersion,
@@ -508,7 +583,43 @@ ALL_MODELS = [
     CrmHook,
     CrmCall,
     Outbox,
+    WebCredential,
+    WebSession,
+    SignInLink,
+    SignInThrottle,
+    ApiToken,
+    MarkAudit,
 ]
 
 # Things with a number in the tenant's numbering plan (numbers are unique across them).
 NUMBERED = {"user": User, "group": Group, "ivr": Ivr, "queue": Queue, "conference": Conference}
+
+
+def call_dict(row: CallRecord, domain: str | None = None) -> dict:
+    """A call record as plain data (the `cdr list --json` schema)."""
+    return {
+        "uuid": row.uuid,
+        "started_at": iso_utc(row.started_at),
+        "direction": row.direction,
+        "caller": row.caller,
+        "caller_name": row.caller_name,
+        "callee": row.callee,
+        "did": row.did,
+        "target": f"{row.target_kind}:{row.target}" if row.target_kind else None,
+        "status": row.status,
+        "answered_by": row.answered_by,
+        "missed_by": [u for u in (row.missed_by or "").split(",") if u],
+        "duration": row.duration,
+        "talk_time": row.talk_time,
+        "hangup_cause": row.hangup_cause,
+        "recording": row.recording_path,
+    }
+
+
+def iso_utc(value) -> str | None:
+    """A stored naive-UTC datetime (or its text) as ISO 8601 with Z, to the second."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = _dt.datetime.fromisoformat(value)
+    return value.replace(microsecond=0).isoformat() + "Z"

@@ -19,6 +19,9 @@ from click.testing import CliRunner
 from fsctl import db as fsdb
 from fsctl.cli import cli
 
+# The fake FreeSWITCH and Event Socket clients for it (fake_fs, make_esl, esl, hang_guard).
+pytest_plugins = ("tests.fakes.esl_fixtures",)
+
 
 def free_port():
     """A free TCP port on 127.0.0.1."""

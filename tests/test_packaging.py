@@ -17,6 +17,9 @@ def test_wheel_carries_templates_and_renders(tmp_path):
     packaged = {n for n in names if n.startswith("fsctl/templates/")}
     assert {f"fsctl/templates/{p.name}" for p in (ROOT / "templates").iterdir()} == packaged
     assert "fs_scripts/service.py" in names and "fsctl/cli.py" in names
+    # fsctl-web's pages and static files travel with it (setup.cfg package_data)
+    assert {"fsctl/web/templates/base.html", "fsctl/web/templates/recordings.html", "fsctl/web/static/app.js",
+            "fsctl/web/static/style.css"} <= names
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)

@@ -3,7 +3,8 @@
 import click
 
 from ..services import blacklist as svc
-from ._base import emit, json_option, say, transactional
+from ._base import transactional
+from ._output import emit, json_option, say
 
 
 @click.group("blacklist")

@@ -2,14 +2,12 @@
 
 import click
 
-from .. import cdr as svc
-from .. import notify as notify_svc
-from .. import stats as stats_svc
 from ..errors import OperationError
+from ..services import cdr as svc, notify as notify_svc, stats as stats_svc
 from ..services.common import get_tenant
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ._base import pass_app, transactional
+from ._output import emit, json_option, print_json, say
 from .stats import export, export_options, period_options
-
 
 # What people see in the table (csv/json carry every column of stats.CALL_COLUMNS).
 TABLE_COLUMNS = ("started_at", "direction", "caller", "callee", "target", "status", "answered_by", "missed_by",

@@ -3,7 +3,8 @@
 import click
 
 from ..services import conferences as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import transactional
+from ._output import emit, force_option, json_option, report, say
 
 
 @click.group("conference")

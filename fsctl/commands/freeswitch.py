@@ -2,7 +2,8 @@
 
 import click
 
-from ._base import pass_app, say
+from ._base import pass_app
+from ._output import say
 
 
 @click.group("freeswitch")

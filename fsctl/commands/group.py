@@ -3,7 +3,8 @@
 import click
 
 from ..services import groups as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import transactional
+from ._output import emit, force_option, json_option, report, say
 
 
 @click.group("group")
@@ -19,7 +20,7 @@ def cli():
 @click.option("--order", type=click.Choice(svc.ORDERS), default="fixed", show_default=True,
               help="Sequential only: fixed (first member first) or rotating (each call starts at the next member).")
 @click.option("--ring-time", default="20", show_default=True, help="Seconds; sequential: 10, 20 or 30 per member.")
-@click.option("--member", "members", multiple=True, help="A user number, in ring order (repeat; at most 12 if sequential).")
+@click.option("--member", "members", multiple=True, help=f"A user number, in ring order (repeat; at most {svc.SEQUENTIAL_MAX_MEMBERS} if sequential).")
 @click.option("--fallback", default="hangup", show_default=True, help="Where the call goes when nobody answers.")
 @transactional
 def add(domain, number, **fields):

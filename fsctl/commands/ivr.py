@@ -4,7 +4,8 @@ import click
 
 from ..errors import ValidationError
 from ..services import ivrs as svc
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import transactional
+from ._output import emit, force_option, json_option, report, say
 
 
 def _entries(pairs):

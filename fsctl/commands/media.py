@@ -2,9 +2,10 @@
 
 import click
 
-from ..services import media as svc
 from ..db import transaction
-from ._base import App, emit, json_option, pass_app, read_stdin_or_file, say, transactional
+from ..services import media as svc
+from ._base import App, pass_app, read_stdin_or_file, transactional
+from ._output import emit, json_option, say
 
 
 @click.group("media")

@@ -2,12 +2,11 @@
 
 import click
 
-from .. import publish as publishing
-from .. import recordings as rec
-from .. import sftp
 from ..db import transaction
 from ..errors import OperationError
-from ._base import emit, json_option, pass_app, print_json, say, transactional
+from ..services import publish as publishing, recordings as rec, sftp
+from ._base import pass_app, transactional
+from ._output import emit, json_option, print_json, say
 
 AS_HELP = ("Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
            "recording groups' (supervisor), or the tenant's (admin). Without it: the operator, every tenant.")
@@ -99,12 +98,26 @@ def show(recording_id, as_user, as_json):
 @click.option("--field1", help="Free field 1 (at most 128 characters).")
 @click.option("--field2", help="Free field 2 (at most 128 characters).")
 @click.option("--field3", help="Free field 3 (at most 128 characters).")
+@pass_app
 @transactional
-def mark(recording_id, as_user, note, colour, field1, field2, field3):
+def mark(app, recording_id, as_user, note, colour, field1, field2, field3):
     """Mark a recording: fsctl rec mark 42 --note "call back" --colour red --field1 "order 77"."""
     row = rec.mark(recording_id, as_user, note=note, colour=colour,
-                   fields={"field1": field1, "field2": field2, "field3": field3})
+                   fields={"field1": field1, "field2": field2, "field3": field3}, via="cli", now=app.now())
     say(f"recording {row.id} marked")
+
+
+@cli.command("audit")
+@as_option
+@click.option("--recording", "recording_id", help="Only this recording's marks.")
+@click.option("--limit", default=100, show_default=True, help="Rows per page.")
+@click.option("--offset", default=0, show_default=True, help="Rows to skip (paging).")
+@json_option
+@transactional
+def audit(as_user, recording_id, limit, offset, as_json):
+    """Who changed which marks, when and through what (cli, web, api), newest first (a tenant admin's view)."""
+    rows = [rec.audit_dict(r) for r in rec.mark_audit(as_user, recording_id, limit, offset)]
+    emit(rows, as_json, ["id", "tenant", "recording_id", "actor", "via", "at", "changes"])
 
 
 @cli.command("purge")

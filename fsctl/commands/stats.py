@@ -5,10 +5,10 @@ import sys
 
 import click
 
-from .. import report as report_mod
-from .. import stats as svc
+from ..services import report as report_mod, stats as svc
 from ..services.common import get_tenant
-from ._base import print_table, say, transactional
+from ._base import transactional
+from ._output import print_table, say
 
 
 def period_options(fn):

@@ -3,7 +3,8 @@
 import click
 
 from ..services import tenants as svc
-from ._base import emit, force_option, json_option, say, transactional
+from ._base import transactional
+from ._output import emit, force_option, json_option, say
 
 
 @click.group("tenant")

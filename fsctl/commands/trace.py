@@ -2,8 +2,9 @@
 
 import click
 
-from ..trace import trace_call
-from ._base import App, print_json, print_table, say, transactional
+from ..services.trace import trace_call
+from ._base import App, transactional
+from ._output import print_json, print_table, say
 
 
 @click.command("trace")

@@ -4,7 +4,8 @@ import click
 
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
-from ._base import emit, force_option, json_option, report, say, transactional
+from ._base import transactional
+from ._output import emit, force_option, json_option, report, say
 
 FWD = click.Choice(tuple(FORWARD_OPTIONS))
 
@@ -64,18 +65,7 @@ def show(domain, number, show_secrets, as_json):
 @transactional
 def sip_config(domain, number, server, as_json):
     """Print what a phone or softphone needs to register (includes the password)."""
-    user = svc.get_user(domain, number)
-    data = {
-        "username": user.number,
-        "auth_username": user.number,
-        "password": user.sip_password,
-        "domain": user.tenant.domain,
-        "registrar": server,
-        "outbound_proxy": server,
-        "transport": "udp",
-        "display_name": user.name,
-    }
-    emit(data, as_json)
+    emit(svc.sip_config(domain, number, server), as_json)
 
 
 @cli.command("edit")
@@ -106,6 +96,30 @@ def edit(domain, number, new_password, forward, password, **fields):
         forward_map[when] = dest
     user = svc.edit_user(domain, number, password=password, forward=forward_map, **fields)
     say(f"user {user.number} updated")
+
+
+@cli.command("web-password")
+@click.argument("domain")
+@click.argument("number")
+@click.option("--generate", is_flag=True, help="Generate a password and print it (else read it, hidden).")
+@click.option("--clear", is_flag=True, help="Remove the web password (a mailed sign-in link still works).")
+@transactional
+def web_password(domain, number, generate, clear):
+    """Set the password USER@DOMAIN signs in to fsctl-web with (10-200 characters); open sessions end."""
+    from ..services import webauth
+
+    if clear:
+        webauth.clear_web_password(domain, number)
+        say(f"web password of {number}@{domain} removed")
+        return
+    if generate:
+        password = svc.generate_password(16)
+    else:
+        password = click.prompt("Web password", hide_input=True, confirmation_prompt=True)
+    user = webauth.set_web_password(domain, number, password)
+    if generate:
+        click.echo(password)
+    say(f"web password of {user.number}@{user.tenant.domain} set")
 
 
 @cli.command("remove")

@@ -1,8 +1,7 @@
 """What every provisioning service shares: tenant look-up, the numbering plan, destinations."""
 
-from fs_scripts.callconfig import DESTINATION_KINDS, Destination
-
 from .. import validate
+from ..calllogic.callconfig import DESTINATION_KINDS, Destination
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..model import (
     NUMBERED,

@@ -1,6 +1,13 @@
 """Ring groups: simultaneous, random, sequential (fixed or rotating order). R-GRP, R-SEQ."""
 
 from .. import validate
+from ..calllogic.callconfig import (  # the group rules (R-GRP, R-SEQ) are the call logic's
+    GROUP_ORDERS as ORDERS,
+    GROUP_STRATEGIES as STRATEGIES,
+    MAX_GROUP_MEMBERS as MAX_MEMBERS,
+    SEQUENTIAL_MAX_MEMBERS,
+    SEQUENTIAL_RING_TIMES,
+)
 from ..errors import ValidationError
 from ..model import Group, GroupMember, GroupRotation, User
 from .common import (
@@ -11,12 +18,6 @@ from .common import (
     release_references,
     touch,
 )
-
-STRATEGIES = ("simultaneous", "random", "sequential")
-ORDERS = ("fixed", "rotating")
-SEQUENTIAL_RING_TIMES = (10, 20, 30)  # R-SEQ
-SEQUENTIAL_MAX_MEMBERS = 12  # R-SEQ
-MAX_MEMBERS = 100
 
 
 def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring_time=20, members=(),

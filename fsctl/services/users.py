@@ -173,6 +173,21 @@ def user_dict(user, show_secrets=False):
     return data
 
 
+def sip_config(domain, number, server="127.0.0.1:5060"):
+    """What a phone or softphone needs to register as this user (includes the SIP password)."""
+    user = get_user(domain, number)
+    return {
+        "username": user.number,
+        "auth_username": user.number,
+        "password": user.sip_password,
+        "domain": user.tenant.domain,
+        "registrar": server,
+        "outbound_proxy": server,
+        "transport": "udp",
+        "display_name": user.name,
+    }
+
+
 def _caller_id(tenant, value):
     if not value:
         return None

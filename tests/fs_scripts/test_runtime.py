@@ -7,8 +7,8 @@ import os
 from fs_scripts import runtime
 from fsctl.config import Settings
 from fsctl.model import CallRecord, Recording, Tenant
-from tests.fsctl.test_cdr import a_leg, b_leg, make_tenant
-from tests.fsctl.test_recordings import write_wav
+from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant
+from tests.fsctl.services.test_recordings import write_wav
 
 
 def test_hangups_catalogue_the_recording_then_link_the_call(sdb, tmp_path):

@@ -180,7 +180,7 @@ def test_a_call_it_cannot_decide_resumes_in_the_dialplan(fake_fs, service):
 
 def test_rotation_is_written_behind_and_survives_a_restart(fake_fs, service, tenant):
     from fsctl.model import Tenant
-    from fsctl.snapshot import load_rotation
+    from fsctl.services.snapshot import load_rotation
 
     for _ in range(2):
         uuid = park(fake_fs, "200")
@@ -195,9 +195,9 @@ def test_rotation_is_written_behind_and_survives_a_restart(fake_fs, service, ten
 
 
 def test_rotation_moved_by_another_process_is_reloaded(fake_fs, service, tenant):
-    from fs_scripts.decide import RotationUpdate
+    from fsctl.calllogic.decide import RotationUpdate
     from fsctl.model import Tenant
-    from fsctl.snapshot import save_rotation
+    from fsctl.services.snapshot import save_rotation
 
     uuid = park(fake_fs, "200")
     script_bridge(fake_fs, uuid, "SUCCESS")
@@ -218,9 +218,9 @@ def test_rotation_moved_by_another_process_is_reloaded(fake_fs, service, tenant)
 
 
 def test_a_burst_of_rotation_moves_is_written_in_one_transaction(tenant):
-    from fs_scripts.decide import RotationUpdate
+    from fsctl.calllogic.decide import RotationUpdate
     from fsctl.model import GroupRotation, Tenant
-    from fsctl.snapshot import load_rotation
+    from fsctl.services.snapshot import load_rotation
 
     writes = []
 

@@ -4,8 +4,7 @@ import peewee
 import pytest
 from playhouse.migrate import migrate as run_ops
 
-from fsctl import db as fsdb
-from fsctl import migrations, model
+from fsctl import db as fsdb, migrations, model
 from fsctl.errors import ConfigError, OperationError
 
 
@@ -80,7 +79,7 @@ def test_unreachable_postgres_is_one_line(fsctl_sqlite):
 
 def test_version_1_catalogue_gets_folded_search_texts(db_url):
     """Version 2: the recordings' searchable texts get folded copies, filled for existing rows."""
-    from fsctl import recordings as rec
+    from fsctl.services import recordings as rec
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
@@ -132,3 +131,22 @@ def test_a_command_that_read_can_still_write_after_another_process_wrote(sdb, sq
     writer.join(10)
     assert wrote.is_set()
     assert {t.domain for t in model.Tenant.select()} == {"svc.example", "cli.example"}
+
+
+def test_version_2_database_gets_the_web_tables(db_url):
+    """Version 3: the web workspace's tables are added to a version-2 database, its rows kept."""
+    from fsctl.services import tokens, webauth
+
+    database = fsdb.open_database(db_url)
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    model.User.create(tenant=tenant, number="101", name="Ona", sip_password="s" * 24)
+    web_tables = [model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle, model.ApiToken,
+                  model.MarkAudit]
+    database.drop_tables(web_tables)
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=2)
+    assert migrations.upgrade(database) == 3 == migrations.CURRENT_VERSION
+    assert all(database.table_exists(m._meta.table_name) for m in web_tables)
+    webauth.set_web_password("acme.example", "101", "a long web password")
+    tokens.add_token("acme.example", "crm", "read")
+    assert model.User.select().count() == 1 and model.ApiToken.select().count() == 1

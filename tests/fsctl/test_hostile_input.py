@@ -6,8 +6,7 @@ change leaves the database as it was.
 """
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsctl import validate
 from fsctl.errors import FsctlError, ValidationError

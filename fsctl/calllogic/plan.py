@@ -1,0 +1,355 @@
+"""Call plans: ordered, frozen steps that say what to do with a call and why.
+
+A plan is a tuple of steps. Each step carries the `reason` (the rule that chose it, shown
+by `fsctl trace`) and turns itself into FreeSWITCH application executions with the pure
+`to_apps() -> [(app, arg), ...]`; the Event Socket service sends those with `sendmsg`.
+
+Execution model (what the service does, and what `walk` simulates):
+- steps run in order;
+- a `Bridge` that connects ends the plan (`hangup_after_bridge=true`);
+- a `Bridge` that fails (its cause is the channel variable `originate_disposition`) runs the
+  steps of the first `Branch` listing that cause *instead of* the rest of the plan, or, when
+  no branch lists it, carries on with the next step;
+- `Hangup`, `Transfer` and `Voicemail` end the plan;
+- running out of steps hangs up with the last bridge's cause (NORMAL_CLEARING if none).
+
+Tenant text must never reach FreeSWITCH's `${...}` expansion nor split an Event Socket
+message (FACTS.md, "reloadxml and the XML preprocessor"): `neutralise` replaces `$` with the
+full-width dollar and drops control characters; dial strings accept a fixed alphabet only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ..freeswitch import chanvars as cv, dialstring
+
+__all__ = [
+    "Step",
+    "SetVar",
+    "SetCallerName",
+    "Answer",
+    "Playback",
+    "StartRecording",
+    "Leg",
+    "Branch",
+    "Bridge",
+    "Voicemail",
+    "Transfer",
+    "Hangup",
+    "neutralise",
+    "multiset",
+    "plan_apps",
+    "walk",
+    "drive",
+    "explain",
+    "iter_steps",
+]
+
+SAFE_DOLLAR = "\uff04"  # FULLWIDTH DOLLAR SIGN: looks like '$', never expanded
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# What a dial-string target (user/101@acme.example, sofia/gateway/gw/+370...) may contain.
+_DIAL_TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:+*#/-]+$")
+_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+*#-]+$")
+
+
+def neutralise(text: object) -> str:
+    """Tenant text made safe for an application argument: no `$` expansion, no control chars."""
+    return _CONTROL_RE.sub("", str(text)).replace("$", SAFE_DOLLAR)
+
+
+def _var_name(name: str) -> str:
+    if not _VAR_NAME_RE.match(name or ""):
+        raise ValueError(f"channel variable name {name!r} is not an identifier")
+    return name
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing to do with the call; `reason` says which rule chose it."""
+
+    reason: str = field(default="", kw_only=True)
+    terminal = False  # a step after which the plan ends
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_apps(self) -> list[tuple[str, str]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SetVar(Step):
+    """Set a channel variable on the caller's channel."""
+
+    name: str
+    value: str
+
+    def __post_init__(self):
+        _var_name(self.name)
+
+    def to_apps(self):
+        return [("set", f"{self.name}={neutralise(self.value)}")]
+
+
+@dataclass(frozen=True)
+class SetCallerName(Step):
+    """Present a caller name (from the tenant's phonebook, R-CLI)."""
+
+    name: str
+
+    def to_apps(self):
+        return [("set", f"{cv.EFFECTIVE_CALLER_ID_NAME}={neutralise(self.name)}")]
+
+
+@dataclass(frozen=True)
+class Answer(Step):
+    """Answer the call (`early`: pre-answer, media flows but the call is not billed yet)."""
+
+    early: bool = False
+
+    def to_apps(self):
+        return [("pre_answer" if self.early else "answer", "")]
+
+
+@dataclass(frozen=True)
+class Playback(Step):
+    """Play a file or tone stream to the caller."""
+
+    file: str
+
+    def to_apps(self):
+        return [("playback", neutralise(self.file))]
+
+
+@dataclass(frozen=True)
+class StartRecording(Step):
+    """Record the whole call (both legs) from now on, into `path` (R-REC)."""
+
+    path: str
+
+    def to_apps(self):
+        path = neutralise(self.path)
+        return [
+            ("set", f"{cv.RECORD_STEREO}=true"),
+            ("set", f"{cv.FSCTL_RECORDING_PATH}={path}"),
+            ("record_session", path),
+        ]
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One leg of a bridge: a dial target, its ring time, per-leg variables."""
+
+    target: str
+    timeout: int
+    variables: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if not _DIAL_TARGET_RE.match(self.target or ""):
+            raise ValueError(f"dial target {self.target!r} contains a forbidden character")
+        if not isinstance(self.timeout, int) or self.timeout <= 0:
+            raise ValueError(f"leg timeout {self.timeout!r} must be a positive number of seconds")
+        for name, value in self.variables:
+            _var_name(name)
+            # `]` ends per-leg variables and `'` quotes a value holding `,` (the separator).
+            if any(ch in value for ch in "[]'"):
+                raise ValueError(f"per-leg variable {name}={value!r} may not contain [ ] or '")
+
+    def dial_string(self) -> str:
+        """`[leg_timeout=20,...]user/101@acme.example`; values neutralised, with `,` single-quoted."""
+        return dialstring.leg(self.target, self.timeout, [(n, neutralise(v)) for n, v in self.variables])
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Steps to run when a bridge fails with one of `causes` (name: busy, no_answer...)."""
+
+    name: str
+    causes: frozenset[str]
+    steps: tuple[Step, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "causes", frozenset(self.causes))
+        object.__setattr__(self, "steps", tuple(self.steps))
+        for cause in self.causes:
+            if not _CAUSE_RE.match(cause):
+                raise ValueError(f"cause {cause!r} must look like USER_BUSY")
+
+
+@dataclass(frozen=True)
+class Bridge(Step):
+    """Ring legs one after another (`sequential`, `|`) or all at once (`simultaneous`, `,`)."""
+
+    legs: tuple[Leg, ...]
+    mode: str = "sequential"
+    on_fail: tuple[Branch, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "legs", tuple(self.legs))
+        object.__setattr__(self, "on_fail", tuple(self.on_fail))
+        if not self.legs:
+            raise ValueError("a bridge needs at least one leg")
+        if self.mode not in ("sequential", "simultaneous"):
+            raise ValueError(f"bridge mode {self.mode!r} must be sequential or simultaneous")
+
+    def dial_string(self) -> str:
+        return dialstring.join((leg.dial_string() for leg in self.legs), self.mode)
+
+    def to_apps(self):
+        return dialstring.bridge_apps(self.dial_string())
+
+    def branch(self, cause: str) -> Branch | None:
+        """The branch to run after the bridge failed with `cause`, or None (carry on)."""
+        for br in self.on_fail:
+            if cause in br.causes:
+                return br
+        return None
+
+
+@dataclass(frozen=True)
+class Voicemail(Step):
+    """Leave a message in a user's mailbox."""
+
+    user: str
+    domain: str
+    profile: str = "default"
+    terminal = True
+
+    def __post_init__(self):
+        for token in (self.user, self.domain, self.profile):
+            if not _TOKEN_RE.match(token or ""):
+                raise ValueError(f"voicemail argument {token!r} contains a forbidden character")
+
+    def to_apps(self):
+        return [("answer", ""), ("voicemail", f"{self.profile} {self.domain} {self.user}")]
+
+
+@dataclass(frozen=True)
+class Transfer(Step):
+    """Hand the call to an extension of the XML dialplan (IVR, queue, conference)."""
+
+    extension: str
+    context: str
+    dialplan: str = "XML"
+    terminal = True
+
+    def __post_init__(self):
+        for token in (self.extension, self.context, self.dialplan):
+            if not _TOKEN_RE.match(token or ""):
+                raise ValueError(f"transfer argument {token!r} contains a forbidden character")
+
+    def to_apps(self):
+        return [("transfer", f"{self.extension} {self.dialplan} {self.context}")]
+
+
+@dataclass(frozen=True)
+class Hangup(Step):
+    """End the call with a FreeSWITCH hang-up cause (mapped to a SIP status by mod_sofia)."""
+
+    cause: str = "NORMAL_CLEARING"
+    terminal = True
+
+    def __post_init__(self):
+        if not _CAUSE_RE.match(self.cause or ""):
+            raise ValueError(f"hang-up cause {self.cause!r} must look like USER_BUSY")
+
+    def to_apps(self):
+        return [("hangup", self.cause)]
+
+
+MULTISET_DELIMITERS = "|~!;#%@"
+MULTISET_MAX = 256  # mod_dptools multiset splits into at most 256 variables
+
+
+def multiset(assignments: Sequence[str]) -> tuple[str, str] | None:
+    """Several `set` arguments (`name=value`) as one `multiset` application, or None.
+
+    mod_dptools' multiset takes `^^<delimiter>` then the assignments separated by that
+    character: one execution instead of one per variable. None when fewer than two are given,
+    too many, or every candidate delimiter occurs in a value.
+    """
+    if not 2 <= len(assignments) <= MULTISET_MAX:
+        return None
+    for delim in MULTISET_DELIMITERS:
+        if not any(delim in a for a in assignments):
+            return ("multiset", f"^^{delim}" + delim.join(assignments))
+    return None
+
+
+def plan_apps(steps: Sequence[Step]) -> list[tuple[str, str]]:
+    """The applications of the plan's main line (branches excluded), in order."""
+    apps = []
+    for step in steps:
+        apps.extend(step.to_apps())
+        if step.terminal:
+            break
+    return apps
+
+
+def drive(steps: Sequence[Step]):
+    """The execution model as a generator: yields each step to run; `send` a Bridge's outcome.
+
+    The outcome is 'SUCCESS', 'ORIGINATOR_CANCEL' or the failure cause (originate_disposition).
+    The service runs plans with it and `walk` simulates them with it: one model, two users.
+    """
+    queue = list(steps)
+    while queue:
+        step = queue.pop(0)
+        outcome = yield step
+        if step.terminal:
+            return
+        if isinstance(step, Bridge):
+            if outcome is None or outcome in ("SUCCESS", "ORIGINATOR_CANCEL"):
+                return  # answered (hangup_after_bridge) or the caller hung up
+            br = step.branch(outcome)
+            if br is not None:
+                queue = list(br.steps)
+
+
+def walk(steps: Sequence[Step], outcomes: Iterable[str] = ()) -> list[Step]:
+    """The steps that run when successive bridges end with `outcomes` ('SUCCESS' or a cause).
+
+    Bridges beyond the given outcomes are taken as answered (SUCCESS).
+    """
+    results = iter(outcomes)
+    ran: list[Step] = []
+    runner = drive(steps)
+    try:
+        step = next(runner)
+        while True:
+            ran.append(step)
+            step = runner.send(next(results, "SUCCESS") if isinstance(step, Bridge) else None)
+    except StopIteration:
+        pass
+    return ran
+
+
+def iter_steps(steps: Sequence[Step], depth: int = 0, branch: str = ""):
+    """Every step with its depth and the branch it belongs to, branches after their bridge."""
+    for step in steps:
+        yield step, depth, branch
+        if isinstance(step, Bridge):
+            for br in step.on_fail:
+                label = f"{branch} > " if branch else ""
+                label += f"{br.name} ({','.join(sorted(br.causes))})"
+                yield from iter_steps(br.steps, depth + 1, label)
+
+
+def explain(steps: Sequence[Step]) -> list[dict]:
+    """Rows for `fsctl trace`: step, apps, reason, plus depth and branch for nested steps."""
+    return [
+        {
+            "step": step.kind,
+            "apps": [[app, arg] for app, arg in step.to_apps()],
+            "reason": step.reason,
+            "depth": depth,
+            "branch": branch,
+        }
+        for step, depth, branch in iter_steps(steps)
+    ]

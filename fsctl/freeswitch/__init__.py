@@ -1,0 +1,1 @@
+"""FreeSWITCH's vocabulary and wire: the Event Socket client and protocol, XML checks, mod_callcenter."""

@@ -1,0 +1,173 @@
+"""How notifications leave: SMTP and HTTP (`Transport`, injected), the missed-call e-mail, and
+Bitrix24's telephony REST methods (telephony.externalcall.register / .finish) for `bitrix24` hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from ... import validate
+from ...model import CrmCall, CrmHook
+
+# Bitrix24 telephony.externalcall.finish STATUS_CODE by fsctl call status.
+BITRIX_STATUS = {
+    "answered": "200",
+    "missed": "304",
+    "busy": "486",
+    "abandoned": "603-S",
+    "refused": "423",
+    "failed": "OTHER",
+}
+
+
+class DeliveryError(Exception):
+    """One delivery attempt failed (retried later)."""
+
+
+@dataclass
+class Transport:
+    """How messages leave: SMTP server and HTTP timeout (inject another in tests)."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "pbx@localhost"
+    timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, settings) -> "Transport":
+        """The transport the settings describe."""
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.notify_timeout)
+
+    def send_email(self, message: EmailMessage) -> None:
+        """Send one message through the SMTP server."""
+        try:
+            with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout) as smtp:
+                smtp.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: {exc}") from None
+
+    def post_json(self, url: str, data: dict) -> dict:
+        """POST a JSON object; the JSON reply (or {}) on 2xx, DeliveryError otherwise."""
+        body = json.dumps(data, ensure_ascii=False).encode()
+        request = urllib.request.Request(
+            url, data=body, method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "fsctl"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise DeliveryError(f"POST {url}: HTTP {exc.code}") from None
+        except (OSError, urllib.error.URLError) as exc:
+            raise DeliveryError(f"POST {url}: {getattr(exc, 'reason', exc)}") from None
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return {}
+
+
+def missed_call_email(payload: dict, sender: str, to: str) -> EmailMessage:
+    """The e-mail about a missed call (pure)."""
+    call = payload["call"]
+    name = validate.CONTROL_RE.sub(" ", call.get("caller_name") or "").strip()  # caller text: no header injection
+    who = call["caller"] + (f" ({name})" if name else "")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = f"Missed call from {who}"
+    lines = [
+        f"Missed call from {who}",
+        f"To: {call['callee']}" + (f" (group {payload['number']})" if payload.get("scope") == "group" else ""),
+        f"When: {call['started_at']}",
+        f"Rang: {', '.join(call['missed_by']) or '-'}",
+        f"Call: {call['uuid']}",
+    ]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def recording_url(path: str | None, settings) -> str | None:
+    """The link to a recording: settings.recordings_url + the path under recordings_dir."""
+    if not path:
+        return None
+    base = (settings.recordings_url or "").rstrip("/")
+    root = (settings.recordings_dir or "").rstrip("/") + "/"
+    rel = path[len(root):] if path.startswith(root) else path.lstrip("/")
+    return f"{base}/{rel}" if base else path
+
+
+def _is_extension(number: str) -> bool:
+    return bool(validate.EXTENSION_RE.match(number or ""))
+
+
+def _bitrix_call(transport: Transport, hook: CrmHook, method: str, params: dict) -> dict:
+    reply = transport.post_json(f"{hook.url.rstrip('/')}/{method}.json", params)
+    if "error" in reply:
+        raise DeliveryError(f"{method}: {reply.get('error')}: {reply.get('error_description', '')}")
+    return reply.get("result") or {}
+
+
+def _bitrix_register(hook, transport, call_uuid, user, phone, kind, started, line, show) -> str:
+    params = {
+        "USER_PHONE_INNER": user,
+        "PHONE_NUMBER": phone,
+        "TYPE": kind,  # 1 outgoing, 2 incoming
+        "CALL_START_DATE": started,
+        "CRM_CREATE": 1,
+        "SHOW": 1 if show else 0,
+    }
+    if line:
+        params["LINE_NUMBER"] = line
+    result = _bitrix_call(transport, hook, "telephony.externalcall.register", params)
+    call_id = str(result.get("CALL_ID") or "")
+    if not call_id:
+        raise DeliveryError("telephony.externalcall.register: no CALL_ID in the reply")
+    CrmCall.insert(hook=hook, call_uuid=call_uuid, external_id=call_id).on_conflict_ignore().execute()
+    return call_id
+
+
+def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, settings) -> None:
+    """Bitrix24 telephony: ringing -> register (shows the card), finished -> finish (with recording)."""
+    event = payload.get("event")
+    known = CrmCall.get_or_none((CrmCall.hook == hook) & (CrmCall.call_uuid == payload["call_uuid"]))
+    if event == "ringing":
+        if known is not None or _is_extension(payload.get("caller", "")):
+            return  # already registered (or finished), or an internal call: Bitrix24 tracks outside calls
+        _bitrix_register(hook, transport, payload["call_uuid"], payload["user"], payload["caller"], 2,
+                         payload.get("at"), payload.get("did"), True)
+        return
+    if event != "finished":
+        return  # "answered": Bitrix24 has no such step; finish carries the outcome
+    call = payload["call"]
+    if call["direction"] == "internal" or (known is not None and known.finished):
+        return
+    incoming = call["direction"] == "in"
+    user = call["answered_by"] or (call["missed_by"][0] if call["missed_by"] else "")
+    if not incoming:
+        user = call["caller"]
+    elif not user and call.get("target"):
+        user = call["target"].split(":", 1)[-1]  # the group/queue/IVR number the call was for
+    if known is None:
+        phone = call["caller"] if incoming else call["callee"]
+        call_id = _bitrix_register(hook, transport, call["uuid"], user, phone, 2 if incoming else 1,
+                                   call["started_at"], call.get("did"), False)
+    else:
+        call_id = known.external_id
+    params = {
+        "CALL_ID": call_id,
+        "USER_PHONE_INNER": user,
+        "DURATION": call["talk_time"],
+        "STATUS_CODE": BITRIX_STATUS.get(call["status"], "OTHER"),
+    }
+    link = recording_url(call.get("recording"), settings)
+    if link and call["status"] == "answered":
+        params["RECORD_URL"] = link
+    if call["status"] != "answered":
+        params["FAILED_REASON"] = call["status"]
+    _bitrix_call(transport, hook, "telephony.externalcall.finish", params)
+    CrmCall.update(finished=True).where((CrmCall.hook == hook) & (CrmCall.call_uuid == call["uuid"])).execute()

@@ -1,0 +1,230 @@
+"""Plan steps: their FreeSWITCH applications, escaping of tenant text, execution semantics."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fsctl.calllogic.plan import (
+    SAFE_DOLLAR,
+    Answer,
+    Branch,
+    Bridge,
+    Hangup,
+    Leg,
+    Playback,
+    SetCallerName,
+    SetVar,
+    StartRecording,
+    Transfer,
+    Voicemail,
+    drive,
+    explain,
+    neutralise,
+    plan_apps,
+    walk,
+)
+
+
+def test_setvar_and_caller_name_apps():
+    assert SetVar("fsctl_route", "user:101").to_apps() == [("set", "fsctl_route=user:101")]
+    assert SetCallerName("Jonas Jonaitis").to_apps() == [("set", "effective_caller_id_name=Jonas Jonaitis")]
+
+
+def test_setvar_refuses_a_name_that_is_not_an_identifier():
+    with pytest.raises(ValueError):
+        SetVar("a=b", "x")
+    with pytest.raises(ValueError):
+        SetVar("${x}", "x")
+
+
+def test_answer_playback_recording_hangup_apps():
+    assert Answer().to_apps() == [("answer", "")]
+    assert Answer(early=True).to_apps() == [("pre_answer", "")]
+    assert Playback("/srv/media/acme/welcome.wav").to_apps() == [("playback", "/srv/media/acme/welcome.wav")]
+    assert StartRecording("/rec/a.wav").to_apps() == [
+        ("set", "RECORD_STEREO=true"),
+        ("set", "fsctl_recording_path=/rec/a.wav"),
+        ("record_session", "/rec/a.wav"),
+    ]
+    assert Hangup("CALL_REJECTED").to_apps() == [("hangup", "CALL_REJECTED")]
+    assert Hangup().to_apps() == [("hangup", "NORMAL_CLEARING")]
+
+
+def test_hangup_refuses_a_bad_cause():
+    with pytest.raises(ValueError):
+        Hangup("user busy")
+
+
+def test_voicemail_and_transfer_apps():
+    assert Voicemail("101", "acme.example").to_apps() == [("answer", ""), ("voicemail", "default acme.example 101")]
+    assert Transfer("ivr-500", "acme.example").to_apps() == [("transfer", "ivr-500 XML acme.example")]
+    with pytest.raises(ValueError):
+        Transfer("500 XML other.example", "acme.example")
+    with pytest.raises(ValueError):
+        Voicemail("101 x", "acme.example")
+
+
+def test_bridge_sequential_uses_pipes_and_sets_continue_on_fail_first():
+    bridge = Bridge((Leg("user/101@acme.example", 20), Leg("user/102@acme.example", 20)), "sequential")
+    assert bridge.to_apps() == [
+        ("set", "continue_on_fail=true"),
+        ("set", "hangup_after_bridge=true"),
+        ("bridge", "[leg_timeout=20]user/101@acme.example|[leg_timeout=20]user/102@acme.example"),
+    ]
+
+
+def test_bridge_simultaneous_uses_commas():
+    bridge = Bridge((Leg("user/101@acme.example", 30), Leg("user/102@acme.example", 30)), "simultaneous")
+    assert bridge.to_apps()[-1] == (
+        "bridge",
+        "[leg_timeout=30]user/101@acme.example,[leg_timeout=30]user/102@acme.example",
+    )
+
+
+def test_leg_variables_with_commas_are_quoted():
+    leg = Leg("user/101@acme.example", 10, (("execute_on_answer_1", "playback tone_stream://%(200,0,1000)"),))
+    assert leg.dial_string() == (
+        "[leg_timeout=10,execute_on_answer_1='playback tone_stream://%(200,0,1000)']user/101@acme.example"
+    )
+
+
+@pytest.mark.parametrize("target", ["user/101@acme.example,user/1@x", "user/1|x", "user/${x}", "user/1 2", "", "[a]b"])
+def test_leg_refuses_dial_string_metacharacters(target):
+    with pytest.raises(ValueError):
+        Leg(target, 20)
+
+
+@pytest.mark.parametrize("value", ["a]b", "a'b", "[x"])
+def test_leg_refuses_variable_values_that_break_the_brackets(value):
+    with pytest.raises(ValueError):
+        Leg("user/101@acme.example", 20, (("x", value),))
+
+
+def test_bridge_needs_legs_and_a_known_mode():
+    with pytest.raises(ValueError):
+        Bridge((), "sequential")
+    with pytest.raises(ValueError):
+        Bridge((Leg("user/1@a.example", 5),), "round-robin")
+    with pytest.raises(ValueError):
+        Leg("user/1@a.example", 0)
+
+
+def test_neutralise_dollar_and_control_characters():
+    assert neutralise("${sofia_contact(1)}") == SAFE_DOLLAR + "{sofia_contact(1)}"
+    assert neutralise("$${global}") == SAFE_DOLLAR * 2 + "{global}"
+    assert neutralise("a\r\nb\x00c\td") == "abcd"
+
+
+def _branchy_plan():
+    busy = Branch("busy", {"USER_BUSY"}, (Voicemail("101", "acme.example", reason="busy"),))
+    return (
+        SetVar("fsctl_route", "user:101"),
+        Bridge((Leg("user/101@acme.example", 20),), on_fail=(busy,), reason="ring 101"),
+        Hangup("SUBSCRIBER_ABSENT", reason="unreachable"),
+    )
+
+
+def test_walk_answered_bridge_ends_the_plan():
+    plan = _branchy_plan()
+    assert [s.kind for s in walk(plan, ["SUCCESS"])] == ["SetVar", "Bridge"]
+    assert [s.kind for s in walk(plan)] == ["SetVar", "Bridge"]
+
+
+def test_walk_matching_branch_replaces_the_rest():
+    assert [s.reason for s in walk(_branchy_plan(), ["USER_BUSY"])][-1] == "busy"
+    assert [s.kind for s in walk(_branchy_plan(), ["USER_BUSY"])] == ["SetVar", "Bridge", "Voicemail"]
+
+
+def test_walk_unlisted_cause_carries_on():
+    assert [s.kind for s in walk(_branchy_plan(), ["USER_NOT_REGISTERED"])] == ["SetVar", "Bridge", "Hangup"]
+
+
+def test_walk_caller_gone_stops():
+    assert [s.kind for s in walk(_branchy_plan(), ["ORIGINATOR_CANCEL"])] == ["SetVar", "Bridge"]
+
+
+def test_drive_takes_bridge_outcomes_by_send():
+    plan = _branchy_plan()
+    runner = drive(plan)
+    assert next(runner) is plan[0]
+    assert runner.send(None) is plan[1]
+    assert runner.send("USER_BUSY") is plan[1].on_fail[0].steps[0]
+    with pytest.raises(StopIteration):
+        runner.send(None)  # Voicemail is terminal
+
+
+def test_drive_stops_when_the_channel_is_gone():
+    runner = drive(_branchy_plan())
+    next(runner)
+    runner.send(None)
+    with pytest.raises(StopIteration):
+        runner.send(None)  # a bridge without an outcome: the channel no longer exists
+
+
+def test_walk_stops_at_terminal_steps():
+    plan = (Hangup("USER_BUSY"), SetVar("x", "y"))
+    assert walk(plan) == [plan[0]]
+    assert plan_apps(plan) == [("hangup", "USER_BUSY")]
+
+
+def test_plan_apps_main_line_only():
+    assert plan_apps(_branchy_plan()) == [
+        ("set", "fsctl_route=user:101"),
+        ("set", "continue_on_fail=true"),
+        ("set", "hangup_after_bridge=true"),
+        ("bridge", "[leg_timeout=20]user/101@acme.example"),
+        ("hangup", "SUBSCRIBER_ABSENT"),
+    ]
+
+
+def test_explain_lists_branches_with_depth_and_label():
+    rows = explain(_branchy_plan())
+    assert [(r["step"], r["depth"], r["branch"]) for r in rows] == [
+        ("SetVar", 0, ""),
+        ("Bridge", 0, ""),
+        ("Voicemail", 1, "busy (USER_BUSY)"),
+        ("Hangup", 0, ""),
+    ]
+    assert rows[2]["apps"] == [["answer", ""], ["voicemail", "default acme.example 101"]]
+    assert rows[1]["reason"] == "ring 101"
+    assert set(rows[0]) == {"step", "apps", "reason", "depth", "branch"}
+
+
+def test_steps_are_frozen():
+    step = Hangup("USER_BUSY")
+    with pytest.raises(AttributeError):
+        step.cause = "NORMAL_CLEARING"
+
+
+_text = (
+    st.lists(st.sampled_from(list("${}ab:/,.\n\r\x00'\"\\ ") + ["$${", "${"]), max_size=20).map("".join)
+    | st.text(max_size=40)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_text)
+def test_to_apps_never_emits_expansion_or_newlines_from_tenant_text(text):
+    steps = [
+        SetCallerName(text),
+        SetVar("fsctl_note", text),
+        Playback(text),
+        StartRecording(text),
+    ]
+    try:
+        steps.append(Bridge((Leg("user/101@acme.example", 20, (("fsctl_x", text),)),)))
+    except ValueError:
+        pass  # refused outright is fine too
+    for step in steps:
+        for app, arg in step.to_apps():
+            assert "${" not in arg and "$" not in arg
+            assert "\n" not in arg and "\r" not in arg and "\x00" not in arg
+
+
+def test_multiset_joins_sets_with_a_free_delimiter():
+    from fsctl.calllogic.plan import multiset
+
+    assert multiset(["a=1"]) is None
+    assert multiset(["a=1", "b=x y"]) == ("multiset", "^^|a=1|b=x y")
+    assert multiset(["a=1|2", "b=~"]) == ("multiset", "^^!a=1|2!b=~")
+    assert multiset(["a=|~!;#%@"] * 2) is None  # no free delimiter: the caller sends each set
+    assert multiset(["a=1"] * 257) is None

@@ -1,0 +1,376 @@
+"""Missed-call notifications and CRM events against a real SMTP server (aiosmtpd) and a local HTTP server."""
+
+import datetime as dt
+import email
+import json
+import threading
+from email import policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from fsctl.config import Settings
+from fsctl.model import CallRecord as CallRecordModel, CrmCall, NotifyRule, Outbox, User, utcnow
+from fsctl.services import cdr, notify
+from tests.conftest import free_port
+from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant, s
+
+# Deliveries are queued at the real time; "now" for drain is a little after it.
+# Ahead of every row the default notifier stamps with the real clock during the run (a minute
+# was too little once the module ran more than a minute after its import on a loaded machine).
+NOW = utcnow().replace(microsecond=0) + dt.timedelta(hours=1)
+REC = "/var/lib/freeswitch/recordings/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
+
+
+class Mailbox:
+    """aiosmtpd handler that keeps every message."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    box.port = controller.port
+    yield box
+    controller.stop()
+
+
+class Web:
+    """A local HTTP server: records every request, answers from a script (then 200 {})."""
+
+    def __init__(self):
+        self.requests = []
+        self.replies = []  # (status, body) in order, per request
+        web = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                web.requests.append((self.path, self.headers.get("Content-Type"), json.loads(body)))
+                status, reply = web.replies.pop(0) if web.replies else (200, {})
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bodies(self):
+        return [r[2] for r in self.requests]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def web():
+    server = Web()
+    yield server
+    server.close()
+
+
+def settings(smtp=None, **kw):
+    return Settings(smtp_port=smtp.port if smtp else 1, notify_backoff=30.0, notify_max_attempts=3,
+                    notify_timeout=5.0, recordings_url="https://rec.example.invalid/files", **kw)
+
+
+def transport(conf):
+    return notify.Transport.from_settings(conf)
+
+
+def missed_group_call(uuid="m-a"):
+    return [
+        b_leg(f"{uuid}-101", uuid, "101", end=s(20), cause="ORIGINATOR_CANCEL", caller="+37061111111"),
+        b_leg(f"{uuid}-102", uuid, "102", end=s(20), cause="ORIGINATOR_CANCEL", caller="+37061111111"),
+        a_leg(uuid, caller="+37061111111", caller_name="Jonas", did="+37052000000", route="group:200", end=s(20),
+              cause="ORIGINATOR_CANCEL", disposition="recv_cancel"),
+    ]
+
+
+def answered_group_call(uuid="c1"):
+    return [
+        b_leg(f"{uuid}-101", uuid, "101", end=s(9), cause="LOSE_RACE", caller="+37061111111"),
+        b_leg(f"{uuid}-102", uuid, "102", answer=s(9), end=s(129), caller="+37061111111"),
+        a_leg(uuid, caller="+37061111111", did="+37052000000", route="group:200", answer=s(9), end=s(129),
+              bridged_to=f"{uuid}-102", bridged_user="102", recording=REC),
+    ]
+
+
+def test_missed_call_mail_and_webhook_sent_once_with_retry(db, smtp, web):
+    make_tenant(db)
+    notify.add_rule("acme.example", "user", "101", "email")
+    notify.add_rule("acme.example", "group", "200", "webhook", web.url + "/missed")
+    notify.add_rule("acme.example", "user", "103", "email")  # 103 did not ring: not told
+    web.replies = [(500, {"error": "try later"})]
+    cdr.ingest_hangups(missed_group_call())
+    assert Outbox.select().count() == 2
+    conf = settings(smtp)
+
+    first = notify.drain(transport(conf), conf, now=NOW)
+    assert (first.sent, first.retried, first.failed) == (1, 1, 0)
+    assert first.errors == [f"missed:m-a:2: POST {web.url}/missed: HTTP 500"]
+    [(rcpt, message)] = smtp.messages
+    assert rcpt == ["u101@acme.example"] and message["Subject"] == "Missed call from +37061111111 (Jonas)"
+    assert message["From"] == "pbx@localhost"
+    assert "Rang: 101, 102" in message.get_content()
+
+    assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(seconds=29)).sent == 0  # backoff
+    later = notify.drain(transport(conf), conf, now=NOW + dt.timedelta(seconds=30))
+    assert (later.sent, later.retried) == (1, 0)
+    assert [r[0] for r in web.requests] == ["/missed", "/missed"]
+    body = web.bodies()[1]
+    assert (body["event"], body["scope"], body["number"], body["tenant"]) == ("missed_call", "group", "200",
+                                                                              "acme.example")
+    assert (body["call"]["uuid"], body["call"]["status"], body["call"]["missed_by"]) == ("m-a", "missed",
+                                                                                         ["101", "102"])
+
+    cdr.ingest_hangups(missed_group_call())  # the same call again (re-import, replay): nothing new
+    cdr.ingest_hangups(missed_group_call()[::-1])
+    assert Outbox.select().count() == 2
+    assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(days=1)).sent == 0
+    assert len(smtp.messages) == 1 and len(web.requests) == 2
+
+
+def test_backoff_doubles_then_gives_up(db, web):
+    make_tenant(db)
+    notify.add_rule("acme.example", "user", "102", "webhook", web.url + "/down")
+    web.replies = [(503, {})] * 3
+    cdr.ingest_hangups(missed_group_call())
+    conf = settings()
+    when = NOW
+    for expected_wait in (30, 60):
+        assert notify.drain(transport(conf), conf, now=when).retried == 1
+        row = Outbox.get()
+        assert row.next_attempt_at == when + dt.timedelta(seconds=expected_wait)
+        when = row.next_attempt_at
+    final = notify.drain(transport(conf), conf, now=when)
+    assert (final.failed, Outbox.get().state, Outbox.get().attempts) == (1, "failed", 3)
+    assert Outbox.get().last_error == f"POST {web.url}/down: HTTP 503"
+    assert notify.drain(transport(conf), conf, now=when + dt.timedelta(days=1)).failed == 0
+
+
+def test_answered_and_abandoned_calls_notify_nobody(db, smtp):
+    make_tenant(db)
+    for user in ("101", "102"):
+        notify.add_rule("acme.example", "user", user, "email")
+    notify.add_rule("acme.example", "group", "200", "email", "sales@acme.example")
+    cdr.ingest_hangups(answered_group_call())
+    cdr.ingest_hangups([
+        b_leg("q-101", "q-a", "101", queue=True, end=s(30), cause="ORIGINATOR_CANCEL"),
+        a_leg("q-a", caller="+37063333333", did="+37052000001", route="queue:600", answer=s(1), end=s(40),
+              app="callcenter", cc_queue="600@acme.example"),
+    ])
+    assert Outbox.select().count() == 0
+
+
+def test_user_without_address_fails_later_not_silently(db, smtp):
+    make_tenant(db)
+    notify.add_rule("acme.example", "user", "101", "email")
+    User.update(email=None).where(User.number == "101").execute()
+    cdr.ingest_hangups(missed_group_call())
+    conf = settings(smtp)
+    assert notify.drain(transport(conf), conf, now=NOW).errors == ["missed:m-a:1: no e-mail address"]
+    assert smtp.messages == []
+
+
+# --- CRM --------------------------------------------------------------------------------------
+
+def channel_event(name, leg):
+    return {**leg, "Event-Name": name}
+
+
+def test_crm_webhook_gets_ringing_answered_finished(db, web):
+    make_tenant(db)
+    notify.add_hook("acme.example", web.url + "/crm")
+    legs = answered_group_call()
+    notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[0]), now=NOW)
+    notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[1]), now=NOW)
+    notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[1]), now=NOW)  # duplicate: once
+    notify.enqueue_channel_event(channel_event("CHANNEL_ANSWER", legs[1]), now=NOW)
+    assert notify.enqueue_channel_event(channel_event("CHANNEL_ANSWER", legs[2]), now=NOW) == 0  # caller's leg
+    cdr.ingest_hangups(legs)
+    conf = settings()
+    assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(minutes=5)).sent == 4
+    bodies = web.bodies()
+    assert [(b["event"], b.get("user")) for b in bodies] == [
+        ("ringing", "101"), ("ringing", "102"), ("answered", "102"), ("finished", None)]
+    assert bodies[0]["caller"] == "+37061111111" and bodies[0]["call_uuid"] == "c1"
+    finished = bodies[3]
+    assert finished["recording_url"] == \
+        "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
+    assert (finished["call"]["status"], finished["call"]["answered_by"], finished["call"]["talk_time"]) == (
+        "answered", "102", 120)
+
+
+def test_bitrix24_register_and_finish(db, web):
+    make_tenant(db)
+    notify.add_hook("acme.example", web.url + "/rest/1/s3cret/", "bitrix24")
+    web.replies = [(200, {"result": {"CALL_ID": "externalCall.1a"}}), (200, {"result": {}}),
+                   (200, {"result": {"CALL_ID": "externalCall.2b"}}), (200, {"result": {}})]
+    legs = answered_group_call()
+    notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[0]), now=NOW)
+    notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[1]), now=NOW)
+    cdr.ingest_hangups(legs)
+    cdr.ingest_hangups(missed_group_call())  # no ringing event seen: registered at the end
+    cdr.ingest_hangups([a_leg("int-a", caller="101", dest="102", route="user:102", answer=s(2), end=s(9),
+                              bridged_to="int-b", bridged_user="102")])  # internal: not for Bitrix24
+    conf = settings()
+    assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(minutes=5)).sent == 5
+    base = "/rest/1/s3cret"
+    requests = [(path, body) for path, _, body in web.requests]
+    assert requests[0] == (f"{base}/telephony.externalcall.register.json", {
+        "USER_PHONE_INNER": "101", "PHONE_NUMBER": "+37061111111", "TYPE": 2,
+        "CALL_START_DATE": requests[0][1]["CALL_START_DATE"], "CRM_CREATE": 1, "SHOW": 1})
+    assert requests[1:] == [
+        (f"{base}/telephony.externalcall.finish.json", {
+            "CALL_ID": "externalCall.1a", "USER_PHONE_INNER": "102", "DURATION": 120, "STATUS_CODE": "200",
+            "RECORD_URL": "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"}),
+        (f"{base}/telephony.externalcall.register.json", {
+            "USER_PHONE_INNER": "101", "PHONE_NUMBER": "+37061111111", "TYPE": 2,
+            "CALL_START_DATE": "2026-11-23T07:09:42Z", "CRM_CREATE": 1, "SHOW": 0, "LINE_NUMBER": "+37052000000"}),
+        (f"{base}/telephony.externalcall.finish.json", {
+            "CALL_ID": "externalCall.2b", "USER_PHONE_INNER": "101", "DURATION": 0, "STATUS_CODE": "304",
+            "FAILED_REASON": "missed"}),
+    ]
+    assert all(ctype == "application/json; charset=utf-8" for _, ctype, _ in web.requests)
+    assert [(c.call_uuid, c.external_id, c.finished) for c in CrmCall.select().order_by(CrmCall.id)] == [
+        ("c1", "externalCall.1a", True), ("m-a", "externalCall.2b", True)]
+
+
+def test_bitrix24_error_reply_is_retried(db, web):
+    make_tenant(db)
+    notify.add_hook("acme.example", web.url + "/rest/1/s3cret", "bitrix24")
+    web.replies = [(200, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})]
+    cdr.ingest_hangups(missed_group_call())
+    conf = settings()
+    report = notify.drain(transport(conf), conf, now=NOW)
+    assert report.errors == ["crm:m-a:finished:1: telephony.externalcall.register: QUERY_LIMIT_EXCEEDED: "
+                             "Too many requests"]
+    web.replies = [(200, {"result": {"CALL_ID": "externalCall.9"}}), (200, {"result": {}})]
+    assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(seconds=30)).sent == 1
+    assert len(web.requests) == 3
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+def refused(fsctl, *args):
+    result = fsctl(*args, ok=False)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_notify_cli(fsctl, smtp, web):
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona", "--email", "ona@acme.example")
+    fsctl("user", "add", "acme.example", "102", "--name", "Jonas")
+    fsctl("group", "add", "acme.example", "200", "--name", "Sales", "--member", "101", "--member", "102")
+    fsctl("notify", "add", "acme.example", "--user", "101")
+    fsctl("notify", "add", "acme.example", "--group", "200", "--channel", "webhook", "--to", web.url + "/g")
+    assert refused(fsctl, "notify", "add", "acme.example", "--user", "102") == \
+        'Error: --to "": user 102 has no e-mail address: give one'
+    assert refused(fsctl, "notify", "add", "acme.example", "--group", "200", "--channel", "webhook", "--to",
+                   "ftp://x") == 'Error: --to "ftp://x": must be an http:// or https:// URL'
+    assert refused(fsctl, "notify", "add", "acme.example", "--user", "109") == \
+        'Error: user "109" does not exist in acme.example'
+    assert refused(fsctl, "notify", "add", "acme.example", "--user", "101") == \
+        "Error: user 101: this email notification already exists"
+    rules = json.loads(fsctl("notify", "list", "acme.example", "--json").stdout)
+    assert rules == [
+        {"id": 1, "scope": "user", "number": "101", "channel": "email", "address": ""},
+        {"id": 2, "scope": "group", "number": "200", "channel": "webhook", "address": web.url + "/g"}]
+    fsctl("crm", "add", "acme.example", web.url + "/rest/1/x", "--mode", "bitrix24")
+    assert json.loads(fsctl("crm", "list", "acme.example", "--json").stdout) == [
+        {"id": 1, "mode": "bitrix24", "url": web.url + "/rest/1/x"}]
+    fsctl("crm", "remove", "acme.example", "1")
+    assert refused(fsctl, "crm", "remove", "acme.example", "1") == 'Error: CRM hook "1" does not exist in acme.example'
+
+    fsctl.env["FSCTL_SMTP_PORT"] = str(smtp.port)
+    with fsctl_db(fsctl):
+        cdr.ingest_hangups(missed_group_call())
+    sent = json.loads(fsctl("notify", "send", "--json").stdout)
+    assert (sent["sent"], sent["failed"]) == (2, 0)
+    assert smtp.messages[0][0] == ["ona@acme.example"] and web.bodies()[0]["number"] == "200"
+    outbox = json.loads(fsctl("notify", "outbox", "acme.example", "--json").stdout)
+    assert [(o["key"], o["state"]) for o in outbox] == [("missed:m-a:2", "sent"), ("missed:m-a:1", "sent")]
+    fsctl("notify", "remove", "acme.example", "2")
+    assert refused(fsctl, "notify", "remove", "acme.example", "x") == 'Error: id "x": must be a whole number'
+    assert [r.id for r in NotifyRule.select()] == [1]
+
+
+class fsctl_db:
+    """Bind the models to the CLI's database for a moment (to ingest as the service would)."""
+
+    def __init__(self, fsctl):
+        self.url = fsctl.url
+
+    def __enter__(self):
+        from fsctl.db import open_database
+
+        open_database(self.url)
+
+    def __exit__(self, *exc):
+        from fsctl.db import close_database
+
+        close_database()
+
+
+def test_notify_send_exits_1_when_a_delivery_fails_for_good(fsctl):
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona")
+    closed = f"http://127.0.0.1:{free_port()}/nobody"
+    fsctl("notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to", closed)
+    with fsctl_db(fsctl):
+        cdr.ingest_hangups([a_leg("u-a", route="user:101", dest="101", cause="USER_NOT_REGISTERED",
+                                  disposition="send_refuse")])
+    fsctl.env["FSCTL_NOTIFY_MAX_ATTEMPTS"] = "1"
+    result = fsctl("notify", "send", ok=False)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "0 sent, 0 to retry, 1 failed"
+    assert lines[1].startswith(f"  missed:u-a:1: POST {closed}: ")
+    assert lines[-1] == "Error: 1 deliveries failed for good (fsctl notify outbox --state failed)"
+    assert json.loads(fsctl("notify", "outbox", "--state", "failed", "--json").stdout)[0]["attempts"] == 1
+
+
+def test_import_queues_notifications_unless_told_not_to(fsctl, tmp_path):
+    from tests.fsctl.services.test_cdr import DATA
+
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    for n in ("101", "102"):
+        fsctl("user", "add", "acme.example", n, "--name", f"User {n}", "--email", f"u{n}@acme.example")
+    fsctl("notify", "add", "acme.example", "--user", "101")
+    fsctl("cdr", "import", str(DATA), "--no-notify", ok=False)
+    assert json.loads(fsctl("notify", "outbox", "--json").stdout) == []
+    with fsctl_db(fsctl):
+        CallRecordModel.delete().execute()
+    fsctl("cdr", "import", str(DATA), ok=False)
+    outbox = json.loads(fsctl("notify", "outbox", "--json").stdout)
+    assert [(o["key"], o["target"]) for o in outbox] == [
+        ("missed:5d0e2a1c-0000-4000-8000-000000000002:1", "u101@acme.example")]
+
+
+def test_every_new_command_has_help(fsctl):
+    for args in (("cdr",), ("cdr", "list"), ("cdr", "import"), ("notify",), ("notify", "add"), ("notify", "send"),
+                 ("notify", "outbox"), ("crm", "add"), ("stats",), ("stats", "users"), ("stats", "report")):
+        result = fsctl(*args, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.stdout
