@@ -43,7 +43,7 @@ def deliverer(settings):
     """Drain the notification outbox once (what `fsctl notify send` does)."""
     from fsctl.services import notify
 
-    transport = notify.Transport(settings)
+    transport = notify.Transport.from_settings(settings)
 
     def deliver():
         return notify.drain(transport, settings)

@@ -60,6 +60,7 @@ class Stats:
     hangups_dropped: int = 0
     channel_events: int = 0
     rotation_retries: int = 0
+    superseded: int = 0  # plans ended by a second park of their channel
 
 
 class CallService:
@@ -111,10 +112,15 @@ class CallService:
         if not headers.get(cv.header(cv.FSCTL_TENANT)) or not uuid:
             self.stats.ignored += 1
             return
-        if uuid in self.active:
-            # A channel parks again after an app we ran returns (e.g. a failed bridge): it is
-            # already ours, and a second plan would ring the members twice.
-            return
+        previous = self.active.get(uuid)
+        if previous is not None and previous is not gevent.getcurrent():
+            # A channel parks only in a hand-off extension (a failed bridge of a plan does not park
+            # it again: one CHANNEL_PARK on the real switch). A second park is the channel sent on
+            # (a transfer, REFER or *1 to a group): its old plan is over, the new park is decided
+            # for where the call is now (FACTS.md, issue 11).
+            self.stats.superseded += 1
+            previous.kill(block=True, timeout=5)
+            self.active.pop(uuid, None)
         self.active[uuid] = gevent.getcurrent()
         self.stats.calls += 1
         domain = headers.get(cv.header(cv.FSCTL_TENANT))
@@ -151,8 +157,9 @@ class CallService:
         except gevent.GreenletExit:
             log.info("call %s hung up while its plan ran", uuid)
         finally:
-            self.active.pop(uuid, None)
-            self.gone.discard(uuid)
+            if self.active.get(uuid) is gevent.getcurrent():  # (a newer park may own the channel now)
+                self.active.pop(uuid, None)
+                self.gone.discard(uuid)
 
     def _resume_in_dialplan(self, uuid, domain) -> None:
         """Send a call we cannot decide to the tenant context's fallback extension (XML)."""

@@ -48,8 +48,19 @@ def _v3_web_workspace(db, migrator):
                       model.ApiToken, model.MarkAudit], safe=True)
 
 
+def _v4_outbound_names(db, migrator):
+    """Version 4: the caller name outside calls show, per tenant and per user (issue 11)."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    ops = [migrator.add_column(table, "outbound_name", peewee.TextField(null=True)) for table in ("tenant", "user")
+           if "outbound_name" not in {c.name for c in db.get_columns(table)}]
+    if ops:
+        migrate(*ops)
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_outbound_names]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

@@ -19,10 +19,11 @@ def cli():
 @click.option("--max-users", help="Most users the tenant may have.")
 @click.option("--max-channels", help="Most simultaneous calls.")
 @click.option("--gateway", default="default", show_default=True, help="Outbound SIP gateway name.")
+@click.option("--outbound-name", help="Caller name outside calls show (default: the caller ID's DID name, else --name).")
 @transactional
-def add(domain, name, timezone, max_users, max_channels, gateway):
+def add(domain, name, timezone, max_users, max_channels, gateway, outbound_name):
     """Add a tenant: fsctl tenant add acme.example --name "ACME" --tz Europe/Vilnius."""
-    tenant = svc.add_tenant(domain, name, timezone, max_users, max_channels, gateway)
+    tenant = svc.add_tenant(domain, name, timezone, max_users, max_channels, gateway, outbound_name)
     say(f"tenant {tenant.domain} added")
 
 
@@ -53,6 +54,7 @@ def show(domain, as_json):
 @click.option("--max-channels", help="A number, or 'unlimited'.")
 @click.option("--fallback", help="Destination for scenario calls the call logic cannot serve, e.g. voicemail:101.")
 @click.option("--gateway")
+@click.option("--outbound-name", help="Caller name outside calls show; '' for the default.")
 @transactional
 def edit(domain, **changes):
     """Change a tenant's settings."""

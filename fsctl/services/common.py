@@ -31,6 +31,16 @@ HANGUP_CAUSES = (
 
 
 
+OUTBOUND_NAME_MAX = 64  # a SIP display name; carriers cut longer ones
+
+
+def outbound_name_value(value, field):
+    """The caller name shown to carriers: text, or "" to clear it (None)."""
+    if value is None or value == "":
+        return None
+    return validate.text(value, field, max_len=OUTBOUND_NAME_MAX)
+
+
 def get_tenant(domain):
     """The tenant of `domain`, or NotFoundError."""
     clean = (domain or "").strip().lower().rstrip(".")

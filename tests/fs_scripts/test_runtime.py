@@ -8,6 +8,7 @@ from fs_scripts import runtime
 from fsctl.config import Settings
 from fsctl.model import CallRecord, Recording, Tenant
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant
+from tests.fsctl.services.test_notify import missed_group_call, smtp as smtp_server  # noqa: F401 (a fixture)
 from tests.fsctl.services.test_recordings import write_wav
 
 
@@ -48,3 +49,23 @@ def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):
     runtime.hangup_sinks(settings)[0]([a])
     assert Recording.select().count() == 0
     assert Tenant.select().count() >= 1
+
+
+def test_the_services_delivery_round_mails_a_missed_call_in_the_tenants_time_zone(sdb, request):
+    """Issue 11: every delivery round of fs-scripts failed (the settings object was handed to
+    notify.Transport as the SMTP host). The round the service runs sends the e-mail, its time read
+    in the tenant's zone (the capture's call started 2026-11-23 07:09:42 UTC: 09:09:42 in Vilnius)."""
+    from fsctl.db import transaction
+    from fsctl.services import cdr, notify
+
+    smtp = request.getfixturevalue("smtp_server")
+    make_tenant(sdb)
+    with transaction():
+        notify.add_rule("acme.example", "user", "101", "email")
+    cdr.ingest_hangups(missed_group_call(), notifier=notify.enqueue_for_calls)
+    settings = dataclasses.replace(Settings(), smtp_port=smtp.port, notify_timeout=5.0)
+    report = runtime.deliverer(settings)()
+    assert (report.sent, report.errors) == (1, [])
+    [(rcpt, message)] = smtp.messages
+    assert rcpt == ["u101@acme.example"]
+    assert "When: 2026-11-23 09:09:42 EET" in message.get_content()

@@ -59,5 +59,5 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 3  # (schema 3: the web workspace's tables)
+    assert CURRENT_VERSION == 4  # (schema 4: the outbound caller names)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout

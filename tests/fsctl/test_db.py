@@ -145,7 +145,7 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
-    assert migrations.upgrade(database) == 3 == migrations.CURRENT_VERSION
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION
     assert all(database.table_exists(m._meta.table_name) for m in web_tables)
     webauth.set_web_password("acme.example", "101", "a long web password")
     tokens.add_token("acme.example", "crm", "read")

@@ -37,7 +37,8 @@ def test_tenant_add_list_show_edit_remove(fsctl):
     rows = data(fsctl, "tenant", "list")
     assert rows == [{
         "domain": "acme.example", "name": "ACME & <Co> $x", "timezone": "Europe/Vilnius", "state": "active",
-        "max_users": None, "max_channels": None, "fallback": "hangup", "gateway": "default", "revision": 1,
+        "max_users": None, "max_channels": None, "fallback": "hangup", "gateway": "default", "outbound_name": None,
+        "revision": 1,
         "users": 0,
     }]
     fsctl("tenant", "edit", "acme.example", "--state", "suspended", "--max-users", "5")

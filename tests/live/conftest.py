@@ -149,6 +149,11 @@ class Live:
                                    and arg_contains in e.get("Application-Data", ""), timeout,
                                    f"{app} on {uuid}")
 
+    def in_fallback(self, uuid) -> bool:
+        """Whether the channel went to the XML fallback (the service never took its park)."""
+        return bool(self.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
+                                  and e.get("Application-Data", "").startswith("fsctl_in_fallback=true")))
+
     # -- the call log --------------------------------------------------------------------------------
     def calls(self, domain: str) -> list[dict]:
         return json.loads(self.fsctl("cdr", "list", domain, "--json").stdout)

@@ -11,12 +11,9 @@ import datetime as dt
 import time
 import zoneinfo
 
-import pytest
-
 CALLER = "+37069990001"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.1: the second park is decided as the public number's scenario")
 def test_ivr_digit_to_group_rings_the_group(live_debug):
     live = live_debug
     t = live.tenant("ivr")
@@ -38,6 +35,7 @@ def test_ivr_digit_to_group_rings_the_group(live_debug):
     assert p102.wait_invite(15).caller == CALLER
     assert p103.wait_invite(15).caller == CALLER
     p102.wait_answered_incoming(15)
+    assert not live.in_fallback(uuid)
     # The menu ran once: the second park was decided for the group, not for the public number.
     assert len(live.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
                              and e.get("Application") == "ivr")) == 1
@@ -61,7 +59,6 @@ def _did_call_answered_by_102(live, label):
     return t, call, leg, p102, p104
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.2: REFER resolved in the public context")
 def test_refer_on_a_public_number_call(live_debug):
     t, call, leg, p102, p104 = _did_call_answered_by_102(live_debug, "refer")
     assert leg.refer("104") == 202
@@ -74,7 +71,6 @@ def test_refer_on_a_public_number_call(live_debug):
     p104.incoming(p104.invites[0]).wait_ended(10)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.2: no bind_meta_app on a public number's call")
 def test_star1_blind_transfer_on_a_public_number_call(live_debug):
     live = live_debug
     t, call, leg, p102, p104 = _did_call_answered_by_102(live, "star1")
@@ -90,7 +86,6 @@ def test_star1_blind_transfer_on_a_public_number_call(live_debug):
     call.bye()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.2: no bind_meta_app on a public number's call")
 def test_star4_attended_transfer_on_a_public_number_call(live_debug):
     live = live_debug
     t, call, leg, p102, p104 = _did_call_answered_by_102(live, "star4")
@@ -110,7 +105,6 @@ def test_star4_attended_transfer_on_a_public_number_call(live_debug):
     consult.wait_ended(10)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.3: the internal name goes to the carrier")
 def test_outbound_call_shows_the_tenant_name_not_the_internal_one(live_debug):
     live = live_debug
     t = live.tenant("cid")
@@ -140,7 +134,6 @@ def test_outbound_call_shows_the_tenant_name_not_the_internal_one(live_debug):
     assert live.carrier.wait_invite(15, since=seen).caller_name == "Sales desk"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.4: runtime.py builds notify.Transport wrongly")
 def test_service_mails_the_missed_call_in_the_users_time_zone(live_debug):
     live = live_debug
     t = live.tenant("missed", tz="Europe/Vilnius")
@@ -165,7 +158,6 @@ def test_service_mails_the_missed_call_in_the_users_time_zone(live_debug):
     assert f"When: {local:%Y-%m-%d %H:%M:%S} {local:%Z}" in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11.5: an offer outlasts the max wait")
 def test_queue_max_wait_holds_during_an_offer(live_debug):
     live = live_debug
     t = live.tenant("queue")
@@ -185,3 +177,53 @@ def test_queue_max_wait_holds_during_an_offer(live_debug):
     waited = invite.at - joined
     assert waited <= 10 + 2.5, f"the caller waited {waited:.1f} s for a 10 s max wait"
     call.bye()
+
+
+def test_queue_call_answered_by_an_agent_outlives_the_max_wait(live_debug):
+    """The queue's own max-wait transfer is cancelled when an agent is bridged to the caller."""
+    live = live_debug
+    t = live.tenant("queue-ok")
+    for n in ("102", "105"):
+        t.user(n)
+    t.fsctl("queue", "add", "600", "--name", "Support", "--agent", "102", "--max-wait", "10",
+            "--overflow", "user:105")
+    did = live.did()
+    t.fsctl("did", "add", did, "--to", "queue:600")
+    live.apply()
+    p102, p105 = t.phone("102", answer_after=1.0), t.phone("105")
+    call = live.inbound(did, CALLER)
+    call.wait_answered(15)
+    agent = p102.wait_answered_incoming(15)
+    time.sleep(12)  # beyond the 10 s max wait
+    assert call.state == "confirmed" and agent.state == "confirmed", (call, agent)
+    assert p105.invites == [], "the overflow rang although an agent had the call"
+    call.bye()
+    agent.wait_ended(10)
+
+
+def test_refer_of_a_public_number_call_to_a_group(live_debug):
+    """A REFER to a group parks the caller's channel a second time while its first plan (the bridge to
+    102) is still running: the new park is decided for the group."""
+    live = live_debug
+    t = live.tenant("refer-group")
+    for n in ("102", "103", "104"):
+        t.user(n)
+    t.fsctl("group", "add", "200", "--name", "Back office", "--strategy", "simultaneous", "--member", "103",
+            "--member", "104")
+    did = live.did()
+    t.fsctl("did", "add", did, "--to", "user:102")
+    live.apply()
+    p102, p103, p104 = t.phone("102"), t.phone("103", policy="ring"), t.phone("104", answer_after=0.5)
+    call = live.inbound(did, CALLER)
+    uuid = live.uuid_of(call)
+    call.wait_answered(15)
+    leg = p102.wait_answered_incoming(10)
+    assert leg.refer("200") == 202
+    assert p103.wait_invite(15).caller == CALLER
+    p104.wait_answered_incoming(15)
+    time.sleep(1.0)
+    assert call.state == "confirmed", "the caller was dropped"
+    assert not live.in_fallback(uuid), "the second park was left to the watchdog"
+    call.bye()
+    record = t.wait_call(lambda c: c["did"] == did)
+    assert record["status"] == "answered", record
