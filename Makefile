@@ -33,6 +33,10 @@ lint: $(STAMP)
 test: lint sysdeps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+## test-fast: lint, then every test that starts no real server (marker `servers` deselected, counted)
+test-fast: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not servers"
+
 ## bench: the speed targets of the issues, printed as figures
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)

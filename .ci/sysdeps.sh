@@ -3,7 +3,8 @@
 #   venv  : python3-venv (for `python3 -m venv`)
 #   tests : openssh-server (SFTP tests), postgresql (database tests),
 #           systemd (systemd-analyze verify of the units in conf/systemd),
-#           chromium + chromium-driver (the web workspace's browser test, driven by Selenium)
+#           chromium + chromium-driver (the web workspace's browser test, driven by Selenium),
+#           kamailio (kamailio -c of the rendered kamailio.cfg; a private Kamailio in front of the nodes)
 # Needs root for apt-get; as another user it only reports what is missing.
 set -eu
 want=""
@@ -17,6 +18,7 @@ case "${1:-tests}" in
     command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
     [ -x /usr/bin/chromium ] || want="$want chromium"
     [ -x /usr/bin/chromedriver ] || want="$want chromium-driver"
+    [ -x /usr/sbin/kamailio ] && [ -x /usr/sbin/kamcmd ] || want="$want kamailio"
     ;;
 esac
 want=$(echo $want)
@@ -30,5 +32,9 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends $want
 # The packages' own services are not used: the test fixtures start private instances.
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now ssh postgresql >/dev/null 2>&1 || true
+  systemctl disable --now ssh postgresql kamailio >/dev/null 2>&1 || true
+fi
+# Without systemd (a container) the package may have started Kamailio on 5060 through its init script.
+if [ -x /etc/init.d/kamailio ]; then
+  /etc/init.d/kamailio stop >/dev/null 2>&1 || true
 fi

@@ -19,7 +19,8 @@ def main():
 @click.option("--health-port", type=int, default=0, show_default=True,
               help="Serve GET /health on 127.0.0.1:PORT (200 when connected to FreeSWITCH, else 503); 0: off.")
 @click.option("--log-level", default="INFO", show_default=True)
-def run_cmd(config_path, database, health_port, log_level):
+@click.option("--node", help="With nodes (fsctl node add): serve this node, on its Event Socket from the database.")
+def run_cmd(config_path, database, health_port, log_level, node):
     """Connect to FreeSWITCH's Event Socket and route every parked scenario call until stopped."""
     from gevent import monkey
 
@@ -39,6 +40,11 @@ def run_cmd(config_path, database, health_port, log_level):
         if database:
             settings = replace(settings, database=database)
         open_database(settings.database)
+        if node:
+            from fsctl.services.nodeapply import node_settings
+            from fsctl.services.nodes import get_node
+
+            settings = node_settings(settings, get_node(node))
     except FsctlError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -14,29 +14,39 @@ from .errors import FsctlError, first_line
 # may define EXTRA_COMMANDS, more top-level commands.
 COMMAND_MODULES = [
     "tenant",
+    "node",
     "user",
     "group",
     "did",
     "ivr",
-    "timerule",
+    "time_rule",
     "queue",
     "conference",
     "blacklist",
     "contact",
     "media",
-    "recgroup",
+    "rec_group",
     "render",  # render, plus apply and status (EXTRA_COMMANDS)
     "trace",
     "rec",
-    "cdr",  # cdr, plus notify and crm (EXTRA_COMMANDS)
+    "cdr",
+    "notify",
+    "crm",
     "stats",
     "freeswitch",  # freeswitch setup, plus check (EXTRA_COMMANDS)
     "token",
 ]
 
 
+# Old command names kept working, hidden from the help: {old name: its name now}.
+ALIASES = {"timerule": "time-rule", "recgroup": "rec-group"}
+
+
 class FsctlGroup(click.Group):
-    """Turns domain errors into one line on stderr and the documented exit code."""
+    """Turns domain errors into one line on stderr and the documented exit code; resolves ALIASES."""
+
+    def get_command(self, ctx, cmd_name):
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
 
     def invoke(self, ctx):
         try:

@@ -57,6 +57,20 @@ class Settings:
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
     # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
     recordings_url: str = ""
+    # More than one FreeSWITCH (fsctl node ...): Kamailio in front of the nodes (fsctl.kamailio).
+    # Where fsctl writes Kamailio's routing files ("": fsctl does not manage Kamailio).
+    kamailio_dir: str = ""
+    # Kamailio's SIP socket(s) for phones and carriers, space-separated (kamailio.cfg `listen`).
+    kamailio_listen: str = "udp:127.0.0.1:5060"
+    # Kamailio's control socket (module ctl) that `kamcmd -s` reloads the routing through.
+    kamailio_ctl: str = "unix:/run/kamailio/kamailio_ctl"
+    kamcmd: str = "kamcmd"
+    # The longest registration Kamailio lets a phone keep (s): after a node fails, every phone of
+    # its tenants has re-registered on the standby within this time.
+    kamailio_expires: int = 120
+    # Seconds between Kamailio's OPTIONS probes of each node; a node that does not answer one
+    # is taken out until it answers again.
+    kamailio_ping_interval: int = 5
     # The web workspace (fsctl-web): where it listens (behind the operator's TLS reverse proxy),
     # its public address (sign-in links in e-mails), the SIP server shown to phones, cookies
     # marked Secure (false only for plain-HTTP testing), and the API's rate per token.

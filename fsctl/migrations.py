@@ -48,8 +48,29 @@ def _v3_web_workspace(db, migrator):
                       model.ApiToken, model.MarkAudit], safe=True)
 
 
-def _v4_outbound_names(db, migrator):
-    """Version 4: the caller name outside calls show, per tenant and per user (issue 11)."""
+def _v4_nodes(db, migrator):
+    """Version 4: FreeSWITCH nodes, each tenant's placement on them, what each node runs.
+
+    Idempotent, like version 3's step: what is already there (a database created at a later
+    version and marked older, as the tests do) is left alone.
+    """
+    import peewee
+    from playhouse.migrate import migrate
+
+    db.create_tables([model.Node], safe=True)
+    have = {c.name for c in db.get_columns("tenant")}
+    ops = [migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id,
+                                                                      on_delete="RESTRICT"))
+           for name in ("home_node_id", "standby_node_id", "draining_node_id") if name not in have]
+    if "drain_after" not in have:
+        ops.append(migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
+    if ops:
+        migrate(*ops)
+    db.create_tables([model.NodeConfig], safe=True)
+
+
+def _v5_outbound_names(db, migrator):
+    """Version 5: the caller name outside calls show, per tenant and per user (issue 11)."""
     import peewee
     from playhouse.migrate import migrate
 
@@ -60,7 +81,7 @@ def _v4_outbound_names(db, migrator):
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_outbound_names]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_outbound_names]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

@@ -6,6 +6,9 @@ Conventions:
   validated by `fsctl.services.common`; targets name things by their number (or a time rule
   by its name) inside the same tenant;
 - tenant text (names, notes) is stored exactly as given; escaping is the renderer's job.
+
+Why one module of over 600 lines: it is the schema, every table side by side (ALL_MODELS in the
+order create_tables needs, the migrations read it); each table is a few declarative lines.
 """
 
 import datetime as _dt
@@ -44,6 +47,26 @@ class SchemaVersion(BaseModel):
     upgraded_at = pw.DateTimeField(default=utcnow)
 
 
+class Node(BaseModel):
+    """A FreeSWITCH server of a platform with more than one, behind Kamailio (fsctl node ...).
+
+    With no node at all fsctl drives the one FreeSWITCH of the settings (esl_host, conf_dir).
+    """
+
+    name = pw.CharField(max_length=32, unique=True)
+    esl_host = pw.CharField(max_length=253)
+    esl_port = pw.IntegerField()
+    esl_password = pw.CharField(max_length=128, null=True)  # null: the esl_password setting
+    sip_host = pw.CharField(max_length=253)  # the internal profile: where Kamailio sends phones
+    sip_port = pw.IntegerField()
+    public_host = pw.CharField(max_length=253)  # the external profile: where Kamailio sends DIDs
+    public_port = pw.IntegerField()
+    conf_dir = pw.TextField(default="")  # where fsctl writes the node's XML; "": <conf_dir>/nodes/<name>
+    sftp = pw.TextField(default="")  # "user@host:port": the files are pushed there over SFTP ("" none)
+    remote_dir = pw.TextField(default="")  # with sftp: the node's folder FreeSWITCH includes
+    created_at = pw.DateTimeField(default=utcnow)
+
+
 class Tenant(BaseModel):
     """A business customer: one SIP domain, one dialplan context."""
 
@@ -63,6 +86,14 @@ class Tenant(BaseModel):
     revision = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    # Placement (schema version 4), only when nodes are defined: the node Kamailio sends the
+    # tenant's calls to, the node it fails over to, and the node a move left (it keeps the
+    # tenant's configuration until its calls are over: fsctl.services.nodes).
+    home_node = pw.ForeignKeyField(Node, null=True, backref="home_tenants", on_delete="RESTRICT")
+    standby_node = pw.ForeignKeyField(Node, null=True, backref="standby_tenants", on_delete="RESTRICT")
+    draining_node = pw.ForeignKeyField(Node, null=True, backref="draining_tenants", on_delete="RESTRICT")
+    # When the draining node may drop the tenant (once Kamailio routes it to its new home).
+    drain_after = pw.DateTimeField(null=True)
 
 
 class User(BaseModel):
@@ -414,6 +445,19 @@ class AppliedConfig(BaseModel):
     applied_at = pw.DateTimeField(default=utcnow)
 
 
+class NodeConfig(BaseModel):
+    """What `fsctl apply` last wrote on one node and its FreeSWITCH accepted, per tenant domain."""
+
+    node = pw.ForeignKeyField(Node, backref="applied", on_delete="CASCADE")
+    domain = pw.CharField(max_length=253)
+    revision = pw.IntegerField()
+    digest = pw.CharField(max_length=64)
+    applied_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("node", "domain"), True),)
+
+
 class CallParty(BaseModel):
     """One user's part in one call (fsctl.services.cdr writes it; per-user statistics sum it)."""
 
@@ -558,6 +602,7 @@ class MarkAudit(BaseModel):
 # Creation order (parents first). Every table of the product is here.
 ALL_MODELS = [
     SchemaVersion,
+    Node,
     Tenant,
     User,
     Group,
@@ -593,6 +638,7 @@ ALL_MODELS = [
     SignInThrottle,
     ApiToken,
     MarkAudit,
+    NodeConfig,
 ]
 
 # Things with a number in the tenant's numbering plan (numbers are unique across them).

@@ -4,7 +4,9 @@ PostgreSQL is Debian's `postgresql` package (installed by `make test` when missi
 fixture runs a private server on a free loopback port in a temporary folder and stops it.
 """
 
+import contextlib
 import glob
+import logging
 import os
 import pwd
 import shutil
@@ -21,6 +23,54 @@ from fsctl.cli import cli
 
 # The fake FreeSWITCH and Event Socket clients for it (fake_fs, make_esl, esl, hang_guard).
 pytest_plugins = ("tests.fakes.esl_fixtures",)
+
+
+# Fixtures that start a real server: a test using one is marked `servers` (make test-fast leaves it out).
+SERVER_FIXTURES = frozenset({"postgres_server", "sshd", "browser"})  # browser: headless Chromium
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `servers` every test that runs on a real server: PostgreSQL (the db_url fixture's
+    "postgres" case, or the server itself), OpenSSH's sshd or headless Chromium."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if params.get("db_url") == "postgres" or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.servers)
+
+
+class QueryLog(logging.Handler):
+    """The SQL statements peewee runs (it logs each one on the "peewee" logger at DEBUG)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.queries = []
+
+    def emit(self, record):
+        self.queries.append(record.msg)
+
+    @property
+    def count(self):
+        return len(self.queries)
+
+
+@contextlib.contextmanager
+def _count_queries():
+    logger = logging.getLogger("peewee")
+    log, level = QueryLog(), logger.level
+    logger.addHandler(log)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield log
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(level)
+
+
+@pytest.fixture
+def count_queries():
+    """`with count_queries() as log:` ... `log.count`: the SQL statements run inside (peewee's own
+    tests count queries the same way), where the code promises a number of queries."""
+    return _count_queries
 
 
 def free_port():

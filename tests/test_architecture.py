@@ -57,3 +57,17 @@ def test_a_cycle_is_found():
     graph.add_import(importer="a.y", imported="a.x")
     graph.add_import(importer="a.z", imported="a.x")
     assert import_cycles(graph) == [["a.x", "a.y"]]
+
+
+def test_a_long_module_says_why_at_its_top():
+    """A module over 600 lines is several modules, unless its docstring says why it is one."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    long = {}
+    for path in sorted([*(root / "fsctl").rglob("*.py"), *(root / "fs_scripts").rglob("*.py")]):
+        text = path.read_text()
+        if text.count("\n") > 600:
+            long[str(path.relative_to(root))] = "Why one module" in (ast.get_docstring(ast.parse(text)) or "")
+    assert all(long.values()), long

@@ -1,11 +1,22 @@
 """A wheel (not only the editable checkout) carries the templates and renders with them."""
 
+import configparser
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_is_declared():
+    """setup.cfg lists the packages (templates/ ships as fsctl.templates): none may be forgotten."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    declared = set(config["options"]["packages"].split())
+    found = {".".join(init.parent.relative_to(ROOT).parts) for top in ("fsctl", "fs_scripts")
+             for init in (ROOT / top).rglob("__init__.py")}
+    assert declared == found | {"fsctl.templates"}
 
 
 def test_wheel_carries_templates_and_renders(tmp_path):

@@ -26,7 +26,7 @@ run queue add acme.example 600 --name Support --agent 103 --agent 104 --max-wait
 run conference add acme.example 700 --name "Board room" --pin 4321
 run ivr add acme.example 500 --name "Main menu" --entry 1=group:200 --entry 2=queue:600 --entry 0=user:101 \
     --exit voicemail:101
-run timerule add acme.example office --range 'mon-fri 08:00-17:00' --holiday 2026-12-24..2026-12-26 \
+run time-rule add acme.example office --range 'mon-fri 08:00-17:00' --holiday 2026-12-24..2026-12-26 \
     --match ivr:500 --nomatch voicemail:101
 run did add acme.example +37052000000 --to timerule:office --name "Main line"
 run did add acme.example +37052000001 --to group:201 --name "Sales line"

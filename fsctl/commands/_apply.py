@@ -1,6 +1,7 @@
 """Applying to FreeSWITCH what a command changed (`--apply`, auto_apply) and reporting an apply."""
 
 from ..services import activation
+from ..services.nodes import get_node
 from ._output import print_json, say
 
 
@@ -12,16 +13,39 @@ def apply_after_change(app, before):
     services.activation's, which the web workspace shares.
     """
     try:
-        result = activation.apply_if_changed(app.settings, before)
+        result = activation.apply_if_changed(app.settings, before, now=app.now())
     except activation.NotAppliedError as exc:
-        if exc.result is not None:  # the XML is applied: say what was done before the error line
+        if exc.result is not None:  # the XML is applied (there): say what was done before the error line
             print_apply_result(exc.result, False)
         raise
     if result is not None:
         print_apply_result(result, False)
 
 
+def apply_nodes(app, full, only, as_json):
+    """`fsctl apply` with nodes: every node (services.nodeapply), then Kamailio's routing; report per
+    node. A node or Kamailio not applied ends the command (exit 3 if unreachable, else 1)."""
+    for name in only:
+        get_node(name, "--node")
+    result = activation.apply_nodes(app.settings, now=app.now(), full=full, only=set(only) or None)
+    print_apply_result(result, as_json)
+    if result.exit_code:
+        failed = [n.node for n in result.nodes if n.error]
+        parts = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
+                         "their tenants stay pending, the next fsctl apply retries")
+        if result.kamailio_error:
+            parts.append("kamailio's routing not applied")
+        raise activation.NotAppliedError("; ".join(parts), result.exit_code)
+    return result
+
+
 def print_apply_result(result, as_json):
+    """An apply's report: one FreeSWITCH's (ApplyResult), or every node's and Kamailio's (ClusterResult)."""
+    if hasattr(result, "nodes"):
+        _print_cluster(result, as_json)
+        return
     if as_json:
         print_json(result.as_dict())
         return
@@ -55,3 +79,37 @@ def _report_callcenter(result):
         "sent again by the next fsctl apply (or by hand with fs_cli -x):")
     for r in undone:
         say(f"  {r['command']}")
+
+
+def _print_cluster(result, as_json):
+    if as_json:
+        print_json(result.as_dict())
+        return
+    for domain, node in result.drained:
+        say(f"{node}: drained, {domain} taken off (its calls there are over)")
+    for n in result.nodes:
+        _report_node(n)
+    if result.kamailio:
+        say("kamailio: " + result.kamailio["summary"])
+    if result.kamailio_error:
+        say(f"kamailio: {result.kamailio_error}")
+
+
+def _report_node(n):
+    r = n.result
+    if r is not None and (r.rendered or r.removed or r.reloaded or r.recovered):
+        line = (f"{n.node}: {len(r.rendered)} tenants rendered, {len(r.removed)} removed, {len(r.written)} files "
+                f"written, {len(r.deleted)} deleted; " + (f"reloadxml: {r.reply}" if r.reloaded else "no reload needed"))
+    elif r is not None:
+        line = f"{n.node}: nothing to apply"
+    else:
+        line = f"{n.node}: not applied"
+    pending = f" ({n.pending} tenants pending there)" if n.pending else ""
+    if r is None and n.error:
+        say(f"{line}: {n.error}{pending}")
+        return
+    say(line)
+    if r is not None and r.callcenter:
+        _report_callcenter(r)
+    if n.error:
+        say(f"{n.node}: {n.error}{pending}")

@@ -57,7 +57,7 @@ class App:
         return self.settings.auto_apply
 
     def tenants_fingerprint(self):
-        """(tenants, sum of their revisions): every configuration change moves it (apply's own test)."""
+        """services.activation.fingerprint: every configuration or placement change moves it."""
         from ..services.activation import fingerprint
 
         return fingerprint()

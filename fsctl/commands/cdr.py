@@ -1,13 +1,12 @@
-"""fsctl cdr ..., fsctl notify ..., fsctl crm ..."""
+"""fsctl cdr ..."""
 
 import click
 
-from ..errors import OperationError
-from ..services import cdr as svc, notify as notify_svc, stats as stats_svc
+from ..services import cdr as svc, stats as stats_svc
 from ..services.common import get_tenant
 from ._base import pass_app, transactional
-from ._output import emit, json_option, print_json, say
-from .stats import export, export_options, period_options
+from ._export import export, export_options, period_options
+from ._output import json_option, print_json, say
 
 # What people see in the table (csv/json carry every column of stats.CALL_COLUMNS).
 TABLE_COLUMNS = ("started_at", "direction", "caller", "callee", "target", "status", "answered_by", "missed_by",
@@ -86,119 +85,3 @@ def import_(app, directory, notify, move_to, min_age, keep_days, as_json):
 
 def _no_notifier(call_ids):
     """Queue nothing (fsctl cdr import --no-notify)."""
-
-
-# --- notifications ------------------------------------------------------------------------
-
-@click.group("notify")
-def notify():
-    """Missed-call notifications by e-mail or webhook, per user or group; the outbox."""
-
-
-@notify.command("add")
-@click.argument("domain")
-@click.option("--user", "user", metavar="NUMBER", help="Notify about this user's missed calls.")
-@click.option("--group", "group", metavar="NUMBER", help="Notify about this group's missed calls.")
-@click.option("--channel", type=click.Choice(notify_svc.CHANNELS), default="email", show_default=True)
-@click.option("--to", "address", default="", help="E-mail address or webhook URL (e-mail: default the user's).")
-@transactional
-def notify_add(domain, user, group, channel, address):
-    """Add a rule: fsctl notify add acme.example --user 101 (e-mail to the user's address)."""
-    if bool(user) == bool(group):
-        raise click.UsageError("give exactly one of --user or --group")
-    scope, number = ("user", user) if user else ("group", group)
-    rule = notify_svc.add_rule(domain, scope, number, channel, address)
-    say(f"notification {rule.id} added: missed calls of {scope} {number} by {channel}"
-        + (f" to {rule.address}" if rule.address else ""))
-
-
-@notify.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def notify_list(domain, as_json):
-    """List the notification rules."""
-    emit([notify_svc.rule_dict(r) for r in notify_svc.list_rules(domain)], as_json,
-         ["id", "scope", "number", "channel", "address"])
-
-
-@notify.command("remove")
-@click.argument("domain")
-@click.argument("rule_id")
-@transactional
-def notify_remove(domain, rule_id):
-    """Remove a notification rule by its id."""
-    notify_svc.remove_rule(domain, rule_id)
-    say(f"notification {rule_id} removed")
-
-
-@notify.command("send")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many deliveries.")
-@json_option
-@pass_app
-def notify_send(app, limit, as_json):
-    """Deliver the due notifications and CRM events (failures are retried later with backoff)."""
-    app.open()
-    transport = notify_svc.Transport.from_settings(app.settings)
-    result = notify_svc.drain(transport, app.settings, limit=limit)
-    if as_json:
-        print_json({"sent": result.sent, "retried": result.retried, "failed": result.failed,
-                    "errors": result.errors})
-    else:
-        say(f"{result.sent} sent, {result.retried} to retry, {result.failed} failed")
-        for line in result.errors:
-            say(f"  {line}")
-    if result.failed:
-        raise OperationError(f"{result.failed} deliveries failed for good (fsctl notify outbox --state failed)")
-
-
-@notify.command("outbox")
-@click.argument("domain", required=False)
-@click.option("--state", type=click.Choice(("pending", "sent", "failed")))
-@json_option
-@transactional
-def notify_outbox(domain, state, as_json):
-    """Show queued, sent and failed deliveries (newest first)."""
-    rows = [notify_svc.outbox_dict(r) for r in notify_svc.list_outbox(domain, state)]
-    emit(rows, as_json, ["id", "key", "channel", "target", "state", "attempts", "next_attempt_at", "last_error"])
-
-
-# --- CRM ----------------------------------------------------------------------------------
-
-@click.group("crm")
-def crm():
-    """CRM hooks: call events (ringing, answered, finished) to a webhook or Bitrix24."""
-
-
-@crm.command("add")
-@click.argument("domain")
-@click.argument("url")
-@click.option("--mode", type=click.Choice(notify_svc.CRM_MODES), default="webhook", show_default=True,
-              help="webhook: JSON POST of every event; bitrix24: URL is a Bitrix24 REST webhook.")
-@transactional
-def crm_add(domain, url, mode):
-    """Add a hook: fsctl crm add acme.example https://acme.example.invalid/rest/1/secret --mode bitrix24."""
-    hook = notify_svc.add_hook(domain, url, mode)
-    say(f"CRM hook {hook.id} added ({hook.mode})")
-
-
-@crm.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def crm_list(domain, as_json):
-    """List the CRM hooks."""
-    emit([notify_svc.hook_dict(h) for h in notify_svc.list_hooks(domain)], as_json, ["id", "mode", "url"])
-
-
-@crm.command("remove")
-@click.argument("domain")
-@click.argument("hook_id")
-@transactional
-def crm_remove(domain, hook_id):
-    """Remove a CRM hook by its id."""
-    notify_svc.remove_hook(domain, hook_id)
-    say(f"CRM hook {hook_id} removed")
-
-
-EXTRA_COMMANDS = [notify, crm]

@@ -4,7 +4,8 @@ import click
 
 from ..services import conferences as svc
 from ._base import transactional
-from ._output import emit, force_option, json_option, report, say
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("conference")
@@ -25,27 +26,6 @@ def add(domain, number, name, pin, max_members):
     say(f"conference {conf.number} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List rooms."""
-    emit([svc.conference_dict(c) for c in svc.list_conferences(domain)], as_json,
-         ["number", "name", "has_pin", "max_members"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@click.option("--show-secrets", is_flag=True, help="Include the PIN.")
-@json_option
-@transactional
-def show(domain, number, show_secrets, as_json):
-    """Show one room."""
-    emit(svc.conference_dict(svc.get_conference(domain, number), show_secrets), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -59,12 +39,11 @@ def edit(domain, number, name, pin, max_members):
     say(f"conference {number} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Remove a room."""
-    report(svc.remove_conference(domain, number, force))
-    say(f"conference {number} removed")
+numbered_commands(
+    cli, "conference", get=svc.get_conference, list_rows=svc.list_conferences, remove=svc.remove_conference,
+    as_dict=svc.conference_dict,
+    columns=["number", "name", "has_pin", "max_members"],
+    helps={"list": "List rooms.", "show": "Show one room.",
+           "remove": "Remove a room."},
+    secrets_help="Include the PIN.",
+)

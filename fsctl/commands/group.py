@@ -4,7 +4,8 @@ import click
 
 from ..services import groups as svc
 from ._base import transactional
-from ._output import emit, force_option, json_option, report, say
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("group")
@@ -29,26 +30,6 @@ def add(domain, number, **fields):
     say(f"group {group.number} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List a tenant's groups."""
-    rows = [svc.group_dict(g) for g in svc.list_groups(domain)]
-    emit(rows, as_json, ["number", "name", "strategy", "order", "ring_time", "members", "fallback"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@json_option
-@transactional
-def show(domain, number, as_json):
-    """Show one group."""
-    emit(svc.group_dict(svc.get_group(domain, number)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -67,12 +48,10 @@ def edit(domain, number, members, **fields):
     say(f"group {group.number} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Remove a group; refused while routes point at it unless --force."""
-    report(svc.remove_group(domain, number, force))
-    say(f"group {number} removed")
+numbered_commands(
+    cli, "group", get=svc.get_group, list_rows=svc.list_groups, remove=svc.remove_group,
+    as_dict=svc.group_dict,
+    columns=["number", "name", "strategy", "order", "ring_time", "members", "fallback"],
+    helps={"list": "List a tenant's groups.", "show": "Show one group.",
+           "remove": "Remove a group; refused while routes point at it unless --force."},
+)

@@ -5,7 +5,8 @@ import click
 from ..errors import ValidationError
 from ..services import ivrs as svc
 from ._base import transactional
-from ._output import emit, force_option, json_option, report, say
+from ._numbered import numbered_commands
+from ._output import say
 
 
 def _entries(pairs):
@@ -43,26 +44,6 @@ def add(domain, number, entries, **fields):
     say(f"ivr {ivr.number} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List menus."""
-    emit([svc.ivr_dict(i) for i in svc.list_ivrs(domain)], as_json,
-         ["number", "name", "greeting", "entries", "exit_destination"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@json_option
-@transactional
-def show(domain, number, as_json):
-    """Show one menu."""
-    emit(svc.ivr_dict(svc.get_ivr(domain, number)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -83,12 +64,10 @@ def edit(domain, number, entries, **fields):
     say(f"ivr {number} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Remove a menu."""
-    report(svc.remove_ivr(domain, number, force))
-    say(f"ivr {number} removed")
+numbered_commands(
+    cli, "ivr", get=svc.get_ivr, list_rows=svc.list_ivrs, remove=svc.remove_ivr,
+    as_dict=svc.ivr_dict,
+    columns=["number", "name", "greeting", "entries", "exit_destination"],
+    helps={"list": "List menus.", "show": "Show one menu.",
+           "remove": "Remove a menu."},
+)

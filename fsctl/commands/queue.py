@@ -4,7 +4,8 @@ import click
 
 from ..services import queues as svc
 from ._base import transactional
-from ._output import emit, force_option, json_option, report, say
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("queue")
@@ -30,26 +31,6 @@ def add(domain, number, **fields):
     say(f"queue {queue.number} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List queues."""
-    emit([svc.queue_dict(q) for q in svc.list_queues(domain)], as_json,
-         ["number", "name", "strategy", "agents", "max_wait", "overflow"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@json_option
-@transactional
-def show(domain, number, as_json):
-    """Show one queue."""
-    emit(svc.queue_dict(svc.get_queue(domain, number)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -68,12 +49,10 @@ def edit(domain, number, agents, **fields):
     say(f"queue {number} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Remove a queue."""
-    report(svc.remove_queue(domain, number, force))
-    say(f"queue {number} removed")
+numbered_commands(
+    cli, "queue", get=svc.get_queue, list_rows=svc.list_queues, remove=svc.remove_queue,
+    as_dict=svc.queue_dict,
+    columns=["number", "name", "strategy", "agents", "max_wait", "overflow"],
+    helps={"list": "List queues.", "show": "Show one queue.",
+           "remove": "Remove a queue."},
+)

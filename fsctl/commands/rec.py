@@ -151,9 +151,8 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     s = app.settings
     with transaction():
         rows = rec.search(_filters(kwargs), as_user, limit, 0, max_limit=10**7)
-        transfers = [sftp.Transfer(sftp.remote_join(s.sftp_remote_dir, rec.check_relpath(r.path)),
-                                   rec.resolve(target, r.path), r.size, r.sha256) for r in rows]
-    endpoint = sftp.Endpoint(s.sftp_host, s.sftp_port, s.sftp_user, s.sftp_key, s.sftp_known_hosts)
+        transfers = sftp.pull_transfers(rows, s.sftp_remote_dir, target)
+    endpoint = sftp.Endpoint.from_settings(s)
     results = _fetch_with_progress(endpoint, transfers, jobs, quiet=as_json)
     if as_json:
         print_json([{"path": t.local_path, "status": r.status, "resumed_from": r.resumed_from, "error": r.error}

@@ -4,7 +4,7 @@ import click
 
 from ..services.trace import trace_call
 from ._base import App, transactional
-from ._output import print_json, print_table, say
+from ._output import json_option, print_json, print_table, say
 
 
 @click.command("trace")
@@ -12,7 +12,7 @@ from ._output import print_json, print_table, say
 @click.argument("caller")
 @click.argument("dialled")
 @click.option("--at", help="When the call happens, in the tenant's time zone: '2026-12-24 18:30' (default: now).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable keys) instead of a table.")
+@json_option
 @transactional
 @click.pass_context
 def cli(ctx, domain, caller, dialled, at, as_json):

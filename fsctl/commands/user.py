@@ -5,7 +5,8 @@ import click
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
 from ._base import transactional
-from ._output import emit, force_option, json_option, report, say
+from ._numbered import numbered_commands
+from ._output import emit, json_option, say
 
 FWD = click.Choice(tuple(FORWARD_OPTIONS))
 
@@ -35,27 +36,6 @@ def add(domain, number, **fields):
     user = svc.add_user(domain, number, **fields)
     say(f"user {user.number} added to {user.tenant.domain} (SIP password: fsctl user show {user.tenant.domain} "
         f"{user.number} --show-secrets)")
-
-
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@transactional
-def list_(domain, as_json):
-    """List a tenant's users."""
-    rows = [svc.user_dict(u) for u in svc.list_users(domain)]
-    emit(rows, as_json, ["number", "name", "email", "role", "vm_enabled", "record", "forward"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@click.option("--show-secrets", is_flag=True, help="Include the SIP password and voicemail PIN.")
-@json_option
-@transactional
-def show(domain, number, show_secrets, as_json):
-    """Show one user."""
-    emit(svc.user_dict(svc.get_user(domain, number), show_secrets), as_json)
 
 
 @cli.command("sip-config")
@@ -124,13 +104,11 @@ def web_password(domain, number, generate, clear):
     say(f"web password of {user.number}@{user.tenant.domain} set")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Remove a user; refused while routes or groups use them unless --force."""
-    lines = svc.remove_user(domain, number, force)
-    report(lines)
-    say(f"user {number} removed")
+numbered_commands(
+    cli, "user", get=svc.get_user, list_rows=svc.list_users, remove=svc.remove_user,
+    as_dict=svc.user_dict,
+    columns=["number", "name", "email", "role", "vm_enabled", "record", "forward"],
+    helps={"list": "List a tenant's users.", "show": "Show one user.",
+           "remove": "Remove a user; refused while routes or groups use them unless --force."},
+    secrets_help="Include the SIP password and voicemail PIN.",
+)

@@ -30,6 +30,10 @@ probe without a reply drops the connection. HEARTBEAT is always subscribed so th
 Threads: a gevent socket belongs to the hub of the OS thread that created it; greenswitch hangs
 when called from another thread. Every public method checks the caller's OS thread and raises
 EslThreadError (an EslError) instead.
+
+Why one module of ~650 lines: the transport, the reply matching, the handler pool and the
+supervisor share one connection state and its locks; split, each part would reach into the
+others' internals.
 """
 
 from __future__ import annotations

@@ -166,9 +166,13 @@ def _tenant_data(tenant, rows):
     }
 
 
-def active_tenants():
-    """Active tenants by domain (suspended tenants are never rendered)."""
-    return Tenant.select().where(Tenant.state == "active").order_by(Tenant.domain)
+def active_tenants(node=None):
+    """Active tenants by domain (suspended tenants are never rendered); with `node`, those it holds
+    (as home, standby or draining node)."""
+    query = Tenant.select().where(Tenant.state == "active")
+    if node is not None:
+        query = query.where((Tenant.home_node == node) | (Tenant.standby_node == node) | (Tenant.draining_node == node))
+    return query.order_by(Tenant.domain)
 
 
 def plain_rows(query) -> list:
@@ -177,16 +181,20 @@ def plain_rows(query) -> list:
     return [tuple(row) for row in query.model._meta.database.execute_sql(*query.sql()).fetchall()]
 
 
-def public_source_digest(watchdog: int = 6) -> str:
+def _public_query(node=None):
+    query = Did.select(Did.number, Did.name, Did.destination, Tenant.domain, Tenant.timezone).join(Tenant)
+    if node is None:
+        return query.where(Tenant.state == "active").order_by(Did.number)
+    return query.where(Tenant.id.in_(active_tenants(node).select(Tenant.id).order_by())).order_by(Did.number)
+
+
+def public_source_digest(watchdog: int = 6, node=None) -> str:
     """A digest of everything dialplan/public.xml is made of (to skip re-rendering it unchanged)."""
-    query = (Did.select(Did.number, Did.name, Did.destination, Tenant.domain, Tenant.timezone)
-             .join(Tenant).where(Tenant.state == "active").order_by(Did.number))
-    text = "\n".join(map(repr, plain_rows(query)))
+    text = "\n".join(map(repr, plain_rows(_public_query(node))))
     return hashlib.sha256(f"watchdog={watchdog}\n{text}".encode()).hexdigest()
 
 
-def public_dids():
-    """Every DID of an active tenant, with what the public context needs, by number (a cursor)."""
-    query = (Did.select(Did.number, Did.name, Did.destination, Tenant.domain, Tenant.timezone)
-             .join(Tenant).where(Tenant.state == "active").order_by(Did.number).dicts())
-    return query.iterator()
+def public_dids(node=None):
+    """Every DID of an active tenant (of those `node` holds), with what the public context needs, by
+    number (a cursor)."""
+    return _public_query(node).dicts().iterator()

@@ -202,9 +202,10 @@ def render_tenant(env, data: dict, out: Path, watchdog: int = 6, atomic: bool = 
     return digests
 
 
-def render_public(env, out: Path, watchdog: int = 6, atomic: bool = True) -> str:
-    """Write dialplan/public.xml (every DID of every active tenant) under `out`; return its sha256."""
-    dids = (dict(d, watchdog=watchdog) for d in public_dids())
+def render_public(env, out: Path, watchdog: int = 6, atomic: bool = True, node=None) -> str:
+    """Write dialplan/public.xml (every DID of every active tenant, or of those `node` holds) under `out`;
+    return its sha256."""
+    dids = (dict(d, watchdog=watchdog) for d in public_dids(node))
     context = {"context": PUBLIC_CONTEXT, "extensions": public_extensions(dids)}
     return render_file(env, "dialplan.xml", context, out / PUBLIC_FILE, atomic, stream=True)
 

@@ -30,6 +30,13 @@
 
 A crash between file writes leaves the journal; the next apply restores the previous
 files before doing anything else, so the files again match what FreeSWITCH runs.
+
+Scope. Without nodes the conf dir is the one FreeSWITCH's and every active tenant goes there
+(`EVERYTHING`, revisions in `AppliedConfig`). With nodes, fsctl.services.nodeapply runs this same apply
+once per node (`OnNode`): the node's own conf dir holds the tenants placed on it, its public
+context their DIDs only, and its revisions are recorded in `NodeConfig`. A node whose files
+travel over SFTP passes `push`: called once the files are in place locally, before reloadxml
+(and again with the restored files after a rollback).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from ..db import transaction
 from ..errors import OperationError, UnreachableError
 from ..freeswitch import callcenter, xmlcheck
 from ..model import AppliedConfig, Tenant, utcnow
+from .applied import EVERYTHING
 
 LOCK_FILE = ".fsctl-apply.lock"
 STAGING_DIR = ".fsctl-staging"
@@ -269,6 +277,15 @@ def _write_index(conf: Path, index: dict):
         (conf / OLD_INDEX_FILE).unlink()
 
 
+def remove_stale(out: Path, rendered) -> list:
+    """Delete what an earlier render left in `out` that this one did not write (fsctl's own folders,
+    *.xml only: a tenant now gone or suspended); return the relative paths removed, sorted."""
+    stale = sorted(rel for rel in managed_stamps(out) if rel not in rendered)
+    for rel in stale:
+        (out / rel).unlink()
+    return stale
+
+
 def managed_stamps(conf: Path) -> dict:
     """{relative path: [size, mtime_ns]} of every *.xml below fsctl's folders of the conf dir.
 
@@ -334,28 +351,34 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- apply
-def plan(full=False):
+def plan(full=False, scope=EVERYTHING):
     """(tenants to render, domains to remove): revision differs from the applied one, or gone."""
-    applied = dict(render.plain_rows(AppliedConfig.select(AppliedConfig.domain, AppliedConfig.revision)))
-    active = dict(render.plain_rows(render.active_tenants().select(Tenant.domain, Tenant.revision)))
+    applied = scope.applied()
+    active = dict(render.plain_rows(render.active_tenants(scope.node).select(Tenant.domain, Tenant.revision)))
     wanted = [d for d, rev in active.items() if full or applied.get(d) != rev]
-    changed = list(render.active_tenants().where(Tenant.domain.in_(wanted))) if wanted else []
+    changed = list(render.active_tenants(scope.node).where(Tenant.domain.in_(wanted))) if wanted else []
     removed = sorted(d for d in applied if d not in active)
     return changed, removed
 
 
-def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, after_write=None, env=None):
+def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, after_write=None, env=None,
+                 scope=EVERYTHING, push=None):
     """Render what changed, validate, write atomically, reloadxml; roll back on any failure.
 
     Then send mod_callcenter what changed (`reload.api`); a refusal there raises
-    `callcenter.CallcenterError` (with `.result`) but leaves the XML applied.
+    `callcenter.CallcenterError` (with `.result`) but leaves the XML applied. `scope`: which
+    tenants this conf dir holds (EVERYTHING, or OnNode(node)); `push`: a node's SFTP delivery
+    (fsctl.services.nodeapply.SftpPush), or None when FreeSWITCH reads the conf dir itself.
     """
     conf = Path(conf_dir)
     try:
         with apply_lock(conf):
             result = ApplyResult(recovered=recover(conf))
+            if push is not None:
+                push.resume(conf)  # what an earlier apply could not deliver (or take back) goes first
             with transaction():
-                plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env)
+                plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env, scope,
+                                      push)
             if plans is None:  # nothing rendered: only tenants left pending by an earlier apply
                 plans = callcenter.plan(conf, None, (), (), callcenter.load_pending(conf))
             if plans:
@@ -398,9 +421,9 @@ def _callcenter_api(reload):
     return call
 
 
-def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env):
+def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env, scope, push):
     """Steps 2-7; return the callcenter plans (None when there was nothing to render)."""
-    changed, removed = plan(full)
+    changed, removed = plan(full, scope)
     result.rendered = [t.domain for t in changed]
     result.removed = removed
     if not changed and not removed and not result.recovered:
@@ -417,11 +440,11 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
             tenant_digests[tenant.domain] = hashlib.sha256(
                 "".join(f"{k}={v}\n" for k, v in sorted(digests.items())).encode()).hexdigest()
         index = _load_index(conf)
-        public_source = render.public_source_digest(watchdog)
+        public_source = render.public_source_digest(watchdog, scope.node)
         public_entry = index.get(render.PUBLIC_FILE)
         if not (public_entry and public_entry.get("source") == public_source and (conf / render.PUBLIC_FILE).exists()
                 and public_entry.get("stamp") == _stamp(conf / render.PUBLIC_FILE)):
-            staged[render.PUBLIC_FILE] = render.render_public(env, stage, watchdog, atomic=False)
+            staged[render.PUBLIC_FILE] = render.render_public(env, stage, watchdog, atomic=False, node=scope.node)
         # Files of removed tenants, and files a changed tenant no longer needs (its last queue went...).
         stale = [rel for d in removed for rel in render.tenant_paths(d)]
         stale += [rel for t in changed for rel in render.tenant_paths(t.domain) if rel not in staged]
@@ -451,11 +474,15 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
                     (conf / rel).unlink()
                     if after_write:
                         after_write(rel)
+                if push is not None:
+                    push.deliver(conf, writes + deletes)
                 result.reply = _reload(reload)
                 # Write-ahead: from here on a crash or a refused command leaves the tenants pending.
                 callcenter.mark_pending(conf, plans)
             except BaseException:
-                rollback_journal(conf)
+                restored = rollback_journal(conf)
+                if push is not None:
+                    push.take_back(conf, restored)
                 raise
             result.reloaded = True
             result.written, result.deleted = writes, deletes
@@ -469,7 +496,7 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
         if render.PUBLIC_FILE in new_summaries:
             index[render.PUBLIC_FILE]["source"] = public_source
         _write_index(conf, index)
-        _record(changed, removed, tenant_digests)
+        scope.record(changed, removed, tenant_digests, utcnow())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return plans
@@ -500,20 +527,6 @@ def _reload(reload) -> str:
         raise OperationError(f"FreeSWITCH refused the configuration: {text.strip()}: previous files restored, "
                              "nothing applied")
     return text.rstrip("\n")
-
-
-def _record(changed, removed, digests):
-    now = utcnow()
-    for tenant in changed:
-        row = AppliedConfig.get_or_none(AppliedConfig.domain == tenant.domain)
-        if row is None:
-            AppliedConfig.create(domain=tenant.domain, revision=tenant.revision, digest=digests[tenant.domain],
-                                 applied_at=now)
-        else:
-            row.revision, row.digest, row.applied_at = tenant.revision, digests[tenant.domain], now
-            row.save()
-    if removed:
-        AppliedConfig.delete().where(AppliedConfig.domain.in_(removed)).execute()
 
 
 def config_status(callcenter_pending=()):

@@ -2,7 +2,12 @@
 
 from .. import validate
 from ..model import Conference
-from .common import assert_number_free, get_numbered, get_tenant, release_references, touch
+from .common import assert_number_free, get_numbered, get_tenant, touch
+from .numbered import getter, lister, remover
+
+get_conference = getter("conference")
+list_conferences = lister("conference")
+remove_conference = remover("conference", own=lambda conf: (), recursive=False)
 
 
 def add_conference(domain, number, name, pin=None, max_members=None):
@@ -21,17 +26,6 @@ def add_conference(domain, number, name, pin=None, max_members=None):
     return conf
 
 
-def get_conference(domain, number):
-    """One conference room, or NotFoundError."""
-    return get_numbered(get_tenant(domain), "conference", number)
-
-
-def list_conferences(domain):
-    """The tenant's conference rooms by number."""
-    tenant = get_tenant(domain)
-    return list(Conference.select().where(Conference.tenant == tenant).order_by(Conference.number))
-
-
 def edit_conference(domain, number, name=None, pin=None, max_members=None):
     """Change a room; pin "" removes the PIN, max_members 0 removes the limit."""
     tenant = get_tenant(domain)
@@ -45,16 +39,6 @@ def edit_conference(domain, number, name=None, pin=None, max_members=None):
     conf.save()
     touch(tenant)
     return conf
-
-
-def remove_conference(domain, number, force=False):
-    """Remove a room; refused while routed to unless `force`."""
-    tenant = get_tenant(domain)
-    conf = get_numbered(tenant, "conference", number)
-    report = release_references(tenant, [f"conference:{conf.number}"], f"conference {conf.number}", force)
-    conf.delete_instance()
-    touch(tenant)
-    return report
 
 
 def conference_dict(conf, show_secrets=False):

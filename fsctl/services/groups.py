@@ -15,9 +15,13 @@ from .common import (
     check_destination,
     get_numbered,
     get_tenant,
-    release_references,
     touch,
 )
+from .numbered import getter, lister, remover
+
+get_group = getter("group")
+list_groups = lister("group")
+remove_group = remover("group")
 
 
 def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring_time=20, members=(),
@@ -39,17 +43,6 @@ def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring
     _set_members(tenant, group, members)
     touch(tenant)
     return group
-
-
-def get_group(domain, number):
-    """One group of a tenant, or NotFoundError."""
-    return get_numbered(get_tenant(domain), "group", number)
-
-
-def list_groups(domain):
-    """The tenant's groups by number."""
-    tenant = get_tenant(domain)
-    return list(Group.select().where(Group.tenant == tenant).order_by(Group.number))
 
 
 def edit_group(domain, number, name=None, strategy=None, order=None, ring_time=None, members=None,
@@ -78,17 +71,6 @@ def edit_group(domain, number, name=None, strategy=None, order=None, ring_time=N
     _set_members(tenant, group, current)
     touch(tenant)
     return group
-
-
-def remove_group(domain, number, force=False):
-    """Remove a group; refused while routes point at it unless `force` (then re-pointed to hang-up)."""
-    tenant = get_tenant(domain)
-    group = get_numbered(tenant, "group", number)
-    report = release_references(tenant, [f"group:{group.number}"], f"group {group.number}", force,
-                                exclude=[(Group, group.id)])
-    group.delete_instance(recursive=True)
-    touch(tenant)
-    return report
 
 
 def member_rows(group):

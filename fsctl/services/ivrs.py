@@ -11,11 +11,17 @@ from .common import (
     check_media,
     get_numbered,
     get_tenant,
-    release_references,
     touch,
 )
+from .numbered import getter, lister, remover
 
 DIGITS_RE = re.compile(r"^[0-9*#]{1,8}$")
+
+
+get_ivr = getter("ivr")
+list_ivrs = lister("ivr")
+# A menu's own entries route too: they do not count.
+remove_ivr = remover("ivr", own=lambda ivr: [(IvrEntry, e.id) for e in ivr.entries] + [(Ivr, ivr.id)])
 
 
 def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, max_failures=3, max_timeouts=3,
@@ -40,17 +46,6 @@ def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, 
         _set_entry(tenant, ivr, digits, target)
     touch(tenant)
     return ivr
-
-
-def get_ivr(domain, number):
-    """One menu, or NotFoundError."""
-    return get_numbered(get_tenant(domain), "ivr", number)
-
-
-def list_ivrs(domain):
-    """The tenant's menus by number."""
-    tenant = get_tenant(domain)
-    return list(Ivr.select().where(Ivr.tenant == tenant).order_by(Ivr.number))
 
 
 def edit_ivr(domain, number, name=None, greeting=None, invalid_sound=None, timeout=None, max_failures=None,
@@ -83,17 +78,6 @@ def edit_ivr(domain, number, name=None, greeting=None, invalid_sound=None, timeo
         _set_entry(tenant, ivr, digits, target)
     touch(tenant)
     return ivr
-
-
-def remove_ivr(domain, number, force=False):
-    """Remove a menu; refused while routed to unless `force`."""
-    tenant = get_tenant(domain)
-    ivr = get_numbered(tenant, "ivr", number)
-    own = [(IvrEntry, e.id) for e in ivr.entries] + [(Ivr, ivr.id)]
-    report = release_references(tenant, [f"ivr:{ivr.number}"], f"ivr {ivr.number}", force, exclude=own)
-    ivr.delete_instance(recursive=True)
-    touch(tenant)
-    return report
 
 
 def entries_of(ivr):

@@ -9,9 +9,9 @@ from .common import (
     check_media,
     get_numbered,
     get_tenant,
-    release_references,
     touch,
 )
+from .numbered import getter, lister, remover
 
 # mod_callcenter's strategies.
 STRATEGIES = (
@@ -24,6 +24,11 @@ STRATEGIES = (
     "sequentially-by-agent-order",
     "random",
 )
+
+
+get_queue = getter("queue")
+list_queues = lister("queue")
+remove_queue = remover("queue")
 
 
 def add_queue(domain, number, name, strategy="longest-idle-agent", agents=(), max_wait=300, overflow="hangup",
@@ -46,17 +51,6 @@ def add_queue(domain, number, name, strategy="longest-idle-agent", agents=(), ma
     _set_agents(tenant, queue, agents)
     touch(tenant)
     return queue
-
-
-def get_queue(domain, number):
-    """One queue, or NotFoundError."""
-    return get_numbered(get_tenant(domain), "queue", number)
-
-
-def list_queues(domain):
-    """The tenant's queues by number."""
-    tenant = get_tenant(domain)
-    return list(Queue.select().where(Queue.tenant == tenant).order_by(Queue.number))
 
 
 def edit_queue(domain, number, name=None, strategy=None, agents=None, max_wait=None, overflow=None, moh=None,
@@ -83,17 +77,6 @@ def edit_queue(domain, number, name=None, strategy=None, agents=None, max_wait=N
         _set_agents(tenant, queue, agents)
     touch(tenant)
     return queue
-
-
-def remove_queue(domain, number, force=False):
-    """Remove a queue; refused while routed to unless `force`."""
-    tenant = get_tenant(domain)
-    queue = get_numbered(tenant, "queue", number)
-    report = release_references(tenant, [f"queue:{queue.number}"], f"queue {queue.number}", force,
-                                exclude=[(Queue, queue.id)])
-    queue.delete_instance(recursive=True)
-    touch(tenant)
-    return report
 
 
 def agent_rows(queue):

@@ -18,6 +18,9 @@ tenant's; None is the operator (the sysadmin running fsctl), who sees every tena
 Deletion order: the file goes first, then its catalogue row. A crash in between leaves a
 row without a file (shown as missing, removed by the next purge), never a file without a row
 that `import_recordings` would bring back.
+
+Why one module of over 600 lines: the catalogue, access rights, search and retention all read the
+same layout and the same visibility rule (`_visible`); split, each would import the others.
 """
 
 import dataclasses

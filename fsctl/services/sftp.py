@@ -1,4 +1,5 @@
-"""SFTP downloads: resumable, verified, parallel. The only module of fsctl that imports paramiko.
+"""SFTP downloads: resumable, verified, parallel; uploads of a node's configuration files
+(`push_files`). The only module of fsctl that imports paramiko.
 
 Each file is written to `<name>.part`, resumed at the .part's size, checked against the
 expected size and SHA-256, and only then renamed to its final name; a mismatch deletes the
@@ -47,6 +48,12 @@ class Endpoint:
 
     def __str__(self):
         return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_settings(cls, settings) -> "Endpoint":
+        """The recordings server the settings name (sftp_host, sftp_port, sftp_user, sftp_key, sftp_known_hosts)."""
+        s = settings
+        return cls(s.sftp_host, s.sftp_port, s.sftp_user, s.sftp_key, s.sftp_known_hosts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +342,53 @@ def fetch_all(endpoint, transfers, jobs=4, progress=None, connect=Connection):
     return results
 
 
+def pull_transfers(rows, remote_dir, target) -> list:
+    """The transfers of `rec pull`: each catalogue row's file under the server's `remote_dir`, to its
+    place under the local folder `target` (paths checked not to escape either folder)."""
+    from . import recordings
+
+    return [Transfer(remote_join(remote_dir, recordings.check_relpath(r.path)), recordings.resolve(target, r.path),
+                     r.size, r.sha256) for r in rows]
+
+
 def remote_join(remote_dir, rel):
     """The remote path of a catalogue path under the server's recordings folder."""
     return remote_dir.rstrip("/") + "/" + rel
 
+
+
+def push_files(connection, local_root, remote_root, paths):
+    """Make each relative path under `remote_root` what it is under `local_root`: uploaded to a
+    temporary name then renamed over the old file (OpenSSH's posix-rename: atomic for FreeSWITCH's
+    reader), or removed when it is gone locally. Raises UnreachableError when the connection fails."""
+    sftp = connection.sftp
+    made = set()
+    try:
+        for rel in paths:
+            local = os.path.join(local_root, rel)
+            remote = remote_join(remote_root, rel)
+            if os.path.exists(local):
+                _remote_makedirs(sftp, remote.rsplit("/", 1)[0], made)
+                tmp = remote.rsplit("/", 1)
+                tmp = f"{tmp[0]}/.{tmp[1]}.fsctl-tmp"
+                sftp.put(local, tmp, confirm=True)
+                sftp.posix_rename(tmp, remote)
+            else:
+                try:
+                    sftp.remove(remote)
+                except FileNotFoundError:
+                    pass
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise UnreachableError(f"sftp server {connection.endpoint}: pushing {remote_root} failed: {_reason(exc)}") \
+            from None
+
+
+def _remote_makedirs(sftp, folder, made):
+    if folder in made or not folder:
+        return
+    try:
+        sftp.stat(folder)
+    except FileNotFoundError:
+        _remote_makedirs(sftp, folder.rsplit("/", 1)[0], made)
+        sftp.mkdir(folder)
+    made.add(folder)

@@ -3,19 +3,25 @@
 from .. import validate
 from ..errors import ConflictError, ValidationError
 from ..model import CallRecord, Recording, Tenant, User, utcnow
+from . import nodes
 from .common import check_destination, get_tenant, outbound_name_value  # noqa: F401 (get_tenant re-exported)
 
 STATES = ("active", "suspended")
 
 
-def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, gateway="default",
-               outbound_name=None):
-    """Create a tenant; its fallback starts as hang-up."""
+def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, gateway="default", node=None,
+               standby=None, now=None, outbound_name=None):
+    """Create a tenant; its fallback starts as hang-up.
+
+    With nodes defined it gets a home and a standby node: `node` / `standby` by name, else the
+    least loaded ones (fsctl.services.nodes).
+    """
     domain = validate.domain(domain)
     name = validate.text(name, "tenant.name")
     timezone = validate.timezone(timezone)
     if Tenant.select().where(Tenant.domain == domain).exists():
         raise ConflictError(f'tenant "{domain}" already exists')
+    home, spare = nodes.choose(node, standby, now)
     return Tenant.create(
         domain=domain,
         name=name,
@@ -23,6 +29,8 @@ def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, 
         max_users=_limit(max_users, "tenant.max_users"),
         max_channels=_limit(max_channels, "tenant.max_channels"),
         gateway=validate.slug(gateway, "tenant.gateway"),
+        home_node=home,
+        standby_node=spare,
         outbound_name=outbound_name_value(outbound_name, "tenant.outbound_name"),
     )
 
@@ -83,8 +91,8 @@ def remove_tenant(domain, force=False):
 
 
 def tenant_dict(tenant):
-    """The stable JSON shape of a tenant."""
-    return {
+    """The stable JSON shape of a tenant (with its home, standby and draining node once nodes exist)."""
+    shape = {
         "domain": tenant.domain,
         "name": tenant.name,
         "timezone": tenant.timezone,
@@ -97,6 +105,9 @@ def tenant_dict(tenant):
         "revision": tenant.revision,
         "users": User.select().where(User.tenant == tenant).count(),
     }
+    if nodes.nodes_defined():
+        shape.update(nodes.placement(tenant))
+    return shape
 
 
 def _limit(value, field):

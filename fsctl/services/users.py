@@ -15,6 +15,7 @@ from .common import (
     release_references,
     touch,
 )
+from .numbered import getter, lister
 
 ROLES = ("user", "supervisor", "admin")
 TOLLS = ("internal", "local", "national", "international")
@@ -25,6 +26,10 @@ FORWARD_OPTIONS = {
     "unreachable": "fwd_unreachable",
 }
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~"
+
+
+get_user = getter("user")
+list_users = lister("user")
 
 
 def generate_password(length=24):
@@ -64,17 +69,6 @@ def add_user(domain, number, name, email=None, password=None, role="user", vm_en
     )
     touch(tenant)
     return user
-
-
-def get_user(domain, number):
-    """One user of a tenant, or NotFoundError."""
-    return get_numbered(get_tenant(domain), "user", number)
-
-
-def list_users(domain):
-    """The tenant's users by number."""
-    tenant = get_tenant(domain)
-    return list(User.select().where(User.tenant == tenant).order_by(User.number))
 
 
 def edit_user(domain, number, name=None, email=None, password=None, role=None, vm_enabled=None, vm_pin=None,

@@ -56,3 +56,31 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
+    """`fs-scripts run --node fs2` connects to fs2's Event Socket from the database, not the settings'."""
+    from fsctl.services import nodes
+
+    url = f"sqlite:///{tmp_path}/fsctl.db"
+    open_database(url)
+    nodes.add_node("fs1", f"127.0.0.1:{free_port()}", "127.0.0.1:5060")
+    nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060")
+    close_database()
+    cfg = tmp_path / "fsctl.toml"
+    cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
+                   f'recordings_dir = "{tmp_path}/rec"\n')
+    env = dict(os.environ, FSCTL_CONFIG=str(cfg))
+    proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        fake_fs.wait_subscribed(10)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    bad = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs9"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == 'Error: node "fs9" does not exist'

@@ -59,5 +59,22 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 4  # (schema 4: the outbound caller names)
+    assert CURRENT_VERSION == 5  # (3: the web workspace's tables; 4: nodes and placement; 5: outbound names)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
+
+
+def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):
+    """`time-rule` and `rec-group` read as words; `timerule` and `recgroup` still work, unlisted."""
+    from fsctl.cli import cli
+
+    listed = cli.list_commands(None)
+    assert "time-rule" in listed and "rec-group" in listed
+    assert "timerule" not in listed and "recgroup" not in listed
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl_sqlite("time-rule", "add", "acme.example", "office", "--range", "mon-fri 08:00-17:00",
+          "--match", "hangup", "--nomatch", "hangup")
+    old = fsctl_sqlite("timerule", "show", "acme.example", "office", "--json")
+    new = fsctl_sqlite("time-rule", "show", "acme.example", "office", "--json")
+    assert old.output == new.output and '"office"' in new.output
+    fsctl_sqlite("recgroup", "add", "acme.example", "sales")
+    assert '"sales"' in fsctl_sqlite("rec-group", "list", "acme.example", "--json").output

@@ -2,7 +2,7 @@
 
 import peewee
 import pytest
-from playhouse.migrate import migrate as run_ops
+from playhouse.migrate import SqliteMigrator, migrate as run_ops
 
 from fsctl import db as fsdb, migrations, model
 from fsctl.errors import ConfigError, OperationError
@@ -145,8 +145,40 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes, 5: outbound names)
     assert all(database.table_exists(m._meta.table_name) for m in web_tables)
     webauth.set_web_password("acme.example", "101", "a long web password")
     tokens.add_token("acme.example", "crm", "read")
     assert model.User.select().count() == 1 and model.ApiToken.select().count() == 1
+
+
+def back_to_version_3(database):
+    """Take away what schema version 4 added (nodes, placement), as a version 3 database was."""
+    database.drop_tables([model.NodeConfig])
+    migrator = migrations._migrator(database)
+    # (SQLite's own DROP COLUMN refuses a foreign key column: peewee's legacy way copies the table.)
+    legacy = {"legacy": True} if isinstance(migrator, SqliteMigrator) else {}
+    run_ops(*(migrator.drop_column("tenant", c, **legacy) for c in ("home_node_id", "standby_node_id",
+                                                                    "draining_node_id", "drain_after")))
+    database.drop_tables([model.Node])
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=3)
+
+
+def test_version_3_database_gets_nodes_and_keeps_tenants(db_url):
+    """Version 4: nodes and placement are added to a version-3 database; tenants kept, unplaced, placeable."""
+    database = fsdb.open_database(db_url)
+    model.Tenant.create(domain="acme.example", name="ACME")
+    back_to_version_3(database)
+    assert not database.table_exists("node") and "home_node_id" not in {c.name for c in database.get_columns("tenant")}
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION
+    tenant = model.Tenant.get(model.Tenant.domain == "acme.example")
+    assert tenant.name == "ACME" and tenant.home_node is None and tenant.draining_node is None
+    node = model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
+                             public_host="127.0.0.1", public_port=5080)
+    tenant.home_node = node
+    tenant.save()
+    model.NodeConfig.create(node=node, domain="acme.example", revision=1, digest="x")
+    with pytest.raises(peewee.IntegrityError):  # a node that tenants live on cannot vanish under them
+        with database.atomic():
+            node.delete_instance()

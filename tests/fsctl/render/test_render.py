@@ -524,6 +524,22 @@ def test_tenants_loaded_in_batches_get_their_own_rows(db, monkeypatch):
     assert alone["beta.example"]["blacklist"] == [("+37060000009", "exact")] and alone["acme.example"]["blacklist"] == []
 
 
+def test_loading_tenants_costs_fourteen_queries_per_batch(db, count_queries):
+    """load_tenants promises QUERIES_PER_BATCH (fourteen) queries per batch, whatever the batch holds."""
+    from fsctl.render import load
+
+    make_demo()
+    make_demo("beta.example", "Beta", did_prefix="+3705300000")
+    with transaction():
+        tenants.add_tenant("empty.example", "Nothing yet", "UTC")
+    rows = list(Tenant.select().order_by(Tenant.domain))
+    for batch, batches in ((50, 1), (3, 1), (2, 2), (1, 3)):
+        with count_queries() as log:
+            loaded = list(load.load_tenants(rows, batch=batch))
+        assert len(loaded) == 3
+        assert log.count == load.QUERIES_PER_BATCH * batches == 14 * batches, (batch, log.queries)
+
+
 # --- hostile tenant text --------------------------------------------------------------------
 
 HOSTILE_TOKENS = list("\"'<>&$;{}[]|\\/ \t\n") + ["${x}", "$${x}", "</include>", "<include>", "<?xml", "X-PRE-PROCESS",

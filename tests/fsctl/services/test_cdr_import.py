@@ -396,6 +396,7 @@ def test_systemd_units_run_the_import_every_five_minutes(fsctl, tmp_path):
     assert listing(tmp_path / "xml_cdr") == GOOD  # just copied: too new for --min-age 30
 
 
+@pytest.mark.servers  # systemd-analyze
 def test_systemd_units_verify(tmp_path):
     # .ci/sysdeps.sh installs Debian's systemd package when systemd-analyze is missing (make test).
     assert shutil.which("systemd-analyze"), "systemd-analyze is missing: run make sysdeps as root"

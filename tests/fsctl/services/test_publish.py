@@ -142,6 +142,7 @@ def test_publish_cli(fsctl, tmp_path):
     assert listing(drop) == ["acme.example"]
 
 
+@pytest.mark.servers  # OpenSSH's sshd -t
 def test_sshd_snippet_is_valid(tmp_path):
     server = SshdServer(str(tmp_path / "sshd"))
     server.keygen(server.host_key)

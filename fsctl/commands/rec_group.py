@@ -1,4 +1,4 @@
-"""fsctl recgroup ..."""
+"""fsctl rec-group ... (`recgroup`, its old name, stays as a hidden alias)"""
 
 import click
 
@@ -7,7 +7,7 @@ from ._base import transactional
 from ._output import emit, json_option, say
 
 
-@click.group("recgroup")
+@click.group("rec-group")
 def cli():
     """Recording groups: supervisors see the recordings of the group's members."""
 
@@ -19,7 +19,7 @@ def cli():
 @click.option("--supervisor", "supervisors", multiple=True, help="A supervisor's number (repeat).")
 @transactional
 def add(domain, name, members, supervisors):
-    """Add a recording group: fsctl recgroup add acme.example sales --member 101 --supervisor 100."""
+    """Add a recording group: fsctl rec-group add acme.example sales --member 101 --supervisor 100."""
     svc.add_recgroup(domain, name, members, supervisors)
     say(f"recording group {name} added")
 

@@ -1,4 +1,4 @@
-"""fsctl timerule ..."""
+"""fsctl time-rule ... (`timerule`, its old name, stays as a hidden alias)"""
 
 import click
 
@@ -7,7 +7,7 @@ from ._base import transactional
 from ._output import emit, force_option, json_option, report, say
 
 
-@click.group("timerule")
+@click.group("time-rule")
 def cli():
     """Time rules: working hours and holidays in the tenant's time zone, two routes."""
 
@@ -24,7 +24,7 @@ def cli():
 @click.option("--tz", "timezone", help="Time zone (default: the tenant's).")
 @transactional
 def add(domain, name, ranges, holidays, match, nomatch, timezone):
-    """Add a rule: fsctl timerule add acme.example office --range 'mon-fri 08:00-17:00' --match ivr:500 --nomatch voicemail:101."""
+    """Add a rule: fsctl time-rule add acme.example office --range 'mon-fri 08:00-17:00' --match ivr:500 --nomatch voicemail:101."""
     rule = svc.add_timerule(domain, name, match, nomatch, ranges, holidays, timezone)
     say(f"time rule {rule.name} added")
 

@@ -1,0 +1,175 @@
+"""Live: two tenants on two FreeSWITCH nodes behind Kamailio, on one PostgreSQL (issue 16).
+
+alpha lives on fs1 (standby fs2), beta on fs2 (standby fs1). Their phones register and call
+through Kamailio; a carrier's call to a DID reaches the tenant's node; fs1 stops, alpha's phones
+and numbers go to fs2 and an apply goes on without fs1; fs1 comes back; a tenant moves without
+dropping the call it has up. The tests run in order on one cluster (tests/cluster/conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from .conftest import PASSWORD
+
+ALPHA, BETA = "alpha.cluster.test", "beta.cluster.test"
+ALPHA_DID, BETA_DID = "+37052100001", "+37052100002"
+
+
+@pytest.fixture(scope="module")
+def platform(cluster):
+    """The two tenants provisioned and applied; fs-scripts running for each node."""
+    fsctl = cluster.fsctl
+    for domain, home, standby, did, target in ((ALPHA, "fs1", "fs2", ALPHA_DID, "user:101"),
+                                               (BETA, "fs2", "fs1", BETA_DID, "user:102")):
+        fsctl("tenant", "add", domain, "--name", domain, "--node", home, "--standby", standby)
+        for number in ("101", "102"):
+            fsctl("user", "add", domain, number, "--name", f"User {number}", "--password", PASSWORD)
+        fsctl("did", "add", domain, did, "--to", target)
+    result = fsctl("apply")
+    cluster.apply_output = result.stderr
+    for name in ("fs1", "fs2"):
+        cluster.start_service(name)
+    phones = {(d, n): cluster.phone(d, n) for d in (ALPHA, BETA) for n in ("101", "102")}
+    cluster.carrier = cluster.phone("carrier.invalid", "carrier")
+    return phones
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout} s")
+
+
+def calls_on(node) -> list:
+    """The channels a node has up (`show channels as json`, written ~1 s after the fact)."""
+    return json.loads(node.api("show channels as json") or "{}").get("rows") or []
+
+
+def call_and_hang_up(caller, callee, number, domain=None):
+    """caller dials `number`; callee's phone must ring and answer; the caller hangs up. The Call."""
+    start = len(callee.incoming)
+    call = caller.call(number, domain)
+    assert call.status == 200, f"{caller.aor} -> {number}: {call.status}"
+    assert callee.wait_ringing(start=start) is not None
+    assert caller.hangup(call) == 200
+    return call
+
+
+def test_apply_places_each_tenant_on_its_two_nodes_and_kamailio_knows_them(cluster, platform):
+    lines = cluster.apply_output.strip().splitlines()
+    assert lines[0].startswith("fs1: 2 tenants rendered") and lines[0].endswith("reloadxml: +OK [Success]")
+    assert lines[1].startswith("fs2: 2 tenants rendered") and lines[1].endswith("reloadxml: +OK [Success]")
+    assert lines[2] == "kamailio: 2 domains, 2 DIDs, 4 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
+    rows = json.loads(cluster.fsctl("status", "--json").stdout)
+    assert [(r["domain"], r["node"], r["role"], r["status"]) for r in rows] == [
+        (ALPHA, "fs1", "home", "applied"), (ALPHA, "fs2", "standby", "applied"),
+        (BETA, "fs1", "standby", "applied"), (BETA, "fs2", "home", "applied")]
+    assert "alpha.cluster.test" in cluster.kam.kamcmd("htable.dump", "fsctl_domains")
+
+
+def test_phones_register_through_kamailio_on_their_home_node(cluster, platform):
+    for (domain, number), phone in platform.items():
+        assert phone.register() == 200, (domain, number)
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    assert wait_for(lambda: fs1.registered(ALPHA) == {"101", "102"}, what="alpha on fs1")
+    assert wait_for(lambda: fs2.registered(BETA) == {"101", "102"}, what="beta on fs2")
+    assert fs1.registered(BETA) == set() and fs2.registered(ALPHA) == set()
+    # A domain Kamailio does not know is refused by Kamailio itself.
+    stranger = cluster.phone("nope.cluster.test", "101")
+    assert stranger.register() == 403
+
+
+def test_calls_within_each_tenant_through_kamailio(cluster, platform):
+    a101, a102 = platform[(ALPHA, "101")], platform[(ALPHA, "102")]
+    b101, b102 = platform[(BETA, "101")], platform[(BETA, "102")]
+    beta_rang = len(b102.incoming)
+    call_and_hang_up(a101, a102, "102")
+    assert len(b102.incoming) == beta_rang  # alpha's 102, not beta's
+    call_and_hang_up(b101, b102, "102")
+    call_and_hang_up(b102, b101, "101")
+
+
+def test_a_did_reaches_the_node_of_its_tenant(cluster, platform):
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    a101, b102 = platform[(ALPHA, "101")], platform[(BETA, "102")]
+    for did, phone, home, other in ((ALPHA_DID, a101, fs1, fs2), (BETA_DID, b102, fs2, fs1)):
+        start = len(phone.incoming)
+        call = cluster.carrier.call(did, "127.0.0.1")
+        assert call.status == 200, (did, call.status)
+        assert phone.wait_ringing(start=start) is not None
+        wait_for(lambda n=home, d=did: any(r.get("initial_dest") == d for r in calls_on(n)),
+                 what=f"the call of {did} on its home node")
+        assert not any(r.get("initial_dest") == did for r in calls_on(other))
+        assert cluster.carrier.hangup(call) == 200
+    # A number no tenant has: Kamailio refuses it.
+    assert cluster.carrier.call("+37059999999", "127.0.0.1").status == 404
+
+
+def test_node_down_its_tenant_fails_over_and_comes_back(cluster, platform):
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    a101, a102 = platform[(ALPHA, "101")], platform[(ALPHA, "102")]
+    fs1.stop()
+    # The next registration reaches the standby at once (Kamailio tries the next node of the set).
+    assert a101.register() == 200
+    assert wait_for(lambda: "101" in fs2.registered(ALPHA), what="alpha 101 on fs2")
+    # Probing takes fs1 out: new requests go straight to fs2.
+    assert cluster.wait_flags("fs1", "I"), cluster.kam.destinations()
+    assert a102.register() == 200
+    assert wait_for(lambda: fs2.registered(ALPHA) == {"101", "102"}, what="alpha on fs2")
+    call_and_hang_up(a101, a102, "102")
+    start = len(a101.incoming)
+    call = cluster.carrier.call(ALPHA_DID, "127.0.0.1")
+    assert call.status == 200 and a101.wait_ringing(start=start) is not None
+    assert cluster.carrier.hangup(call) == 200
+
+    # An apply while fs1 is down: fs2 takes the change, fs1 keeps it pending (exit 3).
+    cluster.fsctl("user", "add", ALPHA, "103", "--name", "User 103", "--password", PASSWORD)
+    result = cluster.fsctl("apply", ok=False)
+    assert result.exit_code == 3, result.stderr
+    assert "fs2: 1 tenants rendered" in result.stderr and "fs1: not applied: FreeSWITCH" in result.stderr
+    status = {(r["domain"], r["node"]): r["status"] for r in json.loads(cluster.fsctl("status", "--json").stdout)}
+    assert status[(ALPHA, "fs1")] == "pending" and status[(ALPHA, "fs2")] == "applied"
+    a103 = cluster.phone(ALPHA, "103")
+    assert a103.register() == 200  # on fs2, which has it
+
+    # fs1 is back: probing brings it in again, the next apply catches up, phones return to it.
+    fs1.start()
+    assert cluster.wait_flags("fs1", "A"), cluster.kam.destinations()
+    caught_up = cluster.fsctl("apply")
+    assert caught_up.stderr.startswith("fs1: 1 tenants rendered")
+    assert all(r["status"] == "applied" for r in json.loads(cluster.fsctl("status", "--json").stdout))
+    cluster.wait_service("fs1")  # fs-scripts reconnected by itself
+    for phone in (a101, a102, a103):
+        assert phone.register() == 200
+    assert wait_for(lambda: fs1.registered(ALPHA) == {"101", "102", "103"}, what="alpha back on fs1")
+    call_and_hang_up(a103, a101, "101")
+
+
+def test_a_move_keeps_the_call_in_progress_and_sends_new_ones_to_the_new_home(cluster, platform):
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    b101, b102 = platform[(BETA, "101")], platform[(BETA, "102")]
+    start = len(b102.incoming)
+    ongoing = b101.call("102")  # up on fs2, beta's home
+    assert ongoing.status == 200 and b102.wait_ringing(start=start) is not None
+    wait_for(lambda: any(r.get("context") == BETA for r in calls_on(fs2)), what="beta's call on fs2")
+    result = cluster.fsctl("tenant", "move", BETA, "--to", "fs1")
+    assert "home fs1, standby fs2" in result.stderr
+    applied = cluster.fsctl("apply")
+    assert "kamailio: 2 domains, 2 DIDs" in applied.stderr
+    # New registrations and calls go to fs1 now.
+    for phone in (b101, b102):
+        assert phone.register() == 200
+    assert wait_for(lambda: fs1.registered(BETA) == {"101", "102"}, what="beta on fs1")
+    call_and_hang_up(b102, b101, "101")
+    # The call that was up on fs2 is still up there and ends normally (its BYE follows its route to fs2).
+    assert any(r.get("context") == BETA for r in calls_on(fs2))
+    assert b101.hangup(ongoing) == 200
+    wait_for(lambda: not any(r.get("context") == BETA for r in calls_on(fs2)), what="the call over on fs2")
