@@ -37,7 +37,12 @@ def make_database(url):
                     parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise ConfigError(f'database "{url}": cannot create {parent}: {exc.strerror}') from None
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
+        # Every transaction takes the write lock when it begins (BEGIN IMMEDIATE): a deferred one that
+        # has read and then writes fails at once with "database is locked" when another connection
+        # committed in between, whatever the busy timeout (WAL: its snapshot is stale). Seen on the live
+        # switch both ways: `fsctl apply` while fs-scripts recorded calls, and fs-scripts' call records
+        # while fsctl provisioned.
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
     if scheme in ("postgres", "postgresql"):
         name = parts.path.lstrip("/")
         if not name:
@@ -79,20 +84,9 @@ def close_database():
 
 @contextlib.contextmanager
 def transaction():
-    """One transaction: everything inside commits together or not at all.
-
-    On SQLite the outermost one takes the write lock when it begins (BEGIN IMMEDIATE): a deferred
-    transaction that has read and then writes fails at once with "database is locked" when
-    another connection (fs-scripts recording calls) committed in between, whatever the busy
-    timeout (WAL: its snapshot is stale). Seen with `fsctl apply` on a live switch.
-    """
-    obj = database.obj
-    if isinstance(obj, peewee.SqliteDatabase) and not obj.in_transaction():
-        with obj.atomic(lock_type="IMMEDIATE"):
-            yield
-    else:
-        with database.atomic():
-            yield
+    """One transaction: everything inside commits together or not at all (SQLite: BEGIN IMMEDIATE)."""
+    with database.atomic():
+        yield
 
 
 def _redact(url):

@@ -257,7 +257,8 @@ def build_queue_extensions(queue, domain, gateway):
     number, max_wait = queue["number"], int(queue["max_wait"])
     overflow = f"queue-{number}-overflow"
     cond = _dest_cond(_exact(number, f"queue-{number}"))
-    cond["actions"] = [_act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
+    cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=queue:{number}"),  # (statistics, however it got here)
+                       _act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
                        _act("set", f"{cv.EXECUTE_ON_PRE_BRIDGE}=sched_cancel"),
                        _act("sched_transfer", f"+{max_wait} {overflow} XML {domain}"),
                        _act("callcenter", f"{number}@{domain}"),
@@ -392,7 +393,9 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
                                  domain, watchdog))
     for i in data["ivrs"]:
         cond = _dest_cond(_exact(i["number"], f"ivr-{i['number']}"))
-        cond["actions"] = [_act("answer"), _act("sleep", "500"), _act("ivr", f"{i['number']}@{domain}")]
+        # Statistics count the menu however the call got here (dialled, a digit, a time rule in XML).
+        cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=ivr:{i['number']}"), _act("answer"), _act("sleep", "500"),
+                           _act("ivr", f"{i['number']}@{domain}")]
         cond["actions"] += route_actions(i["exit_destination"], domain, gateway)
         exts.append(_ext(f"ivr-{i['number']}", [cond]))
     for q in data["queues"]:

@@ -182,3 +182,28 @@ def test_version_3_database_gets_nodes_and_keeps_tenants(db_url):
     with pytest.raises(peewee.IntegrityError):  # a node that tenants live on cannot vanish under them
         with database.atomic():
             node.delete_instance()
+
+
+def test_every_transaction_of_the_services_takes_the_write_lock_up_front(sdb, sqlite_url):
+    """The call records ingested by fs-scripts (database.atomic in the service layer, not
+    transaction()) failed the same way while fsctl provisioned: the database itself begins IMMEDIATE."""
+    import sqlite3
+    import threading
+    import time
+
+    other = sqlite3.connect(fsdb.sqlite_path(sqlite_url), timeout=10, check_same_thread=False)
+
+    def cli_writes():
+        other.execute("INSERT INTO tenant (domain, name, timezone, state, fallback, gateway, revision, created_at, "
+                      "updated_at) VALUES ('cli.example', 'C', 'UTC', 'active', 'hangup', 'default', 1, "
+                      "'2026-01-01', '2026-01-01')")
+        other.commit()
+
+    with fsdb.database.atomic():
+        model.Tenant.select().count()
+        writer = threading.Thread(target=cli_writes)
+        writer.start()
+        time.sleep(0.3)
+        model.Tenant.create(domain="svc.example", name="S")
+    writer.join(10)
+    assert model.Tenant.select().count() == 2

@@ -137,22 +137,18 @@ class Live:
     # -- the switch's own view (Event Socket) -------------------------------------------------------
     def uuid_of(self, call, timeout=15.0) -> str:
         """FreeSWITCH's channel UUID of a UA's call (matched by its SIP Call-ID)."""
-        event = self.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_CREATE"
-                                    and e.get("variable_sip_call_id") == call.call_id, timeout,
-                                    f"channel of call {call.call_id}")
-        return event["Unique-ID"]
+        return self.esl.uuid_of_call_id(call.call_id, timeout)
 
     def wait_app(self, uuid, app, timeout=15.0, arg_contains="") -> dict:
         """The CHANNEL_EXECUTE of `app` on channel `uuid`."""
-        return self.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
-                                   and e.get("Application") == app
+        return self.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Application") == app
                                    and arg_contains in e.get("Application-Data", ""), timeout,
-                                   f"{app} on {uuid}")
+                                   f"{app} {arg_contains} on {uuid}", uuid=uuid)
 
     def in_fallback(self, uuid) -> bool:
         """Whether the channel went to the XML fallback (the service never took its park)."""
-        return bool(self.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
-                                  and e.get("Application-Data", "").startswith("fsctl_in_fallback=true")))
+        return bool(self.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE"
+                                  and e.get("Application-Data", "").startswith("fsctl_in_fallback=true"), uuid=uuid))
 
     # -- the call log --------------------------------------------------------------------------------
     def calls(self, domain: str) -> list[dict]:

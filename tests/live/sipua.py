@@ -198,6 +198,7 @@ class Call:
         self.remote_media = None
         self.answered_at = None
         self.ended_at = None
+        self.acked = False  # the ACK of our 200 OK (incoming calls)
         self._ssrc = random.getrandbits(32)
         self._seq = random.getrandbits(16)
         self._ts = random.getrandbits(32)
@@ -255,6 +256,20 @@ class Call:
             self.state, self.ended_by, self.ended_at = "ended", "local", time.monotonic()
             self.phone.cond.notify_all()
         self.phone.transact(msg, timeout=timeout)
+        return self
+
+    def hangup(self, timeout=10.0):
+        """End the call whatever its state: BYE when answered, CANCEL while ringing (then BYE if the
+        answer crossed the CANCEL)."""
+        if self.state == "confirmed":
+            return self.bye(timeout)
+        if self.state in ("calling", "early") and self.outgoing:
+            try:
+                return self.cancel(timeout)
+            except SipError:
+                if self.state == "confirmed":
+                    return self.bye(timeout)
+                raise
         return self
 
     def cancel(self, timeout=10.0):
@@ -604,6 +619,7 @@ class Phone:
         elif method == "ACK":
             if c is not None:
                 with self.cond:
+                    c.acked = True
                     if c.state == "early" and c.code == 200:
                         c.state = "confirmed"
                     self.cond.notify_all()
@@ -677,8 +693,18 @@ class Phone:
         c.last_response = self._reply(c.invite, addr, 200, "OK", c.local_tag, body=self._sdp(c, te))
         with self.cond:
             c.code, c.answered_at = 200, time.monotonic()
-            c.state = "confirmed"  # the ACK is not awaited: FreeSWITCH retransmits 200 until it comes
+            c.state = "confirmed"
             self.cond.notify_all()
+        # RFC 3261 13.3.1.4: the 200 OK is sent again (T1, 2T1... up to T2) until its ACK arrives; a
+        # lost 200 would otherwise leave FreeSWITCH ringing a phone that answered.
+        wire, interval, deadline = c.last_response, T1, time.monotonic() + 64 * T1
+        while True:
+            with self.cond:
+                self.cond.wait_for(lambda: c.acked or c.state == "ended" or self._closed, interval)
+                if c.acked or c.state == "ended" or self._closed or time.monotonic() > deadline:
+                    return
+            self.sock.sendto(wire, addr)
+            interval = min(interval * 2, 4.0)
 
     def answer(self, c: Call):
         """Answer a ringing incoming call now (policy "ring")."""
@@ -718,8 +744,19 @@ class Phone:
             c.close()
 
 
-def free_rtp_range(size=200, low=20000, high=60000, tries=50) -> tuple[int, int]:
-    """A range of UDP ports on 127.0.0.1 that are all free now (for FreeSWITCH's RTP)."""
+def free_rtp_range(size=400, low=10000, high=16000, tries=50) -> tuple[int, int]:
+    """A range of UDP ports on 127.0.0.1 that are all free now (for FreeSWITCH's RTP).
+
+    Below the kernel's ephemeral ports (/proc/sys/net/ipv4/ip_local_port_range, 32768 up): every
+    socket a test binds to port 0 lands there, and FreeSWITCH failed a call with "RTP Bind Error"
+    (INCOMPATIBLE_DESTINATION) when a phone's socket had taken its next RTP port. And below a stock
+    FreeSWITCH's range (16384-32768) that another instance on this machine may use.
+    """
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            high = min(high, int(fh.read().split()[0]))
+    except (OSError, ValueError, IndexError):
+        pass
     for _ in range(tries):
         start = random.randrange(low, high - size) & ~1
         socks = []

@@ -69,6 +69,8 @@ class Esl:
         self.cond = threading.Condition()
         self.replies: list[dict] = []
         self.events: list[dict] = []
+        self.by_uuid: dict[str, list] = {}  # Unique-ID -> its events (waits scan one channel's, not all)
+        self.by_call_id: dict[str, str] = {}  # SIP Call-ID -> the channel FreeSWITCH made for it
         self.closed = False
         self._read_message()  # auth/request
         self.thread = threading.Thread(target=self._reader, daemon=True, name="live-esl")
@@ -112,6 +114,11 @@ class Esl:
                         event["_body"] = body
                         event["_at"] = time.monotonic()
                         self.events.append(event)
+                        uuid = event.get("Unique-ID", "")
+                        self.by_uuid.setdefault(uuid, []).append(event)
+                        call_id = event.get("variable_sip_call_id")
+                        if call_id and event.get("Event-Name") == "CHANNEL_CREATE":
+                            self.by_call_id.setdefault(call_id, uuid)
                     elif ctype in ("command/reply", "api/response"):
                         self.replies.append(msg)
                     self.cond.notify_all()
@@ -135,22 +142,30 @@ class Esl:
     def api(self, command: str, timeout=30.0) -> str:
         return self._command(f"api {command}", timeout)["body"]
 
-    def wait_event(self, predicate, timeout=30.0, what="event"):
-        """The first event (ever received) matching `predicate`."""
+    def wait_event(self, predicate, timeout=30.0, what="event", uuid=None):
+        """The first event (ever received; of channel `uuid` if given) matching `predicate`."""
         with self.cond:
             found = []
 
             def ready():
-                found[:] = [e for e in self.events if predicate(e)]
+                pool = self.by_uuid.get(uuid, ()) if uuid is not None else self.events
+                found[:] = [e for e in pool if predicate(e)]
                 return bool(found)
 
             if not self.cond.wait_for(ready, timeout):
                 raise AssertionError(f"no {what} within {timeout} s")
             return found[0]
 
-    def find(self, predicate) -> list[dict]:
+    def find(self, predicate, uuid=None) -> list[dict]:
         with self.cond:
-            return [e for e in self.events if predicate(e)]
+            pool = self.by_uuid.get(uuid, ()) if uuid is not None else self.events
+            return [e for e in pool if predicate(e)]
+
+    def uuid_of_call_id(self, call_id, timeout=15.0) -> str:
+        with self.cond:
+            if not self.cond.wait_for(lambda: call_id in self.by_call_id, timeout):
+                raise AssertionError(f"no channel for SIP call {call_id} within {timeout} s")
+            return self.by_call_id[call_id]
 
     def close(self):
         try:
