@@ -9,6 +9,7 @@ from .service import CallService
 from .store import DatabaseStore
 
 log = logging.getLogger("fs_scripts.runtime")
+ANNOUNCE_EVERY = 5.0  # seconds between the heartbeats `fsctl check` reads (fsctl_service_seen)
 
 
 def hangup_sinks(settings):
@@ -56,7 +57,7 @@ def build_service(esl, settings, clock=None):
     store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings),
                           channel_sinks=channel_sinks(), deliver=deliverer(settings))
     kwargs = {"clock": clock} if clock else {}
-    return CallService(esl, store, **kwargs)
+    return CallService(esl, store, announce_every=ANNOUNCE_EVERY, **kwargs)
 
 
 def health(esl, service):

@@ -67,7 +67,7 @@ class CallService:
     """Routes parked scenario calls; `store` gives configuration and persists state."""
 
     def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None,
-                 crm_events=True, deliver_every=10.0):
+                 crm_events=True, deliver_every=10.0, announce_every=0.0):
         self.esl = esl
         self.store = store
         self.clock = clock
@@ -80,6 +80,9 @@ class CallService:
         self.crm_events = crm_events
         self.deliver_every = deliver_every
         self._deliverer = None
+        # Stamp a FreeSWITCH global variable with its own clock now and then: `fsctl check` reads it.
+        self.announce_every = announce_every
+        self._announcer = None
         self.on_decided = on_decided  # callback(uuid, decision), for tests and benchmarks
         self._writer = None
 
@@ -95,13 +98,15 @@ class CallService:
             self._writer = gevent.spawn(self._write_events)
         if self.deliver_every and self._deliverer is None:
             self._deliverer = gevent.spawn(self._deliver_loop)
+        if self.announce_every and self._announcer is None:
+            self._announcer = gevent.spawn(self._announce_loop)
 
     def detach(self) -> None:
         """Stop the background workers (tests, shutdown)."""
-        for worker in (self._writer, self._deliverer):
+        for worker in (self._writer, self._deliverer, self._announcer):
             if worker is not None:
                 worker.kill(block=False)
-        self._writer = self._deliverer = None
+        self._writer = self._deliverer = self._announcer = None
 
     # --- parked calls -----------------------------------------------------------------------
 
@@ -294,6 +299,18 @@ class CallService:
                     self.store.record_hangups(hangups)
             except Exception:  # a failed batch is logged; the xml_cdr import recovers calls
                 log.exception("could not record %d events (%s)", len(batch), RECOVERY)
+
+    def _announce_loop(self) -> None:
+        """`fsctl_service_seen` = FreeSWITCH's strepoch, every `announce_every` seconds while connected."""
+        command = f"expand global_setvar {cv.FSCTL_SERVICE_SEEN}=${{strepoch()}}"
+        while True:
+            try:
+                self.esl.api(command)
+            except Exception as exc:  # not connected (yet): try again soon
+                log.debug("could not announce the service: %s", exc)
+                gevent.sleep(min(0.5, self.announce_every))
+                continue
+            gevent.sleep(self.announce_every)
 
     def _deliver_loop(self) -> None:
         """Send due notifications and CRM events now and then (fsctl notify send does the same)."""

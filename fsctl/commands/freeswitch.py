@@ -3,7 +3,7 @@
 import click
 
 from ._base import pass_app
-from ._output import say
+from ._output import print_json, say
 
 
 @click.group("freeswitch")
@@ -40,3 +40,45 @@ def setup_cmd(app, conf, sessions_per_second, xml_cdr_dir, dry_run):
         say(f"{conf}: every install step is in place; nothing changed")
     elif not dry_run:
         say(f"{len(changes)} changes in {conf}; restart FreeSWITCH to apply them, then: fsctl apply; fsctl check")
+
+
+@click.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (check, ok, detail, fix).")
+@pass_app
+def check(app, as_json):
+    """Ask the running FreeSWITCH whether the install steps are in force; one line per check.
+
+    Exit 0: everything in place; 1: something is missing (each line says how to fix it);
+    3: FreeSWITCH's Event Socket cannot be reached.
+
+    Example: fsctl check
+    """
+    from ..errors import UnreachableError
+    from ..freeswitch.esl import EslAuthError, EslError
+    from ..services import check as svc
+    from ..services.apply import esl_reloader
+
+    app.open()
+    s = app.settings
+    connection = esl_reloader(s)
+    try:
+        findings = svc.run_checks(connection.api, s)
+    except EslAuthError as exc:
+        raise UnreachableError(f"FreeSWITCH {connection.where} refused the Event Socket password ({exc}): "
+                               "esl_password in fsctl.toml must be event_socket.conf.xml's") from None
+    except EslError as exc:
+        raise UnreachableError(f"FreeSWITCH {connection.where} unreachable ({exc})") from None
+    finally:
+        connection.close()
+    if as_json:
+        print_json([f.as_dict() for f in findings])
+    else:
+        for finding in findings:
+            click.echo(finding.line())
+    missing = [f for f in findings if not f.ok]
+    say(f"{len(findings)} checks, {len(missing)} missing" if missing else f"{len(findings)} checks: all in place")
+    if missing:
+        click.get_current_context().exit(1)
+
+
+EXTRA_COMMANDS = [check]

@@ -100,6 +100,10 @@ def header(variable: str) -> str:
     """The event header that carries a channel variable (`variable_<name>`)."""
     return VARIABLE_PREFIX + variable
 
+# A global variable fs-scripts stamps with FreeSWITCH's own clock (strepoch) every few seconds while it
+# is connected; `fsctl check` reads it to tell whether the call-logic service is there.
+FSCTL_SERVICE_SEEN = "fsctl_service_seen"
+
 # --- contexts and extensions of the rendered dialplan the call logic relies on ---
 # The context of every public number: a park there is a call arriving on a DID; a park anywhere
 # else (a tenant's context, after a menu, a time rule, a fallback or a transfer) is for the

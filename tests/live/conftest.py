@@ -177,17 +177,24 @@ class Live:
             env={k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")})
         self.wait_service()
 
+    def _heard(self) -> int:
+        reply = self.esl.api("global_getvar fsctl_service_seen").strip()
+        return int(reply) if reply.isdigit() else 0
+
     def wait_service(self, timeout=30.0):
+        started = int(self.esl.api("strepoch").strip())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.service.poll() is not None:
                 raise RuntimeError(f"fs-scripts exited {self.service.returncode}: {self.service_log()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
+                    healthy = r.status == 200
             except OSError:
-                pass
+                healthy = False
+            # Connected, and its heartbeat (what fsctl check reads) newer than this start.
+            if healthy and self._heard() >= started:
+                return
             time.sleep(0.2)
         raise RuntimeError(f"fs-scripts not healthy within {timeout} s: {self.service_log()}")
 
