@@ -40,6 +40,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if LIVE_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.freeswitch)
+            item.add_marker(pytest.mark.servers)  # (make test-fast leaves them out)
             if not build:
                 item.add_marker(pytest.mark.skip(reason=NO_BUILD))
 
