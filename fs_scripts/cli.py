@@ -39,7 +39,7 @@ def run_cmd(config_path, database, health_port, log_level, node):
         settings = load_settings(config_path)
         if database:
             settings = replace(settings, database=database)
-        open_database(settings.database)
+        open_database(settings.database, create=False)  # only `fsctl init` creates the database
         if node:
             from fsctl.services.nodeapply import node_settings
             from fsctl.services.nodes import get_node

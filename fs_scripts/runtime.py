@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from .service import CallService
+from .service import RECOVERY, CallService
 from .store import DatabaseStore
 
 log = logging.getLogger("fs_scripts.runtime")
@@ -13,15 +13,28 @@ ANNOUNCE_EVERY = 5.0  # seconds between the heartbeats `fsctl check` reads (fsct
 
 
 def hangup_sinks(settings):
-    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue."""
+    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue.
+
+    Each sink writes under SQLite's write lock taken when it begins (transaction(write=True)): they
+    read before they write, and a deferred transaction fails at once with "database is locked" when
+    fsctl committed in between (seen on the live switch while tests provisioned tenants).
+    """
+    from fsctl.db import transaction
     from fsctl.services import cdr, notify, recordings
 
     def recording_catalogue(batch):
-        recordings.catalogue_from_hangups(batch, settings.recordings_dir)
+        with transaction(write=True):
+            recordings.catalogue_from_hangups(batch, settings.recordings_dir)
 
     def call_records(batch):
-        # Missed-call notifications and CRM "finished" events queued with the records.
-        cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
+        # Missed-call notifications and CRM "finished" events queued with the records. A call
+        # that cannot be recorded is only that call (its mod_xml_cdr files stay for the import).
+        with transaction(write=True):
+            report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
+        for index, reason, _ in report.errors:
+            headers = batch[index]
+            log.warning("call %s (leg %s) not recorded: %s; %s", headers.get("variable_call_uuid", "?"),
+                        headers.get("Unique-ID", "?"), reason, RECOVERY)
 
     # Recordings first: a call record links to its recording by call UUID when it is written.
     return [recording_catalogue, call_records]
@@ -33,7 +46,7 @@ def channel_sinks():
     from fsctl.services import notify
 
     def crm(batch):
-        with transaction():
+        with transaction(write=True):
             for headers in batch:
                 notify.enqueue_channel_event(headers)
 
@@ -44,7 +57,7 @@ def deliverer(settings):
     """Drain the notification outbox once (what `fsctl notify send` does)."""
     from fsctl.services import notify
 
-    transport = notify.Transport.from_settings(settings)
+    transport = notify.Transport.from_settings(settings)  # (was Transport(settings): the settings as SMTP host)
 
     def deliver():
         return notify.drain(transport, settings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -40,6 +41,10 @@ PASSED_CAUSES = ("SUCCESS", "ORIGINATOR_CANCEL")
 # runs its queued applications in order), which saves a round trip each.
 INSTANT_APPS = frozenset({"set", "multiset", "unset", "export", "sched_cancel", "pre_answer", "answer",
                           "record_session"})
+
+
+# A channel's Unique-ID as a command can carry it: no blank, no control character, bounded.
+_UUID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}\Z")
 
 
 def utcnow() -> dt.datetime:
@@ -117,6 +122,13 @@ class CallService:
         if not headers.get(cv.header(cv.FSCTL_TENANT)) or not uuid:
             self.stats.ignored += 1
             return
+        if not _UUID_RE.match(uuid):
+            # Every command names the channel on its first line: a Unique-ID with a blank or a
+            # line break (set by an origination_uuid) cannot be addressed, and was kept in
+            # `active` forever. The dialplan's watchdog takes such a call.
+            self.stats.ignored += 1
+            log.warning("call %r: a Unique-ID the Event Socket cannot address; left to the dialplan watchdog", uuid)
+            return
         previous = self.active.get(uuid)
         if previous is not None and previous is not gevent.getcurrent():
             # A channel parks only in a hand-off extension (a failed bridge of a plan does not park
@@ -136,7 +148,7 @@ class CallService:
             # channel's apps in the order they were sent, so the plan still comes after it, and
             # the call reaches its first plan command one Event Socket round trip sooner.
             taken = self.esl.execute_pipelined(uuid, "sched_cancel", "")
-        except EslError as exc:
+        except (EslError, ValueError) as exc:  # ValueError: refused by the command builder
             self.stats.failed += 1
             log.warning("call %s: could not take it (%s); the dialplan watchdog will", uuid, exc)
             self.active.pop(uuid, None)

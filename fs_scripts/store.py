@@ -27,6 +27,7 @@ import gevent
 import gevent.lock
 import gevent.queue
 
+from fsctl.db import transaction
 from fsctl.model import Tenant
 from fsctl.services.snapshot import build_tenant_config, load_rotation, save_rotation
 
@@ -189,11 +190,8 @@ class DatabaseStore:
         tenant = self._tenant(domain)
         if tenant is None:
             return []
-        database = Tenant._meta.database
-        # SQLite: take the write lock up front; a deferred transaction that upgrades from read
-        # to write fails at once with "database is locked" when another writer is waiting.
-        begin = {"lock_type": "IMMEDIATE"} if hasattr(database.obj or database, "pragma") else {}
-        with database.atomic(**begin):
+        # The write lock up front (fsctl.db.transaction: BEGIN IMMEDIATE on SQLite).
+        with transaction(write=True):
             return save_rotation(tenant, updates)
 
     def _record(self, sinks, batch):

@@ -1,8 +1,9 @@
 """fsctl's own settings: defaults, then the TOML file, then FSCTL_* environment variables."""
 
+import difflib
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from .errors import ConfigError
@@ -57,6 +58,10 @@ class Settings:
     notify_timeout: float = 10.0  # seconds per SMTP or HTTP attempt
     # Base URL the recordings are served from (CRM "recording link"); empty: the relative path.
     recordings_url: str = ""
+    # Webhooks and CRM hooks go to public addresses only; these networks (comma-separated CIDRs,
+    # e.g. "127.0.0.0/8, 10.1.2.0/24") are allowed too: loopback, private and link-local
+    # targets are refused otherwise (the metadata service at 169.254.169.254, an admin port on ::1).
+    webhook_allow_networks: str = ""
     # More than one FreeSWITCH (fsctl node ...): Kamailio in front of the nodes (fsctl.kamailio).
     # Where fsctl writes Kamailio's routing files ("": fsctl does not manage Kamailio).
     kamailio_dir: str = ""
@@ -80,11 +85,62 @@ class Settings:
     web_sip_server: str = "127.0.0.1:5060"
     web_secure_cookies: bool = True
     web_api_rate_per_minute: int = 120
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        allowed_networks(self.webhook_allow_networks)  # ConfigError naming the bad one
+        for name, (low, high) in _RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, bool) and isinstance(value, (int, float)) and not low <= value <= high:
+                rule = f"must be at least {low}" if high == _MAX else f"must be between {low} and {high}"
+                raise ConfigError(f'setting {name} "{value}": {rule}')
+
+
+_MAX = 10**9
+# Numeric settings and what they may be: a zero or negative quota would purge every user's
+# recordings but the newest, a zero retention all of them.
+_RANGES = {
+    "esl_port": (1, 65535),
+    "sftp_port": (1, 65535),
+    "smtp_port": (1, 65535),
+    "esl_timeout": (0.1, 3600),
+    "handoff_watchdog": (1, 300),
+    "recording_retention_days": (1, _MAX),
+    "recording_quota_mb": (1, _MAX),
+    "publish_hour": (0, 23),
+    "publish_keep_days": (1, _MAX),
+    "notify_max_attempts": (1, 1000),
+    "notify_backoff": (0.001, 86400),
+    "notify_timeout": (0.1, 3600),
+    "web_port": (1, 65535),
+    "web_api_rate_per_minute": (1, 10**6),
+    "kamailio_expires": (1, 86400),
+    "kamailio_ping_interval": (1, 3600),
+}
+
+
+def allowed_networks(text) -> tuple:
+    """The networks of the webhook_allow_networks setting ("127.0.0.0/8, ::1/128"), parsed."""
+    import ipaddress
+
+    networks = []
+    for item in str(text or "").replace(";", ",").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f'setting webhook_allow_networks "{item}": must be networks like 127.0.0.0/8, '
+                              "comma-separated") from None
+    return tuple(networks)
 
 
 def load_settings(path=None, environ=None):
-    """Read settings from the TOML file (if any) and FSCTL_* variables, later wins."""
+    """Read settings from the TOML file (if any) and FSCTL_* variables, later wins.
+
+    A key fsctl does not know is an error naming it (a typo would otherwise fall back to the
+    default silently: `databse = ...` would open the default database).
+    """
     environ = os.environ if environ is None else environ
     values = {}
     explicit = path or environ.get("FSCTL_CONFIG")
@@ -95,22 +151,28 @@ def load_settings(path=None, environ=None):
                 data = tomllib.load(fh)
         except (tomllib.TOMLDecodeError, OSError) as exc:
             raise ConfigError(f'config "{candidate}": {exc}') from None
-        values.update(data.get("fsctl", data))
+        section = data.get("fsctl", data)
+        for key in data:
+            if key != "fsctl" and section is not data:
+                raise ConfigError(f'config "{candidate}": unknown section or key "{key}" (settings go under [fsctl])')
+        if not isinstance(section, dict):
+            raise ConfigError(f'config "{candidate}": [fsctl] must be a table of settings')
+        known = {f.name for f in fields(Settings)}
+        for key in section:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f' (did you mean "{close[0]}"?)' if close else ""
+                raise ConfigError(f'config "{candidate}": unknown setting "{key}"{hint}')
+        values.update(section)
     elif explicit:
         raise ConfigError(f'config "{candidate}": file does not exist')
-    known = {f.name: f for f in fields(Settings) if f.name != "extra"}
-    for name, f in known.items():
-        env = environ.get("FSCTL_" + name.upper())
+    defaults = Settings()
+    for f in fields(Settings):
+        env = environ.get("FSCTL_" + f.name.upper())
         if env is not None:
-            values[name] = env
-    settings = Settings()
-    clean, extra = {}, {}
-    for key, value in values.items():
-        if key not in known:
-            extra[key] = value
-            continue
-        clean[key] = _coerce(key, value, type(getattr(settings, key)))
-    return replace(settings, extra=extra, **clean)
+            values[f.name] = env
+    clean = {key: _coerce(key, value, type(getattr(defaults, key))) for key, value in values.items()}
+    return replace(defaults, **clean)
 
 
 def _coerce(key, value, kind):

@@ -6,7 +6,6 @@
 
 import contextlib
 import os
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import peewee
@@ -30,19 +29,7 @@ def make_database(url):
         path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
         if not path:
             raise ConfigError(f'database "{url}": sqlite URLs look like sqlite:///path/to/fsctl.db')
-        if path != ":memory:":
-            parent = Path(path).parent
-            if not parent.exists():
-                try:
-                    parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise ConfigError(f'database "{url}": cannot create {parent}: {exc.strerror}') from None
-        # Every transaction takes the write lock when it begins (BEGIN IMMEDIATE): a deferred one that
-        # has read and then writes fails at once with "database is locked" when another connection
-        # committed in between, whatever the busy timeout (WAL: its snapshot is stale). Seen on the live
-        # switch both ways: `fsctl apply` while fs-scripts recorded calls, and fs-scripts' call records
-        # while fsctl provisioned.
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10, lock_type="IMMEDIATE")
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     if scheme in ("postgres", "postgresql"):
         name = parts.path.lstrip("/")
         if not name:
@@ -60,19 +47,73 @@ def make_database(url):
     raise ConfigError(f'database "{url}": scheme must be sqlite or postgresql')
 
 
-def open_database(url, migrate=True):
-    """Point the models at the database of `url`, connect, and bring the schema up to date."""
+# The database holds SIP passwords and voicemail PINs: its owner only (a group may be given
+# read access by hand, 0640); never other users. SQLite gives its -wal and -shm files the
+# database file's mode.
+DB_FILE_MODE = 0o600
+
+
+def open_database(url, migrate=True, create=True):
+    """Point the models at the database of `url`, connect, and bring the schema up to date.
+
+    `create=False` (every command but `fsctl init`, and the service): a database that does not
+    exist yet is refused instead of created, so that a mistyped URL or setting cannot silently
+    start an empty PBX. A new SQLite file is created with mode 0600, in an existing folder only.
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        _check_sqlite_file(url, path, create)
     db = make_database(url)
     database.initialize(db)
     try:
         db.connect(reuse_if_open=True)
-    except peewee.OperationalError as exc:
+    except peewee.DatabaseError as exc:
+        if path is not None and "not a database" in str(exc):
+            raise ConfigError(f'database "{_redact(url)}": {path} is not an SQLite database') from None
         raise OperationError(f'database "{_redact(url)}": cannot connect: {first_line(exc)}') from None
     if migrate:
-        from .migrations import upgrade
+        from .migrations import current_version, upgrade
 
+        try:
+            version = current_version(db)
+        except peewee.DatabaseError as exc:
+            db.close()
+            if path is not None:
+                raise ConfigError(f'database "{_redact(url)}": {path} is not an SQLite database') from None
+            raise OperationError(f'database "{_redact(url)}": {first_line(exc)}') from None
+        if version == 0 and not create:
+            db.close()
+            raise ConfigError(f'database "{_redact(url)}": holds no fsctl data yet; `fsctl init` creates it')
         upgrade(db)
     return db
+
+
+def _check_sqlite_file(url, path, create):
+    """Refuse a missing SQLite file (or make it, 0600, for `fsctl init`); tighten a world-readable one."""
+    hint, rel = "", url[len("sqlite:///"):]
+    if not rel.startswith("/"):
+        hint = f"; the path is relative to {os.getcwd()}: for /{rel} write sqlite:////{rel}"
+    if not os.path.exists(path):
+        if not create:
+            raise ConfigError(f'database "{url}": {path} does not exist (`fsctl init` creates it{hint})')
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise ConfigError(f'database "{url}": folder {parent} does not exist (create it first{hint})')
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ConfigError(f'database "{url}": cannot create {path}: {exc.strerror}') from None
+        return
+    if not os.path.isfile(path):
+        raise ConfigError(f'database "{url}": {path} is not a file')
+    if create:  # `fsctl init` on an existing database: no access for other users (was 0644)
+        for name in (path, path + "-wal", path + "-shm"):
+            with contextlib.suppress(OSError):
+                mode = os.stat(name).st_mode & 0o777
+                if mode & 0o007:
+                    os.chmod(name, mode & 0o770)
 
 
 def close_database():
@@ -83,10 +124,19 @@ def close_database():
 
 
 @contextlib.contextmanager
-def transaction():
-    """One transaction: everything inside commits together or not at all (SQLite: BEGIN IMMEDIATE)."""
-    with database.atomic():
-        yield
+def transaction(write=False):
+    """One transaction: everything inside commits together or not at all.
+
+    `write=True`: SQLite takes its write lock at BEGIN (`BEGIN IMMEDIATE`) and waits for it up
+    to the busy timeout. A deferred transaction that reads and then writes cannot wait: when
+    another writer committed in between, SQLite fails it at once with "database is locked".
+    """
+    if write and isinstance(database.obj, peewee.SqliteDatabase) and not database.in_transaction():
+        with database.atomic("IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            yield
 
 
 def _redact(url):

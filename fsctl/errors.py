@@ -38,11 +38,13 @@ class NotFoundError(FsctlError):
 
     exit_code = 2
 
-    def __init__(self, kind, key, where=None):
+    def __init__(self, kind, key, where=None, hint=None):
         self.kind, self.key = kind, key
         text = f'{kind} "{key}" does not exist'
         if where:
             text += f" in {where}"
+        if hint:
+            text += f" ({hint})"
         super().__init__(text)
 
 

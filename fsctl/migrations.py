@@ -69,8 +69,29 @@ def _v4_nodes(db, migrator):
     db.create_tables([model.NodeConfig], safe=True)
 
 
-def _v5_outbound_names(db, migrator):
-    """Version 5: the caller name outside calls show, per tenant and per user (issue 11)."""
+# Version 5 widens these columns to what the model now allows (model.UUID_MAX, OUTBOX_KEY_MAX).
+WIDENED = (
+    (model.CallRecord, "uuid"), (model.CallRecord, "voicemail"), (model.CallRecord, "queue"),
+    (model.CallLeg, "uuid"), (model.Recording, "call_uuid"), (model.CrmCall, "call_uuid"), (model.Outbox, "key"),
+)
+
+
+def _v5_wider_call_fields(db, migrator):
+    """Version 5: call and leg UUIDs up to 255 characters, a voicemail box or queue as long as a
+    domain, outbox keys that hold such a UUID (on PostgreSQL a longer value failed the whole batch
+    of call records). SQLite does not enforce a VARCHAR's length: nothing to change there."""
+    import peewee
+
+    if not isinstance(db, peewee.PostgresqlDatabase):
+        return
+    for table, name in WIDENED:
+        column = table._meta.fields[name].column_name
+        db.execute_sql(f'ALTER TABLE "{table._meta.table_name}" ALTER COLUMN "{column}" '
+                       f"TYPE VARCHAR({table._meta.fields[name].max_length})")
+
+
+def _v6_outbound_names(db, migrator):
+    """Version 6: the caller name outside calls show, per tenant and per user (issue 11)."""
     import peewee
     from playhouse.migrate import migrate
 
@@ -81,7 +102,7 @@ def _v5_outbound_names(db, migrator):
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_outbound_names]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 

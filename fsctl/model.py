@@ -20,6 +20,13 @@ import peewee as pw
 database = pw.DatabaseProxy()
 
 
+# A FreeSWITCH channel UUID as the call records keep it: FreeSWITCH makes 36 characters, an
+# origination_uuid may be longer; a longer one is refused with its call (fsctl.freeswitch.channel).
+UUID_MAX = 255
+# An outbox key holds a call UUID and a few short words and numbers (fsctl.services.notify.outbox).
+OUTBOX_KEY_MAX = 512
+
+
 def utcnow():
     """Now, naive UTC (the storage convention)."""
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
@@ -355,7 +362,7 @@ class Recording(BaseModel):
     path = pw.TextField(unique=True)  # relative to the recordings folder
     size = pw.BigIntegerField(default=0)
     sha256 = pw.CharField(max_length=64, default="")
-    call_uuid = pw.CharField(max_length=64, null=True)
+    call_uuid = pw.CharField(max_length=UUID_MAX, null=True)
     note = pw.TextField(default="")
     colour = pw.CharField(max_length=16, default="")
     field1 = pw.CharField(max_length=128, default="")
@@ -385,7 +392,7 @@ class CallRecord(BaseModel):
     """One call (however many legs rang), unique by FreeSWITCH's call UUID."""
 
     tenant = pw.ForeignKeyField(Tenant, backref="calls", on_delete="RESTRICT")
-    uuid = pw.CharField(max_length=64, unique=True)
+    uuid = pw.CharField(max_length=UUID_MAX, unique=True)
     direction = pw.CharField(max_length=8)  # in | out | internal
     caller = pw.CharField(max_length=32, default="")
     caller_name = pw.TextField(default="")
@@ -405,8 +412,8 @@ class CallRecord(BaseModel):
     recording = pw.ForeignKeyField(Recording, null=True, on_delete="SET NULL")
     # Classification inputs kept so a later leg can re-classify the call (fsctl.services.cdr).
     recording_path = pw.TextField(null=True)  # fsctl_recording_path of the call
-    voicemail = pw.CharField(max_length=32, null=True)  # mailbox the call ended in
-    queue = pw.CharField(max_length=64, null=True)  # mod_callcenter queue the caller waited in
+    voicemail = pw.CharField(max_length=255, null=True)  # mailbox the call ended in
+    queue = pw.CharField(max_length=255, null=True)  # mod_callcenter queue the caller waited in
     caller_left = pw.BooleanField(default=False)  # the caller hung up (not the PBX)
     a_answered = pw.BooleanField(default=False)  # the caller's leg was answered (IVR, voicemail...)
     missed_by = pw.TextField(default="")  # users for whom it is a missed call, comma-separated
@@ -424,7 +431,7 @@ class CallLeg(BaseModel):
     """A leg a call rang (a group member, a queue agent, a transfer target)."""
 
     call = pw.ForeignKeyField(CallRecord, backref="legs", on_delete="CASCADE")
-    uuid = pw.CharField(max_length=64, null=True)
+    uuid = pw.CharField(max_length=UUID_MAX, null=True)
     user_number = pw.CharField(max_length=32, default="")
     started_at = pw.DateTimeField()
     answered_at = pw.DateTimeField(null=True)
@@ -508,7 +515,7 @@ class CrmCall(BaseModel):
     """The CRM's own id of a call (Bitrix24 CALL_ID), per hook."""
 
     hook = pw.ForeignKeyField(CrmHook, on_delete="CASCADE")
-    call_uuid = pw.CharField(max_length=64)
+    call_uuid = pw.CharField(max_length=UUID_MAX)
     external_id = pw.TextField()
     finished = pw.BooleanField(default=False)
 
@@ -520,7 +527,7 @@ class Outbox(BaseModel):
     """A notification or CRM event to deliver, once: unique key, retried with backoff."""
 
     tenant = pw.ForeignKeyField(Tenant, on_delete="CASCADE")
-    key = pw.CharField(max_length=200, unique=True)  # e.g. missed:<call uuid>:rule:<id>
+    key = pw.CharField(max_length=OUTBOX_KEY_MAX, unique=True)  # e.g. missed:<call uuid>:rule:<id>
     channel = pw.CharField(max_length=16)  # email | webhook | crm
     target = pw.TextField()  # address or URL (crm: the hook id)
     payload = pw.TextField()  # JSON

@@ -6,17 +6,23 @@ import zoneinfo
 
 from .errors import ValidationError
 
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-EXTENSION_RE = re.compile(r"^[0-9]{2,6}$")
-E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
-PHONE_RE = re.compile(r"^\+?[0-9]{1,20}$")
-PREFIX_RE = re.compile(r"^\+?[0-9]{1,20}$")
-PIN_RE = re.compile(r"^[0-9]{4,12}$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
-TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
-# XML 1.0 cannot carry C0 controls (except tab/newline/CR) nor U+FFFE/U+FFFF; lxml refuses them.
-CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff\ud800-\udfff]")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+EXTENSION_RE = re.compile(r"^[0-9]{2,6}\Z")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}\Z")
+PHONE_RE = re.compile(r"^\+?[0-9]{1,20}\Z")
+PREFIX_RE = re.compile(r"^\+?[0-9]{1,20}\Z")
+PIN_RE = re.compile(r"^[0-9]{4,12}\Z")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\Z")
+EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+\Z")
+TIME_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]\Z|^24:00\Z")
+# Refused in tenant text: every C0 control (tab, LF and CR included: a name is one line, and a
+# line break would split an e-mail header, a CSV row or an Event Socket message), DEL, the C1
+# controls (U+0085 NEXT LINE among them), the Unicode line and paragraph separators
+# (U+2028/U+2029: line breaks to e-mail, JSON-in-JavaScript and many terminals), surrogates,
+# and U+FFFE/U+FFFF (XML 1.0 cannot carry them; lxml refuses them).
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+# Multi-line text (a recording's note): the same, but LF and TAB are text.
+MULTILINE_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -56,23 +62,29 @@ def phone(value, field):
 
 
 def prefix(value, field):
-    """A number prefix: digits with an optional leading +."""
-    text = (value or "").strip()
+    """A number prefix: digits with an optional leading +; spaces, '(', ')' and '-' dropped (as for numbers)."""
+    text = re.sub(r"[ ()-]", "", (value or "").strip())
     if not PREFIX_RE.match(text):
         raise ValidationError(field, value, "must be digits with an optional leading +")
     return text
 
 
-def text(value, field, max_len=200, required=True):
-    """Free tenant text: any Unicode, stored as given, but no control characters."""
+def text(value, field, max_len=200, required=True, multiline=False):
+    """Free tenant text: any Unicode, stored as given, one line without control characters.
+
+    `multiline=True` (a recording's note, which only fsctl's own output shows) also takes line
+    feeds and tabs.
+    """
     if value is None:
         value = ""
     if required and not value.strip():
         raise ValidationError(field, value, "must not be empty")
     if len(value) > max_len:
         raise ValidationError(field, value, f"must be at most {max_len} characters")
-    if CONTROL_RE.search(value):
-        raise ValidationError(field, value, "must not contain control characters")
+    if (MULTILINE_CONTROL_RE if multiline else CONTROL_RE).search(value):
+        rule = "must not contain control characters" if multiline else \
+            "must be one line without control characters (tabs and line breaks included)"
+        raise ValidationError(field, value, rule)
     return value
 
 

@@ -202,11 +202,15 @@ class Fsctl:
 
 @pytest.fixture
 def fsctl(db_url, tmp_path):
-    """`fsctl(...)`: the CLI on a fresh database of each engine."""
-    return Fsctl(db_url, tmp_path)
+    """`fsctl(...)`: the CLI on a fresh database of each engine (made by `fsctl init`)."""
+    cli_ = Fsctl(db_url, tmp_path)
+    cli_("init")
+    return cli_
 
 
 @pytest.fixture
 def fsctl_sqlite(sqlite_url, tmp_path):
-    """`fsctl(...)` on SQLite only."""
-    return Fsctl(sqlite_url, tmp_path)
+    """`fsctl(...)` on SQLite only (made by `fsctl init`)."""
+    cli_ = Fsctl(sqlite_url, tmp_path)
+    cli_("init")
+    return cli_

@@ -53,9 +53,9 @@ DESTINATION_KINDS = (
 NUMBERED_KINDS = ("user", "group", "ivr", "queue", "conference")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 
-_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 # A target is one token: no blanks, no control characters, no dial-string separators.
-_TARGET_RE = re.compile(r"^[^\s,|\[\]{}<>'\"\\$]+$")
+_TARGET_RE = re.compile(r"^[^\s,|\[\]{}<>'\"\\$]+\Z")
 # The ring-group rules (R-GRP, R-SEQ), one home: provisioning checks them, the call logic obeys them.
 GROUP_STRATEGIES = ("simultaneous", "random", "sequential")
 GROUP_ORDERS = ("fixed", "rotating")

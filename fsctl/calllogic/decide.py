@@ -76,7 +76,7 @@ EXTERNAL_RING_TIME = 60
 MAX_DEPTH = 12  # destinations followed in one chain before giving up
 MAX_STEPS = 2000  # steps in one plan (branches included) before giving up
 RINGBACK = "%(2000,4000,440,480)"  # heard by a pre-answered (recorded) caller while legs ring
-_EXTERNAL_RE = re.compile(r"^\+?[0-9]{3,20}$")
+_EXTERNAL_RE = re.compile(r"^\+?[0-9]{3,20}\Z")
 _TOKEN_RE = re.compile(r"[^A-Za-z0-9_.-]")
 
 

@@ -16,6 +16,10 @@ Execution model (what the service does, and what `walk` simulates):
 Tenant text must never reach FreeSWITCH's `${...}` expansion nor split an Event Socket
 message (FACTS.md, "reloadxml and the XML preprocessor"): `neutralise` replaces `$` with the
 full-width dollar and drops control characters; dial strings accept a fixed alphabet only.
+Every application argument is expanded before the application runs
+(switch_channel_expand_variables_check, src/switch_channel.c), which also turns `\\\\` into `\\`
+and deletes `\\'`; `set` and `multiset` expand each value once more (mod_dptools base_set): a
+`set` value goes through `set_value`, and `multiset` escapes for those and for its own split.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ __all__ = [
     "Hangup",
     "neutralise",
     "multiset",
+    "multiset_escape",
+    "expansion_safe",
+    "expanded",
+    "set_value",
     "plan_apps",
     "walk",
     "drive",
@@ -50,16 +58,50 @@ __all__ = [
 
 SAFE_DOLLAR = "\uff04"  # FULLWIDTH DOLLAR SIGN: looks like '$', never expanded
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VAR_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # What a dial-string target (user/101@acme.example, sofia/gateway/gw/+370...) may contain.
-_DIAL_TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:+*#/-]+$")
-_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+*#-]+$")
+_DIAL_TARGET_RE = re.compile(r"^[A-Za-z0-9_.@:+*#/-]+\Z")
+_CAUSE_RE = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.@+*#-]+\Z")
 
 
 def neutralise(text: object) -> str:
     """Tenant text made safe for an application argument: no `$` expansion, no control chars."""
     return _CONTROL_RE.sub("", str(text)).replace("$", SAFE_DOLLAR)
+
+
+def expansion_safe(text: str) -> str:
+    """`$`-free text written so that one FreeSWITCH expansion gives it back.
+
+    The expansion (src/switch_channel.c, switch_channel_expand_variables_check) turns `\\\\`
+    into `\\` and deletes `\\'` (both characters), so a backslash is doubled.
+    """
+    return text.replace("\\", "\\\\")
+
+
+def set_value(text: str) -> str:
+    """The value of a `set` argument that the channel variable gets exactly.
+
+    It is expanded twice: as the application's argument, then as the value (base_set in
+    mod_dptools.c). A contact named `a\\\\'b` became `a\\'b`, and `x\\'` lost its quote.
+    """
+    return expansion_safe(expansion_safe(text))
+
+
+def expanded(arg: str) -> str:
+    """What that expansion makes of a `$`-free argument: `\\\\` -> `\\`, `\\'` -> nothing."""
+    if "\\" not in arg:
+        return arg
+    out, i, n = [], 0, len(arg)
+    while i < n:
+        if arg[i] == "\\" and i + 1 < n and arg[i + 1] in "\\'":
+            if arg[i + 1] == "\\":
+                out.append("\\")
+            i += 2
+            continue
+        out.append(arg[i])
+        i += 1
+    return "".join(out)
 
 
 def _var_name(name: str) -> str:
@@ -94,7 +136,7 @@ class SetVar(Step):
         _var_name(self.name)
 
     def to_apps(self):
-        return [("set", f"{self.name}={neutralise(self.value)}")]
+        return [("set", f"{self.name}={set_value(neutralise(self.value))}")]
 
 
 @dataclass(frozen=True)
@@ -104,7 +146,7 @@ class SetCallerName(Step):
     name: str
 
     def to_apps(self):
-        return [("set", f"{cv.EFFECTIVE_CALLER_ID_NAME}={neutralise(self.name)}")]
+        return [("set", f"{cv.EFFECTIVE_CALLER_ID_NAME}={set_value(neutralise(self.name))}")]
 
 
 @dataclass(frozen=True)
@@ -271,15 +313,35 @@ def multiset(assignments: Sequence[str]) -> tuple[str, str] | None:
     """Several `set` arguments (`name=value`) as one `multiset` application, or None.
 
     mod_dptools' multiset takes `^^<delimiter>` then the assignments separated by that
-    character: one execution instead of one per variable. None when fewer than two are given,
-    too many, or every candidate delimiter occurs in a value.
+    character: one execution instead of one per variable, setting what the `set`s would. None
+    when fewer than two are given or too many. The delimiter is one that no value holds when
+    there is one (else `|`, escaped); each assignment is escaped for the expansion of its value,
+    then for multiset's split (`multiset_escape`), then the whole for the expansion every
+    argument goes through first.
     """
     if not 2 <= len(assignments) <= MULTISET_MAX:
         return None
-    for delim in MULTISET_DELIMITERS:
-        if not any(delim in a for a in assignments):
-            return ("multiset", f"^^{delim}" + delim.join(assignments))
-    return None
+    # What each `set` would have set (its argument expanded, then its value: names have no `\\`),
+    # written for base_set's expansion of the value.
+    parts = [expansion_safe(expanded(expanded(a))) for a in assignments]
+    delim = next((d for d in MULTISET_DELIMITERS if not any(d in p for p in parts)), MULTISET_DELIMITERS[0])
+    return ("multiset", f"^^{delim}" + delim.join(expansion_safe(multiset_escape(p, delim)) for p in parts))
+
+
+def multiset_escape(assignment: str, delim: str) -> str:
+    """One `name=value` written so that multiset's split gives it back exactly.
+
+    multiset splits with switch_separate_string (src/switch_utils.c,
+    separate_string_char_delim + cleanup_separated_string): a `\\` makes the next character
+    literal, so a value ending in `\\` (a contact named `Jonas\\`) swallowed the delimiter and
+    the next variable with it; an unescaped `'` pairs with any later `'` of the whole argument
+    and quotes what lies between (delimiters included), then is dropped; blanks at the end of
+    each part are trimmed. Escaped: `\\` -> `\\\\`, `'` -> `\\'`, the delimiter -> `\\<delim>`,
+    trailing blanks -> `\\s` (cleanup_separated_string turns each back into the character).
+    """
+    out = assignment.replace("\\", "\\\\").replace("'", "\\'").replace(delim, "\\" + delim)
+    kept = out.rstrip(" ")
+    return kept + "\\s" * (len(out) - len(kept))
 
 
 def plan_apps(steps: Sequence[Step]) -> list[tuple[str, str]]:

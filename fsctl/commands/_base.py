@@ -10,6 +10,7 @@ import click
 
 from ..config import load_settings
 from ..db import close_database, open_database, transaction
+from ..errors import ValidationError
 
 
 class App:
@@ -43,10 +44,10 @@ class App:
             self._settings = settings
         return self._settings
 
-    def open(self):
-        """Open (and migrate) the database once."""
+    def open(self, create=False):
+        """Open (and migrate) the database once; only `fsctl init` may create it (`create`)."""
         if self.db is None:
-            self.db = open_database(self.settings.database)
+            self.db = open_database(self.settings.database, create=create)
         return self.db
 
     @property
@@ -79,7 +80,11 @@ pass_app = click.make_pass_decorator(App)
 
 
 def transactional(fn):
-    """Run the command in one database transaction: all of its changes or none."""
+    """Run a command that changes the database in one transaction: all of its changes or none.
+
+    It takes SQLite's write lock when it begins (`BEGIN IMMEDIATE`) and waits for it up to the
+    busy timeout: concurrent commands queue instead of failing with "database is locked".
+    """
 
     @functools.wraps(fn)
     @click.pass_context
@@ -88,7 +93,7 @@ def transactional(fn):
         app.open()
         # auto_apply: only a command that changed a tenant's configuration applies it (not a list).
         before = app.tenants_fingerprint() if app.auto_apply else None
-        with transaction():
+        with transaction(write=True):
             result = ctx.invoke(fn, *args, **kwargs)
         app.after_commit(before)
         return result
@@ -96,9 +101,29 @@ def transactional(fn):
     return wrapper
 
 
-def read_stdin_or_file(path):
-    """Bytes of a file, or of standard input for '-'."""
+def reading(fn):
+    """Run a command that only reads in one transaction (one consistent view), without the write lock."""
+
+    @functools.wraps(fn)
+    @click.pass_context
+    def wrapper(ctx, *args, **kwargs):
+        ctx.find_object(App).open()
+        with transaction():
+            return ctx.invoke(fn, *args, **kwargs)
+
+    return wrapper
+
+
+def read_stdin_or_file(path, field="file"):
+    """Bytes of a file, or of standard input for '-'; a file that cannot be read is bad input (exit 2)."""
     if path == "-":
         return sys.stdin.buffer.read()
-    with open(path, "rb") as fh:
-        return fh.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise ValidationError(field, path, "no such file") from None
+    except IsADirectoryError:
+        raise ValidationError(field, path, "is a folder, not a file") from None
+    except PermissionError:
+        raise ValidationError(field, path, "cannot be read (permission denied)") from None

@@ -3,7 +3,7 @@ conference); each noun's module keeps its own `add` and `edit`."""
 
 import click
 
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, force_option, json_option, report, say
 
 
@@ -23,7 +23,7 @@ def numbered_commands(group: click.Group, kind: str, *, get, list_rows, remove, 
     @group.command("list", help=helps["list"])
     @click.argument("domain")
     @json_option
-    @transactional
+    @reading
     def list_(domain, as_json):
         emit([as_dict(row) for row in list_rows(domain)], as_json, columns)
 
@@ -32,7 +32,7 @@ def numbered_commands(group: click.Group, kind: str, *, get, list_rows, remove, 
     @click.argument("number")
     @(click.option("--show-secrets", is_flag=True, help=secrets_help) if secrets_help else _same)
     @json_option
-    @transactional
+    @reading
     def show(domain, number, as_json, show_secrets=False):
         row = get(domain, number)
         emit(as_dict(row, show_secrets) if secrets_help else as_dict(row), as_json)

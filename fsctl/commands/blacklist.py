@@ -3,7 +3,7 @@
 import click
 
 from ..services import blacklist as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, json_option, say
 
 
@@ -27,7 +27,7 @@ def add(domain, pattern, is_prefix, note):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List the blacklist."""
     emit([svc.entry_dict(e) for e in svc.list_entries(domain)], as_json, ["pattern", "match", "note"])
@@ -38,7 +38,7 @@ def list_(domain, as_json):
 @click.argument("pattern")
 @click.option("--prefix", "is_prefix", is_flag=True)
 @json_option
-@transactional
+@reading
 def show(domain, pattern, is_prefix, as_json):
     """Show one blacklist entry."""
     emit(svc.entry_dict(svc.get_entry(domain, pattern, "prefix" if is_prefix else "exact")), as_json)

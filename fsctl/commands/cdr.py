@@ -4,7 +4,7 @@ import click
 
 from ..services import cdr as svc, stats as stats_svc
 from ..services.common import get_tenant
-from ._base import pass_app, transactional
+from ._base import pass_app, reading
 from ._export import export, export_options, period_options
 from ._output import json_option, print_json, say
 
@@ -24,7 +24,7 @@ def cli():
 @click.option("--user", help="Only calls of this user (made, rang, answered or missed).")
 @click.option("--status", type=click.Choice(svc.STATUSES), help="Only calls with this status.")
 @export_options
-@transactional
+@reading
 def list_(domain, from_, to_, user, status, fmt, as_json, output):
     """The call log: fsctl cdr list acme.example --from 2026-11-01 --user 101 --status missed --json."""
     tenant = get_tenant(domain)

@@ -3,7 +3,7 @@
 import click
 
 from ..services import contacts as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, json_option, say
 
 
@@ -27,7 +27,7 @@ def add(domain, number, name):
 @click.argument("domain")
 @click.option("--search", help="Only numbers or names containing this text.")
 @json_option
-@transactional
+@reading
 def list_(domain, search, as_json):
     """List contacts."""
     emit([svc.contact_dict(c) for c in svc.list_contacts(domain, search)], as_json, ["number", "name"])
@@ -37,7 +37,7 @@ def list_(domain, search, as_json):
 @click.argument("domain")
 @click.argument("number")
 @json_option
-@transactional
+@reading
 def show(domain, number, as_json):
     """Show one contact."""
     emit(svc.contact_dict(svc.get_contact(domain, number)), as_json)

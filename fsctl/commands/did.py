@@ -3,7 +3,7 @@
 import click
 
 from ..services import dids as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, force_option, json_option, report, say
 
 
@@ -27,7 +27,7 @@ def add(domain, number, destination, name):
 @cli.command("list")
 @click.argument("domain", required=False)
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List DIDs of one tenant (or all)."""
     emit([svc.did_dict(d) for d in svc.list_dids(domain)], as_json, ["number", "tenant", "name", "destination"])
@@ -37,7 +37,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("number")
 @json_option
-@transactional
+@reading
 def show(domain, number, as_json):
     """Show one DID."""
     emit(svc.did_dict(svc.get_did(domain, number)), as_json)

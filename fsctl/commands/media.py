@@ -4,7 +4,7 @@ import click
 
 from ..db import transaction
 from ..services import media as svc
-from ._base import App, pass_app, read_stdin_or_file, transactional
+from ._base import App, pass_app, read_stdin_or_file, reading, transactional
 from ._output import emit, json_option, say
 
 
@@ -23,14 +23,15 @@ def cli():
 def add(ctx, domain, name, wavfile, replace):
     """Upload a greeting: fsctl media add acme.example welcome welcome.wav (checked, made 16-bit mono)."""
     app = ctx.find_object(App)
-    media = svc.add_media(domain, name, read_stdin_or_file(wavfile), app.settings.media_dir, replace)
-    say(f"media {media.name} added ({media.duration_ms / 1000:.1f} s)")
+    replacing = replace and svc.has_media(domain, name)
+    media = svc.add_media(domain, name, read_stdin_or_file(wavfile, "media.file"), app.settings.media_dir, replace)
+    say(f"media {media.name} {'replaced' if replacing else 'added'} ({media.duration_ms / 1000:.1f} s)")
 
 
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List media."""
     emit([svc.media_dict(m) for m in svc.list_media(domain)], as_json, ["name", "duration_ms", "size", "path"])
@@ -40,7 +41,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(domain, name, as_json):
     """Show one media file (to change it: media add --replace)."""
     emit(svc.media_dict(svc.get_media(domain, name)), as_json)
@@ -53,7 +54,7 @@ def show(domain, name, as_json):
 def remove(app, domain, name):
     """Remove a media file (refused while a menu or queue plays it)."""
     app.open()
-    with transaction():
+    with transaction(write=True):
         media = svc.remove_media(domain, name)
     # The file goes only once the row's removal is committed.
     svc.delete_media_file(media)

@@ -3,7 +3,7 @@
 import click
 
 from ..services import nodes as svc
-from ._base import pass_app, transactional
+from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, say
 
 
@@ -40,7 +40,7 @@ def add(app, name, esl, sip, public, esl_password, conf_dir, sftp, remote_dir):
 
 @cli.command("list")
 @json_option
-@transactional
+@reading
 def list_(as_json):
     """List nodes with their tenants (home, standby, draining) and load."""
     load = svc.loads()
@@ -51,7 +51,7 @@ def list_(as_json):
 @cli.command("show")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(name, as_json):
     """Show one node."""
     emit(svc.node_dict(svc.get_node(name)), as_json)

@@ -2,9 +2,10 @@
 
 import click
 
+from ..config import allowed_networks
 from ..errors import OperationError
 from ..services import notify as notify_svc
-from ._base import pass_app, transactional
+from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
 
@@ -19,13 +20,15 @@ def cli():
 @click.option("--group", "group", metavar="NUMBER", help="Notify about this group's missed calls.")
 @click.option("--channel", type=click.Choice(notify_svc.CHANNELS), default="email", show_default=True)
 @click.option("--to", "address", default="", help="E-mail address or webhook URL (e-mail: default the user's).")
+@pass_app
 @transactional
-def notify_add(domain, user, group, channel, address):
+def notify_add(app, domain, user, group, channel, address):
     """Add a rule: fsctl notify add acme.example --user 101 (e-mail to the user's address)."""
     if bool(user) == bool(group):
         raise click.UsageError("give exactly one of --user or --group")
     scope, number = ("user", user) if user else ("group", group)
-    rule = notify_svc.add_rule(domain, scope, number, channel, address)
+    allow = allowed_networks(app.settings.webhook_allow_networks)
+    rule = notify_svc.add_rule(domain, scope, number, channel, address, allow=allow)
     say(f"notification {rule.id} added: missed calls of {scope} {number} by {channel}"
         + (f" to {rule.address}" if rule.address else ""))
 
@@ -33,7 +36,7 @@ def notify_add(domain, user, group, channel, address):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def notify_list(domain, as_json):
     """List the notification rules."""
     emit([notify_svc.rule_dict(r) for r in notify_svc.list_rules(domain)], as_json,
@@ -74,7 +77,7 @@ def notify_send(app, limit, as_json):
 @click.argument("domain", required=False)
 @click.option("--state", type=click.Choice(("pending", "sent", "failed")))
 @json_option
-@transactional
+@reading
 def notify_outbox(domain, state, as_json):
     """Show queued, sent and failed deliveries (newest first)."""
     rows = [notify_svc.outbox_dict(r) for r in notify_svc.list_outbox(domain, state)]

@@ -5,7 +5,7 @@ import click
 from ..db import transaction
 from ..errors import OperationError
 from ..services import publish as publishing, recordings as rec, sftp
-from ._base import pass_app, transactional
+from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
 AS_HELP = ("Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
@@ -73,7 +73,7 @@ def import_(app, directory):
 @click.option("--limit", default=50, show_default=True, help="Rows per page.")
 @click.option("--offset", default=0, show_default=True, help="Rows to skip (paging).")
 @json_option
-@transactional
+@reading
 def search(as_user, limit, offset, as_json, **kwargs):
     """Search recordings, newest first: fsctl rec search --as 100@acme.example --from 2026-11-01 --colour red."""
     rows = rec.search(_filters(kwargs), as_user, limit, offset)
@@ -84,7 +84,7 @@ def search(as_user, limit, offset, as_json, **kwargs):
 @click.argument("recording_id")
 @as_option
 @json_option
-@transactional
+@reading
 def show(recording_id, as_user, as_json):
     """Show one recording."""
     emit(rec.recording_dict(rec.get_recording(recording_id, as_user)), as_json)
@@ -113,7 +113,7 @@ def mark(app, recording_id, as_user, note, colour, field1, field2, field3):
 @click.option("--limit", default=100, show_default=True, help="Rows per page.")
 @click.option("--offset", default=0, show_default=True, help="Rows to skip (paging).")
 @json_option
-@transactional
+@reading
 def audit(as_user, recording_id, limit, offset, as_json):
     """Who changed which marks, when and through what (cli, web, api), newest first (a tenant admin's view)."""
     rows = [rec.audit_dict(r) for r in rec.mark_audit(as_user, recording_id, limit, offset)]
@@ -183,7 +183,7 @@ def _fetch_with_progress(endpoint, transfers, jobs, quiet):
 @click.option("--tenant", "domains", multiple=True, help="Only this tenant (repeat).")
 @click.option("--force", is_flag=True, help="Publish even before 06:00 of the next day in the tenant's time zone.")
 @pass_app
-@transactional
+@reading
 def publish(app, day, domains, force):
     """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
     s = app.settings

@@ -3,7 +3,7 @@
 import click
 
 from ..services import recgroups as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, json_option, say
 
 
@@ -27,7 +27,7 @@ def add(domain, name, members, supervisors):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List recording groups."""
     emit([svc.recgroup_dict(g) for g in svc.list_recgroups(domain)], as_json, ["name", "members", "supervisors"])
@@ -37,7 +37,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(domain, name, as_json):
     """Show one recording group."""
     emit(svc.recgroup_dict(svc.get_recgroup(domain, name)), as_json)

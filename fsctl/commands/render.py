@@ -11,13 +11,14 @@ from ..freeswitch.callcenter import CallcenterError, load_pending
 from ..services import apply as svc
 from ..services.nodes import nodes_defined
 from ._apply import apply_nodes, print_apply_result
-from ._base import pass_app, transactional
+from ._base import pass_app, reading
 from ._output import emit, json_option, print_json, say
 
 
 @click.group("render", invoke_without_command=True)
 @click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Folder to write the XML tree into (created if missing).")
+              help="Folder to write the XML tree into (created if missing; never one holding FreeSWITCH XML "
+                   "fsctl did not write there).")
 @json_option
 @click.pass_context
 def cli(ctx, out, as_json):
@@ -32,13 +33,12 @@ def cli(ctx, out, as_json):
     ctx.invoke(_render_freeswitch, out=out, as_json=as_json)
 
 
-@transactional
+@reading
 @pass_app
 def _render_freeswitch(app, out, as_json):
-    digests = rnd.render_tree(out, app.settings.templates_dir, app.settings.handoff_watchdog)
-    # What an earlier render left there for a tenant now gone (or suspended) would mislead whoever
-    # copies the folder: only fsctl's own folders are cleaned, and only *.xml.
-    stale = svc.remove_stale(Path(out), digests)
+    # Files an earlier render wrote for a tenant now gone (or suspended) would mislead whoever
+    # copies the folder: they are removed, and only they (the folder's .fsctl-render.json).
+    digests, stale = rnd.render_out(out, app.settings.templates_dir, app.settings.handoff_watchdog)
     xmlcheck.check_paths(out, sorted(digests))
     if as_json:
         print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())],
@@ -53,7 +53,7 @@ def _render_freeswitch(app, out, as_json):
               help="Folder to write into (default: the kamailio_dir setting).")
 @click.option("--no-check", is_flag=True, help="Do not run kamailio -c on the rendered kamailio.cfg.")
 @json_option
-@transactional
+@reading
 @pass_app
 def render_kamailio(app, out, no_check, as_json):
     """Render kamailio.cfg (template kamailio.cfg) and the routing data; check it with kamailio -c.
@@ -110,7 +110,7 @@ def apply(app, full, only, as_json):
 
 @click.command("status")
 @json_option
-@transactional
+@reading
 @pass_app
 def status(app, as_json):
     """Show per tenant the applied and current revision: applied, pending or removed.

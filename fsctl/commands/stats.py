@@ -5,7 +5,7 @@ import click
 
 from ..services import report as report_mod, stats as svc
 from ..services.common import get_tenant
-from ._base import transactional
+from ._base import reading
 from ._export import export, export_options, period_options
 from ._output import say
 
@@ -20,7 +20,7 @@ def _report_command(name, help_text):
     @click.argument("domain")
     @period_options
     @export_options
-    @transactional
+    @reading
     def command(domain, from_, to_, fmt, as_json, output):
         tenant = get_tenant(domain)
         start, end = svc.period(tenant, from_, to_)
@@ -44,7 +44,7 @@ _report_command("daily", "Calls per day in the tenant's time zone (every day of 
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
 @click.option("--png", "png_dir", type=click.Path(file_okay=False),
               help="Also write daily.png, hourly.png and users.png bar charts into this folder (for e-mail).")
-@transactional
+@reading
 def report_cmd(domain, from_, to_, out, png_dir):
     """Write a self-contained HTML report with charts: fsctl stats report acme.example --out report.html."""
     tenant = get_tenant(domain)

@@ -3,7 +3,7 @@
 import click
 
 from ..services import nodes, tenants as svc
-from ._base import pass_app, transactional
+from ._base import pass_app, reading, transactional
 from ._output import emit, force_option, json_option, say
 
 
@@ -38,7 +38,7 @@ def add(app, domain, name, timezone, max_users, max_channels, gateway, node, sta
 
 @cli.command("list")
 @json_option
-@transactional
+@reading
 def list_(as_json):
     """List tenants."""
     rows = [svc.tenant_dict(t) for t in svc.list_tenants()]
@@ -51,7 +51,7 @@ def list_(as_json):
 @cli.command("show")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def show(domain, as_json):
     """Show one tenant."""
     emit(svc.tenant_dict(svc.get_tenant(domain)), as_json)

@@ -3,7 +3,7 @@
 import click
 
 from ..services import timerules as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, force_option, json_option, report, say
 
 
@@ -32,7 +32,7 @@ def add(domain, name, ranges, holidays, match, nomatch, timezone):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List time rules."""
     emit([svc.timerule_dict(r) for r in svc.list_timerules(domain)], as_json,
@@ -43,7 +43,7 @@ def list_(domain, as_json):
 @click.argument("domain")
 @click.argument("name")
 @json_option
-@transactional
+@reading
 def show(domain, name, as_json):
     """Show one time rule."""
     emit(svc.timerule_dict(svc.get_timerule(domain, name)), as_json)

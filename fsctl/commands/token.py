@@ -3,7 +3,7 @@
 import click
 
 from ..services import tokens as svc
-from ._base import transactional
+from ._base import reading, transactional
 from ._output import emit, json_option, print_json, say
 
 
@@ -32,7 +32,7 @@ def add(domain, name, scope, as_json):
 @cli.command("list")
 @click.argument("domain")
 @json_option
-@transactional
+@reading
 def list_(domain, as_json):
     """List a tenant's tokens (names, scopes, last use; never the secrets)."""
     emit([svc.token_dict(t) for t in svc.list_tokens(domain)], as_json,

@@ -3,7 +3,7 @@
 import click
 
 from ..services.trace import trace_call
-from ._base import App, transactional
+from ._base import App, reading
 from ._output import json_option, print_json, print_table, say
 
 
@@ -13,7 +13,7 @@ from ._output import json_option, print_json, print_table, say
 @click.argument("dialled")
 @click.option("--at", help="When the call happens, in the tenant's time zone: '2026-12-24 18:30' (default: now).")
 @json_option
-@transactional
+@reading
 @click.pass_context
 def cli(ctx, domain, caller, dialled, at, as_json):
     """Show the plan the call logic would run for CALLER dialling DIALLED (a DID or an internal number).

@@ -4,7 +4,7 @@ import click
 
 from ..services import users as svc
 from ..services.users import FORWARD_OPTIONS
-from ._base import transactional
+from ._base import reading, transactional
 from ._numbered import numbered_commands
 from ._output import emit, json_option, say
 
@@ -43,7 +43,7 @@ def add(domain, number, **fields):
 @click.argument("number")
 @click.option("--server", default="127.0.0.1:5060", show_default=True, help="The SIP server phones register to.")
 @json_option
-@transactional
+@reading
 def sip_config(domain, number, server, as_json):
     """Print what a phone or softphone needs to register (includes the password)."""
     emit(svc.sip_config(domain, number, server), as_json)

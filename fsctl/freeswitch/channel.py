@@ -63,7 +63,24 @@ def _epoch(h: dict, name: str, required: bool = False) -> _dt.datetime | None:
         if required:
             raise ValidationError(cv.header(name), raw, "must be after 1970")
         return None
-    return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).replace(tzinfo=None)
+    try:
+        return _dt.datetime.fromtimestamp(value, _dt.timezone.utc).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):  # beyond what a date holds (year 9999)
+        raise ValidationError(cv.header(name), raw, "must be a time before the year 10000") from None
+
+
+def _mailbox(arg: str) -> str | None:
+    """The mailbox a `voicemail` application left a message in, from its argument, or None.
+
+    `voicemail [check] [auth] <profile> <domain> [<id>]` (mod_voicemail): with `check` the caller
+    listened to a mailbox (`*98`) and left nothing; the last word was taken as the mailbox, which
+    for `check default <domain>` is the domain (longer than the column, and a missed call of nobody).
+    """
+    words = arg.split()
+    if "check" in words[:2]:
+        return None
+    words = [w for w in words if w not in ("auth",)]
+    return _user_part(words[2]) if len(words) >= 3 else None
 
 
 def _user_part(text: str) -> str:
@@ -128,8 +145,7 @@ def parse_channel(headers: dict) -> Channel:
         ch.caller_left = disposition in ("recv_bye", "recv_cancel") or cause == "ORIGINATOR_CANCEL"
         app = _var(h, cv.LAST_APP) or _var(h, cv.CURRENT_APPLICATION)
         if app == "voicemail":
-            arg = _var(h, cv.LAST_ARG) or _var(h, cv.CURRENT_APPLICATION_DATA)
-            ch.voicemail = _user_part(arg.split()[-1]) if arg.split() else None
+            ch.voicemail = _mailbox(_var(h, cv.LAST_ARG) or _var(h, cv.CURRENT_APPLICATION_DATA))
         queue = _var(h, cv.CC_QUEUE)
         ch.queue = _user_part(queue) if queue else None
         ch.bridged_to = _var(h, cv.LAST_BRIDGE_TO) or _var(h, cv.BRIDGE_UUID) or None

@@ -54,7 +54,7 @@ ROOT_CHILDREN = {
 }
 TIME_ATTRS = ("year", "yday", "mon", "mday", "week", "mweek", "wday", "hour", "minute", "minute-of-day",
               "time-of-day", "date-time", "tod_tz_offset")
-_LEG_USER_RE = re.compile(r"^user/([^@]+)@(.+)$")
+_LEG_USER_RE = re.compile(r"^user/([^@]+)@(.+)\Z")
 _LEG_PREFIX_RE = re.compile(r"^(\[[^\]]*\]|\{[^}]*\}|<[^>]*>)+")
 _LEG_SPLIT_RE = re.compile(r"[,|]")
 _UNESCAPE_RE = re.compile(r"\\(.)")

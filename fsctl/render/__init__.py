@@ -33,6 +33,8 @@ from .dialplan import PUBLIC_CONTEXT, blacklist_regex, build_dialplan_context, b
 from .load import BATCH, active_tenants, load_tenant, plain_rows, public_dids, public_source_digest
 from .text import a1_hash, xml_text
 from .write import (
+    FILE_MODE,
+    MANAGED_DIRS,
     PUBLIC_FILE,
     TENANT_FILES,
     _fast_escape,
@@ -40,6 +42,7 @@ from .write import (
     make_environment,
     packaged_templates_dir,
     render_file,
+    render_out,
     render_public,
     render_tenant,
     render_tree,
@@ -56,7 +59,7 @@ def load_tenants(tenants):
 
 
 __all__ = [
-    "BATCH", "FSCTL_RECORD", "FSCTL_TENANT_NAME", "FSCTL_TOLL", "OUTBOUND_CALLER_ID", "PUBLIC_CONTEXT", "PUBLIC_FILE",
+    "BATCH", "FILE_MODE", "MANAGED_DIRS", "render_out", "FSCTL_RECORD", "FSCTL_TENANT_NAME", "FSCTL_TOLL", "OUTBOUND_CALLER_ID", "PUBLIC_CONTEXT", "PUBLIC_FILE",
     "TENANT_FILES", "_XmlEnvironment", "_fast_escape", "a1_hash", "active_tenants", "blacklist_regex",
     "build_directory_context", "build_dialplan_context", "build_public_context", "load_tenant", "load_tenants",
     "make_environment", "packaged_templates_dir", "plain_rows", "public_dids", "public_source_digest", "render_file",

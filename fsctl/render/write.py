@@ -5,10 +5,12 @@ context, a whole tree.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.resources
 import itertools
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,12 +18,19 @@ from pathlib import Path
 import jinja2
 import markupsafe
 
-from ..errors import OperationError
+from ..errors import OperationError, ValidationError
 from .context import tenant_contexts
 from .dialplan import PUBLIC_CONTEXT, public_extensions
 from .load import active_tenants, load_tenants, public_dids
 
 PUBLIC_FILE = "dialplan/public.xml"
+# The folders of a configuration tree fsctl writes (anything else in the folder is left alone).
+MANAGED_DIRS = ("directory", "dialplan", "ivr", "conference", "callcenter")
+# Rendered files hold password hashes (a1-hash) and voicemail PINs: owner and group (FreeSWITCH's)
+# only. Installing (README) gives the conf dir to the fsctl user and the freeswitch group.
+FILE_MODE = 0o640
+# `fsctl render --out`: the files an earlier render wrote there (only those are ever removed).
+OUT_MANIFEST = ".fsctl-render.json"
 
 
 # (kind, path pattern, template, root child tag) of the files rendered per tenant.
@@ -146,7 +155,7 @@ def render_file(env: jinja2.Environment, template: str, context: dict, path: Pat
             if atomic:
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             else:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
             break
         except FileNotFoundError:
             if attempt == 2:
@@ -161,7 +170,7 @@ def render_file(env: jinja2.Environment, template: str, context: dict, path: Pat
                 fh.write(data)
                 digest.update(data)
         if atomic:
-            os.chmod(tmp, 0o644)
+            os.chmod(tmp, FILE_MODE)
             os.replace(tmp, path)
     except BaseException as exc:
         if os.path.exists(tmp):
@@ -223,3 +232,75 @@ def render_tree(out, templates_dir: str = "", watchdog: int = 6, env=None, atomi
         digests.update(render_tenant(env, data, out, watchdog, atomic))
     digests[PUBLIC_FILE] = render_public(env, out, watchdog, atomic)
     return digests
+
+
+def layout_files(out) -> list[str]:
+    """Every *.xml (or link named so) below the managed folders of `out`, as relative paths."""
+    found = []
+    for top in MANAGED_DIRS:
+        for folder, dirs, files in os.walk(Path(out) / top):  # (links to folders are not entered)
+            rel_dir = os.path.relpath(folder, out)
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [f"{rel_dir}/{name}" for name in files if name.endswith(".xml") and not name.startswith(".")]
+    return sorted(found)
+
+
+def _read_manifest(out: Path) -> set:
+    try:
+        with open(out / OUT_MANIFEST, encoding="utf-8") as fh:
+            return set(json.load(fh)["files"])
+    except FileNotFoundError:
+        return set()
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValidationError("--out", str(out), f"its {OUT_MANIFEST} cannot be read: move the folder "
+                                                 "aside and render into an empty one") from None
+
+
+def _write_manifest(out: Path, files) -> None:
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=f"{OUT_MANIFEST}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"files": sorted(files)}, fh, indent=0)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out / OUT_MANIFEST)
+
+
+def render_out(out, templates_dir: str = "", watchdog: int = 6) -> tuple[dict, list]:
+    """`fsctl render --out`: the tree into a folder, each file atomically; ({path: sha256}, removed).
+
+    Only files fsctl wrote there are ever replaced or removed: they are listed in the folder's
+    OUT_MANIFEST (written before any file, covering every file this render may write, so an
+    interrupted render leaves none unlisted). A folder holding FreeSWITCH XML of that layout
+    that fsctl did not write (a stock `directory/default.xml`) is refused (ValidationError).
+    Each file is written to a temporary name and renamed: an interruption leaves old or new
+    files, never a half-written one.
+    """
+    out = Path(out)
+    ours = _read_manifest(out)
+    foreign = [rel for rel in layout_files(out) if rel not in ours]
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise ValidationError("--out", str(out), f"holds FreeSWITCH XML fsctl did not write ({', '.join(foreign[:3])}"
+                                                 f"{more}): render into an empty folder or one fsctl rendered into")
+    out.mkdir(parents=True, exist_ok=True)
+    may_write = {PUBLIC_FILE} | {rel for t in active_tenants() for rel in tenant_paths(t.domain)}
+    _write_manifest(out, ours | may_write)
+    for rel in layout_temporaries(out):  # what an interrupted render left
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out / rel)
+    digests = render_tree(out, templates_dir, watchdog, atomic=True)
+    removed = sorted(rel for rel in (ours | may_write) - set(digests) if (out / rel).exists())
+    for rel in removed:
+        (out / rel).unlink()
+    _write_manifest(out, digests)
+    return digests, removed
+
+
+def layout_temporaries(out) -> list[str]:
+    """The temporary files (`.<name>.xml.*.tmp`) an interrupted atomic write left below the managed folders."""
+    found = []
+    for top in MANAGED_DIRS:
+        for folder, _dirs, files in os.walk(Path(out) / top):
+            rel_dir = os.path.relpath(folder, out)
+            found += [f"{rel_dir}/{n}" for n in files if n.startswith(".") and ".xml." in n and n.endswith(".tmp")]
+    return found

@@ -70,7 +70,7 @@ CACHE_DIR = ".fsctl-cache"  # compiled templates (jinja2 bytecode cache)
 MANIFEST = "manifest.json"
 SUCCESS_REPLY = "+OK [Success]"
 # The folders fsctl owns inside the conf dir (everything *.xml below them is validated).
-MANAGED_DIRS = ("directory", "dialplan", "ivr", "conference", "callcenter")
+MANAGED_DIRS = render.MANAGED_DIRS
 
 
 @dataclass
@@ -277,15 +277,6 @@ def _write_index(conf: Path, index: dict):
         (conf / OLD_INDEX_FILE).unlink()
 
 
-def remove_stale(out: Path, rendered) -> list:
-    """Delete what an earlier render left in `out` that this one did not write (fsctl's own folders,
-    *.xml only: a tenant now gone or suspended); return the relative paths removed, sorted."""
-    stale = sorted(rel for rel in managed_stamps(out) if rel not in rendered)
-    for rel in stale:
-        (out / rel).unlink()
-    return stale
-
-
 def managed_stamps(conf: Path) -> dict:
     """{relative path: [size, mtime_ns]} of every *.xml below fsctl's folders of the conf dir.
 
@@ -313,6 +304,31 @@ def managed_stamps(conf: Path) -> dict:
     for top in MANAGED_DIRS:
         scan(os.path.join(root, top), top)
     return found
+
+
+MODES_STAMP = ".fsctl-modes-0640"
+
+
+def tighten_modes_once(conf: Path) -> int:
+    """Once per conf dir: files an older fsctl wrote 0644 (a1-hashes, PINs) made 0640; how many.
+
+    New files are written 0640 (render.FILE_MODE); the journal and `.fsctl-previous` hold hard
+    links of them. A stamp file marks the conf dir as done.
+    """
+    if (conf / MODES_STAMP).exists():
+        return 0
+    changed = 0
+    for top in (*MANAGED_DIRS, PREVIOUS_DIR):
+        for folder, _dirs, files in os.walk(conf / top):
+            for name in files:
+                path = os.path.join(folder, name)
+                with contextlib.suppress(OSError):
+                    st = os.lstat(path)
+                    if st.st_mode & 0o007 and not os.path.islink(path):
+                        os.chmod(path, render.FILE_MODE)
+                        changed += 1
+    (conf / MODES_STAMP).touch()
+    return changed
 
 
 def managed_files(conf: Path) -> list:
@@ -374,9 +390,10 @@ def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, 
     try:
         with apply_lock(conf):
             result = ApplyResult(recovered=recover(conf))
+            tighten_modes_once(conf)
             if push is not None:
                 push.resume(conf)  # what an earlier apply could not deliver (or take back) goes first
-            with transaction():
+            with transaction(write=True):
                 plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env, scope,
                                       push)
             if plans is None:  # nothing rendered: only tenants left pending by an earlier apply

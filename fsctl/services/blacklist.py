@@ -33,12 +33,15 @@ def get_entry(domain, pattern, match="exact"):
     """One blacklist entry, or NotFoundError."""
     tenant = get_tenant(domain)
     match = validate.choice(match, "blacklist.match", MATCHES)
-    entry = BlacklistEntry.get_or_none(
-        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern) & (BlacklistEntry.match == match)
-    )
-    if entry is None:
-        raise NotFoundError("blacklist entry", pattern, tenant.domain)
-    return entry
+    pattern = validate.prefix(pattern, "blacklist.pattern")
+    entries = {e.match: e for e in BlacklistEntry.select().where(
+        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern))}
+    if match not in entries:
+        hint = None
+        if entries:  # the same digits as the other kind of entry: say how to name it
+            hint = "a prefix entry does: add --prefix" if match == "exact" else "an exact entry does: leave out --prefix"
+        raise NotFoundError("blacklist entry", pattern, tenant.domain, hint=hint)
+    return entries[match]
 
 
 def edit_entry(domain, pattern, match="exact", note=None):

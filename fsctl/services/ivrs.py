@@ -15,7 +15,7 @@ from .common import (
 )
 from .numbered import getter, lister, remover
 
-DIGITS_RE = re.compile(r"^[0-9*#]{1,8}$")
+DIGITS_RE = re.compile(r"^[0-9*#]{1,8}\Z")
 
 
 get_ivr = getter("ivr")

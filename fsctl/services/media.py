@@ -95,6 +95,12 @@ def add_media(domain, name, data, media_dir, replace=False):
     return media
 
 
+def has_media(domain, name):
+    """Whether the tenant has media of that name."""
+    tenant = get_tenant(domain)
+    return Media.select().where((Media.tenant == tenant) & (Media.name == name)).exists()
+
+
 def list_media(domain):
     """The tenant's media by name."""
     tenant = get_tenant(domain)

@@ -18,6 +18,7 @@ import datetime as _dt
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zoneinfo
 
@@ -27,7 +28,7 @@ from ..model import Recording, Tenant, utcnow
 from . import recordings
 
 MANIFEST = "SHA256SUMS"
-_DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 @dataclasses.dataclass
@@ -144,9 +145,14 @@ def _place(source, target, size, link):
     if os.path.lexists(tmp):
         os.unlink(tmp)
     try:
+        # A hard link shares the recording's inode, so its owner and mode: the customer's account
+        # reads the published file, and a recording only FreeSWITCH's group may read (as installed,
+        # README) is copied instead; the copy is fsctl's, in the tenant folder's group.
+        if not os.stat(source).st_mode & stat.S_IROTH:
+            raise PermissionError("the recording is not readable by the customer's account")
         link(source, tmp)
         how = "linked"
-    except OSError:  # another file system (EXDEV) or links not allowed: copy
+    except OSError:  # another file system (EXDEV), links not allowed, or not readable: copy
         shutil.copyfile(source, tmp)
         how = "copied"
     os.replace(tmp, target)

@@ -32,12 +32,12 @@ import os
 import re
 import wave
 
-from peewee import fn
+from peewee import DatabaseError, OperationalError, fn
 
 from .. import validate
 from ..calllogic import recpath
 from ..db import database
-from ..errors import NotFoundError, ValidationError
+from ..errors import NotFoundError, ValidationError, first_line
 from ..freeswitch import chanvars
 from ..model import (
     FOLDED,
@@ -69,8 +69,8 @@ _NAME_RE = re.compile(
     r"(?P<counterpart>\+?[0-9]{1,31}|anonymous)_(?P<uuid>[A-Za-z0-9-]{1,64})\.wav$"
 )
 # An older short form (no direction, no counterpart), still accepted by import.
-_SHORT_NAME_RE = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)_(?P<uuid>[A-Za-z0-9.-]{1,64})_(?P<user>[0-9]{2,6})\.wav$")
-_DATE_DIR_RE = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$")
+_SHORT_NAME_RE = re.compile(r"^(?P<stamp>[0-9]{8}T[0-9]{6}Z)_(?P<uuid>[A-Za-z0-9.-]{1,64})_(?P<user>[0-9]{2,6})\.wav\Z")
+_DATE_DIR_RE = re.compile(r"^[0-9]{4}/[0-9]{2}/[0-9]{2}\Z")
 _HASH_CHUNK = 1 << 20
 
 
@@ -310,6 +310,8 @@ def viewer(as_user):
         raise NotFoundError("user", number, tenant.domain)
     if user.role == "admin":
         numbers = None
+    elif user.role != "supervisor":  # listed as a group's supervisor, but without the role: own only
+        numbers = frozenset([user.number])
     else:
         supervised = (RecordingGroupMember.select(User.number).join(User)
                       .switch(RecordingGroupMember).join(RecordingGroup)
@@ -350,7 +352,7 @@ def check_mark(note=None, colour=None, fields=None):
     """Validate marks; returns {column: clean value} for what is given (None = unchanged)."""
     changes = {}
     if note is not None:
-        changes["note"] = validate.text(note, "recording.note", max_len=NOTE_MAX, required=False)
+        changes["note"] = validate.text(note, "recording.note", max_len=NOTE_MAX, required=False, multiline=True)
     if colour is not None:
         changes["colour"] = "" if colour in ("", "none") else validate.choice(colour, "recording.colour", COLOURS)
     for key, value in dict(fields or {}).items():
@@ -580,6 +582,10 @@ def plan_purge(retention_days, quota_mb, now=None):
     Quota rule: when a user's remaining recordings total more than `quota_mb`, their oldest
     go first until the total fits; the newest recording is always kept (even alone over it).
     """
+    # A zero or negative quota would purge all but each user's newest recording (the settings
+    # refuse it too; this guards every other caller).
+    retention_days = validate.integer(retention_days, "recording_retention_days", low=1, high=10**9)
+    quota_mb = validate.integer(quota_mb, "recording_quota_mb", low=1, high=10**9)
     now = now or utcnow()
     cutoff = now - _dt.timedelta(days=retention_days)
     limit = quota_mb * 1024 * 1024
@@ -652,6 +658,12 @@ def catalogue_from_hangups(batch, recordings_dir):
             row = catalogue_recording(path, recordings_dir, duration=seconds)
         except (ValidationError, NotFoundError) as exc:
             log.warning("recording of call %s not catalogued: %s", headers.get(chanvars.UNIQUE_ID, "?"), exc)
+            continue
+        except DatabaseError as exc:  # that recording only: the others of the batch go on
+            if isinstance(exc, OperationalError):
+                raise
+            log.warning("recording of call %s not catalogued: the database refused it: %s (fsctl rec import "
+                        "takes it later)", headers.get(chanvars.UNIQUE_ID, "?"), first_line(exc))
             continue
         if row is not None:
             rows.append(row)

@@ -9,9 +9,11 @@ changed key is refused (paramiko's RejectPolicy; keys are never added automatica
 
 import collections
 import dataclasses
+import errno
 import hashlib
 import os
 import queue
+import stat
 import struct
 import threading
 
@@ -147,20 +149,42 @@ def _reason(exc):
 
 
 def local_complete(transfer):
-    """True when the final local file exists with the expected size and SHA-256."""
+    """True when the final local file is a regular file (not a link) with the expected size and SHA-256."""
     try:
-        if os.path.getsize(transfer.local_path) != transfer.size:
-            return False
+        fd = os.open(transfer.local_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
-    return _digest(transfer.local_path, hashlib.sha256()).hexdigest() == transfer.sha256
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != transfer.size:
+            return False
+        return _digest_file(fh, hashlib.sha256()).hexdigest() == transfer.sha256
 
 
-def _digest(path, h):
-    with open(path, "rb") as fh:
-        while chunk := fh.read(COPY_CHUNK):
-            h.update(chunk)
+def _digest_file(fh, h):
+    while chunk := fh.read(COPY_CHUNK):
+        h.update(chunk)
     return h
+
+
+# A partial file: never through a link (someone who can write in --dest could point
+# `<name>.part` at another file, which the fetch would then append to).
+_PART_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK
+PART_MODE = 0o640
+
+
+def _open_part(part):
+    """The `.part` file, opened for reading and appending; a link or a non-file is refused."""
+    try:
+        fd = os.open(part, _PART_FLAGS, PART_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VerifyError(f'"{part}": is a symbolic link: refused, not touched') from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise VerifyError(f'"{part}": is not a regular file: refused, not touched')
+    return os.fdopen(fd, "a+b")
 
 
 def fetch(sftp, transfer, progress=None):
@@ -169,23 +193,25 @@ def fetch(sftp, transfer, progress=None):
     part = final + ".part"
     os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
     h = hashlib.sha256()
-    offset = 0
-    if os.path.exists(part):
-        offset = os.path.getsize(part)
+    out = _open_part(part)
+    with out:
+        offset = os.fstat(out.fileno()).st_size
         if offset > transfer.size:
-            os.unlink(part)
+            out.truncate(0)
             offset = 0
-        else:
-            _digest(part, h)
-    try:
-        remote = sftp.open(transfer.remote_path, "rb")
-    except FileNotFoundError:
-        raise VerifyError(f'"{transfer.remote_path}": missing on the sftp server') from None
-    with remote:
-        if progress and offset:
-            progress(transfer, offset)
-        done = offset
-        with open(part, "ab") as out:
+        elif offset:
+            out.seek(0)
+            _digest_file(out, h)
+        try:
+            remote = sftp.open(transfer.remote_path, "rb")
+        except FileNotFoundError:
+            if not offset:
+                _discard(part)
+            raise VerifyError(f'"{transfer.remote_path}": missing on the sftp server') from None
+        with remote:
+            if progress and offset:
+                progress(transfer, offset)
+            done = offset
             try:
                 for chunk in _pipelined_read(sftp.sock, remote.handle, offset, transfer.size):
                     out.write(chunk)

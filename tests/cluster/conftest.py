@@ -149,6 +149,7 @@ def cluster(postgres_server, tmp_path_factory):
         for node in nodes.values():
             node.start()
         cl = Cluster(work, settings, nodes, kam)
+        cl.fsctl("init")  # only init creates the database
         for name, node in nodes.items():
             cl.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
                      "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",

@@ -58,6 +58,17 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
             proc.kill()
 
 
+def test_run_refuses_a_database_that_does_not_exist(tmp_path):
+    """A mistyped database setting must not start the service on a new, empty database."""
+    url = f"sqlite:///{tmp_path}/typo.db"
+    result = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run",
+                             "--database", url], env=dict(os.environ, FSCTL_CONFIG=""), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == f'Error: database "{url}": {tmp_path}/typo.db does not exist (`fsctl init` creates it)\n'
+    assert not (tmp_path / "typo.db").exists()
+
+
 def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     """`fs-scripts run --node fs2` connects to fs2's Event Socket from the database, not the settings'."""
     from fsctl.services import nodes

@@ -8,7 +8,7 @@ from fs_scripts import runtime
 from fsctl.config import Settings
 from fsctl.model import CallRecord, Recording, Tenant
 from tests.fsctl.services.test_cdr import a_leg, b_leg, make_tenant
-from tests.fsctl.services.test_notify import missed_group_call, smtp as smtp_server  # noqa: F401 (a fixture)
+from tests.fsctl.services.test_notify import smtp  # noqa: F401 (the fixture)
 from tests.fsctl.services.test_recordings import write_wav
 
 
@@ -51,14 +51,30 @@ def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):
     assert Tenant.select().count() >= 1
 
 
-def test_the_services_delivery_round_mails_a_missed_call_in_the_tenants_time_zone(sdb, request):
+def test_the_service_delivers_e_mail_through_the_configured_server(sdb, smtp):  # noqa: F811 (the fixture)
+    """The service built its transport as Transport(settings): the settings object as SMTP host, every e-mail failed."""
+    from fsctl.model import NotifyRule, Outbox
+    from fsctl.services import cdr
+    from tests.fsctl.services.test_notify import missed_group_call
+
+    tenant = make_tenant(sdb)
+    NotifyRule.create(tenant=tenant, scope="user", number="101", channel="email", address="ona@acme.example")
+    cdr.ingest_hangups(missed_group_call())
+    Outbox.update(next_attempt_at=dt.datetime(2000, 1, 1)).execute()  # due now
+    settings = dataclasses.replace(Settings(), smtp_port=smtp.port)
+    report = runtime.deliverer(settings)()
+    assert (report.sent, report.errors) == (1, [])
+    assert smtp.messages[0][0] == ["ona@acme.example"]
+
+
+def test_the_services_delivery_round_mails_a_missed_call_in_the_tenants_time_zone(sdb, smtp):  # noqa: F811 (the fixture)
     """Issue 11: every delivery round of fs-scripts failed (the settings object was handed to
     notify.Transport as the SMTP host). The round the service runs sends the e-mail, its time read
     in the tenant's zone (the capture's call started 2026-11-23 07:09:42 UTC: 09:09:42 in Vilnius)."""
     from fsctl.db import transaction
     from fsctl.services import cdr, notify
+    from tests.fsctl.services.test_notify import missed_group_call
 
-    smtp = request.getfixturevalue("smtp_server")
     make_tenant(sdb)
     with transaction():
         notify.add_rule("acme.example", "user", "101", "email")
@@ -69,3 +85,32 @@ def test_the_services_delivery_round_mails_a_missed_call_in_the_tenants_time_zon
     [(rcpt, message)] = smtp.messages
     assert rcpt == ["u101@acme.example"]
     assert "When: 2026-11-23 09:09:42 EET" in message.get_content()
+
+
+def test_the_call_records_wait_for_a_writer_instead_of_failing(sdb, sqlite_url, tmp_path):
+    """Seen on the live switch: fs-scripts' call records failed with "database is locked" while fsctl
+    provisioned. A deferred transaction that read, then writes after another connection committed,
+    fails at once (WAL); the sinks take the write lock when they begin, and wait for it."""
+    import sqlite3
+    import threading
+    import time
+
+    from fsctl.db import sqlite_path
+
+    make_tenant(sdb)
+    other = sqlite3.connect(sqlite_path(sqlite_url), timeout=10, check_same_thread=False, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # fsctl in the middle of a command
+    other.execute("UPDATE tenant SET revision = revision + 1")
+
+    def commit_soon():
+        time.sleep(0.5)
+        other.execute("COMMIT")
+
+    threading.Thread(target=commit_soon).start()
+    start = dt.datetime(2026, 11, 10, 8, 0)
+    batch = [b_leg("b-9", "call-9", "102", start=start, end=start + dt.timedelta(seconds=9)),
+             a_leg("call-9", caller="+37061111111", did="+37052000000", route="user:102", start=start,
+                   end=start + dt.timedelta(seconds=9))]
+    sink = runtime.hangup_sinks(dataclasses.replace(Settings(), recordings_dir=str(tmp_path)))[1]
+    sink(batch)
+    assert CallRecord.get(CallRecord.uuid == "call-9").status

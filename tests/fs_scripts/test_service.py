@@ -172,6 +172,18 @@ def test_a_call_gone_before_it_was_taken_counts_as_failed(fake_fs, service):
         "execute-app-name: sched_cancel", "execute-app-name: multiset"]
 
 
+def test_a_unique_id_with_a_line_feed_is_left_to_the_dialplan(fake_fs, service):
+    """Such a Unique-ID (an origination_uuid) cannot be addressed: it stayed in `active` forever."""
+    bad = "0f0f0f0f-1111-4222-8333-44444444444\nx"
+    fake_fs.inject_recorded("CHANNEL_PARK", uuid="0f0f0f0f-1111-4222-8333-44444444444%0Ax", headers={
+        "Unique-ID": bad, "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"})
+    fake_fs.wait_for(lambda: service.stats.ignored == 1)
+    assert not service.active and service.stats.calls == 0
+    assert not [c for c in fake_fs.received if c.startswith("sendmsg 0f0f0f0f")]
+    uuid = park(fake_fs, "200")  # the next call is taken as usual
+    assert executions(fake_fs, uuid, 3)[-1][0] == "bridge"
+
+
 def test_a_call_it_cannot_decide_resumes_in_the_dialplan(fake_fs, service):
     uuid = park(fake_fs, "200", variable_fsctl_tenant="nope.example")
     assert settle(fake_fs, uuid) == [("sched_cancel", ""), ("transfer", "fsctl-fallback XML nope.example")]

@@ -59,8 +59,92 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 5  # (3: the web workspace's tables; 4: nodes and placement; 5: outbound names)
+    assert CURRENT_VERSION == 6  # (3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs; 6: outbound names)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
+
+
+def test_unknown_setting_is_an_error_naming_it(fsctl_sqlite, tmp_path):
+    """A typo in fsctl.toml would silently fall back to the default (a new, empty database)."""
+    cfg = tmp_path / "fsctl.toml"
+    cfg.write_text('[fsctl]\ndatabse = "sqlite:////srv/real.db"\n')
+    with pytest.raises(ConfigError, match=r'unknown setting "databse" \(did you mean "database"\?\)'):
+        load_settings(str(cfg), environ={})
+    result = fsctl_sqlite("--config", str(cfg), "tenant", "list", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f'Error: config "{cfg}": unknown setting "databse" (did you mean "database"?)\n'
+    cfg.write_text('[fsclt]\ndatabase = "sqlite:////srv/real.db"\n')
+    with pytest.raises(ConfigError, match='unknown setting "fsclt"'):
+        load_settings(str(cfg), environ={})
+    cfg.write_text('[fsctl]\ndatabase = "sqlite:////srv/real.db"\n[other]\nx = 1\n')
+    with pytest.raises(ConfigError, match=r'unknown section or key "other" \(settings go under \[fsctl\]\)'):
+        load_settings(str(cfg), environ={})
+
+
+@pytest.mark.parametrize("name, value, rule", [
+    ("recording_quota_mb", "-5", "must be at least 1"),
+    ("recording_quota_mb", "0", "must be at least 1"),
+    ("recording_retention_days", "0", "must be at least 1"),
+    ("publish_keep_days", "-1", "must be at least 1"),
+    ("notify_max_attempts", "0", "must be between 1 and 1000"),
+    ("esl_port", "70000", "must be between 1 and 65535"),
+])
+def test_settings_out_of_range_are_refused(fsctl_sqlite, name, value, rule):
+    """A negative quota would purge all but each user's newest recording: refused before anything runs."""
+    with pytest.raises(ConfigError, match=f'setting {name} "{value}": {rule}'):
+        load_settings(None, environ={"FSCTL_CONFIG": "", f"FSCTL_{name.upper()}": value})
+    fsctl_sqlite.env[f"FSCTL_{name.upper()}"] = value
+    result = fsctl_sqlite("rec", "purge", ok=False)
+    assert result.exit_code == 2 and result.stderr == f'Error: setting {name} "{value}": {rule}\n'
+
+
+def test_sample_settings_file_is_valid():
+    """conf/fsctl.toml holds only settings fsctl knows."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "conf" / "fsctl.toml"
+    assert load_settings(str(sample), environ={}).database == "sqlite:////var/lib/fsctl/fsctl.db"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["user", "add"], "Missing argument 'DOMAIN' (fsctl user add --help)"),
+    (["user", "add", "acme.example", "101", "--role", "boss"],
+     "Invalid value for '--role': 'boss' is not one of 'user', 'supervisor', 'admin' (fsctl user add --help)"),
+    (["--nope", "tenant", "list"], "No such option '--nope'. Did you mean '--no-apply'? (fsctl --help)"),
+    (["tenant", "nosuch"], "No such command 'nosuch' (fsctl tenant --help)"),
+    (["contact", "import", "acme.example", "/nonexistent.csv"],
+     "Invalid value for 'CSVFILE': '/nonexistent.csv': No such file or directory (fsctl contact import --help)"),
+])
+def test_usage_errors_are_one_line(fsctl_sqlite, args, message):
+    """Click printed the usage, a hint, a blank line and the error: four lines."""
+    result = fsctl_sqlite(*args, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message}\n"
+
+
+def test_did_add_with_two_destinations_is_refused(fsctl_sqlite):
+    """`did add --to a --to b` kept the last one silently."""
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
+    result = fsctl_sqlite("did", "add", "acme.example", "+37052000000", "--to", "hangup", "--to", "hangup:USER_BUSY",
+                          ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == "Error: option --to given more than once: it takes one value (fsctl did add --help)\n"
+    assert fsctl_sqlite("did", "list", "--json").stdout.strip() == "[]"
+
+
+def _single_value_options(command):
+    return [p for p in command.params if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_flag)]
+
+
+@pytest.mark.parametrize("path", [p for p, c in all_commands() if not isinstance(c, click.Group)
+                                  and _single_value_options(c)], ids=" ".join)
+def test_every_command_refuses_a_single_value_option_given_twice(path):
+    command = cli
+    for name in path:
+        command = command.commands[name]
+    option = _single_value_options(command)[0].opts[-1]
+    result = click.testing.CliRunner().invoke(cli, [*path, option, "1", option, "2"], env={"FSCTL_CONFIG": ""})
+    assert result.exit_code == 2
+    assert f"option {option} given more than once" in result.stderr, result.output
 
 
 def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):

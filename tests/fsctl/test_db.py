@@ -1,5 +1,9 @@
 """Database URLs, schema versions and migrations (both engines)."""
 
+import datetime as dt
+import os
+import stat
+
 import peewee
 import pytest
 from playhouse.migrate import SqliteMigrator, migrate as run_ops
@@ -104,33 +108,149 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
     assert [r.user_name for r in rec.search(rec.make_filters(user_name="straße"))] == ["STRASSE"]
 
 
-def test_a_command_that_read_can_still_write_after_another_process_wrote(sdb, sqlite_url):
-    """Found on the live switch: `fsctl apply` failed with "database is locked" while fs-scripts
-    recorded calls. A deferred transaction that read, then writes after another connection
-    committed, fails at once (WAL); the command's transaction takes the write lock up front."""
+# --- only `fsctl init` creates a database ------------------------------------------------------
+
+def _cli(url, *args):
+    from click.testing import CliRunner
+
+    from fsctl.cli import cli
+
+    try:
+        return CliRunner().invoke(cli, ["--database", url, *args], env={"FSCTL_CONFIG": ""}, catch_exceptions=False)
+    finally:
+        fsdb.close_database()
+
+
+def test_a_missing_sqlite_database_is_refused_not_created(tmp_path):
+    """A mistyped URL silently created an empty database (and its folders) and reported success."""
+    url = f"sqlite:///{tmp_path}/nonexistent/dir/x.db"
+    result = _cli(url, "tenant", "list")
+    assert result.exit_code == 2
+    assert result.stderr == (f'Error: database "{url}": {tmp_path}/nonexistent/dir/x.db does not exist '
+                             "(`fsctl init` creates it)\n")
+    assert not (tmp_path / "nonexistent").exists()
+    # init neither creates the folders
+    result = _cli(url, "init")
+    assert result.exit_code == 2
+    assert result.stderr == f'Error: database "{url}": folder {tmp_path}/nonexistent/dir does not exist (create it first)\n'
+    assert not (tmp_path / "nonexistent").exists()
+    # a missing file in an existing folder: refused by every command but init
+    url = f"sqlite:///{tmp_path}/x.db"
+    assert _cli(url, "tenant", "add", "acme.example", "--name", "ACME").exit_code == 2
+    assert not (tmp_path / "x.db").exists()
+    assert _cli(url, "init").exit_code == 0
+    assert _cli(url, "tenant", "add", "acme.example", "--name", "ACME").exit_code == 0
+
+
+def test_a_relative_sqlite_url_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _cli("sqlite:///tmp/x.db", "tenant", "list")
+    assert result.exit_code == 2
+    assert result.stderr == (f'Error: database "sqlite:///tmp/x.db": {tmp_path}/tmp/x.db does not exist (`fsctl init` '
+                             f"creates it; the path is relative to {tmp_path}: for /tmp/x.db write sqlite:////tmp/x.db)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_postgres_database_is_refused_until_init(postgres_server):
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server.url)
+    result = _cli(postgres_server.url, "tenant", "list")
+    assert result.exit_code == 2
+    assert result.stderr == f'Error: database "{postgres_server.url}": holds no fsctl data yet; `fsctl init` creates it\n'
+    database = fsdb.make_database(postgres_server.url)
+    database.connect()
+    assert database.get_tables() == []  # nothing was created
+    database.close()
+    assert _cli(postgres_server.url, "init").exit_code == 0
+    assert _cli(postgres_server.url, "tenant", "list").exit_code == 0
+
+
+def test_a_file_that_is_not_sqlite_is_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, just notes\n" * 100)
+    for command in (["tenant", "list"], ["init"]):
+        result = _cli(f"sqlite:///{path}", *command)
+        assert result.exit_code == 2
+        assert result.stderr == f'Error: database "sqlite:///{path}": {path} is not an SQLite database\n'
+    assert path.read_text() == "not a database, just notes\n" * 100
+
+
+def test_the_database_file_is_private(tmp_path):
+    """fsctl.db holds SIP passwords and PINs: 0600 when init creates it; init takes other users' access away."""
+    url = f"sqlite:///{tmp_path}/fsctl.db"
+    old_umask = os.umask(0o022)
+    try:
+        assert _cli(url, "init").exit_code == 0
+        assert _cli(url, "tenant", "add", "acme.example", "--name", "ACME").exit_code == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "fsctl.db").st_mode) == 0o600
+    for name in ("fsctl.db-wal", "fsctl.db-shm"):
+        if (tmp_path / name).exists():
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600
+    os.chmod(tmp_path / "fsctl.db", 0o644)  # as fsctl made it before
+    assert _cli(url, "init").exit_code == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "fsctl.db").st_mode) == 0o640
+
+
+# --- concurrency: write commands take SQLite's lock when they begin --------------------------
+
+def _add_user_in_child(url, number, barrier, codes):
+    from click.testing import CliRunner
+
+    from fsctl.cli import cli
+
+    barrier.wait(60)  # all 40 start their command together
+    result = CliRunner().invoke(cli, ["--database", url, "user", "add", "acme.example", number, "--name", "U"],
+                                env={"FSCTL_CONFIG": ""})
+    codes.put((number, result.exit_code, result.stderr))
+
+
+def test_forty_parallel_user_adds_all_succeed(tmp_path):
+    """Deferred transactions failed with "database is locked" at once (30 of 40) despite the busy timeout.
+
+    40 real processes (forked with fsctl already imported, so that the test is not 40 interpreter
+    start-ups) run `fsctl user add` at the same moment on one SQLite file.
+    """
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path}/fsctl.db"
+    assert _cli(url, "init").exit_code == 0
+    assert _cli(url, "tenant", "add", "acme.example", "--name", "ACME").exit_code == 0
+    ctx = multiprocessing.get_context("fork")
+    barrier, codes = ctx.Barrier(40), ctx.Queue()
+    procs = [ctx.Process(target=_add_user_in_child, args=(url, str(100 + i), barrier, codes)) for i in range(40)]
+    for p in procs:
+        p.start()
+    results = [codes.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(60)
+    failed = [r for r in results if r[1] != 0]
+    assert failed == [], f"{len(failed)} of 40 failed, e.g. {failed[0]}"
+    fsdb.open_database(url, create=False)
+    try:
+        numbers = [u.number for u in model.User.select().order_by(model.User.number)]
+        assert numbers == [str(100 + i) for i in range(40)]  # none lost, none doubled
+        assert model.Tenant.get().revision == 41  # each change counted once
+    finally:
+        fsdb.close_database()
+
+
+def test_read_commands_do_not_wait_for_the_write_lock(fsctl_sqlite):
+    """A list or a search reads its snapshot while another process holds the write lock (WAL)."""
     import sqlite3
-    import threading
-    import time
 
-    other = sqlite3.connect(fsdb.sqlite_path(sqlite_url), timeout=10, check_same_thread=False)
-    wrote = threading.Event()
-
-    def service_writes():
-        other.execute("INSERT INTO tenant (domain, name, timezone, state, fallback, gateway, revision, created_at, "
-                      "updated_at) VALUES ('svc.example', 'S', 'UTC', 'active', 'hangup', 'default', 1, "
-                      "'2026-01-01', '2026-01-01')")
-        other.commit()
-        wrote.set()
-
-    with fsdb.transaction():
-        model.Tenant.select().count()  # the command reads first
-        writer = threading.Thread(target=service_writes)
-        writer.start()
-        time.sleep(0.3)  # a deferred transaction lets the other writer commit here
-        model.Tenant.create(domain="cli.example", name="C")  # then writes
-    writer.join(10)
-    assert wrote.is_set()
-    assert {t.domain for t in model.Tenant.select()} == {"svc.example", "cli.example"}
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
+    other = sqlite3.connect(fsdb.sqlite_path(fsctl_sqlite.url), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        other.execute("UPDATE tenant SET name = 'changing'")
+        result = fsctl_sqlite("tenant", "list", "--json")
+        assert '"ACME"' in result.stdout
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 def test_version_2_database_gets_the_web_tables(db_url):
@@ -184,26 +304,25 @@ def test_version_3_database_gets_nodes_and_keeps_tenants(db_url):
             node.delete_instance()
 
 
-def test_every_transaction_of_the_services_takes_the_write_lock_up_front(sdb, sqlite_url):
-    """The call records ingested by fs-scripts (database.atomic in the service layer, not
-    transaction()) failed the same way while fsctl provisioned: the database itself begins IMMEDIATE."""
-    import sqlite3
-    import threading
-    import time
-
-    other = sqlite3.connect(fsdb.sqlite_path(sqlite_url), timeout=10, check_same_thread=False)
-
-    def cli_writes():
-        other.execute("INSERT INTO tenant (domain, name, timezone, state, fallback, gateway, revision, created_at, "
-                      "updated_at) VALUES ('cli.example', 'C', 'UTC', 'active', 'hangup', 'default', 1, "
-                      "'2026-01-01', '2026-01-01')")
-        other.commit()
-
-    with fsdb.database.atomic():
-        model.Tenant.select().count()
-        writer = threading.Thread(target=cli_writes)
-        writer.start()
-        time.sleep(0.3)
-        model.Tenant.create(domain="svc.example", name="S")
-    writer.join(10)
-    assert model.Tenant.select().count() == 2
+def test_version_4_database_gets_the_wider_call_fields(db_url):
+    """Version 5: on PostgreSQL a call UUID over 64 characters (or a domain-long voicemail box) failed its batch."""
+    database = fsdb.open_database(db_url)
+    pg = isinstance(database, peewee.PostgresqlDatabase)
+    old = {("call_record", "uuid"): 64, ("call_record", "voicemail"): 32, ("call_record", "queue"): 64,
+           ("call_leg", "uuid"): 64, ("recording", "call_uuid"): 64, ("crm_call", "call_uuid"): 64,
+           ("outbox", "key"): 200}
+    if pg:  # the version 4 columns
+        for (table, column), size in old.items():
+            database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=4)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names)
+    if pg:
+        sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
+            "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = 'public'").fetchall())
+        assert {key: sizes[key] for key in old} == {key: (512 if key == ("outbox", "key") else 255) for key in old}
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    model.CallRecord.create(tenant=tenant, uuid="u" * 255, direction="in", started_at=dt.datetime(2026, 12, 1),
+                            status="missed", voicemail="v" * 255)
+    assert model.CallRecord.get().uuid == "u" * 255

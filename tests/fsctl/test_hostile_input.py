@@ -145,3 +145,36 @@ def test_refused_change_leaves_database_as_it_was(db, tenant):
     _, error = rolled_back(db, lambda: users.edit_user("acme.example", "101", name="New", forward={"busy": "user:9"}))
     assert error is not None
     assert [(u.number, u.name, u.fwd_busy) for u in User.select().order_by(User.number)] == before
+
+
+@pytest.mark.parametrize("char", ["\n", "\r", "\t", "\r\n", "\x85", "\u2028", "\u2029", "\x9b"],
+                         ids=["LF", "CR", "TAB", "CRLF", "NEL", "LS", "PS", "CSI"])
+def test_line_breaks_and_tabs_are_refused_in_every_name(db, tenant, char):
+    """The README refuses control characters; LF, CR, TAB, U+0085 and U+2028/2029 got through."""
+    name = f"Ona{char}Bcc: x@example.invalid"
+    for call, field in [
+        (lambda: tenants.edit_tenant("acme.example", name=name), "tenant.name"),
+        (lambda: users.edit_user("acme.example", "101", name=name), "user.name"),
+        (lambda: groups.add_group("acme.example", "200", name), "group.name"),
+        (lambda: ivrs.add_ivr("acme.example", "500", name), "ivr.name"),
+        (lambda: queues.add_queue("acme.example", "600", name), "queue.name"),
+        (lambda: conferences.add_conference("acme.example", "700", name), "conference.name"),
+        (lambda: contacts.add_contact("acme.example", "+37061234567", name), "contact.name"),
+        (lambda: dids.add_did("acme.example", "+37052000000", "user:101", name=name), "did.name"),
+        (lambda: blacklist.add_entry("acme.example", "+1900", "prefix", note=name), "blacklist.note"),
+    ]:
+        _, error = rolled_back(db, call)
+        assert isinstance(error, ValidationError) and error.field == field, (field, error)
+        assert error.rule == "must be one line without control characters (tabs and line breaks included)"
+
+
+@pytest.mark.parametrize("pattern, good", [
+    (validate.DOMAIN_RE, "acme.example"), (validate.EXTENSION_RE, "101"), (validate.E164_RE, "+37052000000"),
+    (validate.PHONE_RE, "+3706"), (validate.PREFIX_RE, "+1900"), (validate.PIN_RE, "1234"),
+    (validate.NAME_RE, "hold-music"), (validate.EMAIL_RE, "ona@acme.example"), (validate.TIME_RE, "08:00"),
+    (validate.TIME_RE, "24:00"), (ivrs.DIGITS_RE, "1#"),
+])
+def test_patterns_end_at_the_end_of_the_text(pattern, good):
+    """`$` matches before a trailing newline; every pattern ends with \\Z."""
+    assert pattern.match(good)
+    assert not pattern.match(good + "\n")

@@ -68,7 +68,7 @@ def test_tenant_duplicate_and_timezone(fsctl):
 def test_tenant_name_rules(fsctl):
     assert refused(fsctl, "tenant", "add", "a.example", "--name", "  ") == 'Error: tenant.name "  ": must not be empty'
     assert refused(fsctl, "tenant", "add", "a.example", "--name", "x\x01y") == \
-        'Error: tenant.name "x\x01y": must not contain control characters'
+        'Error: tenant.name "x\x01y": must be one line without control characters (tabs and line breaks included)'
 
 
 def test_tenant_remove_needs_force_with_users(fsctl):
@@ -320,6 +320,12 @@ def test_blacklist(fsctl):
         'Error: blacklist.pattern "+1900": already blacklisted (prefix) in acme.example'
     assert refused(fsctl, "blacklist", "add", "acme.example", "abc") == \
         'Error: blacklist.pattern "abc": must be digits with an optional leading +'
+    # spaces, parentheses and hyphens as in a DID or a contact: dropped, on add and on look-up
+    fsctl("did", "add", "acme.example", "+370 (5) 200-0000", "--to", "hangup")
+    fsctl("blacklist", "add", "acme.example", "+370 (600) 11-111")
+    assert data(fsctl, "blacklist", "show", "acme.example", "+370 600 11111")["pattern"] == "+37060011111"
+    fsctl("blacklist", "remove", "acme.example", "+370-600-11111")
+    assert [e["pattern"] for e in data(fsctl, "blacklist", "list", "acme.example")] == ["+1900", "+37060000000"]
 
 
 def test_contact_import_all_or_nothing(fsctl, tmp_path):
@@ -369,7 +375,9 @@ def test_show_and_edit_of_the_small_nouns(fsctl, tmp_path):
     assert data(fsctl, "blacklist", "show", "acme.example", "+1900", "--prefix") == {
         "pattern": "+1900", "match": "prefix", "note": "premium <rate> & $x"}
     assert refused(fsctl, "blacklist", "show", "acme.example", "+1900") == \
-        'Error: blacklist entry "+1900" does not exist in acme.example'
+        'Error: blacklist entry "+1900" does not exist in acme.example (a prefix entry does: add --prefix)'
+    assert refused(fsctl, "blacklist", "show", "acme.example", "+1901") == \
+        'Error: blacklist entry "+1901" does not exist in acme.example'
     wav = tmp_path / "hello.wav"
     with wave.open(str(wav), "wb") as w:
         w.setnchannels(2)
@@ -388,6 +396,13 @@ def test_show_and_edit_of_the_small_nouns(fsctl, tmp_path):
     fsctl("ivr", "add", "acme.example", "500", "--name", "Main", "--greeting", "hello")
     assert refused(fsctl, "media", "remove", "acme.example", "hello") == \
         "Error: media hello is still played by ivr 500: change those first"
+    # a missing file is bad input (exit 2), and --replace says what it did
+    assert refused(fsctl, "media", "add", "acme.example", "song", str(tmp_path / "nope.wav")) == \
+        f'Error: media.file "{tmp_path / "nope.wav"}": no such file'
+    assert fsctl("media", "add", "acme.example", "hello", str(wav), "--replace").stderr == \
+        "media hello replaced (1.0 s)\n"
+    assert fsctl("media", "add", "acme.example", "other", str(wav), "--replace").stderr == \
+        "media other added (1.0 s)\n"
 
 
 def test_routes_that_cannot_work_are_refused(fsctl):

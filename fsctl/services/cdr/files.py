@@ -13,6 +13,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -91,8 +92,37 @@ ARCHIVE_LOCK = ".fsctl-cdr-import.lock"
 PURGE_STAMP = ".fsctl-cdr-import.purged"
 
 
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, on one line."""
+    if isinstance(exc, ValidationError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return f"cannot be read ({exc.__class__.__name__}: {first_line(str(exc), 'no detail')})"
+
+
+def _read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """A file's bytes and status, never through a link (ValidationError for a link or a non-file).
+
+    FreeSWITCH's user can write in the folder the import reads (as another user, root on older
+    installations): a `x.cdr.xml` link to any file must not be read, nor moved.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValidationError("file", path.name, "is a symbolic link: refused (not read, not moved)") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ValidationError("file", path.name, "is not a regular file: refused (not read, not moved)")
+        return fh.read(), st
+
+
 def _cdr_files(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.rglob("*.xml") if p.is_file())
+    # Links are listed too: the import refuses each (rglob does not descend into linked folders).
+    return sorted(p for p in directory.rglob("*.xml") if p.is_symlink() or p.is_file())
 
 
 def _seconds_option(value, option: str) -> float:
@@ -193,7 +223,8 @@ def purge_archive(archive: Path, keep_days: int, now: float, every: float = 8640
     deleted = 0
     for path in sorted(archive.rglob("*.xml")):
         try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
+            st = path.lstat()  # a link is judged by itself, never by what it points to
+            if (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and st.st_mtime < cutoff:
                 path.unlink()
                 deleted += 1
         except FileNotFoundError:
@@ -237,22 +268,22 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
         waiting: set[str] = set()  # calls with a file too new
         for path in _cdr_files(directory):
             try:
-                young = min_age > 0 and path.stat().st_mtime > now - min_age
-                data = path.read_bytes()
+                data, st = _read_regular(path)
             except FileNotFoundError:  # moved or deleted meanwhile
                 continue
-            except OSError as exc:
+            except (OSError, ValidationError) as exc:
                 report.files += 1
-                report.failed.append((str(path), exc.strerror or str(exc)))
+                report.failed.append((str(path), _reason(exc)))
                 continue
+            young = min_age > 0 and st.st_mtime > now - min_age
             report.files += 1
             try:
                 ch = parse_channel(xml_cdr_headers(data))
-            except ValidationError as exc:
+            except Exception as exc:  # anything a malformed file makes the parser raise: listed, skipped
                 if young:  # perhaps half written: not a failure yet
                     report.too_new.append(str(path))
                 else:
-                    report.failed.append((str(path), str(exc)))
+                    report.failed.append((str(path), _reason(exc)))
                 continue
             if young:
                 report.too_new.append(str(path))
@@ -269,11 +300,11 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
             parsed: list[tuple[Path, dict]] = []
             for _, path in keyed[i:j]:
                 try:
-                    parsed.append((path, xml_cdr_headers(path.read_bytes())))
+                    parsed.append((path, xml_cdr_headers(_read_regular(path)[0])))
                 except FileNotFoundError:
                     report.files -= 1
-                except (ValidationError, OSError) as exc:
-                    report.failed.append((str(path), str(exc)))
+                except Exception as exc:
+                    report.failed.append((str(path), _reason(exc)))
             result = ingest_hangups([h for _, h in parsed], notifier=notifier)  # committed on return
             refused = set()
             for index, reason, _ in result.errors:

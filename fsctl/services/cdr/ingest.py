@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 import peewee
 
 from ...db import database
-from ...errors import ValidationError
+from ...errors import ValidationError, first_line
 from ...freeswitch.channel import Channel, parse_channel
 from ...model import CallLeg, CallParty, CallRecord, Recording, Tenant
 from .channels import CallState, apply_channel, finish_state, new_state
@@ -69,12 +69,14 @@ def _bulk_insert(model, rows: list[dict]) -> None:
 
     values = [tuple(value(row[name]) for name in names) for row in rows]
     cursor = database.cursor()
-    if pg:
-        from psycopg2.extras import execute_values
+    # The driver's errors as peewee's (IntegrityError, DataError...), as for every other statement.
+    with peewee.__exception_wrapper__:
+        if pg:
+            from psycopg2.extras import execute_values
 
-        execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s', values, page_size=500)
-    else:
-        cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join("?" * len(fields))})', values)
+            execute_values(cursor, f'INSERT INTO "{table}" ({columns}) VALUES %s', values, page_size=500)
+        else:
+            cursor.executemany(f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join("?" * len(fields))})', values)
 
 
 def _state_from_row(row: CallRecord, legs: list[CallLeg], domain: str) -> CallState:
@@ -98,7 +100,12 @@ def ingest_hangup(headers: dict, notifier: Callable | None = None) -> IngestRepo
 
 def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> IngestReport:
     """Ingest hang-up events in one transaction (bad ones reported); `notifier(ids)` gets the calls completed now
-    (in the same transaction: missed-call notifications and CRM events are queued with the records)."""
+    (in the same transaction: missed-call notifications and CRM events are queued with the records).
+
+    One bad call never blocks the others: a call whose values do not fit the model is refused
+    before anything is written, and if the database still refuses the batch, each call is
+    written on its own (a savepoint each) and the one it refuses is reported with its events.
+    """
     report = IngestReport()
     channels: list[Channel] = []
     for index, headers in enumerate(events):
@@ -111,6 +118,37 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> 
         channels.append((index, ch))
     if not channels:
         return report
+    try:
+        return _write_batch(channels, report, notifier)
+    except peewee.OperationalError:
+        raise  # the database is unreachable or locked: no call's fault, nothing written
+    except peewee.DatabaseError:
+        pass
+    done = IngestReport(events=report.events, errors=list(report.errors))
+    by_call: dict[str, list] = {}
+    for index, ch in channels:
+        by_call.setdefault(ch.call_uuid, []).append((index, ch))
+    for items in by_call.values():
+        try:
+            part = _write_batch(items, IngestReport(), notifier)
+        except peewee.OperationalError:
+            raise
+        except peewee.DatabaseError as exc:
+            reason = f"the database refused the call: {first_line(exc)}"
+            done.errors.extend((index, reason, exc) for index, _ in items)
+            continue
+        done.errors.extend(part.errors)
+        done.calls_created += part.calls_created
+        done.calls_updated += part.calls_updated
+        done.legs += part.legs
+        done.completed.extend(part.completed)
+        done.changed.extend(part.changed)
+    done.errors.sort(key=lambda e: e[0])
+    return done
+
+
+def _write_batch(channels: list, report: IngestReport, notifier: Callable | None) -> IngestReport:
+    """Write the channels' calls in one transaction (a savepoint inside the caller's): the report."""
     for attempt in (1, 2):
         done = IngestReport(events=report.events, errors=list(report.errors))
         try:
@@ -125,6 +163,32 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> 
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _too_long(model, row: dict) -> tuple[str, str] | None:
+    """The first (field, value) of `row` longer than the model's column allows, or None."""
+    for name, value in row.items():
+        limit = getattr(model._meta.fields.get(name), "max_length", None)
+        if limit and isinstance(value, str) and len(value) > limit:
+            return name, value
+    return None
+
+
+def _check_fits(state: CallState, parties: list) -> None:
+    """A call whose values do not fit the model's columns is refused (ValidationError naming the field).
+
+    SQLite stores any length; PostgreSQL refused such a value and the whole batch with it.
+    """
+    rec = state.record
+    checks = [(CallRecord, {name: rec[name] for name in _RECORD_FIELDS})]
+    checks += [(CallLeg, {k: leg[k] for k in _LEG_FIELDS}) for leg in state.legs.values()]
+    checks += [(CallParty, p) for p in parties]
+    for model, row in checks:
+        bad = _too_long(model, row)
+        if bad:
+            name, value = bad
+            limit = model._meta.fields[name].max_length
+            raise ValidationError(f"{model._meta.table_name}.{name}", value, f"must be at most {limit} characters")
 
 
 def _write(channels: list, report: IngestReport) -> None:
@@ -176,8 +240,14 @@ def _write(channels: list, report: IngestReport) -> None:
         states[call_uuid] = state
 
     new_rows, parties_by_uuid, leg_rows = [], {}, {}
-    for call_uuid, state in states.items():
+    for call_uuid, state in list(states.items()):
         _, parties = finish_state(state)
+        try:
+            _check_fits(state, parties)
+        except ValidationError as exc:
+            report.errors.extend((index, str(exc), exc) for index, _ in by_call[call_uuid])
+            del states[call_uuid]
+            continue
         parties_by_uuid[call_uuid] = parties
         leg_rows[call_uuid] = list(state.legs.values())
         rec = state.record

@@ -12,19 +12,19 @@ import json
 from dataclasses import dataclass, field
 
 from ... import validate
-from ...errors import ValidationError
+from ...errors import ValidationError, first_line
 from ...freeswitch import chanvars as cv
 from ...freeswitch.channel import parse_channel
-from ...model import CallRecord, CrmHook, NotifyRule, Outbox, Tenant, User, call_dict, iso_utc, utcnow
+from ...model import OUTBOX_KEY_MAX, CallRecord, CrmHook, NotifyRule, Outbox, Tenant, User, call_dict, iso_utc, utcnow
 from ..common import get_tenant
-from .transports import DeliveryError, Transport, bitrix24_deliver, missed_call_email, recording_url
+from .transports import DeliveryError, Transport, bitrix24_deliver, missed_call_email, recording_url, redact_url
 
 MAX_BACKOFF = 3600.0
 
 
 def _queue(tenant_id: int, key: str, channel: str, target: str, payload: dict, now) -> None:
     Outbox.insert(
-        tenant=tenant_id, key=key[:200], channel=channel, target=target, payload=json.dumps(payload, default=str),
+        tenant=tenant_id, key=key[:OUTBOX_KEY_MAX], channel=channel, target=target, payload=json.dumps(payload, default=str),
         next_attempt_at=now, created_at=now,
     ).on_conflict_ignore().execute()
 
@@ -130,15 +130,26 @@ def _backoff(attempts: int, base: float) -> float:
     return min(MAX_BACKOFF, base * (2 ** max(0, attempts - 1)))
 
 
+def claim_seconds(settings) -> float:
+    """How long a drainer holds the rows it claimed: well beyond one delivery's deadline."""
+    return max(60.0, 3 * settings.notify_timeout)
+
+
 def drain(transport: Transport, settings, now=None, limit: int | None = None) -> DrainReport:
-    """Deliver every due outbox row once; failures are retried later with backoff, then kept as failed."""
+    """Deliver every due outbox row once; failures are retried later with backoff, then kept as failed.
+
+    Whatever goes wrong with a row (a refused address, an answer that is not HTTP, a value no
+    e-mail header can carry) is a failed attempt of that row only: the others are delivered,
+    and after notify_max_attempts the row is `failed`, never claimed again. A delivery has one
+    deadline (notify_timeout), far shorter than the claim: no second drainer sends it meanwhile.
+    """
     now = now or utcnow()
     report = DrainReport()
     query = (Outbox.select().where((Outbox.state == "pending") & (Outbox.next_attempt_at <= now))
              .order_by(Outbox.id))
     if limit:
         query = query.limit(limit)
-    lease = _dt.timedelta(seconds=max(60.0, 3 * settings.notify_timeout))
+    lease = _dt.timedelta(seconds=claim_seconds(settings))
     for row in list(query):
         # Claim the row first: another drainer (the service, a cron `fsctl notify send`) skips it.
         claimed = Outbox.update(next_attempt_at=now + lease).where(
@@ -147,7 +158,12 @@ def drain(transport: Transport, settings, now=None, limit: int | None = None) ->
         if not claimed:
             continue
         try:
-            _deliver(row, transport, settings)
+            try:
+                _deliver(row, transport, settings)
+            except DeliveryError:
+                raise
+            except Exception as exc:  # a poisoned row must not stop the others nor come back forever
+                raise DeliveryError(f"{exc.__class__.__name__}: {first_line(exc, 'no detail')}") from exc
         except DeliveryError as exc:
             attempts = row.attempts + 1
             gave_up = attempts >= settings.notify_max_attempts
@@ -169,6 +185,7 @@ def drain(transport: Transport, settings, now=None, limit: int | None = None) ->
 
 def _deliver(row: Outbox, transport: Transport, settings) -> None:
     payload = json.loads(row.payload)
+    deadline = transport.deadline()  # one for the whole delivery (Bitrix24 may make two requests)
     if row.channel == "email":
         if not row.target:
             raise DeliveryError("no e-mail address")
@@ -177,24 +194,25 @@ def _deliver(row: Outbox, transport: Transport, settings) -> None:
         timezone = tenant.timezone if tenant is not None else "UTC"
         transport.send_email(missed_call_email(payload, transport.smtp_from, row.target, timezone))
     elif row.channel == "webhook":
-        transport.post_json(row.target, payload)
+        transport.post_json(row.target, payload, deadline)
     elif row.channel == "crm":
         hook = CrmHook.get_or_none(CrmHook.id == int(row.target))
         if hook is None:
             return  # the hook was removed: nothing to deliver
         if hook.mode == "bitrix24":
-            bitrix24_deliver(hook, payload, transport, settings)
+            bitrix24_deliver(hook, payload, transport, settings, deadline)
         else:
             if payload.get("event") == "finished":
                 payload = {**payload, "recording_url": recording_url(payload["call"].get("recording"), settings)}
-            transport.post_json(hook.url, payload)
+            transport.post_json(hook.url, payload, deadline)
     else:
         raise DeliveryError(f"unknown channel {row.channel}")
 
 
 def outbox_dict(row: Outbox) -> dict:
     """An outbox row as plain data (for `fsctl notify outbox`)."""
-    return {"id": row.id, "key": row.key, "channel": row.channel, "target": row.target, "state": row.state,
+    target = redact_url(row.target) if row.channel == "webhook" else row.target
+    return {"id": row.id, "key": row.key, "channel": row.channel, "target": target, "state": row.state,
             "attempts": row.attempts, "next_attempt_at": row.next_attempt_at, "last_error": row.last_error}
 
 

@@ -9,6 +9,8 @@ from ... import validate
 from ...errors import ConflictError, NotFoundError, ValidationError
 from ...model import CrmHook, Group, NotifyRule, User
 from ..common import get_tenant
+from . import webpost
+from .webpost import redact_url
 
 SCOPES = ("user", "group")
 
@@ -19,17 +21,26 @@ CHANNELS = ("email", "webhook")
 CRM_MODES = ("webhook", "bitrix24")
 
 
-def check_url(value: str, field: str) -> str:
-    """An http(s) URL with a host."""
+def check_url(value: str, field: str, allow=()) -> str:
+    """An http(s) URL with a host that is not, as written, a loopback, private or link-local
+    address (unless in an `allow` network: the webhook_allow_networks setting). A name is checked
+    again on the address it resolves to, at each delivery (fsctl.services.notify.webpost)."""
     text = (value or "").strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname or validate.CONTROL_RE.search(text) or " " in text:
+    try:
+        parts = urlsplit(text)
+        host, _port = parts.hostname, parts.port
+    except ValueError:
+        raise ValidationError(field, value, "must be an http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not host or validate.CONTROL_RE.search(text) or " " in text:
         raise ValidationError(field, value, "must be an http:// or https:// URL")
+    if webpost.refused_host(host, allow):
+        raise ValidationError(field, redact_url(text), "must be a public address (loopback, private and link-local "
+                                                       "ones only when webhook_allow_networks holds them)")
     return text
 
 
-def add_rule(domain: str, scope: str, number: str, channel: str, address: str = "") -> NotifyRule:
-    """Tell someone about the missed calls of a user or group, by e-mail or webhook."""
+def add_rule(domain: str, scope: str, number: str, channel: str, address: str = "", allow=()) -> NotifyRule:
+    """Tell someone about the missed calls of a user or group, by e-mail or webhook (`allow`: check_url)."""
     tenant = get_tenant(domain)
     validate.choice(scope, "scope", SCOPES)
     validate.choice(channel, "channel", CHANNELS)
@@ -45,7 +56,7 @@ def add_rule(domain: str, scope: str, number: str, channel: str, address: str = 
             what = f"user {number} has no e-mail address" if scope == "user" else "a group has no e-mail address"
             raise ValidationError("--to", "", f"{what}: give one")
     else:
-        address = check_url(address, "--to")
+        address = check_url(address, "--to", allow)
     if NotifyRule.select().where(
         (NotifyRule.tenant == tenant) & (NotifyRule.scope == scope) & (NotifyRule.number == number)
         & (NotifyRule.channel == channel) & (NotifyRule.address == address)
@@ -74,13 +85,13 @@ def remove_rule(domain: str, rule_id) -> None:
         raise NotFoundError("notification rule", rid, tenant.domain)
 
 
-def add_hook(domain: str, url: str, mode: str = "webhook") -> CrmHook:
-    """Send the tenant's call events to a CRM (plain webhook or Bitrix24 REST webhook URL)."""
+def add_hook(domain: str, url: str, mode: str = "webhook", allow=()) -> CrmHook:
+    """Send the tenant's call events to a CRM (plain webhook or Bitrix24 REST webhook URL; `allow`: check_url)."""
     tenant = get_tenant(domain)
     validate.choice(mode, "--mode", CRM_MODES)
-    url = check_url(url, "--url")
+    url = check_url(url, "--url", allow)
     if CrmHook.select().where((CrmHook.tenant == tenant) & (CrmHook.url == url)).exists():
-        raise ConflictError(f'CRM hook "{url}" already exists in {tenant.domain}')
+        raise ConflictError(f'CRM hook "{redact_url(url)}" already exists in {tenant.domain}')
     return CrmHook.create(tenant=tenant, url=url, mode=mode)
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import smtplib
-import urllib.error
-import urllib.request
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from ... import validate
+from ...config import allowed_networks
 from ...model import CrmCall, CrmHook
+from . import webpost
+from .webpost import redact_url
 
 # Bitrix24 telephony.externalcall.finish STATUS_CODE by fsctl call status.
 BITRIX_STATUS = {
@@ -31,17 +33,20 @@ class DeliveryError(Exception):
 
 @dataclass
 class Transport:
-    """How messages leave: SMTP server and HTTP timeout (inject another in tests)."""
+    """How messages leave: SMTP server, the deadline of one delivery, the networks webhooks may
+    reach besides public addresses (inject another in tests)."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "pbx@localhost"
     timeout: float = 10.0
+    allow: tuple = ()
 
     @classmethod
     def from_settings(cls, settings) -> "Transport":
         """The transport the settings describe."""
-        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.notify_timeout)
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.notify_timeout,
+                   allowed_networks(settings.webhook_allow_networks))
 
     def send_email(self, message: EmailMessage) -> None:
         """Send one message through the SMTP server."""
@@ -51,24 +56,33 @@ class Transport:
         except (OSError, smtplib.SMTPException) as exc:
             raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: {exc}") from None
 
-    def post_json(self, url: str, data: dict) -> dict:
-        """POST a JSON object; the JSON reply (or {}) on 2xx, DeliveryError otherwise."""
+    def deadline(self) -> float:
+        """The time.monotonic() by which one delivery (all its requests) must be done."""
+        return time.monotonic() + self.timeout
+
+    def post_json(self, url: str, data: dict, deadline: float | None = None) -> dict:
+        """POST a JSON object (webpost: public addresses, no redirect, the deadline for the whole
+        exchange); the JSON reply (or {}) on 2xx, DeliveryError otherwise. Errors name the URL
+        with its secrets hidden (`redact_url`)."""
         body = json.dumps(data, ensure_ascii=False).encode()
-        request = urllib.request.Request(
-            url, data=body, method="POST",
-            headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "fsctl"},
-        )
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "fsctl"}
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise DeliveryError(f"POST {url}: HTTP {exc.code}") from None
-        except (OSError, urllib.error.URLError) as exc:
-            raise DeliveryError(f"POST {url}: {getattr(exc, 'reason', exc)}") from None
+            status, raw = webpost.post(url, body, headers, deadline or self.deadline(), self.allow)
+        except webpost.PostError as exc:
+            raise DeliveryError(f"POST {redact_url(url)}: {exc}") from None
+        if 300 <= status < 400:
+            raise DeliveryError(f"POST {redact_url(url)}: HTTP {status} (redirects are not followed)")
+        if not 200 <= status < 300:
+            raise DeliveryError(f"POST {redact_url(url)}: HTTP {status}")
         try:
             return json.loads(raw) if raw.strip() else {}
         except ValueError:
             return {}
+
+
+def _one_line(text) -> str:
+    """Caller text for a header: no control character, line or paragraph separator (no header injection)."""
+    return " ".join(validate.CONTROL_RE.sub(" ", str(text or "")).split())
 
 
 def local_time(iso: str, timezone: str) -> str:
@@ -89,8 +103,8 @@ def local_time(iso: str, timezone: str) -> str:
 def missed_call_email(payload: dict, sender: str, to: str, timezone: str = "UTC") -> EmailMessage:
     """The e-mail about a missed call (pure); its time in the reader's `timezone` (the tenant's)."""
     call = payload["call"]
-    name = validate.CONTROL_RE.sub(" ", call.get("caller_name") or "").strip()  # caller text: no header injection
-    who = call["caller"] + (f" ({name})" if name else "")
+    name = _one_line(call.get("caller_name"))
+    who = _one_line(call.get("caller")) + (f" ({name})" if name else "")
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -120,14 +134,14 @@ def _is_extension(number: str) -> bool:
     return bool(validate.EXTENSION_RE.match(number or ""))
 
 
-def _bitrix_call(transport: Transport, hook: CrmHook, method: str, params: dict) -> dict:
-    reply = transport.post_json(f"{hook.url.rstrip('/')}/{method}.json", params)
+def _bitrix_call(transport: Transport, hook: CrmHook, method: str, params: dict, deadline: float) -> dict:
+    reply = transport.post_json(f"{hook.url.rstrip('/')}/{method}.json", params, deadline)
     if "error" in reply:
         raise DeliveryError(f"{method}: {reply.get('error')}: {reply.get('error_description', '')}")
     return reply.get("result") or {}
 
 
-def _bitrix_register(hook, transport, call_uuid, user, phone, kind, started, line, show) -> str:
+def _bitrix_register(hook, transport, call_uuid, user, phone, kind, started, line, show, deadline) -> str:
     params = {
         "USER_PHONE_INNER": user,
         "PHONE_NUMBER": phone,
@@ -138,7 +152,7 @@ def _bitrix_register(hook, transport, call_uuid, user, phone, kind, started, lin
     }
     if line:
         params["LINE_NUMBER"] = line
-    result = _bitrix_call(transport, hook, "telephony.externalcall.register", params)
+    result = _bitrix_call(transport, hook, "telephony.externalcall.register", params, deadline)
     call_id = str(result.get("CALL_ID") or "")
     if not call_id:
         raise DeliveryError("telephony.externalcall.register: no CALL_ID in the reply")
@@ -146,15 +160,18 @@ def _bitrix_register(hook, transport, call_uuid, user, phone, kind, started, lin
     return call_id
 
 
-def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, settings) -> None:
-    """Bitrix24 telephony: ringing -> register (shows the card), finished -> finish (with recording)."""
+def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, settings, deadline=None) -> None:
+    """Bitrix24 telephony: ringing -> register (shows the card), finished -> finish (with recording).
+
+    Both requests of a delivery share its deadline."""
+    deadline = deadline or transport.deadline()
     event = payload.get("event")
     known = CrmCall.get_or_none((CrmCall.hook == hook) & (CrmCall.call_uuid == payload["call_uuid"]))
     if event == "ringing":
         if known is not None or _is_extension(payload.get("caller", "")):
             return  # already registered (or finished), or an internal call: Bitrix24 tracks outside calls
         _bitrix_register(hook, transport, payload["call_uuid"], payload["user"], payload["caller"], 2,
-                         payload.get("at"), payload.get("did"), True)
+                         payload.get("at"), payload.get("did"), True, deadline)
         return
     if event != "finished":
         return  # "answered": Bitrix24 has no such step; finish carries the outcome
@@ -170,7 +187,7 @@ def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, setting
     if known is None:
         phone = call["caller"] if incoming else call["callee"]
         call_id = _bitrix_register(hook, transport, call["uuid"], user, phone, 2 if incoming else 1,
-                                   call["started_at"], call.get("did"), False)
+                                   call["started_at"], call.get("did"), False, deadline)
     else:
         call_id = known.external_id
     params = {
@@ -184,5 +201,5 @@ def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, setting
         params["RECORD_URL"] = link
     if call["status"] != "answered":
         params["FAILED_REASON"] = call["status"]
-    _bitrix_call(transport, hook, "telephony.externalcall.finish", params)
+    _bitrix_call(transport, hook, "telephony.externalcall.finish", params, deadline)
     CrmCall.update(finished=True).where((CrmCall.hook == hook) & (CrmCall.call_uuid == call["uuid"])).execute()

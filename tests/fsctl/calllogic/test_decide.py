@@ -794,3 +794,11 @@ def test_outbound_name_rule():
     assert outbound_name("ACME", "ACME UAB", "Main line", "Sales desk") == "Sales desk"
     # Safe inside `[name=value]` of a dial string and as a SIP display name.
     assert outbound_name("Jonas' [shop], \"best\"  ") == "Jonas\u2019 (shop)\u201a \u201dbest\u201d"
+
+
+def test_a_dialled_number_with_a_trailing_line_feed_is_no_route():
+    """`$` in Python accepts a trailing newline: "+4930123456\\n" went to the gateway (and on to the wire)."""
+    cfg = config(users=[User("101")])
+    d = decide(CallFacts(D, "101", "+4930123456\n", uuid="u-out", outbound=True), cfg, MONDAY_NOON)
+    assert d.plan[-1].to_apps() == [("hangup", "NO_ROUTE_DESTINATION")]
+    assert not bridges(d.plan)

@@ -20,6 +20,7 @@ from fsctl.calllogic.plan import (
     explain,
     neutralise,
     plan_apps,
+    set_value,
     walk,
 )
 
@@ -226,5 +227,62 @@ def test_multiset_joins_sets_with_a_free_delimiter():
     assert multiset(["a=1"]) is None
     assert multiset(["a=1", "b=x y"]) == ("multiset", "^^|a=1|b=x y")
     assert multiset(["a=1|2", "b=~"]) == ("multiset", "^^!a=1|2!b=~")
-    assert multiset(["a=|~!;#%@"] * 2) is None  # no free delimiter: the caller sends each set
+    # no free delimiter: `|`, escaped (and the escape escaped for the expansion)
+    assert multiset(["a=|~!;#%@"] * 2) == ("multiset", "^^|a=\\\\|~!;#%@|a=\\\\|~!;#%@")
     assert multiset(["a=1"] * 257) is None
+
+
+def test_multiset_escapes_as_freeswitch_splits():
+    """A contact named `Jonas\\` swallowed the delimiter: fsctl_route was lost (switch_utils.c)."""
+    from fsctl.calllogic.plan import multiset
+    from tests.fakes.separate_string import multiset_parts
+
+    sets = ["effective_caller_id_name=Jonas\\", "fsctl_route=group:200", "fsctl_target=group:200"]
+    app, arg = multiset(sets)
+    # for the value's expansion (\\ -> \\\\), the split (each \\ -> \\\\), the argument's expansion (doubled)
+    assert arg == "^^|effective_caller_id_name=Jonas" + "\\" * 8 + "|fsctl_route=group:200|fsctl_target=group:200"
+    assert multiset_parts(arg) == sets
+    # unescaped, FreeSWITCH set two variables: the name took the route with it, the route was lost
+    assert multiset_parts("^^|" + "|".join(sets)) == ["effective_caller_id_name=Jonas|fsctl_route=group:200",
+                                                       "fsctl_target=group:200"]
+    # quotes pair across variables, and trailing blanks go, unless escaped
+    sets = ["a=O'Brien|x", "b=it's ", "c=  two  "]
+    assert multiset_parts(multiset(sets)[1]) == sets
+    assert multiset_parts("^^~" + "~".join(sets)) != sets
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+                          st.text(st.sampled_from("\\'\" |~!;#%@=nrtsa,[]x"), max_size=12)),
+                min_size=2, max_size=8))
+def test_multiset_gives_back_every_value(pairs):
+    """Whatever the values, FreeSWITCH's split of the multiset argument is exactly the sets given."""
+    from fsctl.calllogic.plan import multiset
+    from tests.fakes.separate_string import multiset_parts
+
+    values = [f"{name}={value}" for name, value in pairs]
+    # the service hands multiset what it would send as `set` arguments
+    assert multiset_parts(multiset([set_value(v) for v in values])[1]) == values
+
+
+def test_a_set_value_survives_the_expansion_of_its_argument():
+    """A contact named `a\\\\'b` became `a\\` through `set`: arguments are expanded first."""
+    from tests.fakes.separate_string import set_app
+
+    for name in ("Jonas\\", "a\\\\'b", "O'Brien", "C:\\new\\s", "x\\'"):
+        (app, arg), = SetCallerName(name).to_apps()
+        assert set_app(arg) == f"effective_caller_id_name={name}"
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Leg("user/101@acme.example\n", 20),
+    lambda: Leg("user/101@acme.example", 20, (("origination_caller_id_name\n", "x"),)),
+    lambda: SetVar("fsctl_route\n", "x"),
+    lambda: Hangup("USER_BUSY\n"),
+    lambda: Voicemail("101\n", "acme.example"),
+    lambda: Transfer("500", "acme.example\n"),
+], ids=["dial target", "leg variable", "variable", "cause", "voicemail", "transfer"])
+def test_a_trailing_line_feed_is_refused(build):
+    """`^...$` with re.match accepts "x\\n": every pattern ends with \\Z."""
+    with pytest.raises(ValueError):
+        build()

@@ -8,9 +8,12 @@ fsctl.freeswitch.esl.EventSocket.
 
 import fcntl
 import json
+import os
+import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -221,7 +224,7 @@ def test_err_reply_restores(sdb, fake_fs, tmp_path):
     with pytest.raises(OperationError, match=r"^FreeSWITCH refused reloadxml: -ERR reloadxml is busy: previous"):
         svc.apply_config(conf, reloader(fake_fs))
     assert snapshot(conf) == {} and applied() == {}
-    assert sorted(p.name for p in conf.iterdir()) == sorted([svc.CACHE_DIR, svc.LOCK_FILE])  # no folder left
+    assert sorted(p.name for p in conf.iterdir()) == sorted([svc.CACHE_DIR, svc.LOCK_FILE, svc.MODES_STAMP])  # no folder left
 
 
 def test_unreachable_timeout_and_bad_password(sdb, fake_fs, tmp_path):
@@ -753,3 +756,91 @@ def test_auto_apply_setting_is_a_boolean(cli):
     result = cli("tenant", "list", ok=False)
     assert result.exit_code == 2
     assert result.stderr.strip() == 'Error: setting auto_apply "maybe": must be true or false'
+
+
+# --- render --out: only fsctl's own files, each written atomically ----------------------------
+
+def test_render_out_never_touches_files_it_did_not_write(cli, tmp_path):
+    """It deleted every *.xml of the layout it had not just written: a stock directory/default.xml too."""
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    out = tmp_path / "stock"
+    for rel in ("directory/default.xml", "dialplan/public/00_inbound_did.xml"):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text("<include/>\n")
+    result = cli("render", "--out", str(out), ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == (f'Error: --out "{out}": holds FreeSWITCH XML fsctl did not write (dialplan/public/'
+                             "00_inbound_did.xml, directory/default.xml): render into an empty folder or one fsctl "
+                             "rendered into\n")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "dialplan/public/00_inbound_did.xml", "directory/default.xml"]
+    # into a folder of its own: its files are listed, and only they are ever removed
+    mine = tmp_path / "mine"
+    cli("render", "--out", str(mine))
+    assert json.loads((mine / ".fsctl-render.json").read_text())["files"] == [
+        "dialplan/acme.example.xml", "dialplan/public.xml", "directory/acme.example.xml"]
+    (mine / "directory" / "added-by-hand.xml").write_text("<include/>\n")
+    result = cli("render", "--out", str(mine), ok=False)
+    assert result.exit_code == 2 and "(directory/added-by-hand.xml)" in result.stderr
+    assert (mine / "directory" / "added-by-hand.xml").exists()
+
+
+def test_render_out_files_are_group_readable_only(cli, tmp_path):
+    """Rendered directory files carry a1-hashes and PINs: they were forced to 0644."""
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    cli("user", "add", "acme.example", "101", "--name", "Ona")
+    out = tmp_path / "rendered"
+    old = os.umask(0o022)
+    try:
+        cli("render", "--out", str(out))
+        cli("apply")
+    finally:
+        os.umask(old)
+    for folder in (out, tmp_path / "conf"):
+        modes = {str(p.relative_to(folder)): stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*.xml")}
+        assert modes and set(modes.values()) == {0o640}, modes
+    cli("user", "edit", "acme.example", "101", "--name", "Ona O.")
+    cli("apply")  # the previous files are kept in .fsctl-previous: as private as the others
+    previous = list((tmp_path / "conf" / ".fsctl-previous").rglob("*.xml"))
+    assert previous and {stat.S_IMODE(p.stat().st_mode) for p in previous} == {0o640}
+    # a conf dir an older fsctl wrote (0644): its next apply makes every file 0640, changed or not
+    conf = tmp_path / "conf"
+    for path in [*conf.rglob("*.xml")]:
+        os.chmod(path, 0o644)
+    (conf / svc.MODES_STAMP).unlink()
+    cli("user", "edit", "acme.example", "101", "--name", "Ona")
+    cli("apply")
+    assert {stat.S_IMODE(p.stat().st_mode) for p in conf.rglob("*.xml")} == {0o640}
+
+
+PUBLIC = "dialplan/public.xml"
+
+
+def test_render_out_killed_mid_file_leaves_the_previous_file_whole(cli, tmp_path):
+    """`kill -9` during a render left a half-written (unparsable) file: each file is written aside, then renamed."""
+    cli("tenant", "add", "acme.example", "--name", "ACME")
+    out = tmp_path / "rendered"
+    cli("render", "--out", str(out))
+    before = (out / PUBLIC).read_bytes()
+    # The public context is written as it is rendered (streamed): an endless one is caught mid-file.
+    slow = tmp_path / "slow-templates"
+    slow.mkdir()
+    (slow / "packaged_dialplan.xml").write_text((render.packaged_templates_dir() / "dialplan.xml").read_text())
+    (slow / "dialplan.xml").write_text(
+        '{% if context == "fsctl-public" %}<include>\n{% for i in range(10 ** 9) %}<!-- {{ i }} padding -->\n'
+        '{% endfor %}</include>\n{% else %}{% include "packaged_dialplan.xml" %}{% endif %}')
+    env = dict(os.environ, FSCTL_CONFIG="", FSCTL_TEMPLATES_DIR=str(slow), FSCTL_DATABASE=cli.url)
+    proc = subprocess.Popen([sys.executable, "-c", "from fsctl.cli import main; main()", "render", "--out", str(out)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.stat().st_size > 1 << 20 for p in (out / "dialplan").iterdir()):  # well into the file
+            assert proc.poll() is None and time.monotonic() < deadline, "the render never got going"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    assert (out / PUBLIC).read_bytes() == before
+    result = cli("render", "--out", str(out))  # the next render cleans up and goes on
+    assert result.stderr.strip() == f"3 files rendered into {out} and validated"
+    assert sorted(p.name for p in (out / "dialplan").iterdir()) == ["acme.example.xml", "public.xml"]

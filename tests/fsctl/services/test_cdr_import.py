@@ -417,3 +417,119 @@ def test_conf_files_name_only_loopback_or_placeholder_hosts(name):
     assert [u for u in urls if not re.match(r"[a-z]+://(127\.0\.0\.1|localhost|[^/]*\.invalid)(:|/|$)", u)] == []
     assert [a for a in addresses if not a.startswith("127.")] == []
 
+
+
+# --- one bad call never blocks the others ----------------------------------------------------
+
+def cdr_file(path, headers):
+    """A mod_xml_cdr file carrying these hang-up headers (variables URL-encoded, the caller profile)."""
+    from urllib.parse import quote
+
+    cdr_el = etree.Element("cdr")
+    etree.SubElement(etree.SubElement(cdr_el, "channel_data"), "direction").text = "inbound"
+    variables = etree.SubElement(cdr_el, "variables")
+    for name, value in headers.items():
+        if name.startswith("variable_"):
+            etree.SubElement(variables, name[len("variable_"):]).text = quote(value, safe="")
+    profile = etree.SubElement(etree.SubElement(cdr_el, "callflow"), "caller_profile")
+    for tag, header in (("caller_id_number", "Caller-Caller-ID-Number"), ("caller_id_name", "Caller-Caller-ID-Name"),
+                        ("destination_number", "Caller-Destination-Number"), ("context", "Caller-Context")):
+        if headers.get(header):
+            etree.SubElement(profile, tag).text = headers[header]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(etree.tostring(cdr_el, xml_declaration=True, encoding="utf-8"))
+
+
+REFUSE_TRIGGER = {
+    "sqlite": ["CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record WHEN NEW.caller = '+666' "
+               "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"],
+    "postgres": ["CREATE FUNCTION refuse_666() RETURNS trigger AS $$ BEGIN IF NEW.caller = '+666' THEN "
+                 "RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                 "CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record FOR EACH ROW EXECUTE FUNCTION refuse_666()"],
+}
+
+
+def test_one_bad_call_never_blocks_the_others(fsctl, tmp_path):
+    """A call UUID over 64 characters (or a *98 call in a long domain) failed the whole batch on PostgreSQL,
+    an overflowing start_epoch stopped the import with a traceback: every run failed again, nothing moved."""
+    from tests.fsctl.services.test_cdr import T0, a_leg
+
+    long_domain = "a-very-long-tenant-domain-name-for-testing-lengths.example"  # 58 characters
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("tenant", "add", long_domain, "--name", "Long")
+    fsctl("user", "add", long_domain, "101", "--name", "Ona")
+    engine = "postgres" if fsctl.url.startswith("postgresql") else "sqlite"
+    with fsctl_db(fsctl):
+        for statement in REFUSE_TRIGGER[engine]:
+            database.execute_sql(statement)
+    folder = tmp_path / "xml_cdr"
+    cdr_file(folder / "a_good.cdr.xml", a_leg("good-1", caller="+37060000001"))
+    long_uuid = "u" * 300
+    cdr_file(folder / "a_long_uuid.cdr.xml", a_leg(long_uuid, caller="+37060000002"))
+    overflow = a_leg("overflow-1", caller="+37060000003")
+    overflow["variable_start_epoch"] = "99999999999999999999"
+    cdr_file(folder / "a_overflow.cdr.xml", overflow)
+    cdr_file(folder / "a_checks_voicemail.cdr.xml",  # *98: the caller listened to a mailbox
+             a_leg("vm-check-1", caller="101", dest="*98", app="voicemail", app_arg=f"check default {long_domain}",
+                   tenant=long_domain, answer=T0))
+    cdr_file(folder / "a_refused.cdr.xml", a_leg("refused-1", caller="+666"))
+    cdr_file(folder / "a_good_too.cdr.xml", a_leg("good-2", caller="+37060000004"))
+    result = fsctl("cdr", "import", str(folder), "--move-to", str(tmp_path / "archive"), ok=False)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == "6 files: 3 calls created, 0 updated, 0 legs, 3 failed, 0 skipped (too new), " \
+                       f"3 moved to {tmp_path / 'archive'}"
+    assert lines[1] == f'  {folder}/a_long_uuid.cdr.xml: call_record.uuid "{"u" * 77}...": must be at most 255 characters'
+    assert lines[2] == f'  {folder}/a_overflow.cdr.xml: variable_start_epoch "99999999999999999999": ' \
+                       "must be a time before the year 10000"
+    assert lines[3].startswith(f"  {folder}/a_refused.cdr.xml: the database refused the call: ")
+    assert "refused by a test trigger" in lines[3] and len(lines) == 4
+    assert listing(folder) == ["a_long_uuid.cdr.xml", "a_overflow.cdr.xml", "a_refused.cdr.xml"]
+    with fsctl_db(fsctl):
+        calls = {c.uuid: c for c in CallRecord.select()}
+    assert sorted(calls) == ["good-1", "good-2", "vm-check-1"]
+    assert calls["vm-check-1"].voicemail is None and calls["vm-check-1"].status != "missed"
+
+
+def test_the_service_batch_writer_keeps_the_good_calls(fsctl, caplog):
+    """fs-scripts' hang-up sink lost its whole batch with one call the database refused."""
+    from fs_scripts.runtime import hangup_sinks
+    from fsctl.config import Settings
+    from tests.fsctl.services.test_cdr import a_leg
+
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    engine = "postgres" if fsctl.url.startswith("postgresql") else "sqlite"
+    with fsctl_db(fsctl):
+        for statement in REFUSE_TRIGGER[engine]:
+            database.execute_sql(statement)
+        batch = [a_leg("svc-1", caller="+37060000001"), a_leg("svc-2", caller="+666"), a_leg("u" * 300),
+                 a_leg("svc-3", caller="+37060000003")]
+        for sink in hangup_sinks(Settings(recordings_dir=str(fsctl.tmp_path / "rec"))):
+            sink(batch)
+        assert sorted(c.uuid for c in CallRecord.select()) == ["svc-1", "svc-3"]
+    refused = [r.getMessage() for r in caplog.records if "not recorded" in r.getMessage()]
+    assert len(refused) == 2 and "svc-2" in refused[0] + refused[1]
+
+
+def test_links_in_the_folder_are_refused_not_followed(fsctl, tmp_path):
+    """FreeSWITCH's user writes the folder that root's import read: a link made it read (and move) any file."""
+    from tests.fsctl.services.test_cdr import a_leg
+
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    folder, outside = tmp_path / "xml_cdr", tmp_path / "elsewhere"
+    cdr_file(folder / "a_good.cdr.xml", a_leg("good-1"))
+    cdr_file(outside / "secret.cdr.xml", a_leg("outside-1"))  # a file the link points at
+    os.symlink(outside / "secret.cdr.xml", folder / "a_link.cdr.xml")
+    os.symlink(tmp_path / "nowhere.xml", folder / "a_dangling.cdr.xml")
+    os.symlink(outside, folder / "linked_folder")
+    result = fsctl("cdr", "import", str(folder), "--move-to", str(tmp_path / "archive"), ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"3 files: 1 calls created, 0 updated, 0 legs, 2 failed, 0 skipped (too new), 1 moved to {tmp_path / 'archive'}",
+        f'  {folder}/a_dangling.cdr.xml: file "a_dangling.cdr.xml": is a symbolic link: refused (not read, not moved)',
+        f'  {folder}/a_link.cdr.xml: file "a_link.cdr.xml": is a symbolic link: refused (not read, not moved)',
+    ]
+    assert os.path.islink(folder / "a_link.cdr.xml") and (outside / "secret.cdr.xml").is_file()
+    assert listing(tmp_path / "archive") == ["a_good.cdr.xml"]
+    with fsctl_db(fsctl):
+        assert [c.uuid for c in CallRecord.select()] == ["good-1"]

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from fsctl.config import Settings
+from fsctl.config import Settings, allowed_networks
+from fsctl.errors import ValidationError
 from fsctl.model import CallRecord as CallRecordModel, CrmCall, NotifyRule, Outbox, User, utcnow
 from fsctl.services import cdr, notify
 from tests.conftest import free_port
@@ -87,9 +88,15 @@ def web():
     server.close()
 
 
+# The test servers listen on loopback, which webhooks may reach only when the settings allow it.
+LOOPBACK = allowed_networks("127.0.0.0/8")
+
+
 def settings(smtp=None, **kw):
+    kw.setdefault("webhook_allow_networks", "127.0.0.0/8")
+    kw.setdefault("notify_timeout", 5.0)
     return Settings(smtp_port=smtp.port if smtp else 1, notify_backoff=30.0, notify_max_attempts=3,
-                    notify_timeout=5.0, recordings_url="https://rec.example.invalid/files", **kw)
+                    recordings_url="https://rec.example.invalid/files", **kw)
 
 
 def transport(conf):
@@ -117,7 +124,7 @@ def answered_group_call(uuid="c1"):
 def test_missed_call_mail_and_webhook_sent_once_with_retry(db, smtp, web):
     make_tenant(db)
     notify.add_rule("acme.example", "user", "101", "email")
-    notify.add_rule("acme.example", "group", "200", "webhook", web.url + "/missed")
+    notify.add_rule("acme.example", "group", "200", "webhook", web.url + "/missed", allow=LOOPBACK)
     notify.add_rule("acme.example", "user", "103", "email")  # 103 did not ring: not told
     web.replies = [(500, {"error": "try later"})]
     cdr.ingest_hangups(missed_group_call())
@@ -151,7 +158,7 @@ def test_missed_call_mail_and_webhook_sent_once_with_retry(db, smtp, web):
 
 def test_backoff_doubles_then_gives_up(db, web):
     make_tenant(db)
-    notify.add_rule("acme.example", "user", "102", "webhook", web.url + "/down")
+    notify.add_rule("acme.example", "user", "102", "webhook", web.url + "/down", allow=LOOPBACK)
     web.replies = [(503, {})] * 3
     cdr.ingest_hangups(missed_group_call())
     conf = settings()
@@ -199,7 +206,7 @@ def channel_event(name, leg):
 
 def test_crm_webhook_gets_ringing_answered_finished(db, web):
     make_tenant(db)
-    notify.add_hook("acme.example", web.url + "/crm")
+    notify.add_hook("acme.example", web.url + "/crm", allow=LOOPBACK)
     legs = answered_group_call()
     notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[0]), now=NOW)
     notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[1]), now=NOW)
@@ -222,7 +229,7 @@ def test_crm_webhook_gets_ringing_answered_finished(db, web):
 
 def test_bitrix24_register_and_finish(db, web):
     make_tenant(db)
-    notify.add_hook("acme.example", web.url + "/rest/1/s3cret/", "bitrix24")
+    notify.add_hook("acme.example", web.url + "/rest/1/s3cret/", "bitrix24", allow=LOOPBACK)
     web.replies = [(200, {"result": {"CALL_ID": "externalCall.1a"}}), (200, {"result": {}}),
                    (200, {"result": {"CALL_ID": "externalCall.2b"}}), (200, {"result": {}})]
     legs = answered_group_call()
@@ -257,7 +264,7 @@ def test_bitrix24_register_and_finish(db, web):
 
 def test_bitrix24_error_reply_is_retried(db, web):
     make_tenant(db)
-    notify.add_hook("acme.example", web.url + "/rest/1/s3cret", "bitrix24")
+    notify.add_hook("acme.example", web.url + "/rest/1/s3cret", "bitrix24", allow=LOOPBACK)
     web.replies = [(200, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"})]
     cdr.ingest_hangups(missed_group_call())
     conf = settings()
@@ -280,6 +287,7 @@ def refused(fsctl, *args):
 
 
 def test_notify_cli(fsctl, smtp, web):
+    fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     fsctl("user", "add", "acme.example", "101", "--name", "Ona", "--email", "ona@acme.example")
     fsctl("user", "add", "acme.example", "102", "--name", "Jonas")
@@ -335,6 +343,7 @@ class fsctl_db:
 
 
 def test_notify_send_exits_1_when_a_delivery_fails_for_good(fsctl):
+    fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     fsctl("user", "add", "acme.example", "101", "--name", "Ona")
     closed = f"http://127.0.0.1:{free_port()}/nobody"
@@ -374,3 +383,217 @@ def test_every_new_command_has_help(fsctl):
                  ("notify", "outbox"), ("crm", "add"), ("stats",), ("stats", "users"), ("stats", "report")):
         result = fsctl(*args, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+# --- hardening: poisoned rows, deadlines, targets, secrets ---------------------------------------
+
+class RawServer:
+    """A TCP server on loopback answering each connection with `answer(conn)` (anything, not only HTTP)."""
+
+    def __init__(self, answer):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.answer, self.requests, self.stop = answer, [], threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        with conn:
+            conn.settimeout(30)
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.requests.append(data.split(b"\r\n", 1)[0].decode())
+                self.answer(conn, self.stop)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_servers():
+    made = []
+
+    def make(answer):
+        made.append(RawServer(answer))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def garbage(conn, stop):
+    conn.sendall(b"this is not HTTP at all\r\n\r\n")
+
+
+def cut_short(conn, stop):
+    conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{"ok"')  # IncompleteRead for urllib
+
+
+def drip(conn, stop):
+    conn.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.wait(0.2):  # a byte every 0.2 s, for as long as the client listens
+        conn.sendall(b"X")
+
+
+def test_a_poisoned_row_fails_alone_and_ends_failed(db, smtp, raw_servers, web):
+    """A caller number with CR/LF or a name with U+2028 raised in the e-mail header, a webhook answering
+    garbage raised in urllib: `notify send` stopped for everyone and the row was claimed again forever."""
+    make_tenant(db)
+    bad_http, cut = raw_servers(garbage), raw_servers(cut_short)
+    notify.add_rule("acme.example", "user", "101", "email")
+    notify.add_rule("acme.example", "group", "200", "webhook", bad_http.url + "/g", allow=LOOPBACK)
+    notify.add_hook("acme.example", cut.url + "/crm", allow=LOOPBACK)
+    notify.add_hook("acme.example", web.url + "/crm", allow=LOOPBACK)
+    call = missed_group_call()
+    call[-1]["Caller-Caller-ID-Number"] = "+37061111111\r\nBcc: victim@example.invalid"
+    call[-1]["variable_effective_caller_id_name"] = "Jo\u2028nas\r\nX-Evil: 1"
+    cdr.ingest_hangups(call)
+    Outbox.create(tenant=Outbox.get().tenant, key="poisoned", channel="webhook", target=web.url + "/p",
+                  payload="{not json", next_attempt_at=NOW)
+    conf = settings(smtp)
+    first = notify.drain(transport(conf), conf, now=NOW)
+    assert (first.sent, first.retried) == (2, 3)  # the e-mail and the good hook; three failed attempts
+    assert sorted(e.split(": ", 1)[0] for e in first.errors) == ["crm:m-a:finished:1", "missed:m-a:2", "poisoned"]
+    errors = {e.split(": ", 1)[0]: e.split(": ", 1)[1] for e in first.errors}
+    assert errors["missed:m-a:2"] == f"POST {bad_http.url}/g: not an HTTP answer: 'this is not HTTP at all'"
+    assert errors["crm:m-a:finished:1"] == f"POST {cut.url}/crm: the answer ended early (5 of 1000 bytes)"
+    assert errors["poisoned"].startswith("JSONDecodeError: ")
+    [(rcpt, message)] = smtp.messages
+    assert rcpt == ["u101@acme.example"]
+    # (the number kept to its 32 characters by the call records, each line break a blank)
+    assert message["Subject"] == "Missed call from +37061111111 Bcc: victim@exampl (Jo nas X-Evil: 1)"
+    assert message["Bcc"] is None and message["X-Evil"] is None
+    when = NOW
+    for _ in range(2):  # notify_max_attempts = 3: the bad rows end failed, nothing else is sent again
+        when += dt.timedelta(hours=2)
+        notify.drain(transport(conf), conf, now=when)
+    states = {o.key: (o.state, o.attempts) for o in Outbox.select()}
+    assert states == {"missed:m-a:1": ("sent", 1), "missed:m-a:2": ("failed", 3), "crm:m-a:finished:1": ("failed", 3),
+                      "crm:m-a:finished:2": ("sent", 1), "poisoned": ("failed", 3)}
+    assert notify.drain(transport(conf), conf, now=when + dt.timedelta(days=1)).errors == []
+    assert len(smtp.messages) == 1 and len(web.requests) == 1
+
+
+def test_one_deadline_per_delivery_shorter_than_the_claim(db, raw_servers):
+    """A server dripping a byte a second held a send for 80 s (the timeout was per read), past the 60 s claim."""
+    import time
+
+    make_tenant(db)
+    slow = raw_servers(drip)
+    notify.add_rule("acme.example", "user", "102", "webhook", slow.url + "/slow", allow=LOOPBACK)
+    cdr.ingest_hangups(missed_group_call())
+    conf = settings(notify_timeout=1.0)
+    assert notify.outbox.claim_seconds(conf) >= 60 > conf.notify_timeout
+    started = time.monotonic()
+    report = notify.drain(transport(conf), conf, now=NOW)
+    elapsed = time.monotonic() - started
+    assert report.errors == [f"missed:m-a:1: POST {slow.url}/slow: no complete answer within the deadline"]
+    assert elapsed < 30  # one second of deadline; the server would drip for as long as it is read
+    assert Outbox.get().next_attempt_at == NOW + dt.timedelta(seconds=30)  # backoff, not the claim
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/admin", "http://0x7f000001/",
+    "http://127.1/", "http://2130706433/", "http://localhost:9000/", "http://10.1.2.3/", "http://192.168.0.1/",
+    "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "https://[fe80::1]/",
+])
+def test_webhook_targets_must_be_public(db, url):
+    make_tenant(db)
+    with pytest.raises(ValidationError) as err:
+        notify.add_rule("acme.example", "user", "101", "webhook", url)
+    assert err.value.rule.startswith("must be a public address")
+    with pytest.raises(ValidationError):
+        notify.add_hook("acme.example", url)
+    if "169.254" not in url and "[" not in url and "192.168" not in url and "10.1" not in url and "0.0.0.0" not in url:
+        notify.add_rule("acme.example", "user", "101", "webhook", url, allow=LOOPBACK)  # allowed by the setting
+    with pytest.raises(ValidationError):
+        notify.add_hook("acme.example", "http://169.254.169.254/", allow=LOOPBACK)  # still not that one
+    assert notify.add_hook("acme.example", "https://crm.example.invalid/hook").url == "https://crm.example.invalid/hook"
+
+
+def test_webhook_policy_on_the_command_line(fsctl):
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona")
+    assert refused(fsctl, "notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to",
+                   "http://169.254.169.254/latest") == (
+        'Error: --to "http://169.254.169.254/latest": must be a public address (loopback, private and link-local '
+        "ones only when webhook_allow_networks holds them)")
+    assert refused(fsctl, "crm", "add", "acme.example", "http://127.0.0.1:8080/rest/1/s3cret", "--mode", "bitrix24") \
+        == ('Error: --url "http://127.0.0.1:8080/rest/1/***": must be a public address (loopback, private and '
+            "link-local ones only when webhook_allow_networks holds them)")
+    fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
+    fsctl("crm", "add", "acme.example", "http://127.0.0.1:8080/rest/1/s3cret", "--mode", "bitrix24")
+    fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/33"
+    assert refused(fsctl, "crm", "list", "acme.example") == \
+        'Error: setting webhook_allow_networks "127.0.0.0/33": must be networks like 127.0.0.0/8, comma-separated'
+
+
+def test_delivery_checks_the_address_and_never_follows_a_redirect(db, raw_servers):
+    """A 303 made urllib GET an internal admin page on another local port; a row queued before the
+    policy (or a name resolving to a private address) is checked when it is sent."""
+    make_tenant(db)
+    admin = raw_servers(lambda conn, stop: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+
+    def redirect(conn, stop):
+        conn.sendall(f"HTTP/1.1 303 See Other\r\nLocation: {admin.url}/internal-admin\r\n"
+                     "Content-Length: 0\r\n\r\n".encode())
+
+    moved = raw_servers(redirect)
+    notify.add_rule("acme.example", "user", "101", "webhook", moved.url + "/m", allow=LOOPBACK)
+    notify.add_rule("acme.example", "user", "102", "webhook", admin.url + "/direct", allow=LOOPBACK)
+    cdr.ingest_hangups(missed_group_call())
+    strict = settings(webhook_allow_networks="")  # the policy without the loopback allowance
+    report = notify.drain(transport(strict), strict, now=NOW)
+    assert sorted(report.errors) == [
+        f"missed:m-a:1: POST {moved.url}/m: 127.0.0.1 is not a public address (allow its network with "
+        "webhook_allow_networks)",
+        f"missed:m-a:2: POST {admin.url}/direct: 127.0.0.1 is not a public address (allow its network with "
+        "webhook_allow_networks)"]
+    assert moved.requests == [] and admin.requests == []
+    conf = settings()
+    report = notify.drain(transport(conf), conf, now=NOW + dt.timedelta(hours=1))
+    assert report.errors == [f"missed:m-a:1: POST {moved.url}/m: HTTP 303 (redirects are not followed)"]
+    assert moved.requests == ["POST /m HTTP/1.1"] and admin.requests == ["POST /direct HTTP/1.1"]
+
+
+def test_bitrix24_webhook_code_never_shown(fsctl, web):
+    """The Bitrix24 code is the hook's password: it appeared in errors and in `notify outbox`."""
+    fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona")
+    fsctl("user", "add", "acme.example", "102", "--name", "Jonas")
+    fsctl("group", "add", "acme.example", "200", "--name", "Sales", "--member", "101", "--member", "102")
+    fsctl("crm", "add", "acme.example", web.url + "/rest/7/s3cr3tc0de", "--mode", "bitrix24")
+    fsctl("notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to",
+          web.url + "/hook?token=t0ps3cret")
+    web.replies = [(500, {})] * 2
+    with fsctl_db(fsctl):
+        cdr.ingest_hangups(missed_group_call())
+    result = fsctl("notify", "send", ok=False)
+    outbox = fsctl("notify", "outbox", "acme.example", "--json").stdout
+    for text in (result.stderr, outbox):
+        assert "s3cr3tc0de" not in text and "t0ps3cret" not in text
+    assert f"POST {web.url}/rest/7/***/telephony.externalcall.register.json: HTTP 500" in result.stderr
+    assert f"{web.url}/hook?***" in outbox

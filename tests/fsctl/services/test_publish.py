@@ -127,6 +127,21 @@ def test_missing_files_and_copies(world):
     assert Recording.select().count() == 6  # publishing never touches the catalogue
 
 
+def test_a_recording_the_customer_could_not_read_is_copied(world):
+    """A hard link shares the recording's mode: as installed (FreeSWITCH's group only) the customer's
+    account could not read it; such a recording is copied, the copy the tenant folder's."""
+    root, drop, rows = world
+    private = os.path.join(root, rows["a_first"].path)
+    os.chmod(private, 0o640)
+    done = pub.publish(root, drop, now=NOW)
+    assert (done[0].linked, done[0].copied) == (1, 1)
+    folder = os.path.join(drop, "acme.example", "2026-11-20")
+    copy = os.path.join(folder, os.path.basename(rows["a_first"].path))
+    assert os.stat(copy).st_ino != os.stat(private).st_ino and open(copy, "rb").read() == open(private, "rb").read()
+    linked = os.path.join(folder, os.path.basename(rows["a_last"].path))
+    assert os.stat(linked).st_ino == os.stat(os.path.join(root, rows["a_last"].path)).st_ino
+
+
 def test_publish_cli(fsctl, tmp_path):
     root = str(tmp_path / "recordings")
     os.makedirs(root)
@@ -152,7 +167,7 @@ def test_sshd_snippet_is_valid(tmp_path):
     check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     text = open(snippet).read()
-    for line in ("Match Group fsctl-sftp", "ChrootDirectory /srv/sftp/%u", "ForceCommand internal-sftp -R",
+    for line in ("Match Group fsctl-sftp", "ChrootDirectory /srv/sftp\n", "ForceCommand internal-sftp -R -d /%u",
                  "AllowTcpForwarding no"):
         assert line in text
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fsctl.errors import NotFoundError, ValidationError
 from fsctl.model import Recording, RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, Tenant, User, utcnow
-from fsctl.services import recordings as rec
+from fsctl.services import recordings as rec, users
 from tests.fsctl.test_provisioning_cli import refused
 
 T0 = dt.datetime(2026, 11, 20, 9, 30, 0)
@@ -210,6 +210,22 @@ def test_mark_api_validation_and_access(db, root):
     assert (stored.note, stored.field2) == ("Perskambinti — ☎ 🙂", "ąčę")
 
 
+def test_a_note_may_span_lines_the_fields_may_not(db, root):
+    """A note is the one multi-line text (only fsctl's own output shows it); CR, U+2028 and the rest stay out."""
+    make_tenants()
+    row, _ = make_recording(root)
+    assert rec.mark(row.id, note="Call back Monday\n\tabout order 7781").note == "Call back Monday\n\tabout order 7781"
+    for bad in ("a\rb", "a\u2028b", "a\x85b", "a\x00b"):
+        with pytest.raises(ValidationError) as err:
+            rec.mark(row.id, note=bad)
+        assert err.value.rule == "must not contain control characters"
+    for bad in ("a\nb", "a\tb", "a\u2029b"):
+        with pytest.raises(ValidationError) as err:
+            rec.mark(row.id, fields={"field1": bad})
+        assert err.value.field == "recording.field1"
+    assert Recording.get_by_id(row.id).note == "Call back Monday\n\tabout order 7781"
+
+
 FIELD_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=128)
 
 
@@ -261,6 +277,25 @@ def test_mark_cli(fsctl, root):
 
 
 # --- access rights -------------------------------------------------------------------------------
+
+def test_supervisor_rights_need_the_supervisor_role(db, root):
+    """A demoted supervisor kept seeing the group's recordings; a plain user listed as supervisor did too."""
+    make_tenants()
+    for n in ("101", "102", "103", "104"):
+        make_recording(root, user=n, uuid=f"a{n}")
+
+    def visible(as_user):
+        return sorted(r.user_number for r in rec.search(as_user=as_user))
+
+    assert visible("104@acme.example") == ["101", "102", "103", "104"]
+    users.edit_user("acme.example", "104", role="user")  # demoted: still listed as supervisor
+    assert visible("104@acme.example") == ["104"]
+    sales = RecordingGroup.get(RecordingGroup.name == "sales")
+    RecordingGroupSupervisor.create(group=sales, user=User.get(User.number == "103"))  # a plain user listed
+    assert visible("103@acme.example") == ["103"]
+    users.edit_user("acme.example", "103", role="supervisor")
+    assert visible("103@acme.example") == ["101", "102", "103"]
+
 
 def ids(fsctl, *args):
     return sorted(r["id"] for r in json.loads(fsctl("rec", "search", "--json", *args).stdout))
@@ -411,6 +446,19 @@ def test_purge_retention_and_quota(db, root):
     assert all(os.path.exists(os.path.join(root, r.path)) for r in Recording.select())
     assert rec.import_recordings(root).added == 0
     assert rec.purge(root, 180, 1, now=now).items == []
+
+
+@pytest.mark.parametrize("retention, quota, field", [(180, -1, "recording_quota_mb"), (180, 0, "recording_quota_mb"),
+                                                     (0, 30, "recording_retention_days")])
+def test_purge_refuses_a_non_positive_quota_or_retention(db, root, retention, quota, field):
+    """A negative quota would purge all but each user's newest recording: the library refuses it too."""
+    make_tenants()
+    now = dt.datetime(2026, 11, 22, 12, 0)
+    for i in range(3):
+        make_recording(root, started=now - dt.timedelta(hours=i), uuid=f"r{i}")
+    with pytest.raises(ValidationError, match=f"{field} .*: must be between 1 and"):
+        rec.purge(root, retention, quota, now=now)
+    assert Recording.select().count() == 3
 
 
 def test_purge_cli(fsctl, root):

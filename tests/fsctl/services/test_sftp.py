@@ -3,6 +3,7 @@
 The "media server" is the sshd's file system: the recordings folder is the remote folder.
 """
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -95,6 +96,29 @@ def test_pull_cli_resumes_a_partial_file(pulling):
     rows = json.loads(fsctl("rec", "pull", "--dest", dest, "--user", "101", "--json").stdout)
     assert [(r["status"], r["resumed_from"]) for r in rows] == [("resumed", 10000)]
     assert open(os.path.join(dest, rel), "rb").read() == data
+
+
+def test_a_part_file_that_is_a_link_is_refused(pulling, tmp_path):
+    """A `.part` symlink planted in --dest had the recording appended to the file it points to."""
+    fsctl, root, ids, dest = pulling
+    rel = "acme.example/2026/11/20/20261120T093000Z_101_in_+37060000001_u1.wav"
+    victim = tmp_path / "victim.conf"
+    victim.write_text("important = true\n")
+    os.makedirs(os.path.dirname(os.path.join(dest, rel)))
+    os.symlink(victim, os.path.join(dest, rel + ".part"))
+    result = fsctl("rec", "pull", "--dest", dest, "--user", "101", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == \
+        f'Error: 1 of 1 recordings failed: "{dest}/{rel}.part": is a symbolic link: refused, not touched'
+    assert victim.read_text() == "important = true\n"
+    assert os.path.islink(os.path.join(dest, rel + ".part")) and not os.path.exists(os.path.join(dest, rel))
+    # nor is a final file that is a link taken as already there
+    data = open(os.path.join(root, rel), "rb").read()
+    os.symlink(os.path.join(root, rel), str(tmp_path / "link.wav"))
+    transfer = sftp.Transfer(os.path.join(root, rel), str(tmp_path / "link.wav"), len(data),
+                             hashlib.sha256(data).hexdigest())
+    assert not sftp.local_complete(transfer)
+    assert sftp.local_complete(dataclasses.replace(transfer, local_path=os.path.join(root, rel)))
 
 
 def test_corrupted_remote_file_fails_verification(pulling):
