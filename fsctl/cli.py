@@ -17,7 +17,7 @@ from .errors import FsctlError, first_line
 
 # Every top-level command: name -> (module under fsctl.commands, its attribute, the short help
 # that `fsctl --help` prints: the first paragraph of the command's docstring). One module per
-# noun; render's module also holds apply and status.
+# noun; render's module also holds apply and status, freeswitch's check.
 COMMANDS = {
     "tenant": ("tenant", "cli", "Tenants: one business customer each (a SIP domain and its own dialplan)."),
     "node": ("node", "cli", "FreeSWITCH nodes: more than one FreeSWITCH behind Kamailio, on one database."),
@@ -45,6 +45,9 @@ COMMANDS = {
     "notify": ("notify", "cli", "Missed-call notifications by e-mail or webhook, per user or group; the outbox."),
     "crm": ("crm", "cli", "CRM hooks: call events (ringing, answered, finished) to a webhook or Bitrix24."),
     "stats": ("stats", "cli", "Call statistics: per user, group, queue, public number, hour and day; HTML report."),
+    "freeswitch": ("freeswitch", "cli", "Prepare a stock FreeSWITCH for fsctl."),
+    "check": ("freeswitch", "check", "Ask the running FreeSWITCH whether the install steps are in force; one line per "
+                                     "check."),
     "token": ("token", "cli", "API tokens for fsctl-web's recording API (/api/v1): shown once, stored hashed."),
 }
 

@@ -25,6 +25,11 @@ class Settings:
     # Seconds a scenario call waits, parked, for the call-logic service before the rendered
     # dialplan sends it to the tenant's fallback (sched_transfer; see fsctl/render.py).
     handoff_watchdog: int = 6
+    # mod_xml_cdr's folder (fsctl freeswitch setup writes it into xml_cdr.conf; fsctl check compares).
+    xml_cdr_dir: str = "/var/log/freeswitch/xml_cdr"
+    # The busiest second you expect: new calls per second over all tenants (fsctl check compares
+    # it with FreeSWITCH's sessions-per-second).
+    calls_per_second: int = 10
     # R-ADM instant activation: every provisioning command that changes a tenant applies it to
     # FreeSWITCH right away (as `fsctl apply` would). `fsctl --apply/--no-apply` overrides it.
     auto_apply: bool = False

@@ -89,6 +89,17 @@ def _v5_wider_call_fields(db, migrator):
                        f"TYPE VARCHAR({table._meta.fields[name].max_length})")
 
 
+def _v6_outbound_names(db, migrator):
+    """Version 6: the caller name outside calls show, per tenant and per user (issue 11)."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    ops = [migrator.add_column(table, "outbound_name", peewee.TextField(null=True)) for table in ("tenant", "user")
+           if "outbound_name" not in {c.name for c in db.get_columns(table)}]
+    if ops:
+        migrate(*ops)
+
+
 def search_index(db):
     """The trigram index of the recordings' folded search texts; True when the engine has one.
 
@@ -140,13 +151,14 @@ def search_index(db):
     return True
 
 
-def _v6_recording_trigrams(db, migrator):
-    """Version 6: a trigram index for the recordings' text search (see search_index; idempotent)."""
+def _v7_recording_trigrams(db, migrator):
+    """Version 7: a trigram index for the recordings' text search (see search_index; idempotent)."""
     search_index(db)
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_recording_trigrams]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names,
+              _v7_recording_trigrams]
 
 # What a new database gets besides the models' tables (created at the current version, it runs
 # no step): objects the models cannot declare.

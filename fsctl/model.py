@@ -87,6 +87,8 @@ class Tenant(BaseModel):
     fallback = pw.TextField(default="hangup")
     # The outbound gateway for external destinations.
     gateway = pw.CharField(max_length=64, default="default")
+    # The caller name outside calls show the carrier (None: the caller ID's DID name, else `name`).
+    outbound_name = pw.TextField(null=True)
     # Bumped by every change to the tenant's configuration; rendering compares it.
     revision = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
@@ -121,6 +123,8 @@ class User(BaseModel):
     # Outbound caller ID: one of the tenant's DIDs (E.164), or null for the tenant default.
     caller_id_number = pw.CharField(max_length=16, null=True)
     toll = pw.CharField(max_length=16, default="national")  # internal|local|national|international
+    # The caller name this user's outside calls show (None: the tenant's; never the internal `name`).
+    outbound_name = pw.TextField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:

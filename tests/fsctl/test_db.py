@@ -87,7 +87,7 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
-    # Back to version 1: the catalogue without the folded columns (nor version 6's trigram index,
+    # Back to version 1: the catalogue without the folded columns (nor version 7's trigram index,
     # whose SQLite triggers name them), with rows in it.
     if isinstance(database, peewee.SqliteDatabase):
         for name in ("insert", "delete", "update"):
@@ -270,7 +270,7 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes, 5, 6)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes, 5, 6, 7)
     assert all(database.table_exists(m._meta.table_name) for m in web_tables)
     webauth.set_web_password("acme.example", "101", "a long web password")
     tokens.add_token("acme.example", "crm", "read")
@@ -321,7 +321,7 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
             database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=4)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # 5, then 6 (the trigram index)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names, 7: the trigram index)
     if pg:
         sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
             "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
