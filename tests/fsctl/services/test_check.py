@@ -25,7 +25,7 @@ SOFIA = """<configuration name="sofia.conf" description="sofia Endpoint">
       </settings>
     </profile>
     <profile name="external">
-      <settings><param name="context" value="fsctl-public"></param></settings>
+      <settings><param name="context" value="fsctl-public"></param><param name="disable-transfer" value="true"></param></settings>
     </profile>
   </profiles>
 </configuration>"""
