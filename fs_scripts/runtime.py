@@ -11,12 +11,16 @@ from .store import DatabaseStore
 log = logging.getLogger("fs_scripts.runtime")
 
 
-def hangup_sinks(settings):
-    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue."""
+def hangup_sinks(settings, node=None):
+    """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue.
+
+    `node`: the node this service serves (`fs-scripts run --node`): its recordings are catalogued
+    as on that node's disk (`settings.recordings_dir` is the node's folder then).
+    """
     from fsctl.services import cdr, notify, recordings
 
     def recording_catalogue(batch):
-        recordings.catalogue_from_hangups(batch, settings.recordings_dir)
+        recordings.catalogue_from_hangups(batch, settings.recordings_dir, node=node)
 
     def call_records(batch):
         # Missed-call notifications and CRM "finished" events queued with the records. A call
@@ -56,9 +60,9 @@ def deliverer(settings):
     return deliver
 
 
-def build_service(esl, settings, clock=None):
-    """A CallService on the fsctl database of `settings`."""
-    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings),
+def build_service(esl, settings, clock=None, node=None):
+    """A CallService on the fsctl database of `settings` (serving the node named `node`, if any)."""
+    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings, node),
                           channel_sinks=channel_sinks(), deliver=deliverer(settings))
     kwargs = {"clock": clock} if clock else {}
     return CallService(esl, store, **kwargs)

@@ -3,7 +3,7 @@
 import click
 
 from ..db import transaction
-from ..errors import OperationError
+from ..errors import OperationError, ValidationError
 from ..services import publish as publishing, recordings as rec, sftp
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
@@ -53,14 +53,21 @@ def cli():
     """Call recordings: catalogue, search, marks, retention, SFTP pull and publication."""
 
 
+def _node_option(what):
+    return click.option("--node", metavar="NAME", help=f"With nodes: the node {what} (run it where that node's "
+                                                        "recordings folder is, e.g. on the node).")
+
+
 @cli.command("import")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), help="Recordings folder (default: setting "
-              "recordings_dir).")
+              "recordings_dir, or the node's --recordings-dir).")
+@_node_option("whose recordings folder this is: its files are catalogued as on that node")
 @pass_app
 @transactional
-def import_(app, directory):
+def import_(app, directory, node):
     """Catalogue the recordings folder (idempotent: new files added, known ones kept with their marks)."""
-    report = rec.import_recordings(directory or app.settings.recordings_dir)
+    found, folder = _local_node(app, node, "--node", "must name the node whose recordings folder this is")
+    report = rec.import_recordings(directory or folder, node=found.name if found else None)
     for path, reason in report.skipped:
         say(f"skipped {path}: {reason}")
     click.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
@@ -121,20 +128,44 @@ def audit(as_user, recording_id, limit, offset, as_json):
 
 
 @cli.command("purge")
-@click.option("--dry-run", is_flag=True, help="Only print what would be removed.")
+@click.option("--dry-run", is_flag=True, help="Only print what would be removed (without --node: on every node).")
+@_node_option("whose files this run removes (the quota counts every node's)")
 @pass_app
 @transactional
-def purge(app, dry_run):
+def purge(app, dry_run, node):
     """Remove recordings past the retention (180 days) and each user's oldest beyond the quota (30 MB)."""
     s = app.settings
-    plan = rec.purge(s.recordings_dir, s.recording_retention_days, s.recording_quota_mb, dry_run=dry_run)
+    found, folder = _local_node(app, node, "--node", "must name the node whose recordings this run removes",
+                                required=not dry_run)
+    plan = rec.purge(folder, s.recording_retention_days, s.recording_quota_mb, dry_run=dry_run,
+                     node=found.name if found else None, every_node=dry_run and node is None)
     verb = "would purge" if dry_run else "purged"
     for item in plan.items:
         click.echo(f"{verb} {item.id} {item.domain} {item.user} {item.started_at:%Y-%m-%dT%H:%M:%SZ} "
-                   f"{item.path} ({item.reason})")
+                   f"{item.path} ({item.reason})" + (f" on {item.node}" if item.node else ""))
     for line in plan.warnings:
         say(f"warning: {line}")
     say(f"{len(plan.items)} recordings {verb}")
+    if plan.elsewhere:
+        counts = {}
+        for item in plan.elsewhere:
+            counts[item.node or "no node"] = counts.get(item.node or "no node", 0) + 1
+        say(f"{len(plan.elsewhere)} more on other nodes, left to their own purge (fsctl rec purge --node NAME): "
+            + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
+
+
+def _local_node(app, name, field, rule, required=True):
+    """(node or None, its recordings folder here): with nodes defined a command that touches a recordings
+    folder must say whose it is (`--node`); without nodes it is the recordings_dir setting's."""
+    from ..services import nodes
+
+    if name:
+        node = nodes.get_node(name)
+        return node, nodes.node_recordings_dir(app.settings, node)
+    if required and nodes.nodes_defined():
+        names = ", ".join(n.name for n in nodes.list_nodes())
+        raise ValidationError(field, "", f"{rule} (nodes: {names})")
+    return None, app.settings.recordings_dir
 
 
 @cli.command("pull")

@@ -71,12 +71,17 @@ def test_run_refuses_a_database_that_does_not_exist(tmp_path):
 
 def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     """`fs-scripts run --node fs2` connects to fs2's Event Socket from the database, not the settings'."""
+    from fsctl.model import Recording
     from fsctl.services import nodes
+    from tests.fsctl.services.test_cdr import a_leg
+    from tests.fsctl.services.test_recordings import write_wav
 
     url = f"sqlite:///{tmp_path}/fsctl.db"
     open_database(url)
+    tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
+    users.add_user("acme.example", "102", "U102")
     nodes.add_node("fs1", f"127.0.0.1:{free_port()}", "127.0.0.1:5060")
-    nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060")
+    nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060", recordings_dir=f"{tmp_path}/fs2-rec")
     close_database()
     cfg = tmp_path / "fsctl.toml"
     cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
@@ -86,6 +91,19 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         fake_fs.wait_subscribed(10)
+        # A recorded call ends on fs2: its file is in fs2's --recordings-dir, catalogued as on fs2.
+        rel = "acme.example/2026/11/10/20261110T080000Z_102_in_+37061111111_call-n2.wav"
+        write_wav(f"{tmp_path}/fs2-rec/{rel}", seconds=4)
+        fake_fs.inject_event(a_leg("call-n2", caller="+37061111111", did="+37052000000", route="user:102",
+                                   recording=f"{tmp_path}/fs2-rec/{rel}"))
+        open_database(url, create=False)
+        try:
+            deadline = time.monotonic() + 30
+            while not Recording.select().exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [(r.path, r.node) for r in Recording.select()] == [(rel, "fs2")]
+        finally:
+            close_database()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

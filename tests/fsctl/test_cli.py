@@ -59,7 +59,8 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 5  # (schema 3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs)
+    # (schema 3: the web workspace; 4: nodes and placement; 5: longer call UUIDs; 6: the node of recordings and calls)
+    assert CURRENT_VERSION == 6
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
 
 
