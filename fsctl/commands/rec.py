@@ -3,8 +3,8 @@
 import click
 
 from ..db import transaction
-from ..errors import OperationError, ValidationError
-from ..services import publish as publishing, recordings as rec, sftp
+from ..errors import OperationError, UnreachableError, ValidationError
+from ..services import publish as publishing, recordings as rec
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
@@ -172,41 +172,60 @@ def _local_node(app, name, field, rule, required=True):
 @filter_options
 @as_option
 @click.option("--dest", "target", required=True, type=click.Path(file_okay=False), help="Local folder.")
-@click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 32), help="Parallel transfers.")
+@click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 32),
+              help="Parallel transfers (per server).")
 @click.option("--limit", default=100000, show_default=True, help="At most this many recordings.")
 @json_option
 @pass_app
 def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
-    """Fetch recordings over SFTP (resumable, verified): fsctl rec pull --dest ./rec --from 2026-11-01."""
+    """Fetch recordings over SFTP (resumable, verified): fsctl rec pull --dest ./rec --from 2026-11-01.
+
+    Each file comes from where the catalogue says it is: the recordings server of the settings
+    (sftp_host), or with nodes the node that holds it (its --sftp account).
+    """
+    from ..services import recfetch
+
     app.open()
-    s = app.settings
     with transaction():
         rows = rec.search(_filters(kwargs), as_user, limit, 0, max_limit=10**7)
-        transfers = sftp.pull_transfers(rows, s.sftp_remote_dir, target)
-    endpoint = sftp.Endpoint.from_settings(s)
-    results = _fetch_with_progress(endpoint, transfers, jobs, quiet=as_json)
+        plan = recfetch.plan([(row, rec.resolve(target, row.path)) for row in rows], app.settings)
+    report = _fetch_with_progress(plan, jobs, quiet=as_json, fetch=recfetch.fetch)
+    results = report.results
+    unreached = {**report.unreachable, **report.refused}
+    if len(plan.groups) == 1 and unreached:  # one server and it cannot be reached: that is the whole story
+        (label, error), = unreached.items()
+        raise (UnreachableError if report.unreachable else OperationError)(
+            (f"{label}: " if report.nodes[0] else "") + error)
     if as_json:
-        print_json([{"path": t.local_path, "status": r.status, "resumed_from": r.resumed_from, "error": r.error}
-                    for t, r in zip(transfers, results)])
-    failed = [r for r in results if r.status == "failed"]
+        print_json([{"path": r.transfer.local_path, "node": node, "status": r.status, "resumed_from": r.resumed_from,
+                     "error": r.error} for r, node in zip(results, report.nodes)])
+    failed = report.failed
     for r in failed:
         say(f"failed {r.error}")
+    for label, error in unreached.items():
+        say(f"{label}: {report.missed.get(label, 0)} recordings not fetched: {error}")
     counts = {k: sum(1 for r in results if r.status == k) for k in ("fetched", "resumed", "skipped", "failed")}
     say(", ".join(f"{v} {k}" for k, v in counts.items()))
+    if report.unreachable:
+        raise UnreachableError(f"{len(failed)} of {len(results)} recordings not fetched ({', '.join(report.unreachable)} "
+                               "unreachable); the others are here: run again to fetch the rest")
+    if report.refused:
+        label, error = next(iter(report.refused.items()))
+        raise OperationError(f"{len(failed)} of {len(results)} recordings failed: {label}: {error}")
     if failed:
         raise OperationError(f"{len(failed)} of {len(results)} recordings failed: {failed[0].error}")
 
 
-def _fetch_with_progress(endpoint, transfers, jobs, quiet):
+def _fetch_with_progress(plan, jobs, quiet, fetch):
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    total = sum(t.size for t in transfers)
+    total = sum(t.size for t in plan.transfers)
     console = Console(stderr=True)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=console, transient=True, disable=quiet or not console.is_terminal) as bar:
-        task = bar.add_task(f"{len(transfers)} recordings", total=total)
-        return sftp.fetch_all(endpoint, transfers, jobs, progress=lambda _t, n: bar.advance(task, n))
+        task = bar.add_task(f"{len(plan.transfers)} recordings", total=total)
+        return fetch(plan, jobs, progress=lambda _t, n: bar.advance(task, n))
 
 
 @cli.command("publish")
@@ -216,14 +235,32 @@ def _fetch_with_progress(endpoint, transfers, jobs, quiet):
 @pass_app
 @reading
 def publish(app, day, domains, force):
-    """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
+    """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder.
+
+    Recordings on nodes are fetched from the node that holds them (its --sftp account).
+    """
+    from ..services import recfetch
+
     s = app.settings
+
+    def fetch(items):
+        return recfetch.fetch(recfetch.plan(items, s), jobs=2)
+
+    unreachable = {}
     for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
-                                day=day, now=app.now(), force=force, domains=domains):
+                                day=day, now=app.now(), force=force, domains=domains, fetch=fetch):
         for path in r.missing:
             say(f"warning: {r.domain} {path}: catalogued but the file is gone, not published")
+        for path, why in r.waiting:
+            say(f"warning: {r.domain} {path}: not published yet ({why})")
+        unreachable.update(r.unreachable)
         line = (f"{r.domain} {r.day.isoformat()}: {r.published} recordings ({r.linked} linked, {r.copied} copied, "
-                f"{r.unchanged} already there)")
+                + (f"{r.fetched} fetched from nodes, " if r.fetched else "") + f"{r.unchanged} already there)")
         if r.removed:
             line += "; removed " + ", ".join(r.removed)
         click.echo(line)
+    if unreachable:
+        for label, error in unreachable.items():
+            say(f"{label}: {error}")
+        raise UnreachableError(f"{', '.join(unreachable)} not reached: their recordings wait for the next run "
+                               "(everything else is published)")

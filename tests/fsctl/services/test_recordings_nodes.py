@@ -8,9 +8,11 @@ import os
 
 import pytest
 
-from fsctl.model import Recording, Tenant
+from fsctl.model import Node, Recording, Tenant
 from fsctl.services import nodes, recordings as rec
+from tests.conftest import free_port
 from tests.fsctl.services.test_recordings import T0, make_recording, make_tenants
+from tests.fsctl.services.test_sftp import local_files, sshd  # noqa: F401 (the real sshd fixture)
 from tests.fsctl.test_provisioning_cli import refused
 
 
@@ -134,3 +136,135 @@ def test_import_and_purge_cli_with_nodes(fsctl, folders):
     assert not os.path.exists(os.path.join(folders["fs2"], rel2)) and os.path.exists(os.path.join(folders["fs1"], rel))
     assert [r["node"] for r in json.loads(fsctl("rec", "search", "--json").stdout)] == ["fs1"]
 
+
+# --- rec pull: each file from the node that holds it (the real sshd) ----------------------------
+
+@pytest.fixture
+def cluster_recordings(fsctl_sqlite, sshd, folders):  # noqa: F811 (the sshd fixture)
+    """fs1 and fs2 reachable over the sshd, each with its recordings folder; one recording of each node
+    and one of the time before nodes (no node, on the settings' recordings server)."""
+    from fsctl import db as fsdb
+
+    fsctl = fsctl_sqlite
+    fsdb.open_database(fsctl.url)
+    make_tenants()
+    rels = {}
+    _, rels[None] = make_recording(folders["local"], uuid="before")
+    add_nodes("fs1", "fs2")
+    for i, name in enumerate(("fs1", "fs2")):
+        _, rel = make_recording(folders[name], user=f"10{i + 1}", uuid=f"on-{name}", catalogue=False,
+                                started=T0 + dt.timedelta(minutes=i + 1))
+        rec.catalogue_recording(os.path.join(folders[name], rel), folders[name], node=name)
+        rels[name] = rel
+    fsdb.close_database()
+    fsctl.env.update({
+        "FSCTL_SFTP_HOST": "127.0.0.1", "FSCTL_SFTP_PORT": str(sshd.port), "FSCTL_SFTP_USER": sshd.user,
+        "FSCTL_SFTP_KEY": sshd.client_key, "FSCTL_SFTP_KNOWN_HOSTS": sshd.known_hosts,
+        "FSCTL_SFTP_REMOTE_DIR": folders["local"], "FSCTL_RECORDINGS_DIR": folders["local"],
+    })
+    for name in ("fs1", "fs2"):
+        fsctl("node", "edit", name, "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}", "--recordings-dir", folders[name])
+    return fsctl, rels
+
+
+def test_pull_fetches_each_file_from_its_node(cluster_recordings, tmp_path):
+    fsctl, rels = cluster_recordings
+    dest = str(tmp_path / "pulled")
+    rows = json.loads(fsctl("rec", "pull", "--dest", dest, "--json").stdout)
+    assert sorted((r["node"] or "", r["status"]) for r in rows) == [("", "fetched"), ("fs1", "fetched"),
+                                                                    ("fs2", "fetched")]
+    for node, rel in rels.items():
+        source = os.path.join({None: "rec-local"}.get(node, f"rec-{node}"), rel)
+        assert open(os.path.join(dest, rel), "rb").read() == open(str(tmp_path / source), "rb").read()
+    assert fsctl("rec", "pull", "--dest", dest).stderr.strip() == "0 fetched, 0 resumed, 3 skipped, 0 failed"
+
+
+def test_pull_with_one_node_unreachable_fetches_the_others_and_exits_3(cluster_recordings, tmp_path, sshd):  # noqa: F811
+    fsctl, rels = cluster_recordings
+    dest = str(tmp_path / "pulled")
+    closed = free_port()
+    fsctl("node", "edit", "fs2", "--sftp", f"{sshd.user}@127.0.0.1:{closed}")
+    result = fsctl("rec", "pull", "--dest", dest, ok=False)
+    assert result.exit_code == 3
+    assert result.stderr.strip().splitlines() == [
+        f'failed "{tmp_path}/rec-fs2/{rels["fs2"]}": not fetched: fs2 unreachable',
+        f"fs2: 1 recordings not fetched: sftp server 127.0.0.1:{closed} is unreachable: Connection refused",
+        "2 fetched, 0 resumed, 0 skipped, 1 failed",
+        "Error: 1 of 3 recordings not fetched (fs2 unreachable); the others are here: run again to fetch the rest",
+    ]
+    assert sorted(local_files(dest)) == sorted([rels[None], rels["fs1"]])
+    # only fs2's recordings asked for: that node is the whole story
+    only = fsctl("rec", "pull", "--dest", dest, "--user", "102", ok=False)
+    assert (only.exit_code, only.stderr.strip()) == (
+        3, f"Error: fs2: sftp server 127.0.0.1:{closed} is unreachable: Connection refused")
+    # fs2 is back: the next run fetches its file, the others are there already
+    fsctl("node", "edit", "fs2", "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
+    rows = json.loads(fsctl("rec", "pull", "--dest", dest, "--json").stdout)
+    assert sorted((r["node"] or "", r["status"]) for r in rows) == [("", "skipped"), ("fs1", "skipped"),
+                                                                    ("fs2", "fetched")]
+
+
+def test_pull_from_a_node_without_an_account_or_with_an_unknown_host_key(cluster_recordings, tmp_path, sshd):  # noqa: F811
+    fsctl, rels = cluster_recordings
+    dest = str(tmp_path / "pulled")
+    from fsctl import db as fsdb
+
+    fsdb.open_database(fsctl.url)
+    Node.update(sftp="").where(Node.name == "fs2").execute()
+    fsdb.close_database()
+    result = fsctl("rec", "pull", "--dest", dest, ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'Error: 1 of 3 recordings failed: "{tmp_path}/rec-fs2/{rels["fs2"]}": not fetched: node fs2 has no SFTP account '
+        "(fsctl node edit fs2 --sftp USER@HOST[:PORT])")
+    assert sorted(local_files(dest)) == sorted([rels[None], rels["fs1"]])
+    # a node whose host key is not known is refused, never trusted on first use
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    fsctl.env["FSCTL_SFTP_KNOWN_HOSTS"] = str(known)
+    fsctl("node", "edit", "fs2", "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
+    result = fsctl("rec", "pull", "--dest", dest, "--user", "102", ok=False)
+    assert (result.exit_code, result.stderr.strip()) == (
+        1, f"Error: fs2: sftp server 127.0.0.1:{sshd.port}: host key is not in {known}: refusing to connect "
+           "(verify its fingerprint, then add it to known_hosts)")
+    assert known.read_text() == ""
+
+
+# --- rec publish: the drop folders hold every node's recordings ---------------------------------
+
+def test_publish_fetches_recordings_from_their_nodes(cluster_recordings, tmp_path, sshd):  # noqa: F811
+    import subprocess
+
+    fsctl, rels = cluster_recordings
+    drop = tmp_path / "sftp"
+    fsctl.env["FSCTL_PUBLISH_DIR"] = str(drop)
+    fsctl.clock = lambda: dt.datetime(2026, 11, 21, 4, 0)  # 06:00 in Vilnius: acme.example's 2026-11-20 is due
+    closed = free_port()
+    fsctl("node", "edit", "fs2", "--sftp", f"{sshd.user}@127.0.0.1:{closed}")
+    result = fsctl("rec", "publish", "--tenant", "acme.example", ok=False)
+    assert result.exit_code == 3
+    assert result.stdout == ("acme.example 2026-11-20: 2 recordings (1 linked, 0 copied, 1 fetched from nodes, "
+                             "0 already there)\n")
+    assert result.stderr.strip().splitlines() == [
+        f'warning: acme.example {rels["fs2"]}: not published yet ("{tmp_path}/rec-fs2/{rels["fs2"]}": not fetched: '
+        "fs2 unreachable)",
+        f"fs2: sftp server 127.0.0.1:{closed} is unreachable: Connection refused",
+        "Error: fs2 not reached: their recordings wait for the next run (everything else is published)",
+    ]
+    day = drop / "acme.example" / "2026-11-20"
+    names = sorted(os.listdir(day))
+    assert names == sorted(["SHA256SUMS", os.path.basename(rels[None]), os.path.basename(rels["fs1"])])
+    assert subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=day, capture_output=True).returncode == 0
+    incoming = drop / "acme.example" / ".fsctl-incoming"
+    assert oct(os.stat(incoming).st_mode & 0o777) == "0o700" and os.listdir(incoming) == []
+    # fs2 is back: the next run adds its recording and rewrites the manifest
+    fsctl("node", "edit", "fs2", "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
+    result = fsctl("rec", "publish", "--tenant", "acme.example")
+    assert result.stdout == ("acme.example 2026-11-20: 3 recordings (0 linked, 0 copied, 1 fetched from nodes, "
+                             "2 already there)\n")
+    assert len(open(day / "SHA256SUMS").read().splitlines()) == 3
+    assert subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=day, capture_output=True).returncode == 0
+    assert open(day / os.path.basename(rels["fs2"]), "rb").read() == \
+        open(tmp_path / "rec-fs2" / rels["fs2"], "rb").read()
+    assert fsctl("rec", "publish", "--tenant", "acme.example").stdout == \
+        "acme.example 2026-11-20: 3 recordings (0 linked, 0 copied, 3 already there)\n"
