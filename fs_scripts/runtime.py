@@ -15,7 +15,8 @@ def hangup_sinks(settings, node=None):
     """What hang-up events feed: call records (fsctl.services.cdr) and the recording catalogue.
 
     `node`: the node this service serves (`fs-scripts run --node`): its recordings are catalogued
-    as on that node's disk (`settings.recordings_dir` is the node's folder then).
+    as on that node's disk (`settings.recordings_dir` is the node's folder then), its calls and
+    legs as having run there.
     """
     from fsctl.services import cdr, notify, recordings
 
@@ -25,7 +26,7 @@ def hangup_sinks(settings, node=None):
     def call_records(batch):
         # Missed-call notifications and CRM "finished" events queued with the records. A call
         # that cannot be recorded is only that call (its mod_xml_cdr files stay for the import).
-        report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls)
+        report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls, node=node)
         for index, reason, _ in report.errors:
             headers = batch[index]
             log.warning("call %s (leg %s) not recorded: %s; %s", headers.get("variable_call_uuid", "?"),

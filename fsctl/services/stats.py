@@ -47,6 +47,8 @@ CALL_COLUMNS = (
     "uuid", "started_at", "direction", "caller", "caller_name", "callee", "did", "target", "status",
     "answered_by", "missed_by", "duration", "talk_time", "hangup_cause", "recording",
 )
+# The operator's call log (`fsctl cdr list`) also says which node took each call (None: the single FreeSWITCH).
+LOG_COLUMNS = CALL_COLUMNS + ("node",)
 REPORTS = ("users", "groups", "queues", "dids", "hourly", "daily")
 FORMATS = ("table", "csv", "json")
 BUCKET = 900  # seconds: UTC buckets small enough for every time zone offset (+05:45...)
@@ -270,7 +272,7 @@ def report_rows(name: str, tenant: Tenant, start, end) -> tuple[tuple, Iterator[
 # --- the call log -------------------------------------------------------------------------
 
 def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str | None = None) -> Iterator[dict]:
-    """The call log, oldest first, filtered by user (caller or party) and status; streamed."""
+    """The call log, oldest first, filtered by user (caller or party) and status; streamed (LOG_COLUMNS)."""
     p = _ph()
     where = [f"c.tenant_id = {p}", f"c.started_at >= {p}", f"c.started_at < {p}"]
     params: list = [tenant.id, start, end]
@@ -286,11 +288,11 @@ def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str 
         params.append(status)
     sql = (
         "SELECT c.uuid, c.started_at, c.direction, c.caller, c.caller_name, c.callee, c.did, c.target_kind, "
-        "c.target, c.status, c.answered_by, c.missed_by, c.duration, c.talk_time, c.hangup_cause, c.recording_path "
-        f"FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
+        "c.target, c.status, c.answered_by, c.missed_by, c.duration, c.talk_time, c.hangup_cause, c.recording_path, "
+        f"c.node FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
     )
     for row in stream(sql, params):
-        yield _row_dict(row)
+        yield {**_row_dict(row), "node": row[16]}
 
 
 def _row_dict(row) -> dict:

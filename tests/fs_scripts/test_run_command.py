@@ -71,7 +71,7 @@ def test_run_refuses_a_database_that_does_not_exist(tmp_path):
 
 def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     """`fs-scripts run --node fs2` connects to fs2's Event Socket from the database, not the settings'."""
-    from fsctl.model import Recording
+    from fsctl.model import CallRecord, Recording
     from fsctl.services import nodes
     from tests.fsctl.services.test_cdr import a_leg
     from tests.fsctl.services.test_recordings import write_wav
@@ -102,6 +102,10 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
             while not Recording.select().exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert [(r.path, r.node) for r in Recording.select()] == [(rel, "fs2")]
+            deadline = time.monotonic() + 30
+            while not CallRecord.select().exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [(c.uuid, c.node) for c in CallRecord.select()] == [("call-n2", "fs2")]
         finally:
             close_database()
     finally:

@@ -40,7 +40,7 @@ def test_hangups_catalogue_the_recording_then_link_the_call(sdb, tmp_path):
 
 
 def test_the_service_of_a_node_catalogues_its_recordings_on_that_node(sdb, tmp_path):
-    """`fs-scripts run --node fs2`: the recording is on fs2's disk, and the catalogue says so."""
+    """`fs-scripts run --node fs2`: the recording is on fs2's disk, and the catalogue says so; the call ran there."""
     from fsctl.services import nodes
 
     make_tenant(sdb)
@@ -56,6 +56,7 @@ def test_the_service_of_a_node_catalogues_its_recordings_on_that_node(sdb, tmp_p
     for sink in runtime.hangup_sinks(settings, node="fs2"):
         sink([a])
     assert (Recording.get().path, Recording.get().node) == (rel, "fs2")
+    assert [(c.uuid, c.node, c.recording_id) for c in CallRecord.select()] == [("call-9", "fs2", Recording.get().id)]
 
 
 def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):

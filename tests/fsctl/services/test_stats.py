@@ -139,7 +139,7 @@ def test_call_log_filters(acme, fsctl):
         "uuid": "c1", "started_at": "2026-11-10T08:00:00Z", "direction": "in", "caller": "+37061111111",
         "caller_name": "+37061111111", "callee": "+37052000000", "did": "+37052000000", "target": "group:200",
         "status": "answered", "answered_by": "102", "missed_by": "", "duration": 110, "talk_time": 100,
-        "hangup_cause": "NORMAL_CLEARING", "recording": None}
+        "hangup_cause": "NORMAL_CLEARING", "recording": None, "node": None}
     missed_103 = data(fsctl, "cdr", "list", "acme.example", *PERIOD, "--user", "103", "--status", "missed")
     assert [c["uuid"] for c in missed_103] == ["c2", "c6"]
     of_101 = data(fsctl, "cdr", "list", "acme.example", *PERIOD, "--user", "101")
