@@ -2,8 +2,8 @@
 
 `Switch(prefix, name, password)` copies `<prefix>/etc/freeswitch` into a private folder and gives
 the copy private free ports (internal and external SIP, their TLS and WebSocket bindings, the Event
-Socket, an RTP range), then the README's install steps that these tests need: fsctl's directory and
-dialplan folders included (`conf/fsctl`, the node's `--conf-dir`), the external profile's context
+Socket, an RTP range), then the README's install steps that these tests need: fsctl's directory,
+dialplan and callcenter folders included (`conf/fsctl`, the node's `--conf-dir`), the external profile's context
 `fsctl-public`, the Event Socket password. `start()` runs it (a child process of the test) and waits until its
 Event Socket answers and both SIP profiles run; `stop()` stops it by that pid; `remove()` deletes
 the folder. Two of them run side by side (and beside other FreeSWITCHes on this machine).
@@ -170,6 +170,13 @@ class Switch:
             assert stock in text
             text = text.replace(stock, stock + f'\n    <X-PRE-PROCESS cmd="include" data="$${{conf_dir}}/fsctl/{section}/*.xml"/>')
         main.write_text(text)
+        # Queues (mod_callcenter reads its queues, agents and tiers from callcenter.conf when it loads).
+        callcenter = conf / "autoload_configs" / "callcenter.conf.xml"
+        text = callcenter.read_text()
+        for section in ("queues", "agents", "tiers"):
+            text = text.replace(f"<{section}>", f'<{section}>\n    <X-PRE-PROCESS cmd="include" '
+                                                f'data="$${{conf_dir}}/fsctl/callcenter/{section}/*.xml"/>', 1)
+        callcenter.write_text(text)
         for name, value in (("force-register-domain", ""), ("force-subscription-domain", ""),
                             ("force-register-db-domain", ""), ("challenge-realm", "auto_from"),
                             ("multiple-registrations", "contact"), ("auth-calls", "true"),

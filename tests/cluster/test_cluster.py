@@ -17,6 +17,7 @@ from .conftest import PASSWORD
 
 ALPHA, BETA = "alpha.cluster.test", "beta.cluster.test"
 ALPHA_DID, BETA_DID = "+37052100001", "+37052100002"
+ALPHA_QUEUE_DID = "+37052100003"  # alpha's queue 600, agent 101
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,8 @@ def platform(cluster):
         for number in ("101", "102"):
             fsctl("user", "add", domain, number, "--name", f"User {number}", "--password", PASSWORD)
         fsctl("did", "add", domain, did, "--to", target)
+    fsctl("queue", "add", ALPHA, "600", "--name", "Support", "--agent", "101", "--max-wait", "60")
+    fsctl("did", "add", ALPHA, ALPHA_QUEUE_DID, "--to", "queue:600")
     result = fsctl("apply")
     cluster.apply_output = result.stderr
     for name in ("fs1", "fs2"):
@@ -66,8 +69,11 @@ def call_and_hang_up(caller, callee, number, domain=None):
 def test_apply_places_each_tenant_on_its_two_nodes_and_kamailio_knows_them(cluster, platform):
     lines = cluster.apply_output.strip().splitlines()
     assert lines[0].startswith("fs1: 2 tenants rendered") and lines[0].endswith("reloadxml: +OK [Success]")
-    assert lines[1].startswith("fs2: 2 tenants rendered") and lines[1].endswith("reloadxml: +OK [Success]")
-    assert lines[2] == "kamailio: 2 domains, 2 DIDs, 4 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
+    # mod_callcenter does not read its queues on reloadxml: apply tells each node holding alpha (home and standby)
+    assert lines[1] == f"fs1: callcenter: 12 commands for {ALPHA}: +OK"
+    assert lines[2].startswith("fs2: 2 tenants rendered") and lines[2].endswith("reloadxml: +OK [Success]")
+    assert lines[3] == f"fs2: callcenter: 12 commands for {ALPHA}: +OK"
+    assert lines[4] == "kamailio: 2 domains, 3 DIDs, 4 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
     rows = json.loads(cluster.fsctl("status", "--json").stdout)
     assert [(r["domain"], r["node"], r["role"], r["status"]) for r in rows] == [
         (ALPHA, "fs1", "home", "applied"), (ALPHA, "fs2", "standby", "applied"),
@@ -113,6 +119,38 @@ def test_a_did_reaches_the_node_of_its_tenant(cluster, platform):
     assert cluster.carrier.call("+37059999999", "127.0.0.1").status == 404
 
 
+def queue_members(node, queue=f"600@{ALPHA}") -> int:
+    """Callers waiting or being served in a queue of that node's mod_callcenter (not those who left: it keeps
+    them as Abandoned for discard-abandoned-after seconds)."""
+    lines = [line.split("|") for line in node.api(f"callcenter_config queue list members {queue}").splitlines()]
+    if not lines or "state" not in lines[0]:
+        return 0
+    state = lines[0].index("state")
+    return sum(1 for row in lines[1:] if len(row) > state and row[state] not in ("Abandoned", ""))
+
+
+def queue_call(cluster, agent, node):
+    """A carrier calls alpha's queue: `node`'s mod_callcenter takes the caller and offers it to `agent`."""
+    start = len(agent.incoming)
+    call = cluster.carrier.call(ALPHA_QUEUE_DID, "127.0.0.1")
+    assert call.status == 200, call.status  # the queue answers the caller
+    assert agent.wait_ringing(start=start) is not None
+    assert queue_members(node) == 1
+    assert cluster.carrier.hangup(call) == 200
+    wait_for(lambda: queue_members(node) == 0, what="the caller gone from the queue")
+
+
+def test_a_queue_runs_on_its_tenants_home_node_and_the_standby_has_it_ready(cluster, platform):
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    a101 = platform[(ALPHA, "101")]
+    # fsctl apply told both nodes' mod_callcenter (reloadxml does not): the standby is ready for a failover.
+    for node in (fs1, fs2):
+        assert f"600@{ALPHA}" in node.api("callcenter_config queue list"), node.name
+        assert f"101@{ALPHA}" in node.api("callcenter_config agent list"), node.name
+    queue_call(cluster, a101, fs1)  # the caller waits in fs1's mod_callcenter only
+    assert queue_members(fs2) == 0
+
+
 def test_node_down_its_tenant_fails_over_and_comes_back(cluster, platform):
     fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
     a101, a102 = platform[(ALPHA, "101")], platform[(ALPHA, "102")]
@@ -129,6 +167,7 @@ def test_node_down_its_tenant_fails_over_and_comes_back(cluster, platform):
     call = cluster.carrier.call(ALPHA_DID, "127.0.0.1")
     assert call.status == 200 and a101.wait_ringing(start=start) is not None
     assert cluster.carrier.hangup(call) == 200
+    queue_call(cluster, a101, fs2)  # the queue's callers wait in the standby's mod_callcenter now
 
     # An apply while fs1 is down: fs2 takes the change, fs1 keeps it pending (exit 3).
     cluster.fsctl("user", "add", ALPHA, "103", "--name", "User 103", "--password", PASSWORD)
@@ -163,7 +202,7 @@ def test_a_move_keeps_the_call_in_progress_and_sends_new_ones_to_the_new_home(cl
     result = cluster.fsctl("tenant", "move", BETA, "--to", "fs1")
     assert "home fs1, standby fs2" in result.stderr
     applied = cluster.fsctl("apply")
-    assert "kamailio: 2 domains, 2 DIDs" in applied.stderr
+    assert "kamailio: 2 domains, 3 DIDs" in applied.stderr
     # New registrations and calls go to fs1 now.
     for phone in (b101, b102):
         assert phone.register() == 200
