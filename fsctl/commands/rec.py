@@ -246,7 +246,7 @@ def publish(app, day, domains, force):
     def fetch(items):
         return recfetch.fetch(recfetch.plan(items, s), jobs=2)
 
-    unreachable = {}
+    unreachable, refused, waiting = {}, {}, 0
     for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
                                 day=day, now=app.now(), force=force, domains=domains, fetch=fetch):
         for path in r.missing:
@@ -254,13 +254,17 @@ def publish(app, day, domains, force):
         for path, why in r.waiting:
             say(f"warning: {r.domain} {path}: not published yet ({why})")
         unreachable.update(r.unreachable)
+        refused.update(r.refused)
+        waiting += len(r.waiting)
         line = (f"{r.domain} {r.day.isoformat()}: {r.published} recordings ({r.linked} linked, {r.copied} copied, "
                 + (f"{r.fetched} fetched from nodes, " if r.fetched else "") + f"{r.unchanged} already there)")
         if r.removed:
             line += "; removed " + ", ".join(r.removed)
         click.echo(line)
+    for label, error in {**unreachable, **refused}.items():
+        say(f"{label}: {error}")
     if unreachable:
-        for label, error in unreachable.items():
-            say(f"{label}: {error}")
         raise UnreachableError(f"{', '.join(unreachable)} not reached: their recordings wait for the next run "
                                "(everything else is published)")
+    if waiting:
+        raise OperationError(f"{waiting} recordings on nodes not published (listed above): everything else is")

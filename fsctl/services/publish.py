@@ -52,7 +52,8 @@ class TenantPublication:
     missing: list = dataclasses.field(default_factory=list)  # catalogued but the file is gone
     removed: list = dataclasses.field(default_factory=list)  # expired day folders deleted
     waiting: list = dataclasses.field(default_factory=list)  # (path, why): on a node, not fetched this time
-    unreachable: dict = dataclasses.field(default_factory=dict)  # node -> error
+    unreachable: dict = dataclasses.field(default_factory=dict)  # node -> error (cannot be reached now)
+    refused: dict = dataclasses.field(default_factory=dict)  # node -> error (host key, login: fix it)
 
     @property
     def published(self):
@@ -174,7 +175,7 @@ def _fetch_into(report, remote, root, folder, fetch):
     os.chmod(incoming, 0o700)  # the customer's account sees the name, never the partial files
     result = fetch([(row, os.path.join(incoming, os.path.basename(row.path))) for _, row, _ in remote])
     report.unreachable.update(result.unreachable)
-    report.unreachable.update(result.refused)
+    report.refused.update(result.refused)
     placed = []
     for (index, row, target), done in zip(remote, result.results):
         if done.status == "failed":

@@ -203,7 +203,7 @@ def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, dir
     seconds = float(duration) if duration not in (None, "") else wav_seconds(full)
     with database.atomic():
         row = Recording.get_or_none(Recording.path == rel)
-        if row is not None and not _may_claim(row, node, _node_names()):
+        if row is not None and not _may_claim(row.node, node, _node_names()):
             log.warning("recording %s: catalogued on node %s, found on %s too: the catalogue keeps %s", rel,
                         row.node, node or "the local FreeSWITCH", row.node)
             return row
@@ -216,11 +216,11 @@ def _node_names() -> set:
     return {name for (name,) in Node.select(Node.name).tuples()}
 
 
-def _may_claim(row, node, nodes) -> bool:
-    """May a file found on `node` refresh the catalogue row `row`? Yes when the row is that node's, or
-    when it names no node that exists (catalogued before the nodes, or on a node since removed): the
-    file is here now. A row of another existing node keeps it (a copy of the file, not the original)."""
-    return row.node == node or (node is not None and (row.node is None or row.node not in nodes))
+def _may_claim(current, node, nodes) -> bool:
+    """May a file found on `node` refresh a catalogue row that says `current`? Yes when it is that node's,
+    or when it names no node that exists (catalogued before the nodes, or on a node since removed): the
+    file is here now. A row of another existing node keeps it (this is a copy, not the original)."""
+    return current == node or (node is not None and (current is None or current not in nodes))
 
 
 def _upsert(tenant, rel, fields, size, digest, seconds, call_uuid, node=None, row=None):
@@ -295,7 +295,7 @@ def import_recordings(recordings_dir, settle_seconds=10, now=None, node=None):
                     continue
                 if rel in known:
                     old_size, on = known[rel]
-                    if on != node and not _may_claim(Recording(node=on), node, nodes):
+                    if not _may_claim(on, node, nodes):
                         report.skipped.append((rel, f"catalogued on node {on}"))
                         continue
                     if old_size == size and on == node:

@@ -218,6 +218,13 @@ def test_pull_from_a_node_without_an_account_or_with_an_unknown_host_key(cluster
         f'Error: 1 of 3 recordings failed: "{tmp_path}/rec-fs2/{rels["fs2"]}": not fetched: node fs2 has no SFTP account '
         "(fsctl node edit fs2 --sftp USER@HOST[:PORT])")
     assert sorted(local_files(dest)) == sorted([rels[None], rels["fs1"]])
+    # rec publish cannot fetch it either: the rest is published, that file is listed, exit 1
+    fsctl.env["FSCTL_PUBLISH_DIR"] = str(tmp_path / "sftp")
+    fsctl.clock = lambda: dt.datetime(2026, 11, 21, 4, 0)
+    result = fsctl("rec", "publish", "--tenant", "acme.example", ok=False)
+    assert result.exit_code == 1 and result.stdout.startswith("acme.example 2026-11-20: 2 recordings")
+    assert result.stderr.strip().splitlines()[-1] == \
+        "Error: 1 recordings on nodes not published (listed above): everything else is"
     # a node whose host key is not known is refused, never trusted on first use
     known = tmp_path / "known_hosts"
     known.write_text("")
