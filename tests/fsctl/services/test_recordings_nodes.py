@@ -275,3 +275,20 @@ def test_publish_fetches_recordings_from_their_nodes(cluster_recordings, tmp_pat
         open(tmp_path / "rec-fs2" / rels["fs2"], "rb").read()
     assert fsctl("rec", "publish", "--tenant", "acme.example").stdout == \
         "acme.example 2026-11-20: 3 recordings (0 linked, 0 copied, 3 already there)\n"
+
+
+def test_a_recording_of_a_removed_node_is_reported_not_fetched(db, folders, tmp_path):
+    from fsctl.config import Settings
+    from fsctl.services import recfetch
+
+    make_tenants()
+    add_nodes("fs1")
+    row, rel = make_recording(folders["fs1"], uuid="orphan", catalogue=False)
+    row = rec.catalogue_recording(os.path.join(folders["fs1"], rel), folders["fs1"], node="fs1")
+    Recording.update(node="fs9").where(Recording.id == row.id).execute()  # catalogued on a node since removed
+    row = Recording.get_by_id(row.id)
+    report = recfetch.fetch(recfetch.plan([(row, str(tmp_path / "out" / rel))], Settings()),
+                            connect=lambda endpoint: pytest.fail("no connection for a node that is gone"))
+    assert [(r.status, r.error.split(": not fetched: ")[1]) for r in report.results] == [
+        ("failed", "node fs9 no longer exists (the file stayed on its disk)")]
+    assert (report.exit_code, report.nodes) == (1, ["fs9"])
