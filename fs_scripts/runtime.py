@@ -9,6 +9,7 @@ from .service import RECOVERY, CallService
 from .store import DatabaseStore
 
 log = logging.getLogger("fs_scripts.runtime")
+ANNOUNCE_EVERY = 5.0  # seconds between the heartbeats `fsctl check` reads (fsctl_service_seen)
 
 
 def hangup_sinks(settings, node=None):
@@ -17,16 +18,23 @@ def hangup_sinks(settings, node=None):
     `node`: the node this service serves (`fs-scripts run --node`): its recordings are catalogued
     as on that node's disk (`settings.recordings_dir` is the node's folder then), its calls and
     legs as having run there.
+
+    Each sink writes under SQLite's write lock taken when it begins (transaction(write=True)): they
+    read before they write, and a deferred transaction fails at once with "database is locked" when
+    fsctl committed in between (seen on the live switch while tests provisioned tenants).
     """
+    from fsctl.db import transaction
     from fsctl.services import cdr, notify, recordings
 
     def recording_catalogue(batch):
-        recordings.catalogue_from_hangups(batch, settings.recordings_dir, node=node)
+        with transaction(write=True):
+            recordings.catalogue_from_hangups(batch, settings.recordings_dir, node=node)
 
     def call_records(batch):
         # Missed-call notifications and CRM "finished" events queued with the records. A call
         # that cannot be recorded is only that call (its mod_xml_cdr files stay for the import).
-        report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls, node=node)
+        with transaction(write=True):
+            report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls, node=node)
         for index, reason, _ in report.errors:
             headers = batch[index]
             log.warning("call %s (leg %s) not recorded: %s; %s", headers.get("variable_call_uuid", "?"),
@@ -42,7 +50,7 @@ def channel_sinks():
     from fsctl.services import notify
 
     def crm(batch):
-        with transaction():
+        with transaction(write=True):
             for headers in batch:
                 notify.enqueue_channel_event(headers)
 
@@ -66,7 +74,7 @@ def build_service(esl, settings, clock=None, node=None):
     store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings, node),
                           channel_sinks=channel_sinks(), deliver=deliverer(settings))
     kwargs = {"clock": clock} if clock else {}
-    return CallService(esl, store, **kwargs)
+    return CallService(esl, store, announce_every=ANNOUNCE_EVERY, **kwargs)
 
 
 def health(esl, service):

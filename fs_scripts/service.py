@@ -65,13 +65,14 @@ class Stats:
     hangups_dropped: int = 0
     channel_events: int = 0
     rotation_retries: int = 0
+    superseded: int = 0  # plans ended by a second park of their channel
 
 
 class CallService:
     """Routes parked scenario calls; `store` gives configuration and persists state."""
 
     def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None,
-                 crm_events=True, deliver_every=10.0):
+                 crm_events=True, deliver_every=10.0, announce_every=0.0):
         self.esl = esl
         self.store = store
         self.clock = clock
@@ -84,6 +85,9 @@ class CallService:
         self.crm_events = crm_events
         self.deliver_every = deliver_every
         self._deliverer = None
+        # Stamp a FreeSWITCH global variable with its own clock now and then: `fsctl check` reads it.
+        self.announce_every = announce_every
+        self._announcer = None
         self.on_decided = on_decided  # callback(uuid, decision), for tests and benchmarks
         self._writer = None
 
@@ -99,13 +103,15 @@ class CallService:
             self._writer = gevent.spawn(self._write_events)
         if self.deliver_every and self._deliverer is None:
             self._deliverer = gevent.spawn(self._deliver_loop)
+        if self.announce_every and self._announcer is None:
+            self._announcer = gevent.spawn(self._announce_loop)
 
     def detach(self) -> None:
         """Stop the background workers (tests, shutdown)."""
-        for worker in (self._writer, self._deliverer):
+        for worker in (self._writer, self._deliverer, self._announcer):
             if worker is not None:
                 worker.kill(block=False)
-        self._writer = self._deliverer = None
+        self._writer = self._deliverer = self._announcer = None
 
     # --- parked calls -----------------------------------------------------------------------
 
@@ -123,10 +129,15 @@ class CallService:
             self.stats.ignored += 1
             log.warning("call %r: a Unique-ID the Event Socket cannot address; left to the dialplan watchdog", uuid)
             return
-        if uuid in self.active:
-            # A channel parks again after an app we ran returns (e.g. a failed bridge): it is
-            # already ours, and a second plan would ring the members twice.
-            return
+        previous = self.active.get(uuid)
+        if previous is not None and previous is not gevent.getcurrent():
+            # A channel parks only in a hand-off extension (a failed bridge of a plan does not park
+            # it again: one CHANNEL_PARK on the real switch). A second park is the channel sent on
+            # (a transfer, REFER or *1 to a group): its old plan is over, the new park is decided
+            # for where the call is now (FACTS.md, issue 11).
+            self.stats.superseded += 1
+            previous.kill(block=True, timeout=5)
+            self.active.pop(uuid, None)
         self.active[uuid] = gevent.getcurrent()
         self.stats.calls += 1
         domain = headers.get(cv.header(cv.FSCTL_TENANT))
@@ -163,8 +174,9 @@ class CallService:
         except gevent.GreenletExit:
             log.info("call %s hung up while its plan ran", uuid)
         finally:
-            self.active.pop(uuid, None)
-            self.gone.discard(uuid)
+            if self.active.get(uuid) is gevent.getcurrent():  # (a newer park may own the channel now)
+                self.active.pop(uuid, None)
+                self.gone.discard(uuid)
 
     def _resume_in_dialplan(self, uuid, domain) -> None:
         """Send a call we cannot decide to the tenant context's fallback extension (XML)."""
@@ -299,6 +311,18 @@ class CallService:
                     self.store.record_hangups(hangups)
             except Exception:  # a failed batch is logged; the xml_cdr import recovers calls
                 log.exception("could not record %d events (%s)", len(batch), RECOVERY)
+
+    def _announce_loop(self) -> None:
+        """`fsctl_service_seen` = FreeSWITCH's strepoch, every `announce_every` seconds while connected."""
+        command = f"expand global_setvar {cv.FSCTL_SERVICE_SEEN}=${{strepoch()}}"
+        while True:
+            try:
+                self.esl.api(command)
+            except Exception as exc:  # not connected (yet): try again soon
+                log.debug("could not announce the service: %s", exc)
+                gevent.sleep(min(0.5, self.announce_every))
+                continue
+            gevent.sleep(self.announce_every)
 
     def _deliver_loop(self) -> None:
         """Send due notifications and CRM events now and then (fsctl notify send does the same)."""

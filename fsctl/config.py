@@ -1,8 +1,6 @@
 """fsctl's own settings: defaults, then the TOML file, then FSCTL_* environment variables."""
 
-import difflib
 import os
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -27,6 +25,11 @@ class Settings:
     # Seconds a scenario call waits, parked, for the call-logic service before the rendered
     # dialplan sends it to the tenant's fallback (sched_transfer; see fsctl/render.py).
     handoff_watchdog: int = 6
+    # mod_xml_cdr's folder (fsctl freeswitch setup writes it into xml_cdr.conf; fsctl check compares).
+    xml_cdr_dir: str = "/var/log/freeswitch/xml_cdr"
+    # The busiest second you expect: new calls per second over all tenants (fsctl check compares
+    # it with FreeSWITCH's sessions-per-second).
+    calls_per_second: int = 10
     # R-ADM instant activation: every provisioning command that changes a tenant applies it to
     # FreeSWITCH right away (as `fsctl apply` would). `fsctl --apply/--no-apply` overrides it.
     auto_apply: bool = False
@@ -141,6 +144,8 @@ def load_settings(path=None, environ=None):
     explicit = path or environ.get("FSCTL_CONFIG")
     candidate = Path(explicit or DEFAULT_CONFIG_PATH)
     if candidate.exists():
+        import tomllib  # (only when there is a file to read)
+
         try:
             with candidate.open("rb") as fh:
                 data = tomllib.load(fh)
@@ -155,6 +160,8 @@ def load_settings(path=None, environ=None):
         known = {f.name for f in fields(Settings)}
         for key in section:
             if key not in known:
+                import difflib
+
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f' (did you mean "{close[0]}"?)' if close else ""
                 raise ConfigError(f'config "{candidate}": unknown setting "{key}"{hint}')

@@ -73,7 +73,7 @@ class Node(BaseModel):
     remote_dir = pw.TextField(default="")  # with sftp: the node's folder FreeSWITCH includes
     created_at = pw.DateTimeField(default=utcnow)
     # The folder the node's FreeSWITCH records into, on the node; "": the recordings_dir setting
-    # (schema version 6). `rec pull` fetches from it over `sftp`; the node's own fs-scripts,
+    # (schema version 8). `rec pull` fetches from it over `sftp`; the node's own fs-scripts,
     # `rec import --node` and `rec purge --node` read it there.
     recordings_dir = pw.TextField(default="")
 
@@ -91,6 +91,8 @@ class Tenant(BaseModel):
     fallback = pw.TextField(default="hangup")
     # The outbound gateway for external destinations.
     gateway = pw.CharField(max_length=64, default="default")
+    # The caller name outside calls show the carrier (None: the caller ID's DID name, else `name`).
+    outbound_name = pw.TextField(null=True)
     # Bumped by every change to the tenant's configuration; rendering compares it.
     revision = pw.IntegerField(default=1)
     created_at = pw.DateTimeField(default=utcnow)
@@ -125,6 +127,8 @@ class User(BaseModel):
     # Outbound caller ID: one of the tenant's DIDs (E.164), or null for the tenant default.
     caller_id_number = pw.CharField(max_length=16, null=True)
     toll = pw.CharField(max_length=16, default="national")  # internal|local|national|international
+    # The caller name this user's outside calls show (None: the tenant's; never the internal `name`).
+    outbound_name = pw.TextField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
 
     class Meta:
@@ -369,7 +373,7 @@ class Recording(BaseModel):
     field2 = pw.CharField(max_length=128, default="")
     field3 = pw.CharField(max_length=128, default="")
     created_at = pw.DateTimeField(default=utcnow)
-    # The node whose disk holds the file (schema version 6); None: the one FreeSWITCH of the
+    # The node whose disk holds the file (schema version 8); None: the one FreeSWITCH of the
     # settings (no nodes). A name, not a key: the row outlives a removed node.
     node = pw.CharField(max_length=32, null=True)
     # The searchable texts folded (NFKC + casefold, `fold` above): "ūla" finds "Ūla" on
@@ -421,7 +425,7 @@ class CallRecord(BaseModel):
     a_answered = pw.BooleanField(default=False)  # the caller's leg was answered (IVR, voicemail...)
     missed_by = pw.TextField(default="")  # users for whom it is a missed call, comma-separated
     complete = pw.BooleanField(default=False)  # the caller's leg has hung up and been ingested
-    # The node the caller's leg ran on (schema version 6); None: the one FreeSWITCH of the settings.
+    # The node the caller's leg ran on (schema version 8); None: the one FreeSWITCH of the settings.
     node = pw.CharField(max_length=32, null=True)
 
     class Meta:
@@ -446,7 +450,7 @@ class CallLeg(BaseModel):
     via = pw.CharField(max_length=8, default="")  # "queue": a queue agent leg; "" otherwise
     external = pw.BooleanField(default=False)  # a gateway leg (an outside number), not a user
     talk_time = pw.IntegerField(default=0)  # seconds, answer to end
-    node = pw.CharField(max_length=32, null=True)  # the node it ran on (schema version 6); None: the single one
+    node = pw.CharField(max_length=32, null=True)  # the node it ran on (schema version 8); None: the single one
 
 
 class AppliedConfig(BaseModel):

@@ -35,6 +35,7 @@ __all__ = [
     "parse_hhmm",
     "format_hhmm",
     "canonical_number",
+    "outbound_name",
 ]
 
 DESTINATION_KINDS = (
@@ -127,6 +128,23 @@ def format_hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+# What a caller name may not carry through a dial string's `[name=value]` or a SIP display name.
+_DIAL_UNSAFE = str.maketrans({"'": "\u2019", '"': "\u201d", "[": "(", "]": ")", "{": "(", "}": ")",
+                              ",": "\u201a", "\\": "/"})
+
+
+def outbound_name(tenant_name: str, tenant_outbound_name: str | None = None, did_name: str | None = None,
+                  user_outbound_name: str | None = None) -> str:
+    """The caller name a user's outside call shows the carrier (issue 11: never the internal name).
+
+    The user's own, else the tenant's, else the name of the public number the call goes out
+    with, else the tenant's name; made safe for a dial string's per-leg variables and a SIP
+    display name (quotes, brackets, braces and commas become look-alikes).
+    """
+    name = user_outbound_name or tenant_outbound_name or did_name or tenant_name or ""
+    return " ".join(name.split()).translate(_DIAL_UNSAFE)
+
+
 def canonical_number(number: str | None) -> str:
     """A phone number for comparisons: digits only, keeping a leading '+'; '00' prefix -> '+'."""
     text = (number or "").strip()
@@ -185,6 +203,8 @@ class User:
     vm_enabled: bool = True
     forwarding: Forwarding = Forwarding()
     no_answer_timeout: int = 20
+    # The caller name this user's outside calls show (`outbound_name`); "" keeps the caller's own.
+    outbound_name: str = ""
 
 
 @dataclass(frozen=True)

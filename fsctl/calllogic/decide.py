@@ -99,10 +99,24 @@ class CallFacts:
     # An outside number a user dialled, handed over by the dialplan after its toll check
     # (a recorded caller's outgoing call: the service records it).
     outbound: bool = False
+    # The dialplan context the channel parked in: the public context when it arrived on its DID
+    # just now, the tenant's after a menu, a time rule, a fallback or a transfer sent it on ("":
+    # unknown, taken as where a DID call starts).
+    context: str = ""
 
     def __post_init__(self):
         if self.direction not in ("internal", "inbound"):
             raise ValueError(f"direction {self.direction!r} must be internal or inbound")
+
+    @property
+    def at_did(self) -> bool:
+        """Parked on its public number (its DID's scenario decides), not sent on from there.
+
+        FACTS.md: a transfer to an extension that parks raises a second CHANNEL_PARK on the same
+        channel, fsctl_did still set; that park is for the number the call is at now (issue 11:
+        a menu's digit to a group was answered with the menu again).
+        """
+        return self.did is not None and self.context in ("", cv.PUBLIC_CONTEXT)
 
     @classmethod
     def from_event(cls, headers: Mapping[str, str], random_seed: int | None = None) -> "CallFacts":
@@ -123,6 +137,7 @@ class CallFacts:
             direction="inbound" if did else "internal",
             uuid=uuid,
             outbound=var(cv.FSCTL_OUTBOUND) == "true" and not did,
+            context=headers.get(cv.CALLER_CONTEXT, ""),
             random_seed=zlib.crc32(uuid.encode()) if random_seed is None else random_seed,
         )
 
@@ -414,8 +429,14 @@ class _Router:
         number = dest.target
         if not _EXTERNAL_RE.match(number):
             raise DecisionError(f"{here}: {number!r} is not a phone number")
+        # The carrier's leg is the tenant's: its transfer context (a REFER from the user moves that
+        # leg) and, for a user's call, the caller name the tenant shows outside (issue 11).
+        variables = [(cv.FORCE_TRANSFER_CONTEXT, self.tenant.domain)]
+        caller = self.config.users.get(self.call.caller_number) if self.call.direction == "internal" else None
+        if caller is not None and caller.outbound_name:
+            variables.append((cv.ORIGINATION_CALLER_ID_NAME, caller.outbound_name))
         try:
-            leg = Leg(dialstring.gateway_target(self.tenant.gateway, number), EXTERNAL_RING_TIME)
+            leg = Leg(dialstring.gateway_target(self.tenant.gateway, number), EXTERNAL_RING_TIME, tuple(variables))
         except ValueError as exc:
             raise DecisionError(f"{here}: gateway {self.tenant.gateway!r}: {exc}") from None
         return self._emit(
@@ -471,8 +492,9 @@ def decide(
     if name:
         steps.append(SetCallerName(name, reason=f"caller {call.caller_number} is {name!r} in the contacts"))
 
-    # Where the call starts: its DID's scenario, or the number dialled internally.
-    if call.did is not None:
+    # Where the call is now: its DID's scenario when it arrived there, else the number it dialled
+    # or was sent to (a menu's digit, a time rule, a fallback, a transfer).
+    if call.at_did:
         did = config.dids.get(canonical_number(call.did))
         if did is None:
             return Decision(

@@ -1,10 +1,12 @@
 """fsctl rec ... (R-REC): catalogue, search, marks, purge, SFTP pull, daily publication."""
 
+import sys
+
 import click
 
 from ..db import transaction
 from ..errors import OperationError, UnreachableError, ValidationError
-from ..services import publish as publishing, recordings as rec
+from ..services import recordings as rec
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
@@ -172,8 +174,8 @@ def _local_node(app, name, field, rule, required=True):
 @filter_options
 @as_option
 @click.option("--dest", "target", required=True, type=click.Path(file_okay=False), help="Local folder.")
-@click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 32),
-              help="Parallel transfers (per server).")
+@click.option("--jobs", type=click.IntRange(1, 32),
+              help="Parallel connections per server (default: one per CPU core, at most 4).")
 @click.option("--limit", default=100000, show_default=True, help="At most this many recordings.")
 @json_option
 @pass_app
@@ -183,13 +185,21 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     Each file comes from where the catalogue says it is: the recordings server of the settings
     (sftp_host), or with nodes the node that holds it (its --sftp account).
     """
-    from ..services import recfetch
+    filters = _filters(kwargs)
+    s = app.settings
+    from ..services import recfetch, sftp  # (subprocess and the SFTP code: only for pull)
 
-    app.open()
-    with transaction():
-        rows = rec.search(_filters(kwargs), as_user, limit, 0, max_limit=10**7)
-        plan = recfetch.plan([(row, rec.resolve(target, row.path)) for row in rows], app.settings)
-    report = _fetch_with_progress(plan, jobs, quiet=as_json, fetch=recfetch.fetch)
+    # ssh's handshake with the settings' server overlaps the catalogue query (used if some files are there)
+    started = sftp.Connection(sftp.Endpoint.from_settings(s), wait=False)
+    try:
+        app.open()
+        with transaction():
+            rows = rec.search(filters, as_user, limit, 0, max_limit=10**7)
+            plan = recfetch.plan([(row, rec.resolve(target, row.path)) for row in rows], s)
+    except BaseException:
+        started.close()
+        raise
+    report = _fetch_with_progress(plan, jobs, as_json, started)
     results = report.results
     unreached = {**report.unreachable, **report.refused}
     if len(plan.groups) == 1 and unreached:  # one server and it cannot be reached: that is the whole story
@@ -216,16 +226,20 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
         raise OperationError(f"{len(failed)} of {len(results)} recordings failed: {failed[0].error}")
 
 
-def _fetch_with_progress(plan, jobs, quiet, fetch):
+def _fetch_with_progress(plan, jobs, quiet, started):
+    """recfetch.fetch with a progress bar on a terminal (rich is imported only then)."""
+    from ..services import recfetch
+
+    if quiet or not sys.stderr.isatty():
+        return recfetch.fetch(plan, jobs, started=started)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     total = sum(t.size for t in plan.transfers)
-    console = Console(stderr=True)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True, disable=quiet or not console.is_terminal) as bar:
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{len(plan.transfers)} recordings", total=total)
-        return fetch(plan, jobs, progress=lambda _t, n: bar.advance(task, n))
+        return recfetch.fetch(plan, jobs, progress=lambda _t, n: bar.advance(task, n), started=started)
 
 
 @cli.command("publish")
@@ -239,7 +253,7 @@ def publish(app, day, domains, force):
 
     Recordings on nodes are fetched from the node that holds them (its --sftp account).
     """
-    from ..services import recfetch
+    from ..services import publish as publishing, recfetch
 
     s = app.settings
 

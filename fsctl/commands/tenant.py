@@ -21,12 +21,13 @@ def cli():
 @click.option("--gateway", default="default", show_default=True, help="Outbound SIP gateway name.")
 @click.option("--node", help="Home node (with nodes defined; default: the least loaded).")
 @click.option("--standby", help="Standby node (default: the least loaded other node).")
+@click.option("--outbound-name", help="Caller name outside calls show (default: the caller ID's DID name, else --name).")
 @transactional
 @pass_app
-def add(app, domain, name, timezone, max_users, max_channels, gateway, node, standby):
+def add(app, domain, name, timezone, max_users, max_channels, gateway, node, standby, outbound_name):
     """Add a tenant: fsctl tenant add acme.example --name "ACME" --tz Europe/Vilnius."""
     tenant = svc.add_tenant(domain, name, timezone, max_users, max_channels, gateway, node=node, standby=standby,
-                            now=app.now())
+                            now=app.now(), outbound_name=outbound_name)
     where = nodes.placement(tenant)
     if where["home_node"]:
         say(f"tenant {tenant.domain} added on {where['home_node']}"
@@ -65,6 +66,7 @@ def show(domain, as_json):
 @click.option("--max-channels", help="A number, or 'unlimited'.")
 @click.option("--fallback", help="Destination for scenario calls the call logic cannot serve, e.g. voicemail:101.")
 @click.option("--gateway")
+@click.option("--outbound-name", help="Caller name outside calls show; '' for the default.")
 @transactional
 def edit(domain, **changes):
     """Change a tenant's settings."""

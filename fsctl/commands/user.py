@@ -29,6 +29,7 @@ def cli():
 @click.option("--toll", type=click.Choice(svc.TOLLS), default="national", show_default=True)
 @click.option("--caller-id", "caller_id_number", help="Outbound caller ID: one of the tenant's DIDs.")
 @click.option("--no-answer-timeout", default=20, show_default=True, help="Seconds before no-answer forwarding.")
+@click.option("--outbound-name", help="Caller name this user's outside calls show (default: the tenant's).")
 @transactional
 def add(domain, number, **fields):
     """Add a user: fsctl user add acme.example 101 --name "Ona" --email ona@acme.example."""
@@ -62,6 +63,7 @@ def sip_config(domain, number, server, as_json):
 @click.option("--toll", type=click.Choice(svc.TOLLS))
 @click.option("--caller-id", "caller_id_number")
 @click.option("--no-answer-timeout")
+@click.option("--outbound-name", help="Caller name this user's outside calls show; '' for the tenant's.")
 @click.option("--number", "new_number", help="Move the user to another number.")
 @click.option("--forward", nargs=2, multiple=True, metavar="WHEN DEST",
               help="Forward: always|busy|no_answer|unreachable and a destination, e.g. --forward busy voicemail:101.")

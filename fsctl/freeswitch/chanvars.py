@@ -69,6 +69,7 @@ HANGUP_AFTER_BRIDGE = "hangup_after_bridge"
 LEG_TIMEOUT = "leg_timeout"  # per-leg, in [] of a dial string
 EFFECTIVE_CALLER_ID_NAME = "effective_caller_id_name"
 EXECUTE_ON_ANSWER = "execute_on_answer"  # per-leg: app run on the leg when it answers
+EXECUTE_ON_PRE_BRIDGE = "execute_on_pre_bridge"  # app run on the channel when a bridge of it starts
 RINGBACK = "ringback"  # what a pre-answered caller hears while legs ring
 RECORD_STEREO = "RECORD_STEREO"
 FSCTL_RECORDING_PATH = "fsctl_recording_path"  # read back from CHANNEL_HANGUP by the catalogue
@@ -86,6 +87,12 @@ FSCTL_TENANT_NAME = "fsctl_tenant_name"  # directory: the tenant's name (display
 FSCTL_DID_NAME = "fsctl_did_name"  # public context: the DID's name (display only)
 FSCTL_TIMERULE_HIT = "fsctl_timerule_hit"  # set inline while hunting a timerule-* extension
 OUTBOUND_CALLER_ID = "outbound_caller_id_number"  # directory: caller ID for external calls
+FSCTL_OUTBOUND_NAME = "fsctl_outbound_name"  # directory: the caller name outside calls show (issue 11)
+CALLER_ID_NAME_VAR = "caller_id_name"  # the channel's caller name (a public number's caller keeps it)
+# Where a SIP REFER (a phone's transfer button) is resolved: in the context of the leg being
+# transferred, unless that leg has this variable (FACTS.md "Calls through parked channels").
+FORCE_TRANSFER_CONTEXT = "force_transfer_context"
+ORIGINATION_CALLER_ID_NAME = "origination_caller_id_name"  # per-leg: the caller name the new leg shows
 EFFECTIVE_CALLER_ID_NUMBER = "effective_caller_id_number"
 
 
@@ -93,6 +100,14 @@ def header(variable: str) -> str:
     """The event header that carries a channel variable (`variable_<name>`)."""
     return VARIABLE_PREFIX + variable
 
-# --- extensions of the rendered tenant context the call logic relies on ---
+# A global variable fs-scripts stamps with FreeSWITCH's own clock (strepoch) every few seconds while it
+# is connected; `fsctl check` reads it to tell whether the call-logic service is there.
+FSCTL_SERVICE_SEEN = "fsctl_service_seen"
+
+# --- contexts and extensions of the rendered dialplan the call logic relies on ---
+# The context of every public number: a park there is a call arriving on a DID; a park anywhere
+# else (a tenant's context, after a menu, a time rule, a fallback or a transfer) is for the
+# number the channel was transferred to (FACTS.md: the second CHANNEL_PARK keeps fsctl_did).
+PUBLIC_CONTEXT = "fsctl-public"
 # The watchdog's target: resumes a handed-over call in XML (fsctl_resume) or the tenant fallback.
 FALLBACK_EXTENSION = "fsctl-fallback"

@@ -34,6 +34,19 @@ def leg(target: str, timeout: int, variables=()) -> str:
     return f"[{inner}]{target}"
 
 
+def gateway_leg(gateway: str, number: str, domain: str, caller_name: str | None = None,
+                timeout: int | None = None) -> str:
+    """An outside number through the tenant's gateway, as one leg carrying the tenant's transfer
+    context (a REFER or *1 from the user moves the carrier's leg, resolved in its own context:
+    FACTS.md) and the caller name the carrier sees (issue 11: never a user's internal name)."""
+    pairs = [(cv.LEG_TIMEOUT, str(int(timeout)))] if timeout else []
+    pairs.append((cv.FORCE_TRANSFER_CONTEXT, domain))
+    if caller_name:
+        pairs.append((cv.ORIGINATION_CALLER_ID_NAME, caller_name))
+    inner = ",".join(f"{name}={leg_value(value)}" for name, value in pairs)
+    return f"[{inner}]{gateway_target(gateway, number)}"
+
+
 def join(legs, mode: str = "sequential") -> str:
     """Legs rung one after another (`sequential`, `|`) or all at once (`simultaneous`, `,`)."""
     return SEPARATORS[mode].join(legs)

@@ -40,7 +40,7 @@ DYNAMIC_TARGETS = frozenset({"$1", "${digits}"})
 ALLOWED_VARIABLES = frozenset({
     "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "user_name", "digits",
     cv.DOMAIN_NAME, cv.FSCTL_IN_FALLBACK, cv.FSCTL_TOLL, cv.FSCTL_TIMERULE_HIT, cv.OUTBOUND_CALLER_ID,
-    cv.FSCTL_RECORD, cv.FSCTL_RESUME, cv.FSCTL_DID,
+    cv.FSCTL_RECORD, cv.FSCTL_RESUME, cv.FSCTL_DID, cv.FSCTL_OUTBOUND_NAME, cv.CALLER_ID_NAME_VAR,
 })
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {

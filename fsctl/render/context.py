@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections import namedtuple
 
+from ..calllogic.callconfig import outbound_name
 from ..errors import OperationError
 from ..freeswitch import dialstring
 from ..model import (
@@ -42,13 +43,18 @@ def build_directory_context(data: dict) -> dict:
     tenant = data["tenant"]
     domain = tenant["domain"]
     default_cid = data["dids"][0]["number"] if data["dids"] else ""
+    did_names = {d["number"]: d["name"] for d in data["dids"]}
+    # Outside calls show this name, never the user's internal one (issue 11; callconfig.outbound_name).
+    default_name = outbound_name(tenant["name"], tenant.get("outbound_name"), did_names.get(default_cid))
     users = []
     for u in data["users"]:
         if not u.sip_password:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
             raise OperationError(f"user {u.number} of {domain} has no SIP password: refusing to render it")
         vm, cid, toll = u.vm_enabled, u.caller_id_number, u.toll
-        users.append(_directory_user((  # (number a1_hash vm_password vm_mailto name caller_id toll record)
+        own_name = outbound_name(tenant["name"], tenant.get("outbound_name"), did_names.get(cid or default_cid),
+                                 u.outbound_name)
+        users.append(_directory_user((  # (number a1_hash vm_password vm_mailto name caller_id toll record outbound)
             u.number,
             a1_hash(u.number, domain, u.sip_password),
             u.vm_pin if vm and u.vm_pin else "",
@@ -57,12 +63,14 @@ def build_directory_context(data: dict) -> dict:
             cid if cid and cid != default_cid else "",
             toll if toll != DEFAULT_TOLL else "",
             "true" if u.record else "",
+            xml_text(own_name) if own_name != default_name else "",
         )))
     return {
         "domain": domain,
         "tenant_name": xml_text(tenant["name"]),
         "dial_string": DIAL_STRING,
         "caller_id": default_cid,
+        "outbound_name": xml_text(default_name),
         "toll": DEFAULT_TOLL,
         "users": users,
     }
@@ -70,7 +78,8 @@ def build_directory_context(data: dict) -> dict:
 
 # Immutable records handed to the templates (attribute access is several times faster in Jinja
 # than on dicts, which it first tries as attributes).
-DirectoryUser = namedtuple("DirectoryUser", "number a1_hash vm_password vm_mailto name caller_id toll record")
+DirectoryUser = namedtuple("DirectoryUser", "number a1_hash vm_password vm_mailto name caller_id toll record "
+                                            "outbound_name")
 
 
 _directory_user = functools.partial(tuple.__new__, DirectoryUser)  # DirectoryUser(*values) without its Python __new__

@@ -65,6 +65,13 @@ NOT_IN_FALLBACK = ("field", f"${{{FSCTL_IN_FALLBACK}}}"), ("expression", "^(?!tr
 
 # Setting the caller ID of an outside call to the user's (or the tenant's) public number.
 _OUTSIDE_CALLER_ID = f"{cv.EFFECTIVE_CALLER_ID_NUMBER}=${{{OUTBOUND_CALLER_ID}}}"
+# The caller name an outside call shows: the directory's fsctl_outbound_name for a user's call (the
+# tenant's or the DID's name, never the internal one), the caller's own for a public number's call.
+_OUTSIDE_NAME = f"${{{cv.FSCTL_OUTBOUND_NAME}}}"
+
+
+def _gateway_leg(gateway, number, domain):
+    return dialstring.gateway_leg(gateway, number, domain, _OUTSIDE_NAME)
 
 
 FALLBACK_EXTENSION = cv.FALLBACK_EXTENSION
@@ -76,7 +83,7 @@ BLIND_XFER, ATTENDED_XFER = "fsctl-xfer-blind", "fsctl-xfer-attended"
 BLIND_KEY, ATTENDED_KEY = "1", "4"
 
 
-PUBLIC_CONTEXT = "fsctl-public"
+PUBLIC_CONTEXT = cv.PUBLIC_CONTEXT
 
 
 # Toll classes, lowest first; a user may call its own class and every class below it.
@@ -175,7 +182,7 @@ def route_actions(text: str, domain: str, gateway: str) -> list[dict]:
         return [
             _act("set", _OUTSIDE_CALLER_ID),
             _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-            _act("bridge", dialstring.gateway_target(gateway, dest.target)),
+            _act("bridge", _gateway_leg(gateway, dest.target, domain)),
         ]
     return [_act("transfer", f"{route_target(dest)} XML {domain}")]
 
@@ -186,8 +193,18 @@ def route_app(text: str, domain: str, gateway: str) -> str:
     if dest.kind == "hangup":
         return f"hangup {dest.target or 'NORMAL_CLEARING'}"
     if dest.kind == "external":
-        return f"bridge {dialstring.gateway_target(gateway, dest.target)}"
+        return f"bridge {_gateway_leg(gateway, dest.target, domain)}"
     return f"transfer {route_target(dest)} XML {domain}"
+
+
+def transfer_key_actions(domain):
+    """R-XFER during a call: *1 blind, *4 attended, for either party (`ab`: DTMF of this leg and of
+    the leg it is bridged to). `bind_meta_app` is per channel (FACTS.md): every call's first leg
+    runs these, a user's call in the tenant's context, a public number's call in the public one."""
+    return [
+        _act("bind_meta_app", f"{BLIND_KEY} ab s execute_extension::{BLIND_XFER} XML {domain}"),
+        _act("bind_meta_app", f"{ATTENDED_KEY} ab s execute_extension::{ATTENDED_XFER} XML {domain}"),
+    ]
 
 
 def _handoff_actions(domain, watchdog, resume=None):
@@ -225,6 +242,32 @@ def _group_direct_actions(group, domain, gateway):
     else:
         actions += route_actions(group["fallback"], domain, gateway)
     return actions
+
+
+def build_queue_extensions(queue, domain, gateway):
+    """A queue (R-QUEUE): mod_callcenter, and its max wait held to the second.
+
+    mod_callcenter checks a caller's max wait between offers: an offer that is ringing when the
+    wait runs out rings on ("reached max wait time and we're connecting, waiting for agent"; a
+    10 s max wait and 20 s offers gave 19.8 s on the real switch, issue 11). So the queue arms its
+    own `sched_transfer` to the overflow at the max wait; the caller's leg cancels it when an agent
+    is bridged to it (`execute_on_pre_bridge`, run by the bridge mod_callcenter makes) and when
+    mod_callcenter lets the caller go by itself.
+    """
+    number, max_wait = queue["number"], int(queue["max_wait"])
+    overflow = f"queue-{number}-overflow"
+    cond = _dest_cond(_exact(number, f"queue-{number}"))
+    cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=queue:{number}"),  # (statistics, however it got here)
+                       _act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
+                       _act("set", f"{cv.EXECUTE_ON_PRE_BRIDGE}=sched_cancel"),
+                       _act("sched_transfer", f"+{max_wait} {overflow} XML {domain}"),
+                       _act("callcenter", f"{number}@{domain}"),
+                       _act("sched_cancel")]
+    cond["actions"] += route_actions(queue["overflow"], domain, gateway)
+    late = _dest_cond(_exact(overflow))
+    late["actions"] = [_act("set", f"{cv.EXECUTE_ON_PRE_BRIDGE}=")] + route_actions(queue["overflow"], domain,
+                                                                                      gateway)
+    return [_ext(f"queue-{number}", [cond]), _ext(overflow, [late])]
 
 
 def _handoff_ext(name, number, direct, domain, watchdog):
@@ -323,12 +366,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     setup = _dest_cond("^(.+)$")
     setup["actions"] = [_act("set", f"timezone={tenant['timezone']}", True),
                         _act("set", f"{cv.FSCTL_TENANT}={domain}", True)]
-    # R-XFER during a call: *1 blind, *4 attended (either party; the phone's own transfer
-    # button uses SIP REFER, resolved in the tenant context: force_transfer_context).
-    setup["actions"] += [
-        _act("bind_meta_app", f"{BLIND_KEY} ab s execute_extension::{BLIND_XFER} XML {domain}"),
-        _act("bind_meta_app", f"{ATTENDED_KEY} ab s execute_extension::{ATTENDED_XFER} XML {domain}"),
-    ]
+    setup["actions"] += transfer_key_actions(domain)
     exts.append(_ext("fsctl-setup", [setup], cont=True))
 
     # Users with forwarding or recording (scenario users) go to the service; so does a recorded
@@ -355,15 +393,13 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
                                  domain, watchdog))
     for i in data["ivrs"]:
         cond = _dest_cond(_exact(i["number"], f"ivr-{i['number']}"))
-        cond["actions"] = [_act("answer"), _act("sleep", "500"), _act("ivr", f"{i['number']}@{domain}")]
+        # Statistics count the menu however the call got here (dialled, a digit, a time rule in XML).
+        cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=ivr:{i['number']}"), _act("answer"), _act("sleep", "500"),
+                           _act("ivr", f"{i['number']}@{domain}")]
         cond["actions"] += route_actions(i["exit_destination"], domain, gateway)
         exts.append(_ext(f"ivr-{i['number']}", [cond]))
     for q in data["queues"]:
-        cond = _dest_cond(_exact(q["number"], f"queue-{q['number']}"))
-        cond["actions"] = [_act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-                           _act("callcenter", f"{q['number']}@{domain}")]
-        cond["actions"] += route_actions(q["overflow"], domain, gateway)
-        exts.append(_ext(f"queue-{q['number']}", [cond]))
+        exts += build_queue_extensions(q, domain, gateway)
     for c in data["conferences"]:
         cond = _dest_cond(_exact(c["number"], f"conference-{c['number']}"))
         room = f"{domain}-{c['number']}"
@@ -387,7 +423,7 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
         toll = {"attrs": [("field", f"${{{FSCTL_TOLL}}}"), ("expression", f"^({'|'.join(allowed)})$")],
                 "actions": [_act("set", _OUTSIDE_CALLER_ID),
                             _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-                            _act("bridge", dialstring.gateway_target(gateway, "${destination_number}"))],
+                            _act("bridge", _gateway_leg(gateway, "${destination_number}", domain))],
                 "anti": [_act("hangup", "CALL_REJECTED")]}
         # R-REC: a recorded caller's outgoing call is recorded by the service (after the toll check).
         recorded = _dest_cond(pattern)
@@ -466,6 +502,12 @@ def build_public_context(dids) -> dict:
             _act("set", f"{FSCTL_DID_NAME}={xml_text(did['name'])}"),
             _act("set", f"domain_name={domain}"),
             _act("set", f"timezone={did['timezone']}"),
+            # The carrier's leg is the tenant's too: a REFER from the user who answers transfers
+            # it in the tenant's context (FACTS.md), and *1/*4 work on it (issue 11).
+            _act("set", f"{cv.FORCE_TRANSFER_CONTEXT}={domain}"),
+            # Sent on if the call goes out again (forwarded to an outside number): the caller's own name.
+            _act("set", f"{cv.FSCTL_OUTBOUND_NAME}=${{{cv.CALLER_ID_NAME_VAR}}}"),
+            *transfer_key_actions(domain),
         ] + _handoff_actions(domain, watchdog, resume=resume_target(did["destination"]))
         exts.append(_ext(f"did-{digits}", [cond]))
     return {"context": PUBLIC_CONTEXT, "extensions": _freeze(exts)}

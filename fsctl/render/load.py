@@ -95,7 +95,7 @@ def _bind(params, ids):
 
 # A user row as the contexts read it (the columns of the "users" query, in order).
 UserRow = namedtuple("UserRow", "number name sip_password email vm_enabled vm_pin record no_answer_timeout "
-                     "caller_id_number toll " + " ".join(User.FORWARD_FIELDS))
+                     "caller_id_number toll outbound_name " + " ".join(User.FORWARD_FIELDS))
 
 
 _first = operator.itemgetter(0)
@@ -151,6 +151,7 @@ def _tenant_data(tenant, rows):
         "tenant": {
             "domain": tenant.domain, "name": tenant.name, "timezone": tenant.timezone, "state": tenant.state,
             "fallback": tenant.fallback, "gateway": tenant.gateway, "revision": tenant.revision,
+            "outbound_name": tenant.outbound_name,
         },
         "users": rows["users"],
         "groups": [dict(g, members=by.get(("g", g["id"]), [])) for g in rows["groups"]],

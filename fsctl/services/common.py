@@ -1,7 +1,6 @@
 """What every provisioning service shares: tenant look-up, the numbering plan, destinations."""
 
 from .. import validate
-from ..calllogic.callconfig import DESTINATION_KINDS, Destination
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..model import (
     NUMBERED,
@@ -29,6 +28,16 @@ HANGUP_CAUSES = (
     "SERVICE_UNAVAILABLE",
 )
 
+
+
+OUTBOUND_NAME_MAX = 64  # a SIP display name; carriers cut longer ones
+
+
+def outbound_name_value(value, field):
+    """The caller name shown to carriers: text, or "" to clear it (None)."""
+    if value is None or value == "":
+        return None
+    return validate.text(value, field, max_len=OUTBOUND_NAME_MAX)
 
 
 def get_tenant(domain):
@@ -77,6 +86,8 @@ def get_numbered(tenant, kind, number):
 
 def parse_destination(text, field):
     """Parse `kind:target` syntax (no existence check)."""
+    from ..calllogic.callconfig import DESTINATION_KINDS, Destination  # (the call logic's model: not for reads)
+
     try:
         dest = Destination.parse((text or "").strip())
     except (ValueError, TypeError):
@@ -89,10 +100,18 @@ def parse_destination(text, field):
     return dest
 
 
-def check_destination(tenant, text, field):
-    """A destination that exists in this tenant, normalised to its text form."""
+def check_destination(tenant, text, field, source=None):
+    """A destination that exists in this tenant, normalised to its text form.
+
+    `source`: the destination whose route this is (`queue:600` for its overflow). A route back to
+    itself cannot work and is refused: a queue overflowing into itself, a menu exiting into itself
+    or a group falling back to itself would keep a caller going round (in XML: for ever).
+    """
     dest = parse_destination(text, field)
     kind, target = dest.kind, dest.target or ""
+    if source is not None and str(dest) == source:
+        what = {"queue": "a queue's overflow", "ivr": "a menu's exit", "group": "a group's fallback"}.get(kind, "a route")
+        raise ValidationError(field, text, f"{what} cannot lead back to itself (callers would go round for ever)")
     if kind in NUMBERED:
         model = NUMBERED[kind]
         if not model.select().where((model.tenant == tenant) & (model.number == target)).exists():
@@ -147,6 +166,8 @@ def destination_slots(tenant):
 
 def references_to(tenant, targets):
     """The destination slots that point at any of `targets` (destination texts)."""
+    from ..calllogic.callconfig import Destination
+
     wanted = set(targets)
     found = []
     for slot in destination_slots(tenant):

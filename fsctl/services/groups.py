@@ -38,7 +38,7 @@ def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring
         strategy=strategy,
         order=order,
         ring_time=ring_time,
-        fallback=check_destination(tenant, fallback, "group.fallback"),
+        fallback=check_destination(tenant, fallback, "group.fallback", source=f"group:{number}"),
     )
     _set_members(tenant, group, members)
     touch(tenant)
@@ -58,7 +58,7 @@ def edit_group(domain, number, name=None, strategy=None, order=None, ring_time=N
         ring_time if ring_time is not None else group.ring_time,
     )
     if fallback is not None:
-        group.fallback = check_destination(tenant, fallback, "group.fallback")
+        group.fallback = check_destination(tenant, fallback, "group.fallback", source=f"group:{group.number}")
     group.save()
     current = [m.user.number for m in member_rows(group)]
     if members is not None:

@@ -40,7 +40,7 @@ def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, 
         max_failures=validate.integer(max_failures, "ivr.max_failures", 1, 10),
         max_timeouts=validate.integer(max_timeouts, "ivr.max_timeouts", 1, 10),
         digit_len=validate.integer(digit_len, "ivr.digit_len", 1, 8),
-        exit_destination=check_destination(tenant, exit_destination, "ivr.exit_destination"),
+        exit_destination=check_destination(tenant, exit_destination, "ivr.exit_destination", source=f"ivr:{number}"),
     )
     for digits, target in (entries or {}).items():
         _set_entry(tenant, ivr, digits, target)
@@ -68,7 +68,8 @@ def edit_ivr(domain, number, name=None, greeting=None, invalid_sound=None, timeo
     if digit_len is not None:
         ivr.digit_len = validate.integer(digit_len, "ivr.digit_len", 1, 8)
     if exit_destination is not None:
-        ivr.exit_destination = check_destination(tenant, exit_destination, "ivr.exit_destination")
+        ivr.exit_destination = check_destination(tenant, exit_destination, "ivr.exit_destination",
+                                                 source=f"ivr:{ivr.number}")
     ivr.save()
     for digits in remove_entries:
         deleted = IvrEntry.delete().where((IvrEntry.ivr == ivr) & (IvrEntry.digits == digits)).execute()

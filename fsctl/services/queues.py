@@ -43,7 +43,7 @@ def add_queue(domain, number, name, strategy="longest-idle-agent", agents=(), ma
         name=validate.text(name, "queue.name"),
         strategy=validate.choice(strategy, "queue.strategy", STRATEGIES),
         max_wait=validate.integer(max_wait, "queue.max_wait", 10, 7200),
-        overflow=check_destination(tenant, overflow, "queue.overflow"),
+        overflow=check_destination(tenant, overflow, "queue.overflow", source=f"queue:{number}"),
         moh=check_media(tenant, moh, "queue.moh"),
         announce=check_media(tenant, announce, "queue.announce"),
         announce_frequency=validate.integer(announce_frequency, "queue.announce_frequency", 10, 600),
@@ -65,7 +65,7 @@ def edit_queue(domain, number, name=None, strategy=None, agents=None, max_wait=N
     if max_wait is not None:
         queue.max_wait = validate.integer(max_wait, "queue.max_wait", 10, 7200)
     if overflow is not None:
-        queue.overflow = check_destination(tenant, overflow, "queue.overflow")
+        queue.overflow = check_destination(tenant, overflow, "queue.overflow", source=f"queue:{queue.number}")
     if moh is not None:
         queue.moh = check_media(tenant, moh, "queue.moh")
     if announce is not None:

@@ -103,35 +103,53 @@ def plan(items, settings) -> FetchPlan:
     return FetchPlan(transfers, [row.node for row, _ in items], groups)
 
 
-def fetch(fetch_plan, jobs=4, progress=None, connect=None) -> FetchReport:
-    """Run a FetchPlan: sources one after another, `jobs` connections each (no database access).
+def fetch(fetch_plan, jobs=None, progress=None, connect=None, started=None) -> FetchReport:
+    """Run a FetchPlan: sources one after another, `jobs` connections each (default:
+    sftp.default_jobs()); no database access.
 
     `connect(endpoint)`: the SFTP connection factory (fsctl.services.sftp.Connection).
+    `started`: a Connection already under way (wait=False) to the recordings server of the
+    settings, used for the files without a node, closed when there are none.
     """
     from . import sftp
 
     connect = connect or sftp.Connection
     transfers = fetch_plan.transfers
     report = FetchReport([None] * len(transfers), list(fetch_plan.nodes))
-    for source, indexes in fetch_plan.groups.values():
-        group = [transfers[i] for i in indexes]
-        if source.problem:
-            results = _not_fetched(sftp, group, source.problem, progress)
-        else:
-            try:
-                results = sftp.fetch_all(source.endpoint, group, jobs, progress=progress, connect=connect)
-            except UnreachableError as exc:
-                report.unreachable[source.label] = str(exc)
-                results = _not_fetched(sftp, group, f"{source.label} unreachable", progress)
-            except OperationError as exc:  # host key refused, login refused: fix it, then run again
-                report.refused[source.label] = str(exc)
-                results = _not_fetched(sftp, group, str(exc), progress)
-        missed = sum(1 for r in results if r.status == "failed")
-        if missed and (source.label in report.unreachable or source.label in report.refused):
-            report.missed[source.label] = missed
-        for i, result in zip(indexes, results):
-            report.results[i] = result
+    try:
+        for node, (source, indexes) in fetch_plan.groups.items():
+            group = [transfers[i] for i in indexes]
+            first = None
+            if node is None and started is not None and started.endpoint == source.endpoint:
+                first, started = started, None
+            _fetch_group(sftp, report, source, indexes, group, jobs, progress, connect, first)
+    finally:
+        if started is not None:
+            started.close()
     return report
+
+
+def _fetch_group(sftp, report, source, indexes, group, jobs, progress, connect, started):
+    """Fetch one source's files into the report."""
+    if source.problem:
+        results = _not_fetched(sftp, group, source.problem, progress)
+        if started is not None:
+            started.close()
+    else:
+        try:
+            results = sftp.fetch_all(source.endpoint, group, jobs, progress=progress, connect=connect,
+                                     started=started)
+        except UnreachableError as exc:
+            report.unreachable[source.label] = str(exc)
+            results = _not_fetched(sftp, group, f"{source.label} unreachable", progress)
+        except OperationError as exc:  # host key refused, login refused: fix it, then run again
+            report.refused[source.label] = str(exc)
+            results = _not_fetched(sftp, group, str(exc), progress)
+    missed = sum(1 for r in results if r.status == "failed")
+    if missed and (source.label in report.unreachable or source.label in report.refused):
+        report.missed[source.label] = missed
+    for i, result in zip(indexes, results):
+        report.results[i] = result
 
 
 def _not_fetched(sftp, transfers, reason, progress):

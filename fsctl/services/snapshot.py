@@ -33,6 +33,9 @@ def build_tenant_config(tenant, recordings_root=None):
     extra = {"recordings_root": recordings_root} if recordings_root else {}
     snap_tenant = cc.Tenant(domain=tenant.domain, timezone=tenant.timezone, fallback=tenant.fallback,
                             gateway=tenant.gateway, **extra)
+    dids = list(Did.select().where(Did.tenant == tenant).order_by(Did.number))
+    did_names = {d.number: d.name for d in dids}
+    default_cid = dids[0].number if dids else None  # the rendered directory's default caller ID too
     users = [
         cc.User(
             number=u.number,
@@ -42,6 +45,8 @@ def build_tenant_config(tenant, recordings_root=None):
             forwarding=cc.Forwarding(always=u.fwd_always, busy=u.fwd_busy, no_answer=u.fwd_no_answer,
                                      unreachable=u.fwd_unreachable),
             no_answer_timeout=u.no_answer_timeout,
+            outbound_name=cc.outbound_name(tenant.name, tenant.outbound_name,
+                                           did_names.get(u.caller_id_number or default_cid), u.outbound_name),
         )
         for u in User.select().where(User.tenant == tenant)
     ]
@@ -69,7 +74,7 @@ def build_tenant_config(tenant, recordings_root=None):
         snap_tenant,
         users=users,
         groups=groups,
-        dids=[cc.Did(d.number, d.destination, d.name) for d in Did.select().where(Did.tenant == tenant)],
+        dids=[cc.Did(d.number, d.destination, d.name) for d in dids],
         ivrs=[cc.Ivr(i.number, i.name, i.greeting, i.exit_destination) for i in Ivr.select().where(Ivr.tenant == tenant)],
         time_rules=rules,
         queues=[cc.Queue(q.number, q.name, q.overflow, q.max_wait) for q in Queue.select().where(Queue.tenant == tenant)],

@@ -4,13 +4,13 @@ from .. import validate
 from ..errors import ConflictError, ValidationError
 from ..model import CallRecord, Recording, Tenant, User, utcnow
 from . import nodes
-from .common import check_destination, get_tenant  # noqa: F401 (get_tenant re-exported)
+from .common import check_destination, get_tenant, outbound_name_value  # noqa: F401 (get_tenant re-exported)
 
 STATES = ("active", "suspended")
 
 
 def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, gateway="default", node=None,
-               standby=None, now=None):
+               standby=None, now=None, outbound_name=None):
     """Create a tenant; its fallback starts as hang-up.
 
     With nodes defined it gets a home and a standby node: `node` / `standby` by name, else the
@@ -31,6 +31,7 @@ def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, 
         gateway=validate.slug(gateway, "tenant.gateway"),
         home_node=home,
         standby_node=spare,
+        outbound_name=outbound_name_value(outbound_name, "tenant.outbound_name"),
     )
 
 
@@ -40,7 +41,7 @@ def list_tenants():
 
 
 def edit_tenant(domain, name=None, timezone=None, state=None, max_users=None, max_channels=None,
-                fallback=None, gateway=None):
+                fallback=None, gateway=None, outbound_name=None):
     """Change a tenant's settings; only the given ones."""
     tenant = get_tenant(domain)
     changes = {}
@@ -61,6 +62,8 @@ def edit_tenant(domain, name=None, timezone=None, state=None, max_users=None, ma
         changes["fallback"] = check_destination(tenant, fallback, "tenant.fallback")
     if gateway is not None:
         changes["gateway"] = validate.slug(gateway, "tenant.gateway")
+    if outbound_name is not None:
+        changes["outbound_name"] = outbound_name_value(outbound_name, "tenant.outbound_name")
     for key, value in changes.items():
         setattr(tenant, key, value)
     if changes:
@@ -98,6 +101,7 @@ def tenant_dict(tenant):
         "max_channels": tenant.max_channels,
         "fallback": tenant.fallback,
         "gateway": tenant.gateway,
+        "outbound_name": tenant.outbound_name,
         "revision": tenant.revision,
         "users": User.select().where(User.tenant == tenant).count(),
     }

@@ -141,7 +141,31 @@ def _dest(tenant, rule, text, field):
     value = check_destination(tenant, text, field)
     if value == f"timerule:{rule.name}":
         raise ValidationError(field, text, "a time rule cannot route to itself")
+    circle = _timerule_circle(tenant, rule.name, value)
+    if circle:
+        # In XML (a menu's digit to a time rule) such a circle transfers until FreeSWITCH gives up.
+        raise ValidationError(field, text, f"time rules would route in a circle ({' -> '.join(circle)})")
     return value
+
+
+def _timerule_circle(tenant, name, value):
+    """The time rules from `value` back to rule `name` through time rules only, or []."""
+    rules = {r.name: (r.match_destination, r.nomatch_destination)
+             for r in TimeRule.select().where(TimeRule.tenant == tenant)}
+    stack = [(value, [name])]
+    seen = set()
+    while stack:
+        target, path = stack.pop()
+        if not target.startswith("timerule:"):
+            continue
+        other = target.split(":", 1)[1]
+        if other == name:
+            return path + [name]
+        if other in seen:
+            continue
+        seen.add(other)
+        stack += [(t, path + [other]) for t in rules.get(other, ())]
+    return []
 
 
 def _replace_ranges(rule, ranges):

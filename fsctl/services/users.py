@@ -11,6 +11,7 @@ from .common import (
     check_destination,
     get_numbered,
     get_tenant,
+    outbound_name_value,
     release_references,
     touch,
 )
@@ -42,7 +43,7 @@ def generate_pin(length=6):
 
 
 def add_user(domain, number, name, email=None, password=None, role="user", vm_enabled=True, vm_pin=None,
-             record=False, toll="national", caller_id_number=None, no_answer_timeout=20):
+             record=False, toll="national", caller_id_number=None, no_answer_timeout=20, outbound_name=None):
     """Create a user; the SIP password and voicemail PIN are generated when not given."""
     tenant = get_tenant(domain)
     number = validate.extension(number, "user.number")
@@ -64,6 +65,7 @@ def add_user(domain, number, name, email=None, password=None, role="user", vm_en
         toll=validate.choice(toll, "user.toll", TOLLS),
         caller_id_number=_caller_id(tenant, caller_id_number),
         no_answer_timeout=validate.integer(no_answer_timeout, "user.no_answer_timeout", 5, 300),
+        outbound_name=outbound_name_value(outbound_name, "user.outbound_name"),
     )
     touch(tenant)
     return user
@@ -71,7 +73,7 @@ def add_user(domain, number, name, email=None, password=None, role="user", vm_en
 
 def edit_user(domain, number, name=None, email=None, password=None, role=None, vm_enabled=None, vm_pin=None,
               record=None, toll=None, caller_id_number=None, no_answer_timeout=None, new_number=None,
-              forward=None, unforward=()):
+              forward=None, unforward=(), outbound_name=None):
     """Change a user; `forward` maps always/busy/no_answer/unreachable to a destination text."""
     tenant = get_tenant(domain)
     user = get_numbered(tenant, "user", number)
@@ -98,6 +100,8 @@ def edit_user(domain, number, name=None, email=None, password=None, role=None, v
         changes["caller_id_number"] = _caller_id(tenant, caller_id_number)
     if no_answer_timeout is not None:
         changes["no_answer_timeout"] = validate.integer(no_answer_timeout, "user.no_answer_timeout", 5, 300)
+    if outbound_name is not None:
+        changes["outbound_name"] = outbound_name_value(outbound_name, "user.outbound_name")
     if new_number is not None and new_number != user.number:
         new_number = validate.extension(new_number, "user.number")
         assert_number_free(tenant, new_number, "user.number")
@@ -159,6 +163,7 @@ def user_dict(user, show_secrets=False):
         "toll": user.toll,
         "caller_id_number": user.caller_id_number,
         "no_answer_timeout": user.no_answer_timeout,
+        "outbound_name": user.outbound_name,
         "forward": {opt: getattr(user, col) for opt, col in FORWARD_OPTIONS.items() if getattr(user, col)},
     }
     if show_secrets:

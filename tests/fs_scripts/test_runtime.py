@@ -85,3 +85,52 @@ def test_the_service_delivers_e_mail_through_the_configured_server(sdb, smtp):  
     report = runtime.deliverer(settings)()
     assert (report.sent, report.errors) == (1, [])
     assert smtp.messages[0][0] == ["ona@acme.example"]
+
+
+def test_the_services_delivery_round_mails_a_missed_call_in_the_tenants_time_zone(sdb, smtp):  # noqa: F811 (the fixture)
+    """Issue 11: every delivery round of fs-scripts failed (the settings object was handed to
+    notify.Transport as the SMTP host). The round the service runs sends the e-mail, its time read
+    in the tenant's zone (the capture's call started 2026-11-23 07:09:42 UTC: 09:09:42 in Vilnius)."""
+    from fsctl.db import transaction
+    from fsctl.services import cdr, notify
+    from tests.fsctl.services.test_notify import missed_group_call
+
+    make_tenant(sdb)
+    with transaction():
+        notify.add_rule("acme.example", "user", "101", "email")
+    cdr.ingest_hangups(missed_group_call(), notifier=notify.enqueue_for_calls)
+    settings = dataclasses.replace(Settings(), smtp_port=smtp.port, notify_timeout=5.0)
+    report = runtime.deliverer(settings)()
+    assert (report.sent, report.errors) == (1, [])
+    [(rcpt, message)] = smtp.messages
+    assert rcpt == ["u101@acme.example"]
+    assert "When: 2026-11-23 09:09:42 EET" in message.get_content()
+
+
+def test_the_call_records_wait_for_a_writer_instead_of_failing(sdb, sqlite_url, tmp_path):
+    """Seen on the live switch: fs-scripts' call records failed with "database is locked" while fsctl
+    provisioned. A deferred transaction that read, then writes after another connection committed,
+    fails at once (WAL); the sinks take the write lock when they begin, and wait for it."""
+    import sqlite3
+    import threading
+    import time
+
+    from fsctl.db import sqlite_path
+
+    make_tenant(sdb)
+    other = sqlite3.connect(sqlite_path(sqlite_url), timeout=10, check_same_thread=False, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # fsctl in the middle of a command
+    other.execute("UPDATE tenant SET revision = revision + 1")
+
+    def commit_soon():
+        time.sleep(0.5)
+        other.execute("COMMIT")
+
+    threading.Thread(target=commit_soon).start()
+    start = dt.datetime(2026, 11, 10, 8, 0)
+    batch = [b_leg("b-9", "call-9", "102", start=start, end=start + dt.timedelta(seconds=9)),
+             a_leg("call-9", caller="+37061111111", did="+37052000000", route="user:102", start=start,
+                   end=start + dt.timedelta(seconds=9))]
+    sink = runtime.hangup_sinks(dataclasses.replace(Settings(), recordings_dir=str(tmp_path)))[1]
+    sink(batch)
+    assert CallRecord.get(CallRecord.uuid == "call-9").status

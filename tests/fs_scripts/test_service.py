@@ -309,3 +309,24 @@ def test_configuration_changes_reach_the_service_without_a_restart(tenant):
         if store.load("acme.example") == (None, None):
             break
     assert store.load("acme.example") == (None, None)
+
+
+def test_a_second_park_of_a_channel_supersedes_its_running_plan(fake_fs, service):
+    """Issue 11: a public number's call bridged to its time rule's group (the bridge still running)
+    is transferred to 104 (a REFER, *1): the channel parks again, in the tenant's context, with
+    fsctl_did still set. The new park is decided for 104; the old plan stops."""
+    fake_fs.execute_results["bridge"] = lambda uuid, app, arg: None  # the first bridge runs on
+    uuid = park(fake_fs, "+37052000000", caller="+37061234567", did="+37052000000",
+                **{"Caller-Context": "fsctl-public"})
+    first = executions(fake_fs, uuid, 3)
+    assert first[-1][0] == "bridge" and "user/102@acme.example" in first[-1][1]
+    fake_fs.execute_results.pop("bridge")
+    script_bridge(fake_fs, uuid, "SUCCESS")
+    fake_fs.park_call(uuid=uuid, headers={
+        "Caller-Destination-Number": "104", "Caller-Caller-ID-Number": "+37061234567",
+        "Caller-Context": "acme.example", "variable_fsctl_tenant": "acme.example",
+        "variable_fsctl_did": "+37052000000"})
+    apps = settle(fake_fs, uuid)
+    assert apps[len(first):][0] == ("sched_cancel", "")
+    assert [arg for app, arg in apps if app == "bridge"][-1] == "[leg_timeout=20]user/104@acme.example"
+    assert service.stats.superseded == 1 and uuid not in service.active

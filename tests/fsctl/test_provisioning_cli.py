@@ -37,7 +37,8 @@ def test_tenant_add_list_show_edit_remove(fsctl):
     rows = data(fsctl, "tenant", "list")
     assert rows == [{
         "domain": "acme.example", "name": "ACME & <Co> $x", "timezone": "Europe/Vilnius", "state": "active",
-        "max_users": None, "max_channels": None, "fallback": "hangup", "gateway": "default", "revision": 1,
+        "max_users": None, "max_channels": None, "fallback": "hangup", "gateway": "default", "outbound_name": None,
+        "revision": 1,
         "users": 0,
     }]
     fsctl("tenant", "edit", "acme.example", "--state", "suspended", "--max-users", "5")
@@ -402,3 +403,31 @@ def test_show_and_edit_of_the_small_nouns(fsctl, tmp_path):
         "media hello replaced (1.0 s)\n"
     assert fsctl("media", "add", "acme.example", "other", str(wav), "--replace").stderr == \
         "media other added (1.0 s)\n"
+
+
+def test_routes_that_cannot_work_are_refused(fsctl):
+    """The call-flow matrix's pairings that cannot work (issue 11): a route back to where it starts
+    would keep a caller going round (in XML for ever, or until FreeSWITCH gives up on transfers)."""
+    fsctl("tenant", "add", "acme.example", "--name", "ACME")
+    fsctl("user", "add", "acme.example", "101", "--name", "Ona")
+    result = fsctl("queue", "add", "acme.example", "600", "--name", "Q", "--overflow", "queue:600", ok=False)
+    assert (result.exit_code, result.stderr) == (2, 'Error: queue.overflow "queue:600": a queue\'s overflow cannot '
+                                                    'lead back to itself (callers would go round for ever)\n')
+    fsctl("queue", "add", "acme.example", "600", "--name", "Q")
+    assert fsctl("queue", "edit", "acme.example", "600", "--overflow", "queue:600", ok=False).exit_code == 2
+    fsctl("group", "add", "acme.example", "200", "--name", "G", "--member", "101")
+    result = fsctl("group", "edit", "acme.example", "200", "--fallback", "group:200", ok=False)
+    assert result.exit_code == 2 and "a group's fallback cannot lead back to itself" in result.stderr
+    fsctl("ivr", "add", "acme.example", "500", "--name", "M", "--entry", "9=ivr:500")  # "again": a digit may
+    result = fsctl("ivr", "edit", "acme.example", "500", "--exit", "ivr:500", ok=False)
+    assert result.exit_code == 2 and "a menu's exit cannot lead back to itself" in result.stderr
+    fsctl("time-rule", "add", "acme.example", "a", "--range", "mon-fri 08:00-17:00", "--match", "user:101",
+          "--nomatch", "hangup")
+    fsctl("time-rule", "add", "acme.example", "b", "--range", "sat 08:00-17:00", "--match", "timerule:a",
+          "--nomatch", "hangup")
+    result = fsctl("time-rule", "edit", "acme.example", "a", "--nomatch", "timerule:b", ok=False)
+    assert result.exit_code == 2
+    assert result.stderr == 'Error: timerule.nomatch "timerule:b": time rules would route in a circle (a -> b -> a)\n'
+    # Through a group (decided by the call logic, which stops a loop at the tenant's fallback): allowed.
+    fsctl("group", "add", "acme.example", "201", "--name", "H", "--member", "101", "--fallback", "group:200")
+    fsctl("group", "edit", "acme.example", "200", "--fallback", "group:201")

@@ -85,8 +85,23 @@ def _one_line(text) -> str:
     return " ".join(validate.CONTROL_RE.sub(" ", str(text or "")).split())
 
 
-def missed_call_email(payload: dict, sender: str, to: str) -> EmailMessage:
-    """The e-mail about a missed call (pure)."""
+def local_time(iso: str, timezone: str) -> str:
+    """A UTC ISO time (`2026-12-04T16:12:45Z`) as the reader's local time: `2026-12-04 18:12:45 EET`."""
+    import datetime as _dt
+    import zoneinfo
+
+    try:
+        moment = _dt.datetime.fromisoformat(str(iso).replace("Z", "+00:00"))
+        zone = zoneinfo.ZoneInfo(timezone or "UTC")
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return str(iso)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"
+
+
+def missed_call_email(payload: dict, sender: str, to: str, timezone: str = "UTC") -> EmailMessage:
+    """The e-mail about a missed call (pure); its time in the reader's `timezone` (the tenant's)."""
     call = payload["call"]
     name = _one_line(call.get("caller_name"))
     who = _one_line(call.get("caller")) + (f" ({name})" if name else "")
@@ -97,7 +112,7 @@ def missed_call_email(payload: dict, sender: str, to: str) -> EmailMessage:
     lines = [
         f"Missed call from {who}",
         f"To: {call['callee']}" + (f" (group {payload['number']})" if payload.get("scope") == "group" else ""),
-        f"When: {call['started_at']}",
+        f"When: {local_time(call['started_at'], timezone)}",
         f"Rang: {', '.join(call['missed_by']) or '-'}",
         f"Call: {call['uuid']}",
     ]

@@ -234,7 +234,8 @@ def test_forward_always_goes_straight_to_the_destination():
 def test_forward_always_to_external_uses_the_tenant_gateway():
     cfg = config(users=[User("101", forwarding=Forwarding(always="external:+37061111111"))])
     d = decide(internal("101"), cfg, MONDAY_NOON)
-    assert plan_apps(d.plan)[-1] == ("bridge", "[leg_timeout=60]sofia/gateway/pstn/+37061111111")
+    assert plan_apps(d.plan)[-1] == ("bridge", "[leg_timeout=60,force_transfer_context=acme.example]"
+                                                "sofia/gateway/pstn/+37061111111")
 
 
 @pytest.mark.parametrize(
@@ -736,6 +737,63 @@ def test_outbound_flag_comes_from_the_dialplan_and_never_applies_to_public_calls
                "variable_fsctl_tenant": D, "variable_fsctl_outbound": "true"}
     assert CallFacts.from_event(headers).outbound is True
     assert CallFacts.from_event({**headers, "variable_fsctl_did": "+37052000000"}).outbound is False
+
+
+# --- issue 11: a park decides for where the call is now; the carrier's leg is the tenant's -------------
+
+
+def test_a_public_number_call_parked_again_is_decided_for_the_number_it_was_sent_to():
+    """FACTS.md: a transfer that parks raises a second CHANNEL_PARK, fsctl_did still set. Parked in the
+    public context it is the DID's scenario; parked in the tenant's context (a menu's digit, a time
+    rule, a fallback, a transfer sent it there) it is the number it is at now."""
+    group = Group("200", strategy="simultaneous", members=("102", "103"))
+    cfg = config(groups=[group], dids=[Did("+37052000000", "ivr:500")])
+    at_did = inbound("+37052000000", context="fsctl-public")
+    assert at_did.at_did
+    assert plan_apps(decide(at_did, cfg, MONDAY_NOON).plan)[-1] == ("transfer", "ivr-500 XML acme.example")
+    sent_on = CallFacts(D, "+37061234567", "200", did="+37052000000", direction="inbound", uuid="u-2",
+                        context=D)
+    assert not sent_on.at_did
+    d = decide(sent_on, cfg, MONDAY_NOON)
+    assert [dial(b) for b in bridges(d.plan)] == [["user/102@acme.example", "user/103@acme.example"]]
+    assert d.plan[0] == SetVar("fsctl_route", "group:200", reason=d.plan[0].reason)
+    # Still a caller from outside: the blacklist holds on every park.
+    listed = config(groups=[group], dids=[Did("+37052000000", "ivr:500")],
+                    blacklist=[BlacklistEntry("+37061234567")])
+    assert plan_apps(decide(sent_on, listed, MONDAY_NOON).plan) == [("hangup", "CALL_REJECTED")]
+
+
+def test_the_context_comes_from_the_park_event():
+    headers = {"Unique-ID": "u-9", "Caller-Caller-ID-Number": "+37061234567", "Caller-Destination-Number": "200",
+               "Caller-Context": "acme.example", "variable_fsctl_tenant": D, "variable_fsctl_did": "+37052000000"}
+    facts = CallFacts.from_event(headers)
+    assert (facts.context, facts.did, facts.at_did) == ("acme.example", "+37052000000", False)
+    assert CallFacts.from_event({**headers, "Caller-Context": "fsctl-public"}).at_did
+
+
+def test_an_outside_call_carries_the_tenants_transfer_context_and_the_outbound_name():
+    """A REFER from the user moves the carrier's leg, resolved in its own context (FACTS.md); the
+    carrier sees the user's outbound name (the tenant's or the DID's), never the internal name."""
+    cfg = config(users=[User("101", "Vartotojas 101 Žąsinas", record=True, outbound_name="ACME UAB")])
+    d = decide(CallFacts(D, "101", "061230001", uuid="u-3", outbound=True), cfg, MONDAY_NOON)
+    (leg,) = bridges(d.plan)[0].legs
+    assert dict(leg.variables) == {"force_transfer_context": D, "origination_caller_id_name": "ACME UAB"}
+    assert "Žąsinas" not in bridges(d.plan)[0].dial_string()
+    # A public number's caller forwarded out keeps their own name: no name is put on the leg.
+    cfg = config(dids=[Did("+37052000000", "external:+4930123456")])
+    (leg,) = bridges(decide(inbound("+37052000000"), cfg, MONDAY_NOON).plan)[0].legs
+    assert dict(leg.variables) == {"force_transfer_context": D}
+
+
+def test_outbound_name_rule():
+    from fsctl.calllogic.callconfig import outbound_name
+
+    assert outbound_name("ACME", None, None) == "ACME"
+    assert outbound_name("ACME", None, "Main line") == "Main line"
+    assert outbound_name("ACME", "ACME UAB", "Main line") == "ACME UAB"
+    assert outbound_name("ACME", "ACME UAB", "Main line", "Sales desk") == "Sales desk"
+    # Safe inside `[name=value]` of a dial string and as a SIP display name.
+    assert outbound_name("Jonas' [shop], \"best\"  ") == "Jonas\u2019 (shop)\u201a \u201dbest\u201d"
 
 
 def test_a_dialled_number_with_a_trailing_line_feed_is_no_route():

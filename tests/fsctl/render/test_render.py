@@ -5,6 +5,7 @@ regenerate them after an intended change with FSCTL_UPDATE_GOLDEN=1.
 """
 
 import hashlib
+import json
 import os
 import re
 from datetime import date
@@ -237,10 +238,19 @@ def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
     out = rendered(tmp_path)
     root = xml(out, "dialplan/acme.example.xml")
     assert ext(root, "ivr-500").xpath("condition/@expression") == ["^(500|ivr-500)$"]
-    assert actions(ext(root, "ivr-500")) == [("answer", None), ("sleep", "500"), ("ivr", "500@acme.example"),
-                                            ("transfer", "vm-101 XML acme.example")]
-    assert actions(ext(root, "queue-600"))[2:] == [("callcenter", "600@acme.example"),
-                                                  ("transfer", "vm-101 XML acme.example")]
+    # Statistics count a menu or queue however the call got there (fsctl_target; issue 11's matrix).
+    assert actions(ext(root, "ivr-500")) == [("set", "fsctl_target=ivr:500"), ("answer", None), ("sleep", "500"),
+                                            ("ivr", "500@acme.example"), ("transfer", "vm-101 XML acme.example")]
+    # The max wait (120 s) held by the queue's own transfer to its overflow (issue 11: mod_callcenter
+    # lets a ringing offer run on), cancelled when an agent is bridged and when the queue lets go.
+    assert actions(ext(root, "queue-600"))[:2] == [("set", "fsctl_target=queue:600"), ("answer", None)]
+    assert actions(ext(root, "queue-600"))[2:] == [
+        ("set", "hangup_after_bridge=true"), ("set", "execute_on_pre_bridge=sched_cancel"),
+        ("sched_transfer", "+120 queue-600-overflow XML acme.example"), ("callcenter", "600@acme.example"),
+        ("sched_cancel", None), ("transfer", "vm-101 XML acme.example")]
+    assert ext(root, "queue-600-overflow").xpath("condition/@expression") == ["^queue-600-overflow$"]
+    assert actions(ext(root, "queue-600-overflow")) == [("set", "execute_on_pre_bridge="),
+                                                       ("transfer", "vm-101 XML acme.example")]
     assert actions(ext(root, "conference-700")) == [("answer", None),
                                                    ("conference", "acme.example-700@acme.example-700")]
     mailboxes = ext(root, "voicemail")
@@ -255,7 +265,10 @@ def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
         "0": "transfer 101 XML acme.example", "1": "transfer 200 XML acme.example",
         "2": "transfer queue-600 XML acme.example", "5": "transfer timerule-office XML acme.example",
         "7": "transfer conference-700 XML acme.example",
-        "8": "hangup USER_BUSY", "9": "bridge sofia/gateway/default/+37052000009",
+        "8": "hangup USER_BUSY",
+        # The carrier's leg carries the tenant's transfer context and the name outside calls show.
+        "9": "bridge [force_transfer_context=acme.example,origination_caller_id_name=${fsctl_outbound_name}]"
+             "sofia/gateway/default/+37052000009",
     }
     profiles = xml(out, "conference/acme.example.xml")
     assert profiles.xpath("//profile/@name") == ["acme.example-700", "acme.example-701"]
@@ -307,7 +320,9 @@ def test_outbound_toll_classes_and_caller_id(sdb, tmp_path):
         assert toll.get("field") == "${fsctl_toll}" and toll.get("expression") == allowed
         assert actions(e) == [("set", "effective_caller_id_number=${outbound_caller_id_number}"),
                               ("set", "hangup_after_bridge=true"),
-                              ("bridge", "sofia/gateway/default/${destination_number}")]
+                              ("bridge", "[force_transfer_context=acme.example,"
+                                         "origination_caller_id_name=${fsctl_outbound_name}]"
+                                         "sofia/gateway/default/${destination_number}")]
         assert actions(e, "anti-action") == [("hangup", "CALL_REJECTED")]
     patterns = {klass: re.compile(ext(root, f"outbound-{klass}").findall("condition")[0].get("expression"))
                 for klass in expected}
@@ -336,6 +351,10 @@ def test_public_context_hands_every_did_to_its_tenant(sdb, tmp_path):
     assert actions(e) == [
         ("set", f"{cv.FSCTL_DID}=+37052000000"), ("set", "fsctl_did_name=Main line"),
         ("set", "domain_name=acme.example"), ("set", "timezone=Europe/Vilnius"),
+        # The carrier's leg is the tenant's: REFER in its context, *1/*4, its own name sent on (issue 11).
+        ("set", "force_transfer_context=acme.example"), ("set", "fsctl_outbound_name=${caller_id_name}"),
+        ("bind_meta_app", "1 ab s execute_extension::fsctl-xfer-blind XML acme.example"),
+        ("bind_meta_app", "4 ab s execute_extension::fsctl-xfer-attended XML acme.example"),
         ("set", "fsctl_resume=timerule-office"),  # the DID's scenario, in XML if the service is down
         ("set", f"{cv.FSCTL_TENANT}=acme.example"), ("set", "fsctl_watchdog=6"),
         ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
@@ -657,3 +676,46 @@ def test_blacklist_regex_refuses_exactly_what_the_service_refuses(entries, calle
     )
     regex = render.blacklist_regex(entries)
     assert bool(regex and re.match(regex, caller)) == (config.blacklisted(caller) is not None), (regex, caller)
+
+
+def test_outside_calls_show_the_tenants_or_the_dids_name_never_the_internal_one(sdb, tmp_path):
+    """Issue 11: the carrier saw "Vartotojas 101 Žąsinas". The directory says, per domain and where a
+    user differs, the name outside calls show (callconfig.outbound_name); the gateway legs send it."""
+    with transaction():
+        tenants.add_tenant("acme.example", "ACME")
+        dids.add_did("acme.example", "+37052000000", "hangup", name="Main line")
+        dids.add_did("acme.example", "+37052000001", "hangup", name="Sales line")
+        users.add_user("acme.example", "101", "Vartotojas 101 Žąsinas", password="x" * 20)
+        users.add_user("acme.example", "102", "Petras", password="x" * 20, caller_id_number="+37052000001")
+        users.add_user("acme.example", "103", "Rasa", password="x" * 20)
+
+    def names():
+        root = xml(rendered(tmp_path), "directory/acme.example.xml")
+        domain = root.xpath("//domain/variables/variable[@name='fsctl_outbound_name']/@value")
+        own = {u.get("id"): u.xpath("variables/variable[@name='fsctl_outbound_name']/@value")
+               for u in root.xpath("//user")}
+        return domain, own
+
+    # The default caller ID's DID name; a user calling out with another DID shows that one's.
+    assert names() == (["Main line"], {"101": [], "102": ["Sales line"], "103": []})
+    with transaction():
+        tenants.edit_tenant("acme.example", outbound_name="ACME UAB")
+        users.edit_user("acme.example", "103", outbound_name="Rasa's desk")
+    assert names() == (["ACME UAB"], {"101": [], "102": [], "103": ["Rasa\u2019s desk"]})
+    with transaction():
+        tenants.edit_tenant("acme.example", outbound_name="")  # back to the default
+    assert names()[0] == ["Main line"]
+    text = (tmp_path / "out" / "directory" / "acme.example.xml").read_text()
+    assert "Žąsinas" in text  # the internal name stays the internal caller name...
+    assert text.count("Žąsinas") == 1  # ...and nowhere else
+
+
+def test_outbound_name_is_checked(fsctl_sqlite):
+    fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME", "--outbound-name", "ACME UAB")
+    assert json.loads(fsctl_sqlite("tenant", "show", "acme.example", "--json").stdout)["outbound_name"] == "ACME UAB"
+    result = fsctl_sqlite("user", "add", "acme.example", "101", "--name", "Ona", "--outbound-name", "x" * 65, ok=False)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f'Error: user.outbound_name "{"x" * 65}": must be at most 64 characters')
+    fsctl_sqlite("user", "add", "acme.example", "101", "--name", "Ona", "--outbound-name", "Desk")
+    fsctl_sqlite("user", "edit", "acme.example", "101", "--outbound-name", "")
+    assert json.loads(fsctl_sqlite("user", "show", "acme.example", "101", "--json").stdout)["outbound_name"] is None

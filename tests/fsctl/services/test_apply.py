@@ -327,7 +327,8 @@ def test_callcenter_queue_changed_is_reloaded(sdb, fake_fs, tmp_path):
     with transaction():
         queues.edit_queue("acme.example", "600", max_wait=300, strategy="round-robin")
     result, sent = apply_cc(conf, fake_fs)
-    assert result.written == ["callcenter/queues/acme.example.xml"]
+    # (the dialplan too: the queue's own max-wait transfer)
+    assert result.written == ["callcenter/queues/acme.example.xml", "dialplan/acme.example.xml"]
     assert sent == [f"callcenter_config queue reload {Q600}"]
     assert fake_fs.callcenter.queues[Q600] == 2  # read from the XML a second time
 
@@ -678,7 +679,7 @@ def test_cli_apply_sends_callcenter_commands_and_retries_refused_ones(cli, fake_
 
     cli("queue", "edit", "acme.example", "600", "--max-wait", "60")
     assert cli("apply").stderr.splitlines() == [
-        "1 tenants rendered, 0 removed, 1 files written, 0 deleted",
+        "1 tenants rendered, 0 removed, 2 files written, 0 deleted",  # the queue and its max-wait transfer
         "reloadxml: +OK [Success]",
         "callcenter: 1 commands for acme.example: +OK",
     ]

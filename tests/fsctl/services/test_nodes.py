@@ -192,7 +192,7 @@ def test_tenant_list_shows_placement_once_nodes_exist(fsctl):
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     before = data(fsctl, "tenant", "list")
     assert set(before[0]) == {"domain", "name", "timezone", "state", "max_users", "max_channels", "fallback",
-                              "gateway", "revision", "users"}
+                              "gateway", "outbound_name", "revision", "users"}
     add_node(fsctl, "fs1", 5060)
     row = data(fsctl, "tenant", "list")[0]
     assert (row["home_node"], row["standby_node"], row["draining_node"]) == ("fs1", None, None)
