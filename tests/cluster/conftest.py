@@ -53,13 +53,23 @@ class Cluster:
         self.services = {}
         self.phones = []
 
-    def fsctl(self, *args, ok=True):
+    def fsctl(self, *args, ok=True, clock=None):
+        """fsctl with the cluster's settings; `clock`: the commands' "now" (naive UTC), else the real one."""
         result = CliRunner().invoke(cli, ["--config", str(self.settings), *args],
                                     env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
-                                    catch_exceptions=False)
+                                    catch_exceptions=False, obj={"clock": clock} if clock else None)
         if ok and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}{result.stdout}")
         return result
+
+    def add_node(self, name) -> Switch:
+        """Another node started and added (`fsctl node add`) while the platform runs; stopped with the others."""
+        node = self.nodes[name] = Switch(build_prefix(), name, ESL_PASSWORD)
+        node.start()
+        self.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
+                   "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
+                   "--conf-dir", str(node.fsctl_dir), "--recordings-dir", str(node.recordings))
+        return node
 
     @property
     def kamailio(self):

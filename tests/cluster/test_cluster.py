@@ -3,14 +3,16 @@
 alpha lives on fs1 (standby fs2), beta on fs2 (standby fs1). Their phones register and call
 through Kamailio; a carrier's call to a DID reaches the tenant's node; a recorded call on each node
 is catalogued as on that node, its call record says so, each node's mod_xml_cdr import merges into
-it and rec pull fetches each file from its node; alpha's queue runs in fs1's mod_callcenter; fs1
-stops, alpha's phones, numbers and queue go to fs2 and an apply goes on without fs1; fs1 comes
-back; a tenant moves without dropping the call it has up. The tests run in order on one cluster
-(tests/cluster/conftest.py).
+it and rec pull fetches each file from its node; `fsctl check` asks each node; alpha's queue runs in
+fs1's mod_callcenter; fs1 stops, alpha's phones, numbers and queue go to fs2 and an apply (and a
+check) goes on without fs1; fs1 comes back; a tenant moves without dropping the call it has up; moved
+again to a third node, its old home drains: it keeps the tenant until its last call there ends. The
+tests run in order on one cluster (tests/cluster/conftest.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
@@ -123,6 +125,40 @@ def test_a_did_reaches_the_node_of_its_tenant(cluster, platform):
     assert cluster.carrier.call("+37059999999", "127.0.0.1").status == 404
 
 
+def node_checks(cluster, *args):
+    """`fsctl check --json` (with args): {(node, check): finding} and the exit code."""
+    result = cluster.fsctl("check", "--json", *args, ok=False)
+    return {(f["node"], f["check"]): f for f in json.loads(result.stdout)}, result
+
+
+def test_check_asks_each_node_on_its_own_event_socket(cluster, platform):
+    """`fsctl check` with nodes: every node's install steps, from its own FreeSWITCH; --node one of them."""
+    fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
+    # fs-scripts stamps its heartbeat every 5 s once connected: wait for both nodes' first one.
+    wait_for(lambda: all(f["ok"] for (_, check), f in node_checks(cluster)[0].items() if check == "call-logic service"),
+             what="both nodes' call-logic heartbeat")
+    findings, result = node_checks(cluster)
+    assert {node for node, _ in findings} == {"fs1", "fs2"}
+    # Each node has both tenants (home of one, standby of the other) and finds their XML where its includes put it.
+    for node in ("fs1", "fs2"):
+        assert findings[(node, "include lines")]["ok"] and \
+            findings[(node, "include lines")]["detail"] == "the XML of 2 applied tenants found", node
+        assert findings[(node, "call-logic service")]["detail"].startswith("fs-scripts connected")
+    # The only thing missing: these test nodes write mod_xml_cdr files into their own folders (two nodes on one
+    # machine), not the xml_cdr_dir setting; each line names the folder that node's FreeSWITCH loaded.
+    missing = {key: f for key, f in findings.items() if not f["ok"]}
+    assert set(missing) == {("fs1", "mod_xml_cdr files"), ("fs2", "mod_xml_cdr files")}, missing
+    for name, node in (("fs1", fs1), ("fs2", fs2)):
+        assert f'log-dir "{node.xml_cdr}"' in missing[(name, "mod_xml_cdr files")]["detail"]
+    assert result.exit_code == 1 and result.stderr.strip().endswith("checks, 2 missing")
+    lines = cluster.fsctl("check", ok=False).stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["fs1"] * (len(lines) // 2) + ["fs2"] * (len(lines) // 2)
+    # One node: its checks only.
+    one, result = node_checks(cluster, "--node", "fs2")
+    assert set(one) == {key for key in findings if key[0] == "fs2"} and result.exit_code == 1
+    assert cluster.fsctl("check", "--node", "fs9", ok=False).stderr.startswith('Error: node "fs9"')
+
+
 def test_each_nodes_recordings_and_calls_carry_their_node_and_come_from_it(cluster, platform, tmp_path):
     """A recorded call on each node: fs-scripts --node catalogues the file on that node's disk and the call
     as that node's; each node's mod_xml_cdr folder imported with --node merges into the same records; rec
@@ -229,6 +265,12 @@ def test_node_down_its_tenant_fails_over_and_comes_back(cluster, platform):
     assert status[(ALPHA, "fs1")] == "pending" and status[(ALPHA, "fs2")] == "applied"
     a103 = cluster.phone(ALPHA, "103")
     assert a103.register() == 200  # on fs2, which has it
+    # fsctl check while fs1 is down: fs2 is checked all the same, fs1 is named, exit 3.
+    findings, result = node_checks(cluster)
+    assert result.exit_code == 3 and {node for node, _ in findings} == {"fs2"}, result.stderr
+    assert f"fs1: not checked: FreeSWITCH fs1 (127.0.0.1:{fs1.esl_port}) unreachable" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == \
+        "Error: fs1 not checked: FreeSWITCH unreachable (the others are above)"
 
     # fs1 is back: probing brings it in again, the next apply catches up, phones return to it.
     fs1.start()
@@ -264,3 +306,46 @@ def test_a_move_keeps_the_call_in_progress_and_sends_new_ones_to_the_new_home(cl
     assert any(r.get("context") == BETA for r in calls_on(fs2))
     assert b101.hangup(ongoing) == 200
     wait_for(lambda: not any(r.get("context") == BETA for r in calls_on(fs2)), what="the call over on fs2")
+
+
+
+def test_the_old_home_drains_keeping_the_tenant_until_its_last_call_there_ends(cluster, platform):
+    """A move to a third node: the old home (neither the new home nor the standby) drains. fsctl apply keeps
+    the tenant's configuration there while a call of the tenant is up on it (`show channels`), even past
+    drain_after, and takes it off, by the same apply, once that call is over."""
+    fs1 = cluster.nodes["fs1"]
+    fs3 = cluster.add_node("fs3")
+    b101, b102 = platform[(BETA, "101")], platform[(BETA, "102")]
+    # beta lives on fs1 since the move above (standby fs2); its phones registered there.
+    start = len(b102.incoming)
+    ongoing = b101.call("102")
+    assert ongoing.status == 200 and b102.wait_ringing(start=start) is not None
+    wait_for(lambda: any(r.get("context") == BETA for r in calls_on(fs1)), what="beta's call on fs1")
+    moved = cluster.fsctl("tenant", "move", BETA, "--to", "fs3")
+    assert "home fs3, standby fs2, draining fs1" in moved.stderr, moved.stderr
+    applied = cluster.fsctl("apply")
+    assert "fs3: 1 tenants rendered" in applied.stderr, applied.stderr
+    roles = {(r["domain"], r["node"]): (r["role"], r["status"])
+             for r in json.loads(cluster.fsctl("status", "--json").stdout)}
+    assert roles[(BETA, "fs1")] == ("draining", "applied") and roles[(BETA, "fs3")] == ("home", "applied")
+    # New registrations go to fs3 (Kamailio's new set for beta: fs3, then fs2).
+    assert cluster.wait_flags("fs3", "A"), cluster.kam.destinations()
+    assert b102.register() == 200
+    assert wait_for(lambda: "102" in fs3.registered(BETA), what="beta 102 on fs3")
+
+    def later():  # past drain_after (now + kamailio_expires, 60 s here): every phone has re-registered by then
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(seconds=61)
+
+    # Past drain_after but beta's call is still up on fs1: fs1 keeps beta.
+    kept = cluster.fsctl("apply", clock=later)
+    assert "drained" not in kept.stderr, kept.stderr
+    assert fs1.api(f"xml_locate directory domain name {BETA}").lstrip().startswith("<")
+    assert any(r.get("context") == BETA for r in calls_on(fs1))
+    # The call ends (its BYE follows its route to fs1); the next apply takes beta off fs1.
+    assert b101.hangup(ongoing) == 200
+    wait_for(lambda: not any(r.get("context") == BETA for r in calls_on(fs1)), what="the call over on fs1")
+    drained = cluster.fsctl("apply", clock=later)
+    assert f"fs1: drained, {BETA} taken off (its calls there are over)" in drained.stderr, drained.stderr
+    assert fs1.api(f"xml_locate directory domain name {BETA}").strip().startswith("can't find")
+    rows = json.loads(cluster.fsctl("status", "--json").stdout)
+    assert sorted((r["node"], r["role"]) for r in rows if r["domain"] == BETA) == [("fs2", "standby"), ("fs3", "home")]
