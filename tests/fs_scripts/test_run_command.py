@@ -67,7 +67,7 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
         while time.monotonic() < deadline and "bridge" not in apps:
             gevent.sleep(0.05)
             apps = [app for u, app, _arg, _ in fake_fs.executions if u == uuid]
-        assert apps[0] == "sched_cancel" and "bridge" in apps
+        assert f"api sched_del {uuid}" in fake_fs.received and apps == ["bridge"]
         fake_fs.hangup_call(uuid, "NORMAL_CLEARING", headers={"variable_fsctl_tenant": "acme.example",
                                                               "variable_domain_name": "acme.example"})
         assert _wait_for_call_record(url, uuid)
