@@ -35,6 +35,9 @@ def test_ivr_digit_to_group_rings_the_group(live_debug):
     assert p102.wait_invite(15).caller == CALLER
     assert p103.wait_invite(15).caller == CALLER
     p102.wait_answered_incoming(15)
+    # Answered means bridged: a caller hanging up between 102's 200 OK and FreeSWITCH's bridge
+    # was never connected (the call log rightly says missed); talk once connected.
+    live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE", 20, "the caller's bridge", uuid=uuid)
     assert not live.in_fallback(uuid)
     # The menu ran once: the second park was decided for the group, not for the public number.
     assert len(live.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
