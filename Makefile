@@ -12,12 +12,14 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python -m compileall -q fsctl fs_scripts
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 ## demo: provision a demo tenant in an embedded SQLite database and render its configuration
 demo: $(STAMP)
+	$(BIN)/python -m compileall -q fsctl fs_scripts
 	sh tools/demo.sh $(DEMO)
 
 ## sysdeps: install the system packages the real-component tests use (Debian, as root)
@@ -39,6 +41,7 @@ test-fast: lint
 
 ## bench: the speed targets of the issues, printed as figures
 bench: $(STAMP)
+	$(BIN)/python -m compileall -q fsctl fs_scripts
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
 clean:

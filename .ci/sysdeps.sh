@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages fsctl's set-up needs when they are missing.
 #   venv  : python3-venv (for `python3 -m venv`)
-#   tests : openssh-server (SFTP tests), postgresql (database tests),
+#   tests : openssh-server and openssh-client (SFTP tests: `rec pull` runs OpenSSH's ssh),
+#           postgresql (database tests),
 #           systemd (systemd-analyze verify of the units in conf/systemd),
 #           chromium + chromium-driver (the web workspace's browser test, driven by Selenium),
 #           kamailio (kamailio -c of the rendered kamailio.cfg; a private Kamailio in front of the nodes)
@@ -14,6 +15,7 @@ case "${1:-tests}" in
     ;;
   tests)
     [ -x /usr/sbin/sshd ] || want="$want openssh-server"
+    command -v ssh >/dev/null 2>&1 || want="$want openssh-client"
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want="$want postgresql"
     command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
     [ -x /usr/bin/chromium ] || want="$want chromium"

@@ -1,10 +1,15 @@
-"""Statistics speed (issue 6): per-user month statistics vs the sqlite3 CLI, CSV export memory, ingestion rate.
+"""Statistics speed (issues 6 and 12): statistics and exports against the sqlite3 CLI, ingestion rate.
 
 Full: 1,000,000 call records on SQLite; quick: 20,000.
 - per-user statistics for one month through fsctl.services.stats.user_stats, against /usr/bin/sqlite3 running
   the same SQL on the same file in the same run (target: within 1.5x);
-- CSV export of every call record (fsctl.services.stats.iter_calls + write_csv): rate and tracemalloc peak
-  (target: flat, independent of the row count);
+- whole commands against the sqlite3 CLI, in pairs (the median of the pairs' ratios), the whole
+  data set (August to October): `fsctl stats users --format csv` against the same SQL (goal <= 1.15x),
+  `fsctl cdr list --format csv` against the same query in `.mode csv` (goal <= 1.3x), and
+  `fsctl stats report` against the six queries the report ran before issue 12 (goal <= 1.0x; the
+  queries it runs now are timed too);
+- CSV export of every call record in-process: rate and tracemalloc peak (target: flat, independent
+  of the row count);
 - ingestion of CHANNEL_HANGUP_COMPLETE events through fsctl.services.cdr.ingest_hangups in batches of 1,000
   (target: >= 5,000 events/s).
 """
@@ -22,6 +27,8 @@ import tracemalloc
 from fsctl.db import close_database, open_database
 from fsctl.model import Tenant, User
 from fsctl.services import cdr, stats
+
+from ._paired import FSCTL, env_with, paired, run_command, verdict
 
 SQLITE_CLI = "/usr/bin/sqlite3"
 START = dt.datetime(2026, 8, 1)
@@ -80,6 +87,84 @@ def _literal(value):
     if isinstance(value, dt.datetime):
         return "'" + value.strftime("%Y-%m-%d %H:%M:%S") + "'"
     return str(value)
+
+
+def _cli_sql(sql, params):
+    """A query with its parameters written in, for the sqlite3 CLI."""
+    return sql.replace("?", "{}").format(*[_literal(p) for p in params]) + ";"
+
+
+# The report's queries before issue 12: the 15-minute buckets twice (daily, hourly), one scan
+# each for groups, queues and DIDs, and the per-user sums (the reference of the report's goal).
+_STATUS_SUMS = ", ".join(f"SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END)" for s in stats.STATUS_COLUMNS)
+_OLD_BUCKETS = ("SELECT (CAST(strftime('%s', started_at) AS INTEGER) / 900) AS b, COUNT(*), {sums}, "
+                "SUM(CASE WHEN status = 'answered' THEN talk_time ELSE 0 END) FROM call_record "
+                "WHERE tenant_id = ? AND started_at >= ? AND started_at < ? GROUP BY b ORDER BY b")
+_OLD_KEYED = ("SELECT {key} AS k, COUNT(*), {sums}, SUM(CASE WHEN status = 'answered' THEN talk_time ELSE 0 END) "
+              "FROM call_record WHERE tenant_id = ? AND started_at >= ? AND started_at < ? AND {where} "
+              "GROUP BY {key} ORDER BY {key}")
+
+
+def _old_report_sql(tenant_id, start, end):
+    params = [tenant_id, start, end]
+    queries = [_OLD_BUCKETS.format(sums=_STATUS_SUMS)] * 2
+    for key, where in (("target", "target_kind = 'group'"),
+                       ("COALESCE(queue, target)", "(target_kind = 'queue' OR queue IS NOT NULL)"),
+                       ("did", "did IS NOT NULL")):
+        queries.append(_OLD_KEYED.format(key=key, where=where, sums=_STATUS_SUMS))
+    queries.append(stats.user_stats_sql(tenant_id, start, end)[0])
+    return "\n".join(_cli_sql(q, params) for q in queries)
+
+
+def _whole_commands(path, tenant, quick):
+    """The whole commands against the sqlite3 CLI, in pairs, over the whole data set."""
+    first, last = START.date().isoformat(), (START + dt.timedelta(days=DAYS - 1)).date().isoformat()
+    start, end = stats.period(tenant, first, last)
+    period = ["--from", first, "--to", last]
+    env = env_with(database=f"sqlite:///{path}")
+    folder = os.path.dirname(path)
+    out = os.path.join(folder, "out.csv")
+    repeat = 3 if quick else 5
+    figures = []
+
+    def to_file(argv, stdin=None):
+        def run():
+            with open(out, "wb") as fh:
+                return run_command(argv, env=env, input=stdin, stdout=fh)
+        return run
+
+    users_sql = _cli_sql(*stats.user_stats_sql(tenant.id, start, end))
+    t_cli, t_cmd, ratio = paired(to_file([SQLITE_CLI, "-csv", path, users_sql]),
+                                 to_file([FSCTL, "stats", "users", tenant.domain, *period, "--format", "csv"]), repeat)
+    figures += [
+        ("stats users --format csv (whole command), all calls", f"{t_cmd:.2f} s"),
+        ("  sqlite3 CLI, same SQL (whole command)", f"{t_cli:.2f} s"),
+        ("  ratio fsctl / sqlite3, paired median (goal <= 1.15)", f"{ratio:.2f} {verdict(ratio, 1.15, quick=quick)}"),
+    ]
+    calls_sql = _cli_sql(*stats.call_rows_sql(tenant.id, start, end))
+    script = f".headers on\n.mode csv\n{calls_sql}\n".encode()
+    t_cli, t_cmd, ratio = paired(to_file([SQLITE_CLI, path], stdin=script),
+                                 to_file([FSCTL, "cdr", "list", tenant.domain, *period, "--format", "csv"]), repeat)
+    with open(out, "rb") as fh:
+        rows = sum(1 for _ in fh) - 1
+    figures += [
+        (f"cdr list --format csv (whole command), {rows:,} rows", f"{t_cmd:.2f} s ({rows / t_cmd:,.0f} rows/s)"),
+        ("  sqlite3 CLI .mode csv, same query (whole command)", f"{t_cli:.2f} s ({rows / t_cli:,.0f} rows/s)"),
+        ("  ratio fsctl / sqlite3, paired median (goal <= 1.3)", f"{ratio:.2f} {verdict(ratio, 1.3, quick=quick)}"),
+    ]
+    html = os.path.join(folder, "report.html")
+    report = [FSCTL, "stats", "report", tenant.domain, *period, "--out", html]
+    now_sql = "\n".join([_cli_sql(*stats.call_figures_sql(tenant.id, start, end)), users_sql])
+    t_old, t_cmd, ratio = paired(to_file([SQLITE_CLI, path], stdin=_old_report_sql(tenant.id, start, end).encode()),
+                                 to_file(report), repeat)
+    t_now, _, ratio_now = paired(to_file([SQLITE_CLI, path], stdin=now_sql.encode()), to_file(report), repeat)
+    figures += [
+        ("stats report (whole command, HTML)", f"{t_cmd:.2f} s"),
+        ("  sqlite3 CLI, the report's six queries before issue 12", f"{t_old:.2f} s"),
+        ("  ratio fsctl / those queries, paired median (goal <= 1.0)", f"{ratio:.2f} {verdict(ratio, 1.0, quick=quick)}"),
+        ("  sqlite3 CLI, the report's two queries now; ratio", f"{t_now:.2f} s; {ratio_now:.2f}"),
+    ]
+    return figures
 
 
 def _cli_seconds(path, sql):
@@ -143,7 +228,7 @@ def run(quick: bool) -> list[tuple[str, str]]:
         # per-user statistics for October (local time), fsctl vs the sqlite3 CLI
         start, end = stats.period(tenant, "2026-10-01", "2026-10-31")
         sql, params = stats.user_stats_sql(tenant.id, start, end)
-        cli_sql = sql.replace("?", "{}").format(*[_literal(p) for p in params]) + ";"
+        cli_sql = _cli_sql(sql, params)
         ours, cli, rows = [], [], 0
         for _ in range(3):
             t0 = time.perf_counter()
@@ -159,17 +244,26 @@ def run(quick: bool) -> list[tuple[str, str]]:
         figures.append(("  ratio fsctl / sqlite3 CLI (target <= 1.5)",
                         f"{ratio:.2f} {'OK' if ratio <= 1.5 else 'MISSED'}"))
 
-        # CSV export of every call record, streamed
+        figures += _whole_commands(path, tenant, quick)
+
+        # CSV export of every call record, streamed: tuples from the cursor (as `cdr list` does),
+        # and dicts (iter_calls + write_csv, the library's row-by-row API)
         all_start, all_end = dt.datetime(2026, 1, 1), dt.datetime(2027, 1, 1)
+        t0 = time.perf_counter()
+        count = stats.write_csv_batches(stats.call_rows(tenant, all_start, all_end), stats.CALL_COLUMNS, _Sink())
+        seconds = time.perf_counter() - t0
+        figures.append((f"CSV export of all {count:,} call records (tuples, writerows)",
+                        f"{seconds:.1f} s ({count / seconds:,.0f} rows/s)"))
         t0 = time.perf_counter()
         count = stats.write_csv(stats.iter_calls(tenant, all_start, all_end), stats.CALL_COLUMNS, _Sink())
         seconds = time.perf_counter() - t0
-        figures.append((f"CSV export of all {count:,} call records",
+        figures.append((f"CSV export of all {count:,} call records (dicts, writerow)",
                         f"{seconds:.1f} s ({count / seconds:,.0f} rows/s)"))
         peaks = []
         for limit_end in (START + dt.timedelta(days=DAYS // 10), all_end):
             tracemalloc.start()
-            counted = stats.write_csv(stats.iter_calls(tenant, all_start, limit_end), stats.CALL_COLUMNS, _Sink())
+            counted = stats.write_csv_batches(stats.call_rows(tenant, all_start, limit_end), stats.CALL_COLUMNS,
+                                              _Sink())
             peaks.append((counted, tracemalloc.get_traced_memory()[1]))
             tracemalloc.stop()
         for counted, peak in peaks:

@@ -1,41 +1,55 @@
-"""The fsctl command line: provisioning, rendering, recordings, statistics."""
+"""The fsctl command line: provisioning, rendering, recordings, statistics.
+
+Commands load lazily: `fsctl tenant list` imports fsctl.commands.tenant (and what it needs),
+not the SFTP, rendering or statistics code of the other commands; `fsctl --help` lists every
+command from the COMMANDS table without importing any (tests/fsctl/test_cli.py holds the
+table equal to the modules' own commands and help).
+"""
 
 import importlib
 import sys
 
 import click
-import peewee
 
 from . import __version__
 from .commands._base import App, pass_app
 from .errors import FsctlError, first_line
 
-# One module per noun under fsctl.commands; each defines `cli` (a click group or command) and
-# may define EXTRA_COMMANDS, more top-level commands.
-COMMAND_MODULES = [
-    "tenant",
-    "node",
-    "user",
-    "group",
-    "did",
-    "ivr",
-    "time_rule",
-    "queue",
-    "conference",
-    "blacklist",
-    "contact",
-    "media",
-    "rec_group",
-    "render",  # render, plus apply and status (EXTRA_COMMANDS)
-    "trace",
-    "rec",
-    "cdr",
-    "notify",
-    "crm",
-    "stats",
-    "freeswitch",  # freeswitch setup, plus check (EXTRA_COMMANDS)
-    "token",
-]
+# Every top-level command: name -> (module under fsctl.commands, its attribute, the short help
+# that `fsctl --help` prints: the first paragraph of the command's docstring). One module per
+# noun; render's module also holds apply and status, freeswitch's check.
+COMMANDS = {
+    "tenant": ("tenant", "cli", "Tenants: one business customer each (a SIP domain and its own dialplan)."),
+    "node": ("node", "cli", "FreeSWITCH nodes: more than one FreeSWITCH behind Kamailio, on one database."),
+    "user": ("user", "cli", "Users: extensions with SIP credentials, voicemail, recording and forwarding."),
+    "group": ("group", "cli", "Ring groups: simultaneous, random, or sequential (hunt) with fixed or rotating order."),
+    "did": ("did", "cli", "Public numbers (DIDs): each routes to its own scenario."),
+    "ivr": ("ivr", "cli", "Voice menus (auto-attendant); menus route to each other for several levels."),
+    "time-rule": ("time_rule", "cli",
+                  "Time rules: working hours and holidays in the tenant's time zone, two routes."),
+    "queue": ("queue", "cli", "Call queues: callers wait with music until an agent is free."),
+    "conference": ("conference", "cli", "Conference rooms (number, optional PIN)."),
+    "blacklist": ("blacklist", "cli", "Refused caller numbers and prefixes."),
+    "contact": ("contact", "cli", "The tenant's phonebook: names shown for incoming numbers."),
+    "media": ("media", "cli", "The media centre: the tenant's own greetings and announcements (WAV)."),
+    "rec-group": ("rec_group", "cli", "Recording groups: supervisors see the recordings of the group's members."),
+    "render": ("render", "cli", "Render every active tenant's FreeSWITCH XML into a folder and validate it "
+                                "(FreeSWITCH is not touched)."),
+    "apply": ("render", "apply", "Write what changed into the conf dir and reloadxml; on any failure restore the "
+                                 "previous files."),
+    "status": ("render", "status", "Show per tenant the applied and current revision: applied, pending or removed."),
+    "trace": ("trace", "cli", "Show the plan the call logic would run for CALLER dialling DIALLED (a DID or an "
+                              "internal number)."),
+    "rec": ("rec", "cli", "Call recordings: catalogue, search, marks, retention, SFTP pull and publication."),
+    "cdr": ("cdr", "cli", "The call log: one record per call (however many phones rang)."),
+    "notify": ("notify", "cli", "Missed-call notifications by e-mail or webhook, per user or group; the outbox."),
+    "crm": ("crm", "cli", "CRM hooks: call events (ringing, answered, finished) to a webhook or Bitrix24."),
+    "stats": ("stats", "cli", "Call statistics: per user, group, queue, public number, hour and day; HTML report."),
+    "freeswitch": ("freeswitch", "cli", "Prepare a stock FreeSWITCH for fsctl."),
+    "check": ("freeswitch", "check", "Ask the running FreeSWITCH whether the install steps are in force; one line per "
+                                     "check."),
+    "token": ("token", "cli", "API tokens for fsctl-web's recording API (/api/v1): shown once, stored hashed."),
+}
 
 
 # Old command names kept working, hidden from the help: {old name: its name now}.
@@ -43,11 +57,37 @@ ALIASES = {"timerule": "time-rule", "recgroup": "rec-group"}
 
 
 class FsctlGroup(click.Group):
-    """Turns domain errors, and click's usage errors, into one line on stderr and the documented
-    exit code; resolves ALIASES."""
+    """Loads a command's module when the command runs (COMMANDS), resolves ALIASES, and turns
+    domain errors, and click's usage errors, into one line on stderr and the documented exit code."""
+
+    def list_commands(self, ctx):
+        return sorted({*self.commands, *COMMANDS})
 
     def get_command(self, ctx, cmd_name):
-        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+        name = ALIASES.get(cmd_name, cmd_name)
+        if name not in self.commands and name in COMMANDS:
+            _import_peewee_without_its_postgresql_driver()
+            module, attribute, _ = COMMANDS[name]
+            command = getattr(importlib.import_module(f".commands.{module}", __package__), attribute)
+            _each_command(command, _once)
+            self.add_command(command, name)
+        return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter):
+        """The command list of --help, from COMMANDS: no command module is imported to print it."""
+        names = [n for n in self.list_commands(ctx) if n in COMMANDS or not self.commands[n].hidden]
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:  # not loaded: a bare Command with the table's help shortens it as click does
+                command = click.Command(name, help=COMMANDS[name][2])
+            text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx, args):
         try:
@@ -66,16 +106,34 @@ class FsctlGroup(click.Group):
             _usage(ctx, exc)
         except FsctlError as exc:
             _fail(ctx, str(exc), exc.exit_code, exc)
-        except peewee.IntegrityError as exc:
-            _fail(ctx, f"conflicting change, nothing was saved: {first_line(exc)}", 2, exc)
-        except peewee.DatabaseError as exc:  # OperationalError, DataError (a value too long)...
-            _fail(ctx, f"database: {first_line(exc)}", 1, exc)
-        except OSError as exc:
-            _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
+        except Exception as exc:
+            # peewee is imported by the commands that use the database, never for --version or --help
+            peewee = sys.modules.get("peewee")
+            if peewee is not None and isinstance(exc, peewee.IntegrityError):
+                _fail(ctx, f"conflicting change, nothing was saved: {first_line(exc)}", 2, exc)
+            elif peewee is not None and isinstance(exc, peewee.DatabaseError):  # OperationalError, DataError...
+                _fail(ctx, f"database: {first_line(exc)}", 1, exc)
+            elif isinstance(exc, OSError):
+                _fail(ctx, f"{exc.filename or 'I/O'}: {exc.strerror or exc}", 1, exc)
+            else:
+                raise
         finally:
             app = ctx.find_object(App)
             if app is not None:
                 app.close()
+
+
+def _import_peewee_without_its_postgresql_driver():
+    """peewee tries psycopg2 when it is imported; psycopg2 (and the ssl it loads) is ~10 ms that a
+    command on SQLite does not need. Imported here without it, peewee gets the driver from
+    fsctl.db.make_database when a postgresql URL is opened."""
+    if "peewee" in sys.modules or "psycopg2" in sys.modules:
+        return
+    sys.modules["psycopg2"] = None  # `import psycopg2` fails at once: peewee notes "no driver"
+    try:
+        import peewee  # noqa: F401
+    finally:
+        del sys.modules["psycopg2"]
 
 
 def _usage(ctx, exc):
@@ -152,25 +210,16 @@ def init_cmd(app):
     click.echo(f"database {app.settings.database.split('@')[-1]} ready at schema version {current_version(db)}")
 
 
-def _register():
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f".commands.{name}", __package__)
-        cli.add_command(module.cli)
-        for extra in getattr(module, "EXTRA_COMMANDS", ()):
-            cli.add_command(extra)
-    _each_command(cli, _once)
+def _each_command(command, fn):
+    """fn(command), and fn of each of its subcommands when it is a group."""
+    fn(command)
+    for sub in getattr(command, "commands", {}).values():
+        _each_command(sub, fn)
 
 
-def _each_command(group, fn):
-    fn(group)
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            _each_command(command, fn)
-        else:
-            fn(command)
-
-
-_register()
+# The root and init are here; every other command gets _once when its module is loaded.
+_once(cli)
+_once(init_cmd)
 
 
 def main():

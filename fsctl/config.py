@@ -1,8 +1,6 @@
 """fsctl's own settings: defaults, then the TOML file, then FSCTL_* environment variables."""
 
-import difflib
 import os
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -146,6 +144,8 @@ def load_settings(path=None, environ=None):
     explicit = path or environ.get("FSCTL_CONFIG")
     candidate = Path(explicit or DEFAULT_CONFIG_PATH)
     if candidate.exists():
+        import tomllib  # (only when there is a file to read)
+
         try:
             with candidate.open("rb") as fh:
                 data = tomllib.load(fh)
@@ -160,6 +160,8 @@ def load_settings(path=None, environ=None):
         known = {f.name for f in fields(Settings)}
         for key in section:
             if key not in known:
+                import difflib
+
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f' (did you mean "{close[0]}"?)' if close else ""
                 raise ConfigError(f'config "{candidate}": unknown setting "{key}"{hint}')

@@ -31,6 +31,7 @@ def make_database(url):
             raise ConfigError(f'database "{url}": sqlite URLs look like sqlite:///path/to/fsctl.db')
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
     if scheme in ("postgres", "postgresql"):
+        _postgresql_driver()
         name = parts.path.lstrip("/")
         if not name:
             raise ConfigError(f'database "{url}": a PostgreSQL URL needs a database name')
@@ -45,6 +46,24 @@ def make_database(url):
             kwargs["password"] = unquote(parts.password)
         return peewee.PostgresqlDatabase(unquote(name), **kwargs)
     raise ConfigError(f'database "{url}": scheme must be sqlite or postgresql')
+
+
+def _postgresql_driver():
+    """Give peewee psycopg2 when it was imported without it (fsctl.cli does so: a SQLite command
+    need not load the driver), as peewee's own import would have (peewee 4.5, peewee.py's head)."""
+    if peewee.psycopg2 is not None:
+        return
+    import psycopg2
+    from psycopg2 import extensions
+    from psycopg2.extras import Json, register_uuid
+
+    register_uuid()
+    peewee.psycopg2, peewee.pg_extensions, peewee.pg_register_uuid, peewee.Json_pg2 = (
+        psycopg2, extensions, register_uuid, Json)
+    adapter = peewee.Psycopg2Adapter
+    adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
+    adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
+    adapter.txn_unknown = extensions.TRANSACTION_STATUS_UNKNOWN
 
 
 # The database holds SIP passwords and voicemail PINs: its owner only (a group may be given

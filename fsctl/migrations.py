@@ -5,8 +5,6 @@ the previous version to the new one (playhouse.migrate operations, data copied, 
 unless moved), and leave earlier steps alone. Each step runs in its own transaction.
 """
 
-from playhouse.migrate import PostgresqlMigrator, SqliteMigrator
-
 from . import model
 from .errors import OperationError
 from .model import FOLDED, fold
@@ -14,6 +12,7 @@ from .model import FOLDED, fold
 
 def _migrator(db):
     import peewee
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator  # (it loads psycopg2: only to upgrade)
 
     if isinstance(db, peewee.PostgresqlDatabase):
         return PostgresqlMigrator(db)
@@ -101,8 +100,69 @@ def _v6_outbound_names(db, migrator):
         migrate(*ops)
 
 
+def search_index(db):
+    """The trigram index of the recordings' folded search texts; True when the engine has one.
+
+    SQLite: an FTS5 table with the `trigram` tokenizer over recording's *_fold columns
+    (external content: it stores only the index), kept by triggers, which
+    fsctl.services.recordings asks for candidate rows. PostgreSQL: pg_trgm GIN indexes on the
+    same columns, which the planner uses for ILIKE by itself. Without FTS5 or pg_trgm (a role that may not create the
+    extension), no index: the searches give the same rows by scanning.
+    """
+    import peewee
+
+    columns = [f"{name}_fold" for name in FOLDED]
+    if isinstance(db, peewee.PostgresqlDatabase):
+        try:
+            with db.atomic():  # a savepoint: a refused CREATE EXTENSION leaves the step's transaction usable
+                db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        except peewee.DatabaseError:
+            return False
+        for column in columns:
+            db.execute_sql(f"CREATE INDEX IF NOT EXISTS recording_{column}_trgm ON recording "
+                           f"USING gin ({column} gin_trgm_ops)")
+        return True
+    try:
+        with db.atomic():
+            db.execute_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS recording_fts USING fts5({', '.join(columns)}, "
+                           "content='recording', content_rowid='id', tokenize='trigram')")
+    except peewee.OperationalError:  # SQLite built without FTS5, or older than 3.34 (no trigram)
+        return False
+    # Only rows with some text are indexed (most recordings have none, and their inserts then cost
+    # no index work): a row is in the index exactly when one of its folded texts is not empty,
+    # and every trigger keeps that so ('delete' must be given the values that were indexed).
+    names = ", ".join(columns)
+    values = {row: ", ".join(f"{row}.{c}" for c in columns) for row in ("new", "old")}
+    some_text = {row: " OR ".join(f"{row}{c} != ''" for c in columns) for row in ("new.", "old.", "")}
+    # (A trigger's WHEN, not a WHERE in its body: a statement on the FTS5 table costs ~20 us even
+    # when it writes nothing, which would double the cost of cataloguing a recording.)
+    add = f"INSERT INTO recording_fts (rowid, {names}) SELECT new.id, {values['new']} WHERE {some_text['new.']};"
+    remove = (f"INSERT INTO recording_fts (recording_fts, rowid, {names}) "
+              f"SELECT 'delete', old.id, {values['old']} WHERE {some_text['old.']};")
+    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_insert AFTER INSERT ON recording "
+                   f"WHEN {some_text['new.']} BEGIN {add} END")
+    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_delete AFTER DELETE ON recording "
+                   f"WHEN {some_text['old.']} BEGIN {remove} END")
+    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_update AFTER UPDATE OF {names} ON recording "
+                   f"WHEN {some_text['old.']} OR {some_text['new.']} BEGIN {remove} {add} END")
+    db.execute_sql("INSERT INTO recording_fts (recording_fts) VALUES ('delete-all')")
+    db.execute_sql(f"INSERT INTO recording_fts (rowid, {names}) SELECT id, {names} FROM recording "
+                   f"WHERE {some_text['']}")
+    return True
+
+
+def _v7_recording_trigrams(db, migrator):
+    """Version 7: a trigram index for the recordings' text search (see search_index; idempotent)."""
+    search_index(db)
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names]
+MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names,
+              _v7_recording_trigrams]
+
+# What a new database gets besides the models' tables (created at the current version, it runs
+# no step): objects the models cannot declare.
+EXTRAS = [search_index]
 
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
@@ -127,9 +187,11 @@ def upgrade(db, migrations=None, target=None):
     if version == 0:
         with db.atomic():
             db.create_tables(model.ALL_MODELS, safe=True)
+            for extra in EXTRAS:
+                extra(db)
             model.SchemaVersion.create(version=target)
         return target
-    migrator = _migrator(db)
+    migrator = _migrator(db) if version < target else None
     while version < target:
         step = migrations[version - 1]
         with db.atomic():

@@ -8,8 +8,6 @@ import sys
 
 import click
 
-from ..config import load_settings
-from ..db import close_database, open_database, transaction
 from ..errors import ValidationError
 
 
@@ -36,6 +34,8 @@ class App:
     @property
     def settings(self):
         if self._settings is None:
+            from ..config import load_settings
+
             settings = load_settings(self.config_path)
             if self.database_override:
                 from dataclasses import replace
@@ -47,6 +47,8 @@ class App:
     def open(self, create=False):
         """Open (and migrate) the database once; only `fsctl init` may create it (`create`)."""
         if self.db is None:
+            from ..db import open_database  # peewee: only for the commands that use the database
+
             self.db = open_database(self.settings.database, create=create)
         return self.db
 
@@ -72,6 +74,8 @@ class App:
 
     def close(self):
         if self.db is not None:
+            from ..db import close_database
+
             close_database()
             self.db = None
 
@@ -93,6 +97,8 @@ def transactional(fn):
         app.open()
         # auto_apply: only a command that changed a tenant's configuration applies it (not a list).
         before = app.tenants_fingerprint() if app.auto_apply else None
+        from ..db import transaction
+
         with transaction(write=True):
             result = ctx.invoke(fn, *args, **kwargs)
         app.after_commit(before)
@@ -108,6 +114,8 @@ def reading(fn):
     @click.pass_context
     def wrapper(ctx, *args, **kwargs):
         ctx.find_object(App).open()
+        from ..db import transaction
+
         with transaction():
             return ctx.invoke(fn, *args, **kwargs)
 

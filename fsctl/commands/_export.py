@@ -29,27 +29,37 @@ def export_options(fn):
     return fn
 
 
-def export(columns, rows, fmt, as_json, output, title=None, table_columns=None):
-    """Print or write rows: a rich table (of `table_columns`), or CSV/JSON streamed as the rows come."""
+def export(columns, batches, fmt, as_json, output, title=None, table_columns=None):
+    """Print or write rows given as lists of tuples in `columns` order: a rich table (of `table_columns`),
+    or CSV (csv.writer.writerows per list) / JSON streamed as the lists come."""
     fmt = "json" if as_json else (fmt or ("csv" if output else "table"))
     if fmt == "table":
         if output:
             raise click.UsageError("--output needs --format csv or json")
-        print_table(list(rows), list(table_columns or columns), title=title)
+        print_table(list(_dicts(columns, batches)), list(table_columns or columns), title=title)
         return None
-    writer = svc.write_csv if fmt == "csv" else svc.write_json
+    if fmt == "csv":
+        def writer(out):
+            return svc.write_csv_batches(batches, columns, out)
+    else:
+        def writer(out):
+            return svc.write_json(_dicts(columns, batches), columns, out)
     if not output:
         out = sys.stdout
-        n = writer(rows, columns, out)
+        n = writer(out)
         out.flush()
         return n
     tmp = f"{output}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            n = writer(rows, columns, fh)
+            n = writer(fh)
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     say(f"{n} rows written to {output}")
     return n
+
+
+def _dicts(columns, batches):
+    return (dict(zip(columns, row)) for batch in batches for row in batch)

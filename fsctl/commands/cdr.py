@@ -29,8 +29,8 @@ def list_(domain, from_, to_, user, status, fmt, as_json, output):
     """The call log: fsctl cdr list acme.example --from 2026-11-01 --user 101 --status missed --json."""
     tenant = get_tenant(domain)
     start, end = stats_svc.period(tenant, from_, to_)
-    rows = stats_svc.iter_calls(tenant, start, end, user=user, status=status)
-    export(stats_svc.CALL_COLUMNS, rows, fmt, as_json, output, title=f"calls {tenant.domain}",
+    batches = stats_svc.call_rows(tenant, start, end, user=user, status=status)
+    export(stats_svc.CALL_COLUMNS, batches, fmt, as_json, output, title=f"calls {tenant.domain}",
            table_columns=TABLE_COLUMNS)
 
 

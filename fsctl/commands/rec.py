@@ -1,10 +1,12 @@
 """fsctl rec ... (R-REC): catalogue, search, marks, purge, SFTP pull, daily publication."""
 
+import sys
+
 import click
 
 from ..db import transaction
 from ..errors import OperationError
-from ..services import publish as publishing, recordings as rec, sftp
+from ..services import recordings as rec
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
@@ -141,19 +143,28 @@ def purge(app, dry_run):
 @filter_options
 @as_option
 @click.option("--dest", "target", required=True, type=click.Path(file_okay=False), help="Local folder.")
-@click.option("--jobs", default=4, show_default=True, type=click.IntRange(1, 32), help="Parallel transfers.")
+@click.option("--jobs", type=click.IntRange(1, 32),
+              help="Parallel connections (default: one per CPU core, at most 4).")
 @click.option("--limit", default=100000, show_default=True, help="At most this many recordings.")
 @json_option
 @pass_app
 def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     """Fetch recordings over SFTP (resumable, verified): fsctl rec pull --dest ./rec --from 2026-11-01."""
-    app.open()
+    filters = _filters(kwargs)
     s = app.settings
-    with transaction():
-        rows = rec.search(_filters(kwargs), as_user, limit, 0, max_limit=10**7)
-        transfers = sftp.pull_transfers(rows, s.sftp_remote_dir, target)
+    from ..services import sftp  # (subprocess and the SFTP code: only for pull)
+
     endpoint = sftp.Endpoint.from_settings(s)
-    results = _fetch_with_progress(endpoint, transfers, jobs, quiet=as_json)
+    started = sftp.Connection(endpoint, wait=False)  # ssh's handshake overlaps the catalogue query
+    try:
+        app.open()
+        with transaction():
+            rows = rec.search(filters, as_user, limit, 0, max_limit=10**7)
+            transfers = sftp.pull_transfers(rows, s.sftp_remote_dir, target)
+    except BaseException:
+        started.close()
+        raise
+    results = _fetch_with_progress(endpoint, transfers, jobs, as_json, started)
     if as_json:
         print_json([{"path": t.local_path, "status": r.status, "resumed_from": r.resumed_from, "error": r.error}
                     for t, r in zip(transfers, results)])
@@ -166,16 +177,20 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
         raise OperationError(f"{len(failed)} of {len(results)} recordings failed: {failed[0].error}")
 
 
-def _fetch_with_progress(endpoint, transfers, jobs, quiet):
+def _fetch_with_progress(endpoint, transfers, jobs, quiet, started):
+    """fetch_all with a progress bar on a terminal (rich is imported only then)."""
+    from ..services import sftp
+
+    if quiet or not sys.stderr.isatty():
+        return sftp.fetch_all(endpoint, transfers, jobs, started=started)
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     total = sum(t.size for t in transfers)
-    console = Console(stderr=True)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=console, transient=True, disable=quiet or not console.is_terminal) as bar:
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"{len(transfers)} recordings", total=total)
-        return sftp.fetch_all(endpoint, transfers, jobs, progress=lambda _t, n: bar.advance(task, n))
+        return sftp.fetch_all(endpoint, transfers, jobs, progress=lambda _t, n: bar.advance(task, n), started=started)
 
 
 @cli.command("publish")
@@ -186,6 +201,8 @@ def _fetch_with_progress(endpoint, transfers, jobs, quiet):
 @reading
 def publish(app, day, domains, force):
     """Daily job: put each tenant's previous-day recordings and SHA256SUMS in its SFTP drop folder."""
+    from ..services import publish as publishing
+
     s = app.settings
     for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
                                 day=day, now=app.now(), force=force, domains=domains):

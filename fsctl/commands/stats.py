@@ -1,6 +1,5 @@
 """fsctl stats ..."""
 
-
 import click
 
 from ..services import report as report_mod, stats as svc
@@ -24,8 +23,8 @@ def _report_command(name, help_text):
     def command(domain, from_, to_, fmt, as_json, output):
         tenant = get_tenant(domain)
         start, end = svc.period(tenant, from_, to_)
-        columns, rows = svc.report_rows(name, tenant, start, end)
-        export(columns, rows, fmt, as_json, output, title=f"{name} {tenant.domain}")
+        columns, rows = svc.report_tuples(name, tenant, start, end)
+        export(columns, svc.batched(rows), fmt, as_json, output, title=f"{name} {tenant.domain}")
 
     return command
 

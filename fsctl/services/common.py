@@ -1,7 +1,6 @@
 """What every provisioning service shares: tenant look-up, the numbering plan, destinations."""
 
 from .. import validate
-from ..calllogic.callconfig import DESTINATION_KINDS, Destination
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..model import (
     NUMBERED,
@@ -87,6 +86,8 @@ def get_numbered(tenant, kind, number):
 
 def parse_destination(text, field):
     """Parse `kind:target` syntax (no existence check)."""
+    from ..calllogic.callconfig import DESTINATION_KINDS, Destination  # (the call logic's model: not for reads)
+
     try:
         dest = Destination.parse((text or "").strip())
     except (ValueError, TypeError):
@@ -165,6 +166,8 @@ def destination_slots(tenant):
 
 def references_to(tenant, targets):
     """The destination slots that point at any of `targets` (destination texts)."""
+    from ..calllogic.callconfig import Destination
+
     wanted = set(targets)
     found = []
     for slot in destination_slots(tenant):

@@ -491,8 +491,11 @@ def make_filters(tenant=None, since=None, until=None, min_length=None, max_lengt
     )
 
 
-def query(filters=Filters(), as_user=None):
-    """The recordings matching `filters` that the viewer may see, newest first (a peewee query)."""
+def query(filters=Filters(), as_user=None, index=True):
+    """The recordings matching `filters` that the viewer may see, newest first (a peewee query).
+
+    `index=False`: text terms by LIKE alone, without the trigram index (the same rows, slower).
+    """
     who = viewer(as_user)
     f = filters
     q = _visible(Recording.select(Recording, Tenant).join(Tenant), who)
@@ -517,18 +520,56 @@ def query(filters=Filters(), as_user=None):
         q = q.where((Recording.counterpart >= f.counterpart) & (Recording.counterpart < upper))
     if f.colour:
         q = q.where(Recording.colour == f.colour)
-    for name in FOLDED:  # substring, case-insensitive for every script (folded on both sides)
-        value = getattr(f, name)
-        if value:
-            q = q.where(getattr(Recording, f"{name}_fold").contains(fold(value)))
+    texts = {name: fold(getattr(f, name)) for name in FOLDED if getattr(f, name)}
+    for name, text in texts.items():  # substring, case-insensitive for every script (folded on both sides)
+        q = q.where(getattr(Recording, f"{name}_fold").contains(text))
+    candidates = _trigram_candidates(texts) if index else None
+    if candidates is not None:  # the same rows, found through the index instead of by reading every row
+        q = q.where(Recording.id.in_(candidates))
     return q.order_by(Recording.started_at.desc(), Recording.id.desc())
 
 
-def search(filters=Filters(), as_user=None, limit=50, offset=0, max_limit=10000):
+TRIGRAM = 3  # a term shorter than a trigram cannot use the index: it is found by LIKE alone
+# More candidates than this: a common text, which the newest-first scan meets early (and the
+# index would have to hand over row by row): LIKE alone.
+MAX_CANDIDATES = 2000
+
+
+def _is_sqlite():
+    import peewee
+
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def _trigram_candidates(texts):
+    """SQLite: the ids whose folded texts hold every term's trigrams (a superset of the matches), as
+    a subquery on the FTS5 table of fsctl.migrations.search_index; None when no term can use it
+    or the terms are common (more than MAX_CANDIDATES rows).
+
+    The LIKE conditions stay, so the rows are exactly those of the scan. PostgreSQL needs
+    nothing here: its planner uses the pg_trgm indexes for the ILIKE conditions.
+    """
+    import peewee
+
+    terms = {name: text for name, text in texts.items() if len(text) >= TRIGRAM}
+    if not terms or not _is_sqlite():
+        return None
+    if not database.execute_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recording_fts'") \
+            .fetchone():
+        return None
+    match = " AND ".join(f'{name}_fold : "{text.replace(chr(34), chr(34) * 2)}"' for name, text in terms.items())
+    found = database.execute_sql("SELECT count(*) FROM (SELECT 1 FROM recording_fts WHERE recording_fts MATCH ? "
+                                 "LIMIT ?)", [match, MAX_CANDIDATES + 1]).fetchone()[0]
+    if found > MAX_CANDIDATES:
+        return None
+    return peewee.SQL("(SELECT rowid FROM recording_fts WHERE recording_fts MATCH ?)", [match])
+
+
+def search(filters=Filters(), as_user=None, limit=50, offset=0, max_limit=10000, index=True):
     """One page of matching recordings (rows), newest first."""
     limit = validate.integer(limit, "--limit", low=1, high=max_limit)
     offset = validate.integer(offset, "--offset", low=0, high=10**9)
-    return list(query(filters, as_user).limit(limit).offset(offset))
+    return list(query(filters, as_user, index).limit(limit).offset(offset))
 
 
 def recording_dict(row):

@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import functools
+import io
 import itertools
 import json
+import sqlite3
 import zoneinfo
 from typing import IO, Iterable, Iterator
 
@@ -35,8 +38,7 @@ import peewee
 from .. import validate
 from ..db import database
 from ..errors import ValidationError
-from ..model import Tenant, User, iso_utc
-from .cdr import STATUSES
+from ..model import Tenant, User, iso_utc as iso_utc  # iso_utc: the web's API writes times with it
 
 STATUS_COLUMNS = ("answered", "missed", "abandoned", "busy", "failed", "refused")
 USER_COLUMNS = ("user", "name", "received", "answered", "missed", "placed", "avg_talk_time", "talk_time")
@@ -50,6 +52,14 @@ CALL_COLUMNS = (
 REPORTS = ("users", "groups", "queues", "dids", "hourly", "daily")
 FORMATS = ("table", "csv", "json")
 BUCKET = 900  # seconds: UTC buckets small enough for every time zone offset (+05:45...)
+
+
+def _statuses() -> tuple:
+    """The call statuses (their home: services.cdr.classify; the call records' package is loaded
+    only by the exports that filter on a status, not by every statistic)."""
+    from .cdr import STATUSES
+
+    return STATUSES
 
 
 def _is_pg() -> bool:
@@ -105,13 +115,14 @@ def period(tenant: Tenant, start: str | None, end: str | None, today: _dt.date |
 _cursor_ids = itertools.count(1)
 
 
-def stream(sql: str, params: Iterable, size: int = 500) -> Iterator[tuple]:
-    """Rows of a query as they come (SQLite: lazy cursor; PostgreSQL: DECLARE ... FETCH)."""
+def stream_batches(sql: str, params: Iterable, size: int = 1000) -> Iterator[list]:
+    """Rows of a query in lists of up to `size`, as they come (SQLite: fetchmany; PostgreSQL: DECLARE ... FETCH)."""
     params = [_param(p) for p in params]
     if not _is_pg():
         cursor = database.execute_sql(sql, params)
         try:
-            yield from cursor
+            while batch := cursor.fetchmany(size):
+                yield batch
         finally:
             cursor.close()
         return
@@ -123,9 +134,15 @@ def stream(sql: str, params: Iterable, size: int = 500) -> Iterator[tuple]:
                 rows = database.execute_sql(f"FETCH FORWARD {int(size)} FROM {name}").fetchall()
                 if not rows:
                     break
-                yield from rows
+                yield rows
         finally:
             database.execute_sql(f"CLOSE {name}")
+
+
+def stream(sql: str, params: Iterable, size: int = 500) -> Iterator[tuple]:
+    """Rows of a query as they come (SQLite: lazy cursor; PostgreSQL: DECLARE ... FETCH)."""
+    for batch in stream_batches(sql, params, size):
+        yield from batch
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -145,137 +162,237 @@ def _avg(total, count) -> float:
     return round(total / count, 1) if count else 0.0
 
 
-def user_stats(tenant: Tenant, start, end, all_users: bool = True) -> Iterator[dict]:
-    """Per user: received, answered, missed, placed calls and average incoming talk time."""
+def user_rows(tenant: Tenant, start, end, all_users: bool = True) -> Iterator[tuple]:
+    """user_stats as tuples in USER_COLUMNS order (what CSV writes)."""
     names = dict(User.select(User.number, User.name).where(User.tenant == tenant).tuples())
     sql, params = user_stats_sql(tenant.id, start, end)
     pending = sorted(names) if all_users else []
     i = 0
-
-    def zero(number):
-        return dict(zip(USER_COLUMNS, (number, names.get(number, ""), 0, 0, 0, 0, 0.0, 0)))
-
     for number, received, answered, missed, placed, talk in stream(sql, params):
         while i < len(pending) and pending[i] < number:  # users without calls: zeros, in order
-            yield zero(pending[i])
+            yield (pending[i], names.get(pending[i], ""), 0, 0, 0, 0, 0.0, 0)
             i += 1
         if i < len(pending) and pending[i] == number:
             i += 1
         answered, talk = int(answered or 0), int(talk or 0)
-        yield {
-            "user": number, "name": names.get(number, ""), "received": int(received or 0), "answered": answered,
-            "missed": int(missed or 0), "placed": int(placed or 0), "avg_talk_time": _avg(talk, answered),
-            "talk_time": talk,
-        }
+        yield (number, names.get(number, ""), int(received or 0), answered, int(missed or 0), int(placed or 0),
+               _avg(talk, answered), talk)
     for user in pending[i:]:
-        yield zero(user)
+        yield (user, names.get(user, ""), 0, 0, 0, 0, 0.0, 0)
+
+
+def user_stats(tenant: Tenant, start, end, all_users: bool = True) -> Iterator[dict]:
+    """Per user: received, answered, missed, placed calls and average incoming talk time."""
+    return _dicts(USER_COLUMNS, user_rows(tenant, start, end, all_users))
+
+
+def _dicts(columns: tuple, rows: Iterable[tuple]) -> Iterator[dict]:
+    return map(dict, map(functools.partial(zip, columns), rows))
 
 
 def _status_sums(alias: str = "") -> str:
     return ", ".join(f"SUM(CASE WHEN {alias}status = '{s}' THEN 1 ELSE 0 END)" for s in STATUS_COLUMNS)
 
 
-def keyed_stats(tenant: Tenant, start, end, by: str) -> Iterator[dict]:
-    """Per group, queue or DID (`by`): calls by status and talk time."""
+_KEYS = {  # by: (the key, the calls it counts)
+    "groups": ("target", "target_kind = 'group'"),
+    "queues": ("COALESCE(queue, target)", "(target_kind = 'queue' OR queue IS NOT NULL)"),
+    "dids": ("did", "did IS NOT NULL"),
+}
+_COUNTS = f"COUNT(*), {_status_sums()}, SUM(CASE WHEN status = 'answered' THEN talk_time ELSE 0 END)"
+
+
+def _keyed_row(key, calls, *counts) -> tuple:
+    """A keyed row (key, calls, *status counts, avg talk time, talk time) from its sums."""
+    *counts, talk = [int(c or 0) for c in counts]
+    return (key, int(calls), *counts, _avg(talk, counts[0]), talk)
+
+
+def keyed_rows(tenant: Tenant, start, end, by: str) -> Iterator[tuple]:
+    """keyed_stats as tuples: (key, calls, *status counts, avg talk time, talk time)."""
     p = _ph()
-    key = {
-        "groups": "target",
-        "queues": "COALESCE(queue, target)",
-        "dids": "did",
-    }[by]
-    where = {
-        "groups": "target_kind = 'group'",
-        "queues": "(target_kind = 'queue' OR queue IS NOT NULL)",
-        "dids": "did IS NOT NULL",
-    }[by]
+    key, where = _KEYS[by]
     sql = (
-        f"SELECT {key} AS k, COUNT(*), {_status_sums()}, "
-        "SUM(CASE WHEN status = 'answered' THEN talk_time ELSE 0 END) "
+        f"SELECT {key} AS k, {_COUNTS} "
         f"FROM call_record WHERE tenant_id = {p} AND started_at >= {p} AND started_at < {p} AND {where} "
         f"GROUP BY {key} ORDER BY {key}"
     )
-    label = by[:-1]
     for row in stream(sql, [tenant.id, start, end]):
-        key_value, calls, *counts, talk = row
-        counts = [int(c or 0) for c in counts]
-        talk = int(talk or 0)
-        out = {label: key_value, "calls": int(calls)}
-        out.update(zip(STATUS_COLUMNS, counts))
-        out["avg_talk_time"] = _avg(talk, counts[0])
-        out["talk_time"] = talk
-        yield out
+        yield _keyed_row(*row)
+
+
+def keyed_stats(tenant: Tenant, start, end, by: str) -> Iterator[dict]:
+    """Per group, queue or DID (`by`): calls by status and talk time."""
+    return _dicts((by[:-1],) + KEYED_COLUMNS, keyed_rows(tenant, start, end, by))
+
+
+def _bucket_sql() -> str:
+    """The 15-minute UTC bucket of started_at (an integer), in the engine's SQL."""
+    if _is_pg():
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM started_at) / {BUCKET}) AS BIGINT)"
+    if sqlite3.sqlite_version_info >= (3, 38):  # unixepoch() parses the text once, strftime('%s') twice as slow
+        return f"(unixepoch(started_at) / {BUCKET})"
+    return f"(CAST(strftime('%s', started_at) AS INTEGER) / {BUCKET})"
 
 
 def _buckets(tenant: Tenant, start, end) -> Iterator[tuple]:
-    """(UTC bucket start, calls, *status counts, talk time) per 15-minute UTC bucket, from SQL."""
+    """(UTC bucket number, calls, *status counts, talk time) per 15-minute UTC bucket, in order, from SQL."""
     p = _ph()
-    if _is_pg():
-        bucket = f"CAST(FLOOR(EXTRACT(EPOCH FROM started_at) / {BUCKET}) AS BIGINT)"
-    else:
-        bucket = f"(CAST(strftime('%s', started_at) AS INTEGER) / {BUCKET})"
     sql = (
-        f"SELECT {bucket} AS b, COUNT(*), {_status_sums()}, "
-        "SUM(CASE WHEN status = 'answered' THEN talk_time ELSE 0 END) "
+        f"SELECT {_bucket_sql()} AS b, {_COUNTS} "
         f"FROM call_record WHERE tenant_id = {p} AND started_at >= {p} AND started_at < {p} "
         f"GROUP BY b ORDER BY b"
     )
     for b, *rest in stream(sql, [tenant.id, start, end]):
-        yield (_dt.datetime.fromtimestamp(int(b) * BUCKET, _dt.timezone.utc), *[int(x or 0) for x in rest])
+        yield (int(b), *[int(x or 0) for x in rest])
 
 
-def hourly_stats(tenant: Tenant, start, end) -> Iterator[dict]:
-    """Calls by hour of the day (0-23) in the tenant's time zone, over the period."""
-    tz = zoneinfo.ZoneInfo(tenant.timezone or "UTC")
-    sums = {h: [0] * (len(HOURLY_COLUMNS) - 1) for h in range(24)}
-    for moment, *values in _buckets(tenant, start, end):
-        acc = sums[moment.astimezone(tz).hour]
+def _local(tz: zoneinfo.ZoneInfo, bucket: int) -> _dt.datetime:
+    return _dt.datetime.fromtimestamp(bucket * BUCKET, tz)
+
+
+def _hourly(tz: zoneinfo.ZoneInfo, buckets: Iterable[tuple]) -> list[tuple]:
+    sums = [[0] * (len(HOURLY_COLUMNS) - 1) for _ in range(24)]
+    for b, *values in buckets:
+        acc = sums[_local(tz, b).hour]
         for i, v in enumerate(values):
             acc[i] += v
-    for hour in range(24):
-        yield dict(zip(HOURLY_COLUMNS, [hour, *sums[hour]]))
+    return [(hour, *sums[hour]) for hour in range(24)]
 
 
-def daily_stats(tenant: Tenant, start, end) -> Iterator[dict]:
-    """Calls per day of the period in the tenant's time zone (every day, zeros included)."""
-    tz = zoneinfo.ZoneInfo(tenant.timezone or "UTC")
+def _daily(tz: zoneinfo.ZoneInfo, start, end, buckets: Iterable[tuple]) -> Iterator[tuple]:
     first = start.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
     last = (end - _dt.timedelta(seconds=1)).replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
     day, acc = first, None
     width = len(DAILY_COLUMNS) - 1
-    for moment, *values in _buckets(tenant, start, end):
-        local = moment.astimezone(tz).date()
+    for b, *values in buckets:
+        local = _local(tz, b).date()
         while day < local:
-            yield dict(zip(DAILY_COLUMNS, [day.isoformat(), *(acc or [0] * width)]))
+            yield (day.isoformat(), *(acc or [0] * width))
             day, acc = day + _dt.timedelta(days=1), None
         acc = acc or [0] * width
         for i, v in enumerate(values):
             acc[i] += v
     while day <= last:
-        yield dict(zip(DAILY_COLUMNS, [day.isoformat(), *(acc or [0] * width)]))
+        yield (day.isoformat(), *(acc or [0] * width))
         day, acc = day + _dt.timedelta(days=1), None
+
+
+def _zone(tenant: Tenant) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(tenant.timezone or "UTC")
+
+
+def hourly_rows(tenant: Tenant, start, end) -> Iterator[tuple]:
+    """hourly_stats as tuples in HOURLY_COLUMNS order."""
+    return iter(_hourly(_zone(tenant), _buckets(tenant, start, end)))
+
+
+def hourly_stats(tenant: Tenant, start, end) -> Iterator[dict]:
+    """Calls by hour of the day (0-23) in the tenant's time zone, over the period."""
+    return _dicts(HOURLY_COLUMNS, hourly_rows(tenant, start, end))
+
+
+def daily_rows(tenant: Tenant, start, end) -> Iterator[tuple]:
+    """daily_stats as tuples in DAILY_COLUMNS order."""
+    return _daily(_zone(tenant), start, end, _buckets(tenant, start, end))
+
+
+def daily_stats(tenant: Tenant, start, end) -> Iterator[dict]:
+    """Calls per day of the period in the tenant's time zone (every day, zeros included)."""
+    return _dicts(DAILY_COLUMNS, daily_rows(tenant, start, end))
+
+
+def call_figures_sql(tenant_id: int, start, end) -> tuple[str, list]:
+    """call_figures' query (SQL, parameters): the calls by 15-minute bucket, group, queue and DID."""
+    p = _ph()
+    flags = [where for _, where in _KEYS.values()]
+    keys = [f"CASE WHEN {where} THEN {key} END" for key, where in _KEYS.values()]
+    sql = (
+        f"SELECT {_bucket_sql()} AS b, {', '.join(flags)}, {', '.join(keys)}, {_COUNTS} "
+        f"FROM call_record WHERE tenant_id = {p} AND started_at >= {p} AND started_at < {p} "
+        f"GROUP BY b, {', '.join(flags)}, {', '.join(keys)}"
+    )
+    return sql, [tenant_id, start, end]
+
+
+def call_figures(tenant: Tenant, start, end) -> dict:
+    """daily, hourly, groups, queues and dids (lists of dicts) from one scan of the period's calls.
+
+    One query groups the calls by 15-minute bucket and by (group, queue, DID); its rows (at
+    most buckets x distinct routes) are folded here into the five reports, which then equal
+    daily_stats, hourly_stats and keyed_stats (keys ordered by code point, NULL as each engine
+    orders it).
+    """
+    sql, params = call_figures_sql(tenant.id, start, end)
+    buckets: dict[int, list] = {}
+    keyed: dict[str, dict] = {by: {} for by in _KEYS}
+    for b, is_group, is_queue, is_did, group, queue, did, *values in stream(sql, params, 5000):
+        values = [int(v or 0) for v in values]
+        _add(buckets, int(b), values)
+        if is_group:
+            _add(keyed["groups"], group, values)
+        if is_queue:
+            _add(keyed["queues"], queue, values)
+        if is_did:
+            _add(keyed["dids"], did, values)
+    ordered = [(b, *buckets[b]) for b in sorted(buckets)]
+    tz = _zone(tenant)
+    figures = {
+        "daily": list(_dicts(DAILY_COLUMNS, _daily(tz, start, end, ordered))),
+        "hourly": list(_dicts(HOURLY_COLUMNS, _hourly(tz, ordered))),
+    }
+    for by, sums in keyed.items():
+        nulls = [None] if None in sums else []
+        order = sorted(k for k in sums if k is not None)
+        order = order + nulls if _is_pg() else nulls + order  # as ORDER BY puts NULL on each engine
+        figures[by] = list(_dicts((by[:-1],) + KEYED_COLUMNS, (_keyed_row(k, *sums[k]) for k in order)))
+    return figures
+
+
+def _add(sums: dict, key, values: list) -> None:
+    acc = sums.get(key)
+    if acc is None:
+        sums[key] = list(values)
+    else:
+        for i, v in enumerate(values):
+            acc[i] += v
+
+
+def report_tuples(name: str, tenant: Tenant, start, end) -> tuple[tuple, Iterator[tuple]]:
+    """(columns, rows as tuples in column order) of a statistics report by name."""
+    validate.choice(name, "report", REPORTS)
+    if name == "users":
+        return USER_COLUMNS, user_rows(tenant, start, end)
+    if name in ("groups", "queues", "dids"):
+        return (name[:-1],) + KEYED_COLUMNS, keyed_rows(tenant, start, end, name)
+    if name == "hourly":
+        return HOURLY_COLUMNS, hourly_rows(tenant, start, end)
+    return DAILY_COLUMNS, daily_rows(tenant, start, end)
 
 
 def report_rows(name: str, tenant: Tenant, start, end) -> tuple[tuple, Iterator[dict]]:
     """(columns, rows) of a statistics report by name (users, groups, queues, dids, hourly, daily)."""
-    validate.choice(name, "report", REPORTS)
-    if name == "users":
-        return USER_COLUMNS, user_stats(tenant, start, end)
-    if name in ("groups", "queues", "dids"):
-        return (name[:-1],) + KEYED_COLUMNS, keyed_stats(tenant, start, end, name)
-    if name == "hourly":
-        return HOURLY_COLUMNS, hourly_stats(tenant, start, end)
-    return DAILY_COLUMNS, daily_stats(tenant, start, end)
+    columns, rows = report_tuples(name, tenant, start, end)
+    return columns, _dicts(columns, rows)
 
 
 # --- the call log -------------------------------------------------------------------------
 
-def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str | None = None) -> Iterator[dict]:
-    """The call log, oldest first, filtered by user (caller or party) and status; streamed."""
+def _iso_sql(column: str) -> str:
+    """A stored naive-UTC time as ISO 8601 with Z, to the second, in SQL (what model.iso_utc makes of it)."""
+    if _is_pg():
+        return f"""to_char({column}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+    # SQLite keeps the text 'YYYY-MM-DD HH:MM:SS[.ffffff]' that Python's datetime gave it
+    return f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z'"
+
+
+def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: str | None = None):
+    """The call log's query (SQL, parameters): tuples in CALL_COLUMNS order, formatted by the database."""
     p = _ph()
     where = [f"c.tenant_id = {p}", f"c.started_at >= {p}", f"c.started_at < {p}"]
-    params: list = [tenant.id, start, end]
+    params: list = [tenant_id, start, end]
     if status:
-        validate.choice(status, "--status", STATUSES)
+        validate.choice(status, "--status", _statuses())
     if user:
         user = validate.extension(user, "--user")
         missed = " AND p.missed = 1" if status == "missed" else ""
@@ -284,24 +401,32 @@ def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str 
     if status:
         where.append(f"c.status = {p}")
         params.append(status)
-    sql = (
-        "SELECT c.uuid, c.started_at, c.direction, c.caller, c.caller_name, c.callee, c.did, c.target_kind, "
-        "c.target, c.status, c.answered_by, c.missed_by, c.duration, c.talk_time, c.hangup_cause, c.recording_path "
-        f"FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
+    sql = f"SELECT {_call_columns_sql()} FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
+    return sql, params
+
+
+def _call_columns_sql() -> str:
+    """The CALL_COLUMNS of call_record c, formatted by the database as call_dict spells them."""
+    # target: "kind:target" (None without a kind; a missing target prints None)
+    return (
+        f"c.uuid, {_iso_sql('c.started_at')}, c.direction, c.caller, c.caller_name, c.callee, c.did, "
+        "CASE WHEN c.target_kind IS NULL OR c.target_kind = '' THEN NULL "
+        "ELSE c.target_kind || ':' || COALESCE(c.target, 'None') END, "
+        "c.status, c.answered_by, COALESCE(c.missed_by, ''), c.duration, c.talk_time, c.hangup_cause, c.recording_path"
     )
-    for row in stream(sql, params):
-        yield _row_dict(row)
 
 
-def _row_dict(row) -> dict:
-    (uuid, started, direction, caller, name, callee, did, kind, target, status_, answered_by, missed_by,
-     duration, talk, cause, recording) = row[:16]
-    return {
-        "uuid": uuid, "started_at": iso_utc(started), "direction": direction, "caller": caller,
-        "caller_name": name, "callee": callee, "did": did, "target": f"{kind}:{target}" if kind else None,
-        "status": status_, "answered_by": answered_by, "missed_by": missed_by or "", "duration": duration,
-        "talk_time": talk, "hangup_cause": cause, "recording": recording,
-    }
+def call_rows(tenant: Tenant, start, end, user: str | None = None, status: str | None = None,
+              size: int = 500) -> Iterator[list]:
+    """The call log as lists of tuples in CALL_COLUMNS order, formatted by the database, streamed."""
+    sql, params = call_rows_sql(tenant.id, start, end, user, status)
+    return stream_batches(sql, params, size)
+
+
+def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str | None = None) -> Iterator[dict]:
+    """The call log, oldest first, filtered by user (caller or party) and status; streamed."""
+    batches = call_rows(tenant, start, end, user, status, size=500)
+    return _dicts(CALL_COLUMNS, itertools.chain.from_iterable(batches))
 
 
 def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False, status: str | None = None,
@@ -326,20 +451,19 @@ def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False,
         params += numbers
     if status:
         where.append(f"c.status = {p}")
-        params.append(validate.choice(status, "--status", STATUSES))
+        params.append(validate.choice(status, "--status", _statuses()))
     limit = validate.integer(limit, "--limit", low=1, high=10000)
     offset = validate.integer(offset, "--offset", low=0, high=10**9)
     missed = f"CASE WHEN EXISTS (SELECT 1 FROM call_party p WHERE p.call_id = c.id AND p.missed = 1{in_users}) " \
              "THEN 1 ELSE 0 END"
     order = "m DESC, c.started_at DESC, c.id DESC" if missed_first else "c.started_at DESC, c.id DESC"
     sql = (
-        "SELECT c.uuid, c.started_at, c.direction, c.caller, c.caller_name, c.callee, c.did, c.target_kind, "
-        "c.target, c.status, c.answered_by, c.missed_by, c.duration, c.talk_time, c.hangup_cause, c.recording_path, "
-        f"{missed} AS m FROM call_record c WHERE {' AND '.join(where)} ORDER BY {order} "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}"
+        f"SELECT {_call_columns_sql()}, {missed} AS m FROM call_record c WHERE {' AND '.join(where)} "
+        f"ORDER BY {order} LIMIT {int(limit)} OFFSET {int(offset)}"
     )
     rows = database.execute_sql(sql, [_param(v) for v in party_params + params]).fetchall()
-    return [{**_row_dict(r), "missed": bool(r[16])} for r in rows]
+    width = len(CALL_COLUMNS)
+    return [{**dict(zip(CALL_COLUMNS, r[:width])), "missed": bool(r[width])} for r in rows]
 
 
 USER_DAILY_COLUMNS = ("date", "received", "answered", "missed", "placed", "talk_time")
@@ -350,11 +474,7 @@ def user_daily(tenant: Tenant, start, end, number: str) -> list[dict]:
     number = validate.extension(number, "--user")
     tz = zoneinfo.ZoneInfo(tenant.timezone or "UTC")
     p = _ph()
-    if _is_pg():
-        bucket = f"CAST(FLOOR(EXTRACT(EPOCH FROM started_at) / {BUCKET}) AS BIGINT)"
-    else:
-        bucket = f"(CAST(strftime('%s', started_at) AS INTEGER) / {BUCKET})"
-    sql = (f"SELECT {bucket} AS b, SUM(received), SUM(answered), SUM(missed), SUM(placed), SUM(talk_time) "
+    sql = (f"SELECT {_bucket_sql()} AS b, SUM(received), SUM(answered), SUM(missed), SUM(placed), SUM(talk_time) "
            f"FROM call_party WHERE tenant_id = {p} AND user_number = {p} AND started_at >= {p} AND started_at < {p} "
            "GROUP BY b ORDER BY b")
     first = start.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
@@ -375,7 +495,7 @@ def user_daily(tenant: Tenant, start, end, number: str) -> list[dict]:
 # --- writers ------------------------------------------------------------------------------
 
 def write_csv(rows: Iterable[dict], columns: tuple, out: IO[str]) -> int:
-    """Rows as CSV with a header line, written as they come; returns the row count."""
+    """Rows (dicts) as CSV with a header line, written as they come; returns the row count."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     n = 0
@@ -383,6 +503,32 @@ def write_csv(rows: Iterable[dict], columns: tuple, out: IO[str]) -> int:
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
         n += 1
     return n
+
+
+def write_csv_batches(batches: Iterable[list], columns: tuple, out: IO[str]) -> int:
+    """Lists of tuples (in column order; None is written empty) as CSV with a header line; returns the row count.
+
+    Each batch is formatted by csv.writer.writerows into one string and written at once.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    n = 0
+    for batch in batches:
+        writer.writerows(batch)
+        n += len(batch)
+        out.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+    out.write(buffer.getvalue())
+    return n
+
+
+def batched(rows: Iterable[tuple], size: int = 500) -> Iterator[list]:
+    """Tuples in lists of up to `size` (for write_csv_batches)."""
+    rows = iter(rows)
+    while batch := list(itertools.islice(rows, size)):
+        yield batch
 
 
 def write_json(rows: Iterable[dict], columns: tuple, out: IO[str]) -> int:

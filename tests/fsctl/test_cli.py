@@ -1,5 +1,8 @@
 """The CLI as a whole: help for every command, settings, error shape."""
 
+import json
+import sys
+
 import click
 import pytest
 
@@ -9,7 +12,9 @@ from fsctl.errors import ConfigError
 
 
 def all_commands(group=cli, path=()):
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the top level loads its commands when asked for them
+        command = group.get_command(ctx, name)
         yield path + (name,), command
         if isinstance(command, click.Group):
             yield from all_commands(command, path + (name,))
@@ -19,7 +24,7 @@ def all_commands(group=cli, path=()):
 def test_every_command_has_help(path):
     command = cli
     for name in path:
-        command = command.commands[name]
+        command = command.get_command(click.Context(command), name)
     assert command.help and command.help.strip(), f"fsctl {' '.join(path)} has no docstring"
     result = click.testing.CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
@@ -59,7 +64,8 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 6  # (3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs; 6: outbound names)
+    assert CURRENT_VERSION == 7  # (3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs;
+    # 6: outbound names; 7: the recordings' trigram index)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
 
 
@@ -162,3 +168,75 @@ def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):
     assert old.output == new.output and '"office"' in new.output
     fsctl_sqlite("recgroup", "add", "acme.example", "sales")
     assert '"sales"' in fsctl_sqlite("rec-group", "list", "acme.example", "--json").output
+
+
+def test_command_table_is_the_modules_commands():
+    """fsctl.cli.COMMANDS (what --help lists without importing anything) says what the modules say."""
+    import importlib
+    import pkgutil
+
+    import fsctl.commands
+    from fsctl.cli import COMMANDS
+
+    nouns = {m.name for m in pkgutil.iter_modules(fsctl.commands.__path__) if not m.name.startswith("_")}
+    assert {module for module, _, _ in COMMANDS.values()} == nouns  # every noun's module is in the table
+    found = {}
+    for noun in sorted(nouns):
+        module = importlib.import_module(f"fsctl.commands.{noun}")
+        for command in [module.cli, *getattr(module, "EXTRA_COMMANDS", ())]:
+            found[command.name] = command
+            where, attribute, short = COMMANDS[command.name]
+            assert (where, getattr(module, attribute)) == (noun, command)
+            for limit in (30, 45, 60, 80, 200):  # the help line, however wide the terminal
+                assert click.Command("x", help=short).get_short_help_str(limit) == command.get_short_help_str(limit)
+    assert set(found) == set(COMMANDS)
+
+
+def _imported_by(*args, env=None):
+    """The modules a whole `fsctl ARGS` run imported (run in a fresh interpreter)."""
+    import os
+    import subprocess
+
+    script = ("import json, sys\nfrom fsctl.cli import main\nsys.argv = ['fsctl', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, "FSCTL_CONFIG": os.devnull, **(env or {})}, timeout=60).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_help_and_version_import_no_command():
+    for args in (["--help"], ["--version"]):
+        modules = _imported_by(*args)
+        assert not [m for m in modules if m.startswith("fsctl.commands.") and not m.split(".")[-1].startswith("_")]
+        assert not {"peewee", "rich", "jinja2", "lxml", "fsctl.config"} & modules, args
+
+
+def test_a_command_imports_what_it_uses(tmp_path):
+    env = {"FSCTL_DATABASE": f"sqlite:///{tmp_path}/fsctl.db"}
+    _imported_by("init", env=env)  # (only init creates a database)
+    modules = _imported_by("tenant", "list", env=env)
+    assert {"fsctl.commands.tenant", "peewee", "rich"} <= modules
+    assert not {"fsctl.commands.rec", "fsctl.services.sftp", "fsctl.render", "jinja2", "lxml", "psycopg2",
+                "playhouse.migrate"} & modules  # (the database is at the current version: no upgrade)
+    assert not [m for m in modules if m.startswith("fsctl.commands.") and m.split(".")[-1] not in ("tenant",)
+                and not m.split(".")[-1].startswith("_")]
+
+
+def test_postgresql_gets_its_driver_in_a_fresh_command(postgres_server, tmp_path):
+    """fsctl.cli imports peewee without psycopg2; a postgresql URL loads it (fsctl.db) and works."""
+    import os
+    import subprocess
+
+    from fsctl.cli import main  # noqa: F401 (the console script's entry point)
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server.url)
+    env = {**os.environ, "FSCTL_CONFIG": os.devnull, "FSCTL_DATABASE": postgres_server.url}
+    fsctl = [os.path.join(os.path.dirname(sys.executable), "fsctl")]
+    for args in (["init"], ["tenant", "add", "pg.example", "--name", "PG"]):
+        subprocess.run([*fsctl, *args], env=env, check=True, timeout=60, capture_output=True)
+    listed = subprocess.run([*fsctl, "tenant", "list", "--json"], env=env, check=True, timeout=60,
+                            capture_output=True, text=True).stdout
+    assert [t["domain"] for t in json.loads(listed)] == ["pg.example"]
+    assert "psycopg2" in _imported_by("tenant", "list", env={"FSCTL_DATABASE": postgres_server.url})
+    _reset_postgres(postgres_server.url)

@@ -87,7 +87,12 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
 
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
-    # Back to version 1: the catalogue without the folded columns, with rows in it.
+    # Back to version 1: the catalogue without the folded columns (nor version 7's trigram index,
+    # whose SQLite triggers name them), with rows in it.
+    if isinstance(database, peewee.SqliteDatabase):
+        for name in ("insert", "delete", "update"):
+            database.execute_sql(f"DROP TRIGGER recording_fts_{name}")
+        database.execute_sql("DROP TABLE recording_fts")
     migrator = migrations._migrator(database)
     run_ops(*(migrator.drop_column("recording", f"{name}_fold") for name in rec.FOLDED))
     model.SchemaVersion.delete().execute()
@@ -265,7 +270,7 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes, 5: outbound names)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (3, then 4: nodes, 5, 6, 7)
     assert all(database.table_exists(m._meta.table_name) for m in web_tables)
     webauth.set_web_password("acme.example", "101", "a long web password")
     tokens.add_token("acme.example", "crm", "read")
@@ -316,7 +321,7 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
             database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=4)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names, 7: the trigram index)
     if pg:
         sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
             "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
@@ -326,3 +331,29 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
     model.CallRecord.create(tenant=tenant, uuid="u" * 255, direction="in", started_at=dt.datetime(2026, 12, 1),
                             status="missed", voicemail="v" * 255)
     assert model.CallRecord.get().uuid == "u" * 255
+
+
+def test_postgres_role_without_pg_trgm_still_searches(postgres_server):
+    """A role that may not create the pg_trgm extension gets the schema without the index: same rows, by scan."""
+    from fsctl.services import recordings as rec
+    from tests.conftest import _reset_postgres
+
+    _reset_postgres(postgres_server.url)
+    admin = fsdb.make_database(postgres_server.url)
+    admin.connect()
+    admin.execute_sql("DROP ROLE IF EXISTS fsctl_limited")
+    admin.execute_sql("CREATE ROLE fsctl_limited LOGIN")
+    admin.execute_sql("GRANT CREATE, USAGE ON SCHEMA public TO fsctl_limited")  # tables yes; extensions no
+    try:
+        database = fsdb.open_database(postgres_server.url.replace("postgres@", "fsctl_limited@"))
+        assert migrations.current_version(database) == migrations.CURRENT_VERSION
+        assert not database.execute_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()
+        tenant = model.Tenant.create(domain="acme.example", name="ACME")
+        model.Recording.create(tenant=tenant, user_number="101", direction="in", started_at="2026-11-01 10:00:00",
+                               path="a.wav", note="Call back", note_fold="call back")
+        assert [r.path for r in rec.search(rec.make_filters(note="BACK"))] == ["a.wav"]
+        fsdb.close_database()
+    finally:
+        _reset_postgres(postgres_server.url)  # the role's tables go with the schema
+        admin.execute_sql("DROP ROLE fsctl_limited")
+        admin.close()

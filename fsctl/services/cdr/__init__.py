@@ -24,7 +24,6 @@ from typing import Callable, Iterable
 
 from ...freeswitch.channel import Channel, parse_channel
 from ...model import call_dict, iso_utc
-from .. import notify
 from . import files as _files, ingest as _ingest
 from .channels import CallState, apply_channel, finish_state, new_state
 from .classify import DIRECTIONS, LEG_RESULTS, STATUSES, CallRecordFacts, LegFacts, Outcome, classify, leg_result
@@ -33,7 +32,11 @@ from .ingest import IngestReport
 
 
 def _notifier(notifier: Callable | None) -> Callable:
-    return notify.enqueue_for_calls if notifier is None else notifier
+    if notifier is not None:
+        return notifier
+    from .. import notify  # its mail and web transports are only loaded by what ingests calls
+
+    return notify.enqueue_for_calls
 
 
 def ingest_hangup(headers: dict, notifier: Callable | None = None) -> IngestReport:

@@ -10,6 +10,7 @@ import json
 import os
 import wave
 
+import click
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -245,6 +246,80 @@ def test_mark_fields_property(db, root, value, extra, which):
     assert getattr(Recording.get_by_id(row.id), which) == value
 
 
+# --- the trigram index ---------------------------------------------------------------------------
+
+# Letters that fold (ß -> ss, İ -> i + combining dot, K the Kelvin sign -> k), quotes, LIKE's
+# wildcards and spaces: the index must find exactly what the scan finds.
+SEARCH_TEXT = st.text(st.sampled_from(list('aAbzZ "%_ßsSŪūİi\u0307Kk9')), max_size=10)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(texts=st.lists(SEARCH_TEXT, min_size=6, max_size=6), term=SEARCH_TEXT.filter(lambda t: t.strip()),
+       which=st.sampled_from(rec.FOLDED))
+def test_text_search_through_the_index_is_the_scan(db, root, texts, term, which):
+    if not Tenant.select().exists():
+        make_tenants()
+        for i in range(6):
+            make_recording(root, started=T0 + dt.timedelta(minutes=i), uuid=f"t{i}")
+    rows = list(Recording.select().order_by(Recording.id))
+    for row, text in zip(rows, texts):  # changed in place: the index follows every update
+        if which == "user_name":
+            Recording.update(user_name=text, user_name_fold=rec.fold(text)).where(Recording.id == row.id).execute()
+        else:
+            rec.mark(row.id, **({"note": text} if which == "note" else {"fields": {which: text}}))
+    filters = rec.make_filters(**{which: term})
+    expected = [row.id for row, text in reversed(list(zip(rows, texts))) if rec.fold(term) in rec.fold(text)]
+    assert [r.id for r in rec.search(filters)] == expected
+    assert [r.id for r in rec.search(filters, index=False)] == expected
+    if rec._is_sqlite():  # the triggers kept the FTS5 index consistent (raises when not)
+        from fsctl.db import database
+
+        database.execute_sql("INSERT INTO recording_fts (recording_fts) VALUES ('integrity-check')")
+
+
+def _plan(query):
+    sql, params = query.sql()
+    from fsctl.db import database
+
+    if rec._is_sqlite():
+        return " ".join(str(r[-1]) for r in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    with database.atomic():
+        database.execute_sql("SET LOCAL enable_seqscan = off")  # a few rows: make the planner show its index
+        return " ".join(r[0] for r in database.execute_sql("EXPLAIN " + sql, params).fetchall())
+
+
+def test_long_terms_use_the_trigram_index_short_ones_scan(db, root):
+    make_tenants()
+    for i in range(3):
+        make_recording(root, started=T0 + dt.timedelta(minutes=i), uuid=f"i{i}")
+    index = "recording_fts" if rec._is_sqlite() else "recording_note_fold_trgm"
+    assert index in _plan(rec.query(rec.make_filters(note="zzz")))
+    if rec._is_sqlite():  # PostgreSQL's planner weighs its indexes by itself
+        assert index in _plan(rec.query(rec.make_filters(note="zzz", user="101", tenant="acme.example")))
+        assert index not in _plan(rec.query(rec.make_filters(note="zz")))  # two letters: no trigram, LIKE alone
+    row = Recording.select().first()
+    rec.mark(row.id, note="Skambinti rytoj")
+    assert [r.id for r in rec.search(rec.make_filters(note="RYTOJ"))] == [row.id]
+    Recording.delete().where(Recording.id == row.id).execute()  # gone from the index too
+    assert rec.search(rec.make_filters(note="RYTOJ")) == []
+
+
+def test_a_common_text_is_found_by_the_scan(sdb):
+    acme, _ = make_tenants()
+    rows = [{"tenant": acme.id, "user_number": "101", "direction": "in", "started_at": T0 + dt.timedelta(seconds=i),
+             "path": f"common/{i}.wav", "note": "Call back", "note_fold": "call back"}
+            for i in range(rec.MAX_CANDIDATES + 1)]
+    Recording.insert_many(rows).execute()
+    common = rec.make_filters(note="back")
+    assert "recording_fts" not in _plan(rec.query(common))  # the newest rows match: the scan stops at once
+    assert [r.id for r in rec.search(common, limit=3)] == [r.id for r in rec.search(common, limit=3, index=False)]
+    Recording.update(note="Call back tomorrow", note_fold="call back tomorrow").where(
+        Recording.path == "common/7.wav").execute()
+    rare = rec.make_filters(note="tomorrow")
+    assert "recording_fts" in _plan(rec.query(rare))
+    assert [r.path for r in rec.search(rare)] == ["common/7.wav"]
+
+
 def cli_setup(fsctl, root):
     """Tenants through the library on the CLI's database, recordings in `root`."""
     from fsctl import db as fsdb
@@ -478,7 +553,7 @@ def test_purge_cli(fsctl, root):
 def test_every_rec_command_has_help():
     from fsctl.cli import cli
 
-    group = cli.commands["rec"]
+    group = cli.get_command(click.Context(cli), "rec")  # commands load when asked for
     assert group.help
     for name, command in group.commands.items():
         assert command.help and command.help.strip(), name

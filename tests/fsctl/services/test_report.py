@@ -80,3 +80,24 @@ def test_png_bar_chart_is_a_valid_png_with_the_bars():
     green, red, white = b"\x00\xff\x00", b"\xff\x00\x00", b"\xff\xff\xff"
     assert [pixel(5, y) for y in (18, 16, 15, 12, 11)] == [green, green, red, red, white]
     assert [pixel(25, y) for y in (18, 5, 4)] == [green, green, white] and pixel(19, 10) == white
+
+
+def test_report_reads_the_calls_once_and_the_parties_once(db, monkeypatch):
+    tenant = make_tenant(db)
+    cdr.ingest_hangups(day_of_calls())
+    from fsctl.db import database
+    from fsctl.services import stats
+
+    seen = []
+    real = database.obj.execute_sql
+
+    def counting(sql, params=None, *args, **kwargs):
+        seen.append(sql)
+        return real(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(database.obj, "execute_sql", counting)
+    start, end = stats.period(tenant, "2026-11-01", "2026-11-30")
+    context = report.build_report_context(tenant, start, end)
+    # PostgreSQL: one DECLARE ... FROM call_record, then FETCHes from the cursor
+    assert sum("FROM call_record" in s for s in seen) == 1 and sum("FROM call_party" in s for s in seen) == 1
+    assert [d["calls"] for d in context["daily"] if d["calls"]] == [5, 1]

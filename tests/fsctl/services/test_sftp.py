@@ -195,12 +195,27 @@ def test_pull_filters_and_access(pulling):
         'Error: user "999" does not exist in acme.example'
 
 
+def tcp_local_port(pid):
+    """The local port of a process's TCP connection: its socket's inode looked up in /proc/net/tcp."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                return int(fields[1].split(":")[1], 16)
+    return None
+
+
 def test_parallel_transfers_each_on_own_connection(sshd, tmp_path):
     made, ports = [], set()
 
     def connect(ep):
-        made.append(sftp.Connection(ep))
-        ports.add(made[-1].client.get_transport().sock.getsockname()[1])
+        made.append(sftp.Connection(ep))  # an ssh process, connected once ready
+        ports.add(tcp_local_port(made[-1].pid))
         return made[-1]
 
     transfers = []
@@ -213,3 +228,114 @@ def test_parallel_transfers_each_on_own_connection(sshd, tmp_path):
     assert [r.status for r in results] == ["fetched"] * 12
     assert len(made) == 4 and len(ports) == 4  # four TCP connections
 
+
+
+def make_remote(folder, sizes):
+    """Random files of the given sizes in folder; returns [(path, data)]."""
+    os.makedirs(folder, exist_ok=True)
+    made = []
+    for i, size in enumerate(sizes):
+        data = os.urandom(size)
+        path = os.path.join(folder, f"f{i:03d}.bin")
+        with open(path, "wb") as fh:
+            fh.write(data)
+        made.append((path, data))
+    return made
+
+
+def transfers_for(made, dest):
+    return [sftp.Transfer(path, os.path.join(dest, os.path.basename(path)), len(data),
+                          hashlib.sha256(data).hexdigest()) for path, data in made]
+
+
+def test_one_connection_pipelines_many_files_byte_identical(sshd, tmp_path):
+    # empty files, files of one byte, around a READ's size and across many READs, on one connection
+    sizes = [0, 1, sftp.READ_SIZE - 1, sftp.READ_SIZE, sftp.READ_SIZE + 1, 3 * sftp.READ_SIZE + 7, 0, 5] * 6
+    made = make_remote(str(tmp_path / "remote"), sizes)
+    dest = str(tmp_path / "local")
+    seen = []
+    results = sftp.fetch_all(endpoint(sshd), transfers_for(made, dest), jobs=1, progress=lambda t, n: seen.append(n))
+    assert [r.status for r in results] == ["fetched"] * len(made)
+    for path, data in made:
+        assert open(os.path.join(dest, os.path.basename(path)), "rb").read() == data
+    assert sum(seen) == sum(sizes)
+    assert not [f for f in os.listdir(dest) if f.endswith(".part")]
+
+
+def test_bad_files_in_a_batch_fail_alone(sshd, tmp_path):
+    made = make_remote(str(tmp_path / "remote"), [300_000] * 8)
+    transfers = transfers_for(made, str(tmp_path / "local"))
+    os.unlink(made[1][0])  # missing
+    with open(made[3][0], "r+b") as fh:  # shorter than the catalogue says
+        fh.truncate(200_000)
+    with open(made[5][0], "ab") as fh:  # longer
+        fh.write(b"x")
+    with open(made[6][0], "r+b") as fh:  # same size, other bytes
+        fh.seek(299_999)
+        fh.write(bytes([made[6][1][-1] ^ 1]))
+    results = sftp.fetch_all(endpoint(sshd), transfers, jobs=1)
+    assert [r.status for r in results] == ["fetched", "failed", "fetched", "failed", "fetched", "failed", "failed",
+                                           "fetched"]
+    assert results[1].error == f'"{made[1][0]}": missing on the sftp server'
+    assert results[3].error == f'"{made[3][0]}": the file ends early at byte 200000 of 300000 (file discarded)'
+    assert results[5].error == \
+        f'"{made[5][0]}": the file is longer than the 300000 bytes of the catalogue (file discarded)'
+    assert results[6].error == f'"{made[6][0]}": SHA-256 differs from the catalogue (file discarded)'
+    for i in (0, 2, 4, 7):
+        assert open(transfers[i].local_path, "rb").read() == made[i][1]
+    assert sorted(os.listdir(tmp_path / "local")) == [os.path.basename(made[i][0]) for i in (0, 2, 4, 7)]
+
+
+def test_a_lost_connection_keeps_the_begun_file_and_leaves_the_others(sshd, tmp_path):
+    # 6 x 8 MB: bytes already on their way when the connection dies (at most 8 MB requested) may
+    # still complete a file, but not all of them
+    made = make_remote(str(tmp_path / "remote"), [8 * 1024 * 1024] * 6)
+    transfers = transfers_for(made, str(tmp_path / "local"))
+    seen = []
+
+    def kill_midway(_transfer, n):
+        seen.append(n)
+        if sum(seen) >= 2 * 1024 * 1024 and not getattr(kill_midway, "done", False):
+            kill_midway.done = True
+            assert sshd.kill_connections()
+
+    results = sftp.fetch_all(endpoint(sshd), transfers, jobs=1, progress=kill_midway)
+    kept = [i for i, r in enumerate(results) if r.error.endswith("(partial file kept; run again to resume)")]
+    left = [i for i, r in enumerate(results) if r.error.endswith("not fetched, the connections were lost (run again)")]
+    done = [i for i, r in enumerate(results) if r.status == "fetched"]
+    assert len(kept) == 1 and left and sorted(kept + left + done) == list(range(6))
+    assert done == list(range(len(done))) and kept == [len(done)]  # in order: fetched, one begun, the rest
+    for i in kept:  # bytes written: a prefix stays
+        part = open(transfers[i].local_path + ".part", "rb").read()
+        assert 0 < len(part) < len(made[i][1]) and made[i][1].startswith(part)
+    for i in left:  # not begun: no file at all
+        assert not os.path.exists(transfers[i].local_path + ".part") and not os.path.exists(transfers[i].local_path)
+    again = sftp.fetch_all(endpoint(sshd), transfers, jobs=1)
+    assert [r.status for r in again] == ["skipped"] * len(done) + ["resumed"] + ["fetched"] * len(left)
+    assert again[kept[0]].resumed_from > 0
+    for t, (_, data) in zip(transfers, made):
+        assert open(t.local_path, "rb").read() == data
+
+
+def test_nothing_to_fetch_needs_no_server(pulling):
+    fsctl, root, ids, dest = pulling
+    fsctl("rec", "pull", "--dest", dest)
+    fsctl.env["FSCTL_SFTP_PORT"] = str(free_port())  # the started connection is never waited for
+    again = fsctl("rec", "pull", "--dest", dest)
+    assert again.stderr.strip().splitlines()[-1] == "0 fetched, 0 resumed, 3 skipped, 0 failed"
+
+
+def test_refused_login_is_one_line(pulling, sshd, tmp_path):
+    fsctl, root, ids, dest = pulling
+    other = str(tmp_path / "other_key")
+    sshd.keygen(other)
+    fsctl.env["FSCTL_SFTP_KEY"] = other
+    message = refused(fsctl, "rec", "pull", "--dest", dest, code=1)
+    assert message == f"Error: sftp server 127.0.0.1:{sshd.port}: authentication as {sshd.user} failed: " \
+                      f"{sshd.user}@127.0.0.1: Permission denied (publickey)."
+
+
+def test_default_jobs_follow_the_cores(monkeypatch):
+    for cores, jobs in ((None, 1), (1, 1), (2, 2), (4, 4), (8, 4), (64, 4)):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        assert sftp.default_jobs() == jobs

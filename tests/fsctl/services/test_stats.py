@@ -246,6 +246,61 @@ def test_group_reached_through_a_time_rule_counts_for_the_group(db, fsctl):
     assert [(g["group"], g["calls"], g["missed"]) for g in groups] == [("200", 1, 1)]
 
 
+# --- one scan for the report, CSV straight from the database's tuples ---------------------------
+
+def _odd_calls(tenant):
+    """Rows the ingestion does not make but a database may hold: NULL keys, text that CSV must quote."""
+    base = at("2026-11-20 10:00")
+    rows = [
+        dict(uuid="odd-1", direction="in", caller='+370 "6"', caller_name="Name, with comma\nand line",
+             callee="200", target_kind="group", target=None, status="missed"),
+        dict(uuid="odd-2", direction="in", caller="x", caller_name="", callee="600", target_kind="queue",
+             target="600", queue=None, did="+37052000009", status="answered", talk_time=7, duration=9),
+        dict(uuid="odd-3", direction="in", caller="y", caller_name="Ūla", callee="", target_kind="",
+             target="zzz", queue="q@acme", did=None, status="busy"),
+        dict(uuid="odd-4", direction="internal", caller="101", caller_name="a,b", callee="102", target_kind=None,
+             target=None, did=None, status="failed", missed_by="101,102", recording_path='rec/"x",y.wav'),
+    ]
+    with database.atomic():
+        for i, row in enumerate(rows):
+            CallRecord.create(tenant=tenant, started_at=base + dt.timedelta(minutes=17 * i), complete=True, **row)
+
+
+def test_report_scan_equals_the_reports(acme):
+    _odd_calls(acme)
+    for first, last in (("2026-11-01", "2026-11-30"), ("2026-11-10", "2026-11-10"), ("2026-11-20", "2026-11-21")):
+        start, end = stats.period(acme, first, last)
+        figures = stats.call_figures(acme, start, end)
+        assert figures["daily"] == list(stats.daily_stats(acme, start, end))
+        assert figures["hourly"] == list(stats.hourly_stats(acme, start, end))
+        for by in ("groups", "queues", "dids"):
+            assert figures[by] == list(stats.keyed_stats(acme, start, end, by)), by
+    assert [g["group"] for g in figures["groups"]] == [None]  # a group call without its group
+    assert [q["queue"] for q in figures["queues"]] == ["600", "q@acme"]
+
+
+def test_csv_export_is_the_json_export(acme, fsctl):
+    _odd_calls(acme)
+    import csv
+    import io
+
+    json_rows = data(fsctl, "cdr", "list", "acme.example", *PERIOD)
+    text = fsctl("cdr", "list", "acme.example", *PERIOD, "--format", "csv").stdout
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == list(stats.CALL_COLUMNS)
+    assert parsed[1:] == [["" if r[c] is None else str(r[c]) for c in stats.CALL_COLUMNS] for r in json_rows]
+    odd = {r["uuid"]: r for r in json_rows}
+    assert odd["odd-1"]["target"] == "group:None" and odd["odd-1"]["missed_by"] == ""
+    assert odd["odd-3"]["target"] is None and odd["odd-4"]["recording"] == 'rec/"x",y.wav'
+    assert odd["odd-1"]["started_at"] == "2026-11-20T10:00:00Z"
+    # what the writer made of each row is what csv.writer makes of the row's values
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    writer.writerow(stats.CALL_COLUMNS)
+    writer.writerows([[r[c] for c in stats.CALL_COLUMNS] for r in json_rows])
+    assert text == expected.getvalue()
+
+
 def test_call_log_page_missed_first_and_user_daily(db):
     """stats.call_log (a page, newest first, missed first on request, per set of users) and stats.user_daily."""
     import datetime as dt
