@@ -6,7 +6,7 @@ rendered configuration (tests/kamailio_server.py), and `fs-scripts run --node` f
 fsctl is run as an operator does, through its command line with a settings file.
 
 Every test here is marked `freeswitch`. Without the shared build (`../shared/freeswitch/runtime`
-beside the repository, or FSCTL_FREESWITCH_RUNTIME) they skip with one reason; in CI they run.
+beside the repository, or FSCTL_TEST_FREESWITCH_RUNTIME) they skip with one reason; in CI they run.
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def wait_for(fn, what, timeout=30):
 
 
 def screenshot(driver, name, tmp_path):
-    target = Path(os.environ.get("FSCTL_SCREENSHOTS") or tmp_path)
+    target = Path(os.environ.get("FSCTL_TEST_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(target / name))
 
