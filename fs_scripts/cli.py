@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
+
+STOP_TIMEOUT = 10.0  # seconds to write queued hang-ups and rotation moves on SIGTERM (systemd waits 90)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +25,7 @@ def main():
 @click.option("--node", help="With nodes (fsctl node add): serve this node, on its Event Socket from the database.")
 def run_cmd(config_path, database, health_port, log_level, node):
     """Connect to FreeSWITCH's Event Socket and route every parked scenario call until stopped."""
+    import gevent
     from gevent import monkey
 
     monkey.patch_all(thread=False, subprocess=False)  # sockets and sleeps cooperate; threads stay real
@@ -54,8 +58,14 @@ def run_cmd(config_path, database, health_port, log_level, node):
     service.attach()
     if health_port:
         serve_health(esl, service, health_port)
+    # SIGTERM (systemd's stop) and Ctrl-C end the connection; what is queued is written before exit.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, esl.close)
     try:
         esl.run_forever()
     except EslAuthError as exc:
         click.echo(f"Error: FreeSWITCH refused the Event Socket password: {exc}", err=True)
         sys.exit(3)
+    finally:
+        service.stop(timeout=STOP_TIMEOUT)
+    logging.getLogger("fs_scripts").info("stopped")

@@ -113,6 +113,20 @@ class CallService:
                 worker.kill(block=False)
         self._writer = self._deliverer = self._announcer = None
 
+    def stop(self, timeout=10.0) -> None:
+        """Write what is queued (hang-ups, channel events, rotation moves), then stop the workers.
+
+        The service's shutdown (SIGTERM): a hang-up event already received is written, not dropped."""
+        deadline = time.monotonic() + timeout
+        while (not self.hangups.empty() or self._writing) and self._writer is not None and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        if not self.hangups.empty():
+            log.warning("stopping with %d events unwritten (%s)", self.hangups.qsize(), RECOVERY)
+        self.detach()
+        self.store.close(max(0.0, deadline - time.monotonic()))
+
+    _writing = False
+
     # --- parked calls -----------------------------------------------------------------------
 
     def on_park(self, event) -> None:
@@ -293,6 +307,7 @@ class CallService:
     def _write_events(self, batch_size=500, linger=0.05) -> None:
         while True:
             batch = [self.hangups.get()]
+            self._writing = True  # from the first event taken: stop() waits for the whole batch
             deadline = time.monotonic() + linger
             while len(batch) < batch_size:
                 remaining = deadline - time.monotonic()
@@ -311,6 +326,8 @@ class CallService:
                     self.store.record_hangups(hangups)
             except Exception:  # a failed batch is logged; the xml_cdr import recovers calls
                 log.exception("could not record %d events (%s)", len(batch), RECOVERY)
+            finally:
+                self._writing = False
 
     def _announce_loop(self) -> None:
         """`fsctl_service_seen` = FreeSWITCH's strepoch, every `announce_every` seconds while connected."""

@@ -115,6 +115,16 @@ class DatabaseStore:
         while (not self._pending.empty() or self._writing) and self._clock() < deadline:
             gevent.sleep(0.01)
 
+    def close(self, timeout=5.0):
+        """Write the rotation moves still queued, then stop the writer (the service's shutdown)."""
+        self.flush(timeout)
+        if not self._pending.empty():
+            log.warning("stopping with the rotation of %d calls unwritten: the next call starts "
+                        "from the last stored state", self._pending.qsize())
+        if self._persister is not None:
+            self._persister.kill(block=False)
+            self._persister = None
+
     _writing = False
 
     def _persist(self):

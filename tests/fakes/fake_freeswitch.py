@@ -825,14 +825,16 @@ class FakeFreeSWITCH:
         self._broadcast(ev)
         return uuid
 
-    def hangup_call(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
-        """End a known call: CHANNEL_HANGUP_COMPLETE with ``cause``."""
+    def hangup_call(self, uuid: str, cause: str = "NORMAL_CLEARING", headers: dict | None = None) -> None:
+        """End a known call: CHANNEL_HANGUP_COMPLETE with ``cause`` (and ``headers`` set over the capture's)."""
         with self._lock:
             self.channels.pop(uuid, None)
         ev = self.recorded_event("CHANNEL_HANGUP_COMPLETE")
         ev.replace_everywhere(templates().call_uuid, uuid)
         ev.set("Hangup-Cause", cause)
         ev.set("variable_hangup_cause", cause)
+        for name, value in (headers or {}).items():
+            ev.set(name, value)
         self._broadcast(ev)
 
     def send_heartbeat(self) -> None:

@@ -1,5 +1,6 @@
 """`fs-scripts run` as the operator starts it: a process, a settings file, the fake FreeSWITCH."""
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,25 @@ from fsctl.services import groups, tenants, users
 from tests.conftest import free_port
 
 
+@contextlib.contextmanager
+def _service(args, env, tmp_path):
+    """`fs-scripts ARGS` as a process whose output goes to a file (never a pipe nobody reads),
+    stopped with SIGTERM as systemd stops it."""
+    with open(tmp_path / "fs-scripts.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", *args],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
     url = f"sqlite:///{tmp_path}/fsctl.db"
     open_database(url)
@@ -28,9 +48,7 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
                    f'esl_password = "ClueCon"\nrecordings_dir = "{tmp_path}/rec"\n')
     port = free_port()
     env = dict(os.environ, FSCTL_CONFIG=str(cfg))
-    proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run",
-                             "--health-port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with _service(["run", "--health-port", str(port)], env, tmp_path) as service:
         health = None
         for _ in range(200):
             gevent.sleep(0.05)
@@ -50,12 +68,27 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
             gevent.sleep(0.05)
             apps = [app for u, app, _arg, _ in fake_fs.executions if u == uuid]
         assert apps[0] == "sched_cancel" and "bridge" in apps
+        fake_fs.hangup_call(uuid, "NORMAL_CLEARING", headers={"variable_fsctl_tenant": "acme.example",
+                                                              "variable_domain_name": "acme.example"})
+        assert _wait_for_call_record(url, uuid)
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(30) == 0  # stopped, not killed: the shutdown wrote what it held
+    assert (tmp_path / "fs-scripts.log").read_text().rstrip().endswith("INFO fs_scripts: stopped")
+
+
+def _wait_for_call_record(url, uuid, deadline=10.0):
+    from fsctl.model import CallRecord
+
+    open_database(url)
+    try:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if CallRecord.select().where(CallRecord.uuid == uuid).exists():
+                return True
+            time.sleep(0.05)
+        return False
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        close_database()
 
 
 def test_run_refuses_a_database_that_does_not_exist(tmp_path):
@@ -82,16 +115,8 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
                    f'recordings_dir = "{tmp_path}/rec"\n')
     env = dict(os.environ, FSCTL_CONFIG=str(cfg))
-    proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs2"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with _service(["run", "--node", "fs2"], env, tmp_path):
         fake_fs.wait_subscribed(10)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     bad = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs9"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == 'Error: node "fs9" does not exist'

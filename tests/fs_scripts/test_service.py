@@ -45,7 +45,8 @@ def service(tenant, esl):
     svc = CallService(esl, DatabaseStore(hangup_sinks=[sink]), clock=lambda: NOON)
     svc.attach()
     svc.sink = sink
-    return svc
+    yield svc
+    svc.stop(timeout=5)
 
 
 def park(fake, dialled, caller="101", did=None, **extra):
@@ -204,6 +205,28 @@ def test_rotation_is_written_behind_and_survives_a_restart(fake_fs, service, ten
     fresh = DatabaseStore()
     config, rotation = fresh.load("acme.example")
     assert rotation.start_for("200") == 2
+    fresh.close()
+
+
+def test_stopping_writes_the_events_already_received(service):
+    """SIGTERM's shutdown: a hang-up the service holds is written before the workers stop."""
+    service.hangups.put(("hangup", {"Unique-ID": "0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01",
+                                    "Hangup-Cause": "NORMAL_CLEARING"}))
+    service.stop(timeout=5)
+    assert [h["Unique-ID"] for batch in service.sink.batches for h in batch] == [
+        "0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01"]
+
+
+def test_stopping_writes_the_rotation_moves_still_queued(tenant):
+    from fsctl.calllogic.decide import RotationUpdate
+    from fsctl.model import Tenant
+    from fsctl.services.snapshot import load_rotation
+
+    store = DatabaseStore(rotation_linger=0.5)
+    store.load("acme.example")
+    store.save_rotation("acme.example", [RotationUpdate("200", 0, 2)])
+    store.close()
+    assert load_rotation(Tenant.get()).start_for("200") == 2
 
 
 def test_rotation_moved_by_another_process_is_reloaded(fake_fs, service, tenant):
@@ -249,6 +272,7 @@ def test_a_burst_of_rotation_moves_is_written_in_one_transaction(tenant):
     store.flush()
     assert writes.count("_save_rotation") == 1
     assert load_rotation(Tenant.get()).start_for("200") == 1 and GroupRotation.get().calls == 4
+    store.close()
 
 
 def test_hangups_reach_the_sinks_in_batches(fake_fs, service):
@@ -285,6 +309,7 @@ def test_service_survives_a_freeswitch_restart(fake_fs, make_esl, tenant):
     finally:
         client.close()
         supervisor.kill()
+        svc.stop(timeout=5)
 
 
 def test_configuration_changes_reach_the_service_without_a_restart(tenant):
