@@ -22,7 +22,8 @@ def main():
 @click.option("--health-port", type=int, default=0, show_default=True,
               help="Serve GET /health on 127.0.0.1:PORT (200 when connected to FreeSWITCH, else 503); 0: off.")
 @click.option("--log-level", default="INFO", show_default=True)
-@click.option("--node", help="With nodes (fsctl node add): serve this node, on its Event Socket from the database.")
+@click.option("--node", help="With nodes (fsctl node add): serve this node, on its Event Socket from the database; "
+                              "its recordings (its --recordings-dir) are catalogued as on that node.")
 def run_cmd(config_path, database, health_port, log_level, node):
     """Connect to FreeSWITCH's Event Socket and route every parked scenario call until stopped."""
     import gevent
@@ -48,13 +49,14 @@ def run_cmd(config_path, database, health_port, log_level, node):
             from fsctl.services.nodeapply import node_settings
             from fsctl.services.nodes import get_node
 
+            node = get_node(node).name
             settings = node_settings(settings, get_node(node))
     except FsctlError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
     esl = EventSocket(settings.esl_host, settings.esl_port, settings.esl_password, timeout=settings.esl_timeout,
                       events=("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE"))
-    service = build_service(esl, settings)
+    service = build_service(esl, settings, node=node or None)
     service.attach()
     if health_port:
         serve_health(esl, service, health_port)

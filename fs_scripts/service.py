@@ -1,12 +1,20 @@
 """The call-logic service: FreeSWITCH parks a scenario call, we decide and run its plan.
 
 Flow (STYLE.md "Shape"): CHANNEL_PARK event -> CallFacts -> tenant snapshot + rotation state
-(database, in a thread pool) -> `decide` (pure) -> the plan's applications, sent one by one
-with `sendmsg execute` and awaited by Application-UUID (fsctl.freeswitch.esl).
+(database, in a thread pool) -> `decide` (pure) -> the plan, written to the Event Socket
+back to back: its variables with the API `uuid_setvar_multi`, its applications with `sendmsg
+execute`, a bridge (or any app that lasts) awaited by Application-UUID (fsctl.freeswitch.esl).
+
+One media tick. A parked channel runs a `sendmsg` application only at its next pass through
+the park loop, every 20 ms (FACTS.md); an API runs at once in the Event Socket's thread, before
+FreeSWITCH reads the next command. So the watchdog is cancelled with the API `sched_del <uuid>`
+(what the `sched_cancel` application does: the dialplan's `sched_transfer` task group is the
+channel's uuid, src/switch_ivr_async.c) and the plan's `set`s become one `uuid_setvar_multi`:
+the bridge is the channel's only application and starts at the first tick after the park.
 
 The rendered dialplan sets `fsctl_tenant` (and `fsctl_did` for public numbers), schedules a
 transfer to the tenant's fallback extension a few seconds ahead (`sched_transfer`), and parks
-the call. The first thing the service runs is `sched_cancel`, so a call the service never
+the call. The first thing the service sends is `sched_del <uuid>`, so a call the service never
 takes (service down, FreeSWITCH event queue full) still reaches the fallback in bounded time.
 FreeSWITCH's own `park_timeout` would only hang up (src/switch_ivr.c, switch_ivr_park), so it
 is not the safety net.
@@ -28,7 +36,7 @@ import gevent
 import gevent.queue
 
 from fsctl.calllogic.decide import CallFacts, DecisionError, decide, decide_fallback
-from fsctl.calllogic.plan import Bridge, drive, multiset
+from fsctl.calllogic.plan import Bridge, drive, multiset, setvar_multi
 from fsctl.freeswitch import chanvars as cv
 from fsctl.freeswitch.esl import EslCommandError, EslError
 
@@ -157,11 +165,11 @@ class CallService:
         domain = headers.get(cv.header(cv.FSCTL_TENANT))
         try:
             # Take the call: cancel the dialplan's watchdog transfer (sched_transfer to the
-            # fallback extension; mod_dptools sched_cancel deletes the channel's own tasks).
-            # Its +OK is not awaited before deciding and sending the plan: FreeSWITCH runs the
-            # channel's apps in the order they were sent, so the plan still comes after it, and
-            # the call reaches its first plan command one Event Socket round trip sooner.
-            taken = self.esl.execute_pipelined(uuid, "sched_cancel", "")
+            # fallback extension, in the task group named by the channel's uuid), with the API
+            # at once rather than an application a media tick later (see the module docstring).
+            # Its reply is not awaited before deciding and sending the plan: FreeSWITCH runs a
+            # connection's commands in order, so the plan still comes after it.
+            taken = self.esl.api_pipelined(f"sched_del {uuid}")
         except (EslError, ValueError) as exc:  # ValueError: refused by the command builder
             self.stats.failed += 1
             log.warning("call %s: could not take it (%s); the dialplan watchdog will", uuid, exc)
@@ -174,8 +182,7 @@ class CallService:
             self.run_plan(uuid, decision.plan)
             try:
                 taken.wait()  # long since answered: the plan's replies came after it
-            except EslCommandError as exc:
-                # -ERR invalid session id: the caller hung up first; the plan got -ERR too.
+            except EslCommandError as exc:  # (sched_del answers +OK even for a channel gone)
                 self.stats.failed += 1
                 log.warning("call %s: could not take it (%s); the caller is gone", uuid, exc)
         except EslError as exc:
@@ -186,7 +193,8 @@ class CallService:
             log.exception("call %s: unexpected error; resuming it in the dialplan", uuid)
             self._resume_in_dialplan(uuid, domain)
         except gevent.GreenletExit:
-            log.info("call %s hung up while its plan ran", uuid)
+            # Every answered call ends here (its bridge lasts until the hang-up): not worth a line.
+            log.debug("call %s hung up while its plan ran", uuid)
         finally:
             if self.active.get(uuid) is gevent.getcurrent():  # (a newer park may own the channel now)
                 self.active.pop(uuid, None)
@@ -223,57 +231,94 @@ class CallService:
         return decision
 
     def run_plan(self, uuid, steps) -> None:
-        """Send the plan's applications in order, following bridge outcomes (plan.drive)."""
+        """Send the plan's applications in order, following bridge outcomes (plan.drive).
+
+        Consecutive `set`s become one `uuid_setvar_multi` (an API, done before the next
+        application is even queued); instant applications are written without waiting for their
+        reply; an application that lasts (bridge, playback, voicemail) is awaited, and every
+        reply written before it has then come (replies come in order) and is checked.
+        """
         runner = drive(steps)
         outcome = None
         last_cause = "NORMAL_CLEARING"
-        sets = []  # consecutive `set`s, sent as one `multiset` before the next other app
+        sets = []  # consecutive `set`s, sent as one uuid_setvar_multi before the next other app
+        written = []  # replies of commands written without waiting, checked at the next wait
+        accepted = False  # FreeSWITCH took a command of the plan: the channel was there
 
         def flush():
             if sets:
-                merged = multiset(sets)
-                for app, arg in [merged] if merged else [("set", a) for a in sets]:
-                    self.esl.execute(uuid, app, arg, wait=False)
+                arg = setvar_multi(sets)
+                if arg is not None:
+                    written.append(self.esl.api_pipelined(f"uuid_setvar_multi {uuid} {arg}"))
+                else:
+                    merged = multiset(sets)
+                    for app, value in [merged] if merged else [("set", a) for a in sets]:
+                        written.append(self.esl.execute_pipelined(uuid, app, value))
                 sets.clear()
 
+        def settle():
+            nonlocal accepted
+            while written:
+                written.pop(0).wait()
+                accepted = True
+
         try:
-            step = next(runner)
-            while True:
-                if uuid in self.gone:
-                    return
-                for app, arg in step.to_apps():
-                    if app == "set":
-                        sets.append(arg)
-                        continue
-                    flush()
-                    self.esl.execute(uuid, app, arg, wait=app not in INSTANT_APPS)
-                outcome = None
-                if isinstance(step, Bridge):
-                    outcome = self.bridge_outcome(uuid)
-                    if outcome is None:
-                        return  # the channel is gone
-                    if outcome not in PASSED_CAUSES:
-                        last_cause = outcome
-                step = runner.send(outcome)
-        except StopIteration:
-            pass
+            try:
+                step = next(runner)
+                while True:
+                    if uuid in self.gone:
+                        return
+                    completion = None
+                    for app, arg in step.to_apps():
+                        if app == "set":
+                            sets.append(arg)
+                            continue
+                        flush()
+                        if app in INSTANT_APPS:
+                            written.append(self.esl.execute_pipelined(uuid, app, arg))
+                            continue
+                        completion = self.esl.execute_event(uuid, app, arg)
+                        accepted = True
+                        settle()
+                    outcome = None
+                    if isinstance(step, Bridge):
+                        outcome = self.bridge_outcome(uuid, completion)
+                        if outcome is None:
+                            return  # the channel is gone
+                        if outcome not in PASSED_CAUSES:
+                            last_cause = outcome
+                    step = runner.send(outcome)
+            except StopIteration:
+                pass
+            flush()
+            settle()
         except EslCommandError as exc:
-            # -ERR invalid session id: the caller hung up meanwhile; nothing left to do.
-            log.info("call %s ended while its plan ran: %s", uuid, exc)
+            # -ERR invalid session id / No such channel: the caller hung up; nothing left to do.
+            if not accepted:  # before FreeSWITCH took anything of the plan: the call was not taken
+                self.stats.failed += 1
+                log.warning("call %s: could not take it (%s); the caller is gone", uuid, exc)
+            else:
+                log.info("call %s ended while its plan ran: %s", uuid, exc)
             return
-        flush()
         if outcome is None or outcome not in PASSED_CAUSES:
             if uuid not in self.gone and not getattr(step, "terminal", False):
                 self.esl.execute(uuid, "hangup", last_cause)
 
-    def bridge_outcome(self, uuid):
-        """SUCCESS or the cause of a failed bridge; None when the channel no longer exists."""
+    def bridge_outcome(self, uuid, completion=None):
+        """SUCCESS or the cause of a failed bridge; None when the channel no longer exists.
+
+        Read from the bridge's CHANNEL_EXECUTE_COMPLETE, which carries the channel's variables;
+        `uuid_getvar` only when it does not (an Event Socket without verbose channel events).
+        """
         if uuid in self.gone:
             return None
-        try:
-            value = self.esl.api(f"uuid_getvar {uuid} {cv.ORIGINATE_DISPOSITION}").strip()
-        except EslCommandError:
-            return None
+        value = None if completion is None else completion.get(cv.header(cv.ORIGINATE_DISPOSITION))
+        if value is None:
+            try:
+                value = self.esl.api(f"uuid_getvar {uuid} {cv.ORIGINATE_DISPOSITION}")
+            except EslCommandError:
+                return None
+        value = value.strip()
         return value if value and value != "_undef_" else "SUCCESS"
 
     # --- hang-ups ---------------------------------------------------------------------------

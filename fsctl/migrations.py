@@ -156,9 +156,33 @@ def _v7_recording_trigrams(db, migrator):
     search_index(db)
 
 
+# Version 8 adds these columns: where each recording's file, each call and each leg lives.
+NODE_COLUMNS = (
+    ("node", "recordings_dir", lambda peewee: peewee.TextField(default="")),
+    ("recording", "node", lambda peewee: peewee.CharField(max_length=32, null=True)),
+    ("call_record", "node", lambda peewee: peewee.CharField(max_length=32, null=True)),
+    ("call_leg", "node", lambda peewee: peewee.CharField(max_length=32, null=True)),
+)
+
+
+def _v8_node_of_files_and_calls(db, migrator):
+    """Version 8: the node whose disk holds each recording, the node each call and leg ran on, a
+    node's recordings folder. Existing rows get no node: the one FreeSWITCH of the settings.
+    Idempotent like version 4's step."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    ops = []
+    for table, column, field in NODE_COLUMNS:
+        if column not in {c.name for c in db.get_columns(table)}:
+            ops.append(migrator.add_column(table, column, field(peewee)))
+    if ops:
+        migrate(*ops)
+
+
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
 MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names,
-              _v7_recording_trigrams]
+              _v7_recording_trigrams, _v8_node_of_files_and_calls]
 
 # What a new database gets besides the models' tables (created at the current version, it runs
 # no step): objects the models cannot declare.

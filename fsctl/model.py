@@ -72,6 +72,10 @@ class Node(BaseModel):
     sftp = pw.TextField(default="")  # "user@host:port": the files are pushed there over SFTP ("" none)
     remote_dir = pw.TextField(default="")  # with sftp: the node's folder FreeSWITCH includes
     created_at = pw.DateTimeField(default=utcnow)
+    # The folder the node's FreeSWITCH records into, on the node; "": the recordings_dir setting
+    # (schema version 8). `rec pull` fetches from it over `sftp`; the node's own fs-scripts,
+    # `rec import --node` and `rec purge --node` read it there.
+    recordings_dir = pw.TextField(default="")
 
 
 class Tenant(BaseModel):
@@ -369,6 +373,9 @@ class Recording(BaseModel):
     field2 = pw.CharField(max_length=128, default="")
     field3 = pw.CharField(max_length=128, default="")
     created_at = pw.DateTimeField(default=utcnow)
+    # The node whose disk holds the file (schema version 8); None: the one FreeSWITCH of the
+    # settings (no nodes). A name, not a key: the row outlives a removed node.
+    node = pw.CharField(max_length=32, null=True)
     # The searchable texts folded (NFKC + casefold, `fold` above): "ūla" finds "Ūla" on
     # both engines, whatever the database's locale (SQLite's LIKE folds ASCII only). Written with
     # the text they fold (schema version 2).
@@ -418,6 +425,8 @@ class CallRecord(BaseModel):
     a_answered = pw.BooleanField(default=False)  # the caller's leg was answered (IVR, voicemail...)
     missed_by = pw.TextField(default="")  # users for whom it is a missed call, comma-separated
     complete = pw.BooleanField(default=False)  # the caller's leg has hung up and been ingested
+    # The node the caller's leg ran on (schema version 8); None: the one FreeSWITCH of the settings.
+    node = pw.CharField(max_length=32, null=True)
 
     class Meta:
         indexes = (
@@ -441,6 +450,7 @@ class CallLeg(BaseModel):
     via = pw.CharField(max_length=8, default="")  # "queue": a queue agent leg; "" otherwise
     external = pw.BooleanField(default=False)  # a gateway leg (an outside number), not a user
     talk_time = pw.IntegerField(default=0)  # seconds, answer to end
+    node = pw.CharField(max_length=32, null=True)  # the node it ran on (schema version 8); None: the single one
 
 
 class AppliedConfig(BaseModel):

@@ -46,6 +46,7 @@ __all__ = [
     "neutralise",
     "multiset",
     "multiset_escape",
+    "setvar_multi",
     "expansion_safe",
     "expanded",
     "set_value",
@@ -326,6 +327,27 @@ def multiset(assignments: Sequence[str]) -> tuple[str, str] | None:
     parts = [expansion_safe(expanded(expanded(a))) for a in assignments]
     delim = next((d for d in MULTISET_DELIMITERS if not any(d in p for p in parts)), MULTISET_DELIMITERS[0])
     return ("multiset", f"^^{delim}" + delim.join(expansion_safe(multiset_escape(p, delim)) for p in parts))
+
+
+SETVAR_MULTI_MAX = 64  # mod_commands uuid_setvar_multi splits into at most 64 variables
+
+
+def setvar_multi(assignments: Sequence[str]) -> str | None:
+    """Several `set` arguments (`name=value`) as the argument of the API `uuid_setvar_multi`, or None.
+
+    The API sets the variables at once from the Event Socket's thread (mod_commands.c,
+    uuid_setvar_multi_function), where an application waits for the channel's next media tick
+    (FACTS.md): the plan's variables cost no tick. An API argument is not expanded, so each
+    variable gets what its `set` would have set (its argument expanded twice, see `set_value`),
+    escaped for the API's split on `;` (switch_separate_string, as multiset's: `multiset_escape`).
+    None when there are none, too many, or one would be empty (`set` unsets an empty value).
+    """
+    if not 1 <= len(assignments) <= SETVAR_MULTI_MAX:
+        return None
+    parts = [expanded(expanded(a)) for a in assignments]
+    if any(p.endswith("=") or "=" not in p for p in parts):
+        return None
+    return ";".join(multiset_escape(p, ";") for p in parts)
 
 
 def multiset_escape(assignment: str, delim: str) -> str:

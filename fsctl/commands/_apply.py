@@ -62,7 +62,8 @@ def print_apply_result(result, as_json):
         _report_callcenter(result)
 
 
-def _report_callcenter(result):
+def _report_callcenter(result, prefix=""):
+    """What mod_callcenter was told; `prefix` names the node ("fs1: ") with nodes."""
     records = result.callcenter
     domains = sorted({r["domain"] for r in records})
     retried = [d for d in domains if d in result.callcenter_retried]
@@ -72,10 +73,10 @@ def _report_callcenter(result):
         where = f"{len(domains)} tenants" + (f" ({len(retried)} pending since an earlier apply)" if retried else "")
     undone = [r for r in records if r["status"] in ("failed", "not sent")]
     if not undone:
-        say(f"callcenter: {len(records)} commands for {where}: +OK")
+        say(f"{prefix}callcenter: {len(records)} commands for {where}: +OK")
         return
     done = len(records) - len(undone)
-    say(f"callcenter: {done} of {len(records)} commands done for {where}; not done, "
+    say(f"{prefix}callcenter: {done} of {len(records)} commands done for {where}; not done, "
         "sent again by the next fsctl apply (or by hand with fs_cli -x):")
     for r in undone:
         say(f"  {r['command']}")
@@ -110,6 +111,6 @@ def _report_node(n):
         return
     say(line)
     if r is not None and r.callcenter:
-        _report_callcenter(r)
+        _report_callcenter(r, f"{n.node}: ")
     if n.error:
         say(f"{n.node}: {n.error}{pending}")

@@ -4,6 +4,7 @@ import click
 
 from ..services import blacklist as svc
 from ._base import reading, transactional
+from ._numbered import numbered_commands
 from ._output import emit, json_option, say
 
 
@@ -24,13 +25,8 @@ def add(domain, pattern, is_prefix, note):
     say(f"blacklisted {entry.pattern} ({entry.match})")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def list_(domain, as_json):
-    """List the blacklist."""
-    emit([svc.entry_dict(e) for e in svc.list_entries(domain)], as_json, ["pattern", "match", "note"])
+numbered_commands(cli, "blacklist entry", list_rows=svc.list_entries, as_dict=svc.entry_dict,
+                  columns=["pattern", "match", "note"], helps={"list": "List the blacklist."})
 
 
 @cli.command("show")

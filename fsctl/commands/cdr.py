@@ -2,13 +2,14 @@
 
 import click
 
+from ..errors import ValidationError
 from ..services import cdr as svc, stats as stats_svc
 from ..services.common import get_tenant
 from ._base import pass_app, reading
 from ._export import export, export_options, period_options
 from ._output import json_option, print_json, say
 
-# What people see in the table (csv/json carry every column of stats.CALL_COLUMNS).
+# What people see in the table (csv/json carry every column of stats.LOG_COLUMNS).
 TABLE_COLUMNS = ("started_at", "direction", "caller", "callee", "target", "status", "answered_by", "missed_by",
                  "talk_time")
 
@@ -29,8 +30,8 @@ def list_(domain, from_, to_, user, status, fmt, as_json, output):
     """The call log: fsctl cdr list acme.example --from 2026-11-01 --user 101 --status missed --json."""
     tenant = get_tenant(domain)
     start, end = stats_svc.period(tenant, from_, to_)
-    batches = stats_svc.call_rows(tenant, start, end, user=user, status=status)
-    export(stats_svc.CALL_COLUMNS, batches, fmt, as_json, output, title=f"calls {tenant.domain}",
+    batches = stats_svc.call_rows(tenant, start, end, user=user, status=status, node=True)
+    export(stats_svc.LOG_COLUMNS, batches, fmt, as_json, output, title=f"calls {tenant.domain}",
            table_columns=TABLE_COLUMNS)
 
 
@@ -46,9 +47,12 @@ def list_(domain, from_, to_, user, status, fmt, as_json, output):
                    "other files of their call, for the next run.")
 @click.option("--archive-keep-days", "keep_days", metavar="DAYS",
               help="With --move-to: delete archived files older than DAYS (by the time FreeSWITCH wrote them).")
+@click.option("--node", metavar="NAME",
+              help="With nodes: the node whose mod_xml_cdr folder DIR is (run it where that folder is, e.g. on the "
+                   "node: conf/systemd/fsctl-cdr-import@.timer).")
 @json_option
 @pass_app
-def import_(app, directory, notify, move_to, min_age, keep_days, as_json):
+def import_(app, directory, notify, move_to, min_age, keep_days, node, as_json):
     """Import FreeSWITCH mod_xml_cdr files (again and again: a call is never counted twice).
 
     The safety net of the call log; conf/systemd/fsctl-cdr-import.timer runs, every 5 minutes:
@@ -56,10 +60,21 @@ def import_(app, directory, notify, move_to, min_age, keep_days, as_json):
     \b
     fsctl cdr import /var/log/freeswitch/xml_cdr \\
         --move-to /var/log/freeswitch/xml_cdr.imported --min-age 30 --archive-keep-days 30
+
+    With nodes, each node's folder is imported with --node NAME (fsctl-cdr-import@NAME.timer).
     """
+    from ..db import transaction
+    from ..services import nodes
+
     app.open()
+    with transaction():
+        if node:
+            node = nodes.get_node(node).name
+        elif nodes.nodes_defined():
+            names = ", ".join(n.name for n in nodes.list_nodes())
+            raise ValidationError("--node", "", f"must name the node whose mod_xml_cdr folder this is (nodes: {names})")
     result = svc.import_xml_cdr_dir(directory, notifier=None if notify else _no_notifier, move_to=move_to,
-                                    min_age=min_age, keep_days=keep_days)
+                                    min_age=min_age, keep_days=keep_days, node=node)
     data = {"files": result.files, "calls_created": result.calls_created, "calls_updated": result.calls_updated,
             "legs": result.legs, "failed": [{"path": p, "reason": r} for p, r in result.failed],
             "skipped_too_new": result.too_new, "moved": result.moved,

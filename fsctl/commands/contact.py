@@ -3,8 +3,9 @@
 import click
 
 from ..services import contacts as svc
-from ._base import reading, transactional
-from ._output import emit, json_option, say
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("contact")
@@ -23,26 +24,6 @@ def add(domain, number, name):
     say(f"contact {contact.number} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@click.option("--search", help="Only numbers or names containing this text.")
-@json_option
-@reading
-def list_(domain, search, as_json):
-    """List contacts."""
-    emit([svc.contact_dict(c) for c in svc.list_contacts(domain, search)], as_json, ["number", "name"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@json_option
-@reading
-def show(domain, number, as_json):
-    """Show one contact."""
-    emit(svc.contact_dict(svc.get_contact(domain, number)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -54,14 +35,12 @@ def edit(domain, number, name):
     say(f"contact {number} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@transactional
-def remove(domain, number):
-    """Remove a contact."""
-    svc.remove_contact(domain, number)
-    say(f"contact {number} removed")
+numbered_commands(
+    cli, "contact", get=svc.get_contact, list_rows=svc.list_contacts, remove=svc.remove_contact, force=False,
+    list_options=[click.option("--search", help="Only numbers or names containing this text.")],
+    as_dict=svc.contact_dict, columns=["number", "name"],
+    helps={"list": "List contacts.", "show": "Show one contact.", "remove": "Remove a contact."},
+)
 
 
 @cli.command("import")

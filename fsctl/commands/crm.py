@@ -4,8 +4,9 @@ import click
 
 from ..config import allowed_networks
 from ..services import notify as notify_svc
-from ._base import pass_app, reading, transactional
-from ._output import emit, json_option, say
+from ._base import pass_app, transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("crm")
@@ -26,20 +27,8 @@ def crm_add(app, domain, url, mode):
     say(f"CRM hook {hook.id} added ({hook.mode})")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def crm_list(domain, as_json):
-    """List the CRM hooks."""
-    emit([notify_svc.hook_dict(h) for h in notify_svc.list_hooks(domain)], as_json, ["id", "mode", "url"])
-
-
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("hook_id")
-@transactional
-def crm_remove(domain, hook_id):
-    """Remove a CRM hook by its id."""
-    notify_svc.remove_hook(domain, hook_id)
-    say(f"CRM hook {hook_id} removed")
+numbered_commands(
+    cli, "CRM hook", key="hook_id", list_rows=notify_svc.list_hooks, remove=notify_svc.remove_hook, force=False,
+    as_dict=notify_svc.hook_dict, columns=["id", "mode", "url"],
+    helps={"list": "List the CRM hooks.", "remove": "Remove a CRM hook by its id."},
+)

@@ -3,8 +3,9 @@
 import click
 
 from ..services import dids as svc
-from ._base import reading, transactional
-from ._output import emit, force_option, json_option, report, say
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("did")
@@ -24,25 +25,6 @@ def add(domain, number, destination, name):
     say(f"did {did.number} added -> {did.destination}")
 
 
-@cli.command("list")
-@click.argument("domain", required=False)
-@json_option
-@reading
-def list_(domain, as_json):
-    """List DIDs of one tenant (or all)."""
-    emit([svc.did_dict(d) for d in svc.list_dids(domain)], as_json, ["number", "tenant", "name", "destination"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("number")
-@json_option
-@reading
-def show(domain, number, as_json):
-    """Show one DID."""
-    emit(svc.did_dict(svc.get_did(domain, number)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("number")
@@ -55,12 +37,8 @@ def edit(domain, number, destination, name):
     say(f"did {did.number} -> {did.destination}")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("number")
-@force_option
-@transactional
-def remove(domain, number, force):
-    """Release a DID."""
-    report(svc.remove_did(domain, number, force))
-    say(f"did {number} removed")
+numbered_commands(
+    cli, "did", get=svc.get_did, list_rows=svc.list_dids, remove=svc.remove_did, all_tenants=True,
+    as_dict=svc.did_dict, columns=["number", "tenant", "name", "destination"],
+    helps={"list": "List DIDs of one tenant (or all).", "show": "Show one DID.", "remove": "Release a DID."},
+)

@@ -43,42 +43,81 @@ def setup_cmd(app, conf, sessions_per_second, xml_cdr_dir, dry_run):
 
 
 @click.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (check, ok, detail, fix).")
+@click.option("--node", "node_name", metavar="NAME",
+              help="With nodes: check this node only (default: every node, one after the other).")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (check, ok, detail, fix; node).")
 @pass_app
-def check(app, as_json):
+def check(app, node_name, as_json):
     """Ask the running FreeSWITCH whether the install steps are in force; one line per check.
 
+    With nodes, each node is asked on its own Event Socket (its lines start with its name).
     Exit 0: everything in place; 1: something is missing (each line says how to fix it);
-    3: FreeSWITCH's Event Socket cannot be reached.
+    3: FreeSWITCH's Event Socket cannot be reached (with nodes: a node; the others are checked).
 
-    Example: fsctl check
+    Example: fsctl check; fsctl check --node fs1
     """
+    from ..db import transaction
     from ..errors import UnreachableError
-    from ..freeswitch.esl import EslAuthError, EslError
-    from ..services import check as svc
-    from ..services.apply import esl_reloader
+    from ..services import nodes
 
     app.open()
     s = app.settings
-    connection = esl_reloader(s)
+    with transaction():
+        if node_name is not None:
+            targets = [nodes.get_node(node_name)]
+        else:
+            targets = nodes.list_nodes() or [None]
+    findings, unreachable = [], []
+    for node in targets:
+        try:
+            found = _check_one(s, node)
+        except UnreachableError as exc:
+            if len(targets) == 1:
+                raise
+            unreachable.append(node.name)
+            say(f"{node.name}: not checked: {exc.message}")
+            continue
+        name = node.name if node else None
+        findings += [(name, f) for f in found]
+        if not as_json:  # each node's lines as soon as it answered
+            for finding in found:
+                click.echo((f"{name}: " if name else "") + finding.line())
+    if as_json:
+        print_json([{**f.as_dict(), "node": name} if name else f.as_dict() for name, f in findings])
+    missing = [f for _, f in findings if not f.ok]
+    if findings:
+        say(f"{len(findings)} checks, {len(missing)} missing" if missing else f"{len(findings)} checks: all in place")
+    if unreachable:
+        raise UnreachableError(f"{', '.join(unreachable)} not checked: FreeSWITCH unreachable (the others are above)")
+    if missing:
+        click.get_current_context().exit(1)
+
+
+def _check_one(settings, node):
+    """The findings of one FreeSWITCH: the single one of the settings (node None) or a node."""
+    from ..errors import UnreachableError
+    from ..freeswitch.esl import EslAuthError, EslError
+    from ..services import check as svc
+
+    if node is None:
+        from ..services.apply import esl_reloader
+
+        own, scope, connection = settings, None, esl_reloader(settings)
+    else:
+        from ..services import applied, nodeapply
+
+        own, scope = nodeapply.node_settings(settings, node), applied.OnNode(node)
+        connection = nodeapply.node_reloader(settings, node)
     try:
-        findings = svc.run_checks(connection.api, s)
+        return svc.run_checks(connection.api, own, scope)
     except EslAuthError as exc:
         raise UnreachableError(f"FreeSWITCH {connection.where} refused the Event Socket password ({exc}): "
-                               "esl_password in fsctl.toml must be event_socket.conf.xml's") from None
+                               "esl_password in fsctl.toml" + (f" (or node {node.name}'s --esl-password)" if node else "")
+                               + " must be event_socket.conf.xml's") from None
     except EslError as exc:
         raise UnreachableError(f"FreeSWITCH {connection.where} unreachable ({exc})") from None
     finally:
         connection.close()
-    if as_json:
-        print_json([f.as_dict() for f in findings])
-    else:
-        for finding in findings:
-            click.echo(finding.line())
-    missing = [f for f in findings if not f.ok]
-    say(f"{len(findings)} checks, {len(missing)} missing" if missing else f"{len(findings)} checks: all in place")
-    if missing:
-        click.get_current_context().exit(1)
 
 
 EXTRA_COMMANDS = [check]

@@ -4,8 +4,9 @@ import click
 
 from ..db import transaction
 from ..services import media as svc
-from ._base import App, pass_app, read_stdin_or_file, reading, transactional
-from ._output import emit, json_option, say
+from ._base import App, pass_app, read_stdin_or_file, transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("media")
@@ -28,23 +29,11 @@ def add(ctx, domain, name, wavfile, replace):
     say(f"media {media.name} {'replaced' if replacing else 'added'} ({media.duration_ms / 1000:.1f} s)")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def list_(domain, as_json):
-    """List media."""
-    emit([svc.media_dict(m) for m in svc.list_media(domain)], as_json, ["name", "duration_ms", "size", "path"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("name")
-@json_option
-@reading
-def show(domain, name, as_json):
-    """Show one media file (to change it: media add --replace)."""
-    emit(svc.media_dict(svc.get_media(domain, name)), as_json)
+numbered_commands(
+    cli, "media", key="name", get=svc.get_media, list_rows=svc.list_media,
+    as_dict=svc.media_dict, columns=["name", "duration_ms", "size", "path"],
+    helps={"list": "List media.", "show": "Show one media file (to change it: media add --replace)."},
+)
 
 
 @cli.command("remove")

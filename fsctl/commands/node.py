@@ -13,8 +13,12 @@ def cli():
 
 
 def _delivery_options(fn):
-    fn = click.option("--remote-dir", help="With --sftp: the node's folder its FreeSWITCH includes.")(fn)
-    fn = click.option("--sftp", help="Push the files over SFTP to USER@HOST[:PORT] (key: the sftp_key setting).")(fn)
+    fn = click.option("--recordings-dir", help="The folder the node's FreeSWITCH records into, on the node "
+                                               "(default: the recordings_dir setting).")(fn)
+    fn = click.option("--remote-dir", help="Upload the XML over --sftp into this folder of the node (the one its "
+                                           "FreeSWITCH includes).")(fn)
+    fn = click.option("--sftp", help="The node's SFTP account, USER@HOST[:PORT] (key: the sftp_key setting): rec pull "
+                                     "and rec publish fetch its recordings; with --remote-dir the XML goes there.")(fn)
     fn = click.option("--conf-dir", help="Where fsctl writes this node's XML (default: <conf_dir>/nodes/NAME).")(fn)
     fn = click.option("--esl-password", help="The node's Event Socket password (default: the esl_password setting).")(fn)
     return fn
@@ -28,13 +32,13 @@ def _delivery_options(fn):
 @_delivery_options
 @transactional
 @pass_app
-def add(app, name, esl, sip, public, esl_password, conf_dir, sftp, remote_dir):
+def add(app, name, esl, sip, public, esl_password, conf_dir, sftp, remote_dir, recordings_dir):
     """Add a node: fsctl node add fs1 --esl 127.0.0.1:8021 --sip 127.0.0.1:5060.
 
     Tenants without a home node (all of them, for the first node) or without a standby get one.
     """
     node, placed = svc.add_node(name, esl, sip, public, esl_password, conf_dir or "", sftp or "", remote_dir or "",
-                                now=app.now())
+                                now=app.now(), recordings_dir=recordings_dir or "")
     say(f"node {node.name} added" + (f"; {len(placed)} tenants placed (home or standby)" if placed else ""))
 
 
@@ -65,7 +69,7 @@ def show(name, as_json):
 @_delivery_options
 @transactional
 def edit(name, **changes):
-    """Change a node's addresses or how its files reach it."""
+    """Change a node's addresses, how its files reach it, or where it records."""
     node, moved = svc.edit_node(name, **changes)
     say(f"node {node.name} updated" + ("; its files go to the new place: the next fsctl apply renders every "
                                       "tenant there again" if moved else ""))

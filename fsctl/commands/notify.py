@@ -6,6 +6,7 @@ from ..config import allowed_networks
 from ..errors import OperationError
 from ..services import notify as notify_svc
 from ._base import pass_app, reading, transactional
+from ._numbered import numbered_commands
 from ._output import emit, json_option, print_json, say
 
 
@@ -33,24 +34,11 @@ def notify_add(app, domain, user, group, channel, address):
         + (f" to {rule.address}" if rule.address else ""))
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def notify_list(domain, as_json):
-    """List the notification rules."""
-    emit([notify_svc.rule_dict(r) for r in notify_svc.list_rules(domain)], as_json,
-         ["id", "scope", "number", "channel", "address"])
-
-
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("rule_id")
-@transactional
-def notify_remove(domain, rule_id):
-    """Remove a notification rule by its id."""
-    notify_svc.remove_rule(domain, rule_id)
-    say(f"notification {rule_id} removed")
+numbered_commands(
+    cli, "notification", key="rule_id", list_rows=notify_svc.list_rules, remove=notify_svc.remove_rule, force=False,
+    as_dict=notify_svc.rule_dict, columns=["id", "scope", "number", "channel", "address"],
+    helps={"list": "List the notification rules.", "remove": "Remove a notification rule by its id."},
+)
 
 
 @cli.command("send")

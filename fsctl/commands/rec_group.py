@@ -3,8 +3,9 @@
 import click
 
 from ..services import recgroups as svc
-from ._base import reading, transactional
-from ._output import emit, json_option, say
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("rec-group")
@@ -24,25 +25,6 @@ def add(domain, name, members, supervisors):
     say(f"recording group {name} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def list_(domain, as_json):
-    """List recording groups."""
-    emit([svc.recgroup_dict(g) for g in svc.list_recgroups(domain)], as_json, ["name", "members", "supervisors"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("name")
-@json_option
-@reading
-def show(domain, name, as_json):
-    """Show one recording group."""
-    emit(svc.recgroup_dict(svc.get_recgroup(domain, name)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("name")
@@ -55,11 +37,10 @@ def edit(domain, name, members, supervisors):
     say(f"recording group {name} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("name")
-@transactional
-def remove(domain, name):
-    """Remove a recording group (its recordings stay)."""
-    svc.remove_recgroup(domain, name)
-    say(f"recording group {name} removed")
+numbered_commands(
+    cli, "recording group", key="name", get=svc.get_recgroup, list_rows=svc.list_recgroups,
+    remove=svc.remove_recgroup, force=False,
+    as_dict=svc.recgroup_dict, columns=["name", "members", "supervisors"],
+    helps={"list": "List recording groups.", "show": "Show one recording group.",
+           "remove": "Remove a recording group (its recordings stay)."},
+)

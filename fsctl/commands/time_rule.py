@@ -3,8 +3,9 @@
 import click
 
 from ..services import timerules as svc
-from ._base import reading, transactional
-from ._output import emit, force_option, json_option, report, say
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import say
 
 
 @click.group("time-rule")
@@ -29,26 +30,6 @@ def add(domain, name, ranges, holidays, match, nomatch, timezone):
     say(f"time rule {rule.name} added")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def list_(domain, as_json):
-    """List time rules."""
-    emit([svc.timerule_dict(r) for r in svc.list_timerules(domain)], as_json,
-         ["name", "timezone", "ranges", "holidays", "match", "nomatch"])
-
-
-@cli.command("show")
-@click.argument("domain")
-@click.argument("name")
-@json_option
-@reading
-def show(domain, name, as_json):
-    """Show one time rule."""
-    emit(svc.timerule_dict(svc.get_timerule(domain, name)), as_json)
-
-
 @cli.command("edit")
 @click.argument("domain")
 @click.argument("name")
@@ -66,12 +47,8 @@ def edit(domain, name, ranges, holidays, add_holidays, match, nomatch, timezone)
     say(f"time rule {name} updated")
 
 
-@cli.command("remove")
-@click.argument("domain")
-@click.argument("name")
-@force_option
-@transactional
-def remove(domain, name, force):
-    """Remove a time rule."""
-    report(svc.remove_timerule(domain, name, force))
-    say(f"time rule {name} removed")
+numbered_commands(
+    cli, "time rule", key="name", get=svc.get_timerule, list_rows=svc.list_timerules, remove=svc.remove_timerule,
+    as_dict=svc.timerule_dict, columns=["name", "timezone", "ranges", "holidays", "match", "nomatch"],
+    helps={"list": "List time rules.", "show": "Show one time rule.", "remove": "Remove a time rule."},
+)

@@ -3,8 +3,9 @@
 import click
 
 from ..services import tokens as svc
-from ._base import reading, transactional
-from ._output import emit, json_option, print_json, say
+from ._base import transactional
+from ._numbered import numbered_commands
+from ._output import json_option, print_json, say
 
 
 @click.group("token")
@@ -29,14 +30,9 @@ def add(domain, name, scope, as_json):
     say(f"token {row.name} ({row.scope}) added to {row.tenant.domain}: store it now, it is not shown again")
 
 
-@cli.command("list")
-@click.argument("domain")
-@json_option
-@reading
-def list_(domain, as_json):
-    """List a tenant's tokens (names, scopes, last use; never the secrets)."""
-    emit([svc.token_dict(t) for t in svc.list_tokens(domain)], as_json,
-         ["name", "scope", "created_at", "last_used_at"])
+numbered_commands(cli, "token", list_rows=svc.list_tokens, as_dict=svc.token_dict,
+                  columns=["name", "scope", "created_at", "last_used_at"],
+                  helps={"list": "List a tenant's tokens (names, scopes, last use; never the secrets)."})
 
 
 @cli.command("revoke")

@@ -162,11 +162,13 @@ class Reply:
     def __init__(self, esl: "EventSocket", wire: str, result, deadline: float, what: str) -> None:
         self._esl, self._wire, self._result, self._deadline, self._what = esl, wire, result, deadline, what
 
-    def wait(self) -> None:
-        """Wait for the reply (bounded by the command's timeout); EslCommandError on ``-ERR``."""
+    def wait(self) -> str:
+        """Wait for the reply (bounded by the command's timeout); its text; EslCommandError on ``-ERR``."""
         msg = self._esl._wait(self._result, self._deadline, self._what)
-        if msg.reply_text.startswith("-ERR"):
-            raise EslCommandError(msg.reply_text, self._wire.strip())
+        text = msg.body if msg.content_type == "api/response" else msg.reply_text
+        if text.startswith("-ERR"):
+            raise EslCommandError(text, self._wire.strip())
+        return text
 
 
 class EventSocket:
@@ -281,6 +283,14 @@ class EventSocket:
             if msg.reply_text.startswith("-ERR"):
                 raise EslCommandError(msg.reply_text, wire.strip())
             return ""
+        return self._execute(uuid, app, arg, timeout, app_uuid, wire, now).get("Application-Response", "")
+
+    def _execute(self, uuid, app, arg, timeout, app_uuid=None, wire=None, now=None) -> Event:
+        if app_uuid is None:
+            self._check_thread()
+            app_uuid = str(uuidlib.uuid4())
+            wire = eslproto.sendmsg_execute(uuid, app, arg, event_uuid=app_uuid, event_lock=True)
+            now = time.monotonic()
         deadline = None if timeout is None else now + float(timeout)
         reply_deadline = now + self.timeout if deadline is None else deadline
         session = self._wait_session(reply_deadline)
@@ -294,7 +304,7 @@ class EventSocket:
             event = self._wait(result, deadline, f"{app} on {uuid} (Application-UUID {app_uuid})")
         finally:
             self._executions.pop(app_uuid, None)
-        return event.get("Application-Response", "")
+        return event
 
     def execute_pipelined(self, uuid: str, app: str, arg: str = "", timeout: float | None = None) -> "Reply":
         """Write an execute (sendmsg, event-lock) and return at once; ``.wait()`` checks its reply.
@@ -307,6 +317,25 @@ class EventSocket:
         wire = eslproto.sendmsg_execute(uuid, app, arg, event_uuid=str(uuidlib.uuid4()), event_lock=True)
         result, deadline, what = self._send(wire, self.timeout if timeout is None else float(timeout))
         return Reply(self, wire, result, deadline, what)
+
+    def api_pipelined(self, command: str, timeout: float | None = None) -> "Reply":
+        """Write ``api COMMAND`` and return at once; ``.wait()`` gives its body (EslCommandError on ``-ERR``).
+
+        FreeSWITCH runs an ``api`` in the connection's thread before it reads the next command,
+        so what is written after it (a ``sendmsg``) finds its effect done, without a round trip.
+        """
+        self._check_thread()
+        wire = eslproto.api(command)
+        result, deadline, what = self._send(wire, self.timeout if timeout is None else float(timeout))
+        return Reply(self, wire, result, deadline, what)
+
+    def execute_event(self, uuid: str, app: str, arg: str = "", timeout: float | None = None) -> Event:
+        """Execute an app on a channel like ``execute`` and return its whole CHANNEL_EXECUTE_COMPLETE.
+
+        The completion carries the channel's variables as they were when the app returned (a
+        bridge's ``originate_disposition``): no ``uuid_getvar`` round trip to read them.
+        """
+        return self._execute(uuid, app, arg, timeout)
 
     def on(self, event_name: str, handler) -> None:
         """Call ``handler(event)`` in its own greenlet for each such event ("ALL": every event)."""

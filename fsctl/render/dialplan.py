@@ -40,8 +40,8 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections import namedtuple
 from datetime import timedelta
+from types import SimpleNamespace
 
 from ..calllogic.callconfig import Destination, canonical_number
 from ..freeswitch import chanvars as cv, dialstring
@@ -59,9 +59,6 @@ from ..model import (
     User,
 )
 from .text import xml_text
-
-NOT_IN_FALLBACK = ("field", f"${{{FSCTL_IN_FALLBACK}}}"), ("expression", "^(?!true$).*$")
-
 
 # Setting the caller ID of an outside call to the user's (or the tenant's) public number.
 _OUTSIDE_CALLER_ID = f"{cv.EFFECTIVE_CALLER_ID_NUMBER}=${{{OUTBOUND_CALLER_ID}}}"
@@ -107,35 +104,26 @@ NEXT_DAY = {"mon": "tue", "tue": "wed", "wed": "thu", "thu": "fri", "fri": "sat"
 MAX_HOLIDAY_DAYS = 366  # a holiday with times is rendered day by day
 
 
-Action = namedtuple("Action", "app data inline")
+class Record(SimpleNamespace):
+    """One thing the template prints (a group, a queue, a route...): its fields as attributes."""
 
 
-Condition = namedtuple("Condition", "attrs actions anti")
-
-
-Extension = namedtuple("Extension", "name cont conditions")
-
-
-def _freeze(exts):
-    """Extensions built as dicts -> immutable records for the template."""
-    return [
-        Extension(e["name"], e["cont"], tuple(
-            Condition(tuple(c["attrs"]), tuple(c["actions"]), tuple(c["anti"]))
-            for c in e["conditions"]))
-        for e in exts
-    ]
-
-
-def _act(app, data="", inline=False, _new=functools.partial(tuple.__new__, Action)):
-    return _new((app, data, inline))
-
-
-def _dest_cond(expression):
-    return {"attrs": [("field", "destination_number"), ("expression", expression)], "actions": [], "anti": []}
-
-
-def _ext(name, conditions, cont=False):
-    return {"name": name, "cont": cont, "conditions": conditions}
+# The channel variables and fixed names the template prints (their one home is chanvars and this
+# module): `var.in_fallback` is the name, `var.in_fallback_ref` the `${...}` that reads it.
+VARS = Record(
+    tenant=cv.FSCTL_TENANT, target=cv.FSCTL_TARGET, resume=FSCTL_RESUME, resume_ref=f"${{{FSCTL_RESUME}}}", watchdog=FSCTL_WATCHDOG,
+    in_fallback=FSCTL_IN_FALLBACK, in_fallback_ref=f"${{{FSCTL_IN_FALLBACK}}}",
+    record_ref=f"${{{FSCTL_RECORD}}}", toll_ref=f"${{{FSCTL_TOLL}}}", outbound=cv.FSCTL_OUTBOUND,
+    did=cv.FSCTL_DID, did_ref=f"${{{cv.FSCTL_DID}}}", did_name=FSCTL_DID_NAME,
+    timerule_hit=FSCTL_TIMERULE_HIT, timerule_hit_ref=f"${{{FSCTL_TIMERULE_HIT}}}",
+    hangup_after_bridge=cv.HANGUP_AFTER_BRIDGE, execute_on_pre_bridge=cv.EXECUTE_ON_PRE_BRIDGE,
+    force_transfer_context=cv.FORCE_TRANSFER_CONTEXT,
+    outside_caller_id=_OUTSIDE_CALLER_ID,
+    outbound_name_from_caller=f"{cv.FSCTL_OUTBOUND_NAME}=${{{cv.CALLER_ID_NAME_VAR}}}",
+    fallback_extension=FALLBACK_EXTENSION, fallback_expression=f"^{FALLBACK_EXTENSION}$",
+    blind_xfer=BLIND_XFER, attended_xfer=ATTENDED_XFER, blind_key=BLIND_KEY, attended_key=ATTENDED_KEY,
+    not_in_fallback="^(?!true$).*$",
+)
 
 
 _REGEX_SPECIAL = re.compile(r"([\\.^$*+?{}\[\]|()])")
@@ -173,18 +161,15 @@ def route_target(dest: Destination) -> str:
     raise ValueError(f"destination {dest} has no extension")
 
 
-def route_actions(text: str, domain: str, gateway: str) -> list[dict]:
-    """Dialplan actions that send the call to a destination (`kind:target`) inside the tenant."""
+def route(text: str, domain: str, gateway: str) -> Record:
+    """Where a route (`kind:target`) sends the call inside the tenant, for the template's `route`:
+    kind `hangup` (its cause), `external` (the gateway leg) or `transfer` (the extension)."""
     dest = Destination.parse(text)
     if dest.kind == "hangup":
-        return [_act("hangup", dest.target or "NORMAL_CLEARING")]
+        return Record(kind="hangup", cause=dest.target or "NORMAL_CLEARING")
     if dest.kind == "external":
-        return [
-            _act("set", _OUTSIDE_CALLER_ID),
-            _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-            _act("bridge", _gateway_leg(gateway, dest.target, domain)),
-        ]
-    return [_act("transfer", f"{route_target(dest)} XML {domain}")]
+        return Record(kind="external", leg=_gateway_leg(gateway, dest.target, domain))
+    return Record(kind="transfer", target=route_target(dest))
 
 
 def route_app(text: str, domain: str, gateway: str) -> str:
@@ -197,54 +182,27 @@ def route_app(text: str, domain: str, gateway: str) -> str:
     return f"transfer {route_target(dest)} XML {domain}"
 
 
-def transfer_key_actions(domain):
-    """R-XFER during a call: *1 blind, *4 attended, for either party (`ab`: DTMF of this leg and of
-    the leg it is bridged to). `bind_meta_app` is per channel (FACTS.md): every call's first leg
-    runs these, a user's call in the tenant's context, a public number's call in the public one."""
-    return [
-        _act("bind_meta_app", f"{BLIND_KEY} ab s execute_extension::{BLIND_XFER} XML {domain}"),
-        _act("bind_meta_app", f"{ATTENDED_KEY} ab s execute_extension::{ATTENDED_XFER} XML {domain}"),
-    ]
+_HANGUP_NO_ANSWER = Record(kind="hangup", cause="NO_ANSWER")
 
 
-def _handoff_actions(domain, watchdog, resume=None):
-    # The watchdog transfer is armed before the park (see the module docstring).
-    resume_actions = [_act("set", f"{FSCTL_RESUME}={resume}")] if resume else []
-    return resume_actions + [
-        _act("set", f"{cv.FSCTL_TENANT}={domain}"),
-        _act("set", f"{FSCTL_WATCHDOG}={watchdog}"),
-        _act("sched_transfer", f"+{watchdog} {FALLBACK_EXTENSION} XML {domain}"),
-        _act("park"),
-    ]
-
-
-def _bridge_user_actions(domain, number, timeout, vm_enabled):
-    actions = [_act(app, data) for app, data in
-               dialstring.bridge_apps(dialstring.leg(dialstring.user_target(number, domain), timeout))]
-    if vm_enabled:
-        actions += [_act("answer"), _act("voicemail", f"default {domain} {number}")]
-    else:
-        actions.append(_act("hangup", "NO_ANSWER"))
-    return actions
-
-
-def _group_direct_actions(group, domain, gateway):
-    actions = []
+def _group(group, domain, gateway):
+    """A group: its hand-off, and the bridge of its members in XML when the service is down."""
+    bridge = ()
     if group["members"]:
         mode = "sequential" if group["strategy"] == "sequential" else "simultaneous"
         legs = dialstring.join((dialstring.leg(dialstring.user_target(n, domain), group["ring_time"])
                                 for n in group["members"]), mode)
-        actions += [_act(app, data) for app, data in dialstring.bridge_apps(legs)]
+        bridge = dialstring.bridge_apps(legs)
     fallback = Destination.parse(group["fallback"])
     # In XML (service down) a group's fallback is followed unless it could loop (group, time rule).
     if fallback.kind in ("group", "timerule"):
-        actions.append(_act("hangup", "NO_ANSWER"))
+        then = _HANGUP_NO_ANSWER
     else:
-        actions += route_actions(group["fallback"], domain, gateway)
-    return actions
+        then = route(group["fallback"], domain, gateway)
+    return Record(number=group["number"], expression=_exact(group["number"]), bridge=bridge, fallback=then)
 
 
-def build_queue_extensions(queue, domain, gateway):
+def _queue(queue, domain, gateway):
     """A queue (R-QUEUE): mod_callcenter, and its max wait held to the second.
 
     mod_callcenter checks a caller's max wait between offers: an offer that is ringing when the
@@ -254,34 +212,11 @@ def build_queue_extensions(queue, domain, gateway):
     is bridged to it (`execute_on_pre_bridge`, run by the bridge mod_callcenter makes) and when
     mod_callcenter lets the caller go by itself.
     """
-    number, max_wait = queue["number"], int(queue["max_wait"])
+    number = queue["number"]
     overflow = f"queue-{number}-overflow"
-    cond = _dest_cond(_exact(number, f"queue-{number}"))
-    cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=queue:{number}"),  # (statistics, however it got here)
-                       _act("answer"), _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-                       _act("set", f"{cv.EXECUTE_ON_PRE_BRIDGE}=sched_cancel"),
-                       _act("sched_transfer", f"+{max_wait} {overflow} XML {domain}"),
-                       _act("callcenter", f"{number}@{domain}"),
-                       _act("sched_cancel")]
-    cond["actions"] += route_actions(queue["overflow"], domain, gateway)
-    late = _dest_cond(_exact(overflow))
-    late["actions"] = [_act("set", f"{cv.EXECUTE_ON_PRE_BRIDGE}=")] + route_actions(queue["overflow"], domain,
-                                                                                      gateway)
-    return [_ext(f"queue-{number}", [cond]), _ext(overflow, [late])]
-
-
-def _handoff_ext(name, number, direct, domain, watchdog):
-    cond = {"attrs": [("field", f"${{{FSCTL_IN_FALLBACK}}}"), ("expression", "^true$")],
-            "actions": direct, "anti": _handoff_actions(domain, watchdog, resume=number)}
-    return _ext(name, [_dest_cond(_exact(number)), cond])
-
-
-def _recorded_caller_cond():
-    return {"attrs": [("field", f"${{{FSCTL_RECORD}}}"), ("expression", "^true$")], "actions": [], "anti": []}
-
-
-def _not_in_fallback_cond():
-    return {"attrs": list(NOT_IN_FALLBACK), "actions": [], "anti": []}
+    return Record(number=number, expression=_exact(number, f"queue-{number}"), max_wait=int(queue["max_wait"]),
+                  overflow_extension=overflow, overflow_expression=_exact(overflow),
+                  overflow=route(queue["overflow"], domain, gateway))
 
 
 def resume_target(text: str) -> str | None:
@@ -324,30 +259,20 @@ def _holiday_spans(start_date, end_date, start_time, end_time):
     return spans
 
 
-def build_timerule_extensions(rule: dict, tenant: dict) -> list[dict]:
-    """A time rule in XML: inline `set`s while hunting, then one extension routes match / no match."""
+def _time_rule(rule: dict, tenant: dict) -> Record:
+    """A time rule in XML: inline `set`s while hunting (ranges match, holidays do not), then one
+    extension routes match / no match."""
     domain, gateway = tenant["domain"], tenant["gateway"]
-    target = _exact(f"timerule-{rule['name']}")
-    # FACTS.md: the time zone is set before any time condition is tested.
-    first = _dest_cond(target)
-    first["actions"] = [_act("set", f"timezone={rule['timezone'] or tenant['timezone']}", True),
-                        _act("set", f"{FSCTL_TIMERULE_HIT}=nomatch", True)]
-    exts = [_ext(f"timerule-{rule['name']}-start", [first], cont=True)]
-    for i, (weekdays, start, end) in enumerate(rule["ranges"]):
-        for j, (wday, tod) in enumerate(_range_pieces(weekdays, start, end)):
-            cond = {"attrs": [("wday", wday), ("time-of-day", tod)],
-                    "actions": [_act("set", f"{FSCTL_TIMERULE_HIT}=match", True)], "anti": []}
-            exts.append(_ext(f"timerule-{rule['name']}-range{i}.{j}", [_dest_cond(target), cond], cont=True))
-    for i, (d0, d1, t0, t1) in enumerate(rule["holidays"]):
-        for j, span in enumerate(_holiday_spans(d0, d1, t0, t1)):
-            cond = {"attrs": [("date-time", span)],
-                    "actions": [_act("set", f"{FSCTL_TIMERULE_HIT}=nomatch", True)], "anti": []}
-            exts.append(_ext(f"timerule-{rule['name']}-holiday{i}.{j}", [_dest_cond(target), cond], cont=True))
-    last = {"attrs": [("field", f"${{{FSCTL_TIMERULE_HIT}}}"), ("expression", "^match$")],
-            "actions": route_actions(rule["match_destination"], domain, gateway),
-            "anti": route_actions(rule["nomatch_destination"], domain, gateway)}
-    exts.append(_ext(f"timerule-{rule['name']}", [_dest_cond(target), last]))
-    return exts
+    ranges = [(f"{i}.{j}", wday, tod)
+              for i, (weekdays, start, end) in enumerate(rule["ranges"])
+              for j, (wday, tod) in enumerate(_range_pieces(weekdays, start, end))]
+    holidays = [(f"{i}.{j}", span)
+                for i, (d0, d1, t0, t1) in enumerate(rule["holidays"])
+                for j, span in enumerate(_holiday_spans(d0, d1, t0, t1))]
+    return Record(name=rule["name"], expression=_exact(f"timerule-{rule['name']}"),
+                  timezone=rule["timezone"] or tenant["timezone"], ranges=ranges, holidays=holidays,
+                  match=route(rule["match_destination"], domain, gateway),
+                  nomatch=route(rule["nomatch_destination"], domain, gateway))
 
 
 _SCENARIO_FIELDS = operator.attrgetter("record", *User.FORWARD_FIELDS)
@@ -359,97 +284,54 @@ def is_scenario_user(user) -> bool:
 
 
 def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
-    """The tenant's dialplan context: every extension, as conditions and actions to print."""
+    """The tenant's dialplan context for templates/dialplan.xml: per kind of destination, what its
+    extensions need (numbers as regular expressions, dial strings, routes)."""
     tenant = data["tenant"]
     domain, gateway = tenant["domain"], tenant["gateway"]
-    exts = []
-    setup = _dest_cond("^(.+)$")
-    setup["actions"] = [_act("set", f"timezone={tenant['timezone']}", True),
-                        _act("set", f"{cv.FSCTL_TENANT}={domain}", True)]
-    setup["actions"] += transfer_key_actions(domain)
-    exts.append(_ext("fsctl-setup", [setup], cont=True))
-
     # Users with forwarding or recording (scenario users) go to the service; so does a recorded
     # caller's call to a plain user (R-REC: announce, record). Both hand-offs are one extension
     # each, whatever the number of users, and never match in fallback mode: there, the call
-    # falls through to the bundles below, which ring every user straight (no forwarding).
+    # falls through to the bundles, which ring every user straight (no forwarding).
     bundles, scenario, plain_numbers = {}, [], []
     for u in data["users"]:
         (scenario if is_scenario_user(u) else plain_numbers).append(u.number)
         bundles.setdefault((u.no_answer_timeout, u.vm_enabled), []).append(u.number)
-    for name, numbers, conds in (("scenario-users", scenario, []),
-                                 ("recorded-caller", plain_numbers, [_recorded_caller_cond()])):
-        if numbers:
-            dest = _dest_cond(_captured(numbers))
-            dest["actions"] = _handoff_actions(domain, watchdog, resume="$1")
-            exts.append(_ext(name, conds + [_not_in_fallback_cond(), dest]))
+    users = []
     # Every user: straight to the phone in XML, bundled by (ring time, voicemail).
     for (timeout, vm), numbers in sorted(bundles.items()):
-        cond = _dest_cond(_exact(*numbers))
-        cond["actions"] = _bridge_user_actions(domain, "$1" if len(numbers) > 1 else numbers[0], timeout, vm)
-        exts.append(_ext(f"users-{timeout}{'-vm' if vm else ''}", [cond]))
-    for g in data["groups"]:
-        exts.append(_handoff_ext(f"group-{g['number']}", g["number"], _group_direct_actions(g, domain, gateway),
-                                 domain, watchdog))
-    for i in data["ivrs"]:
-        cond = _dest_cond(_exact(i["number"], f"ivr-{i['number']}"))
-        # Statistics count the menu however the call got here (dialled, a digit, a time rule in XML).
-        cond["actions"] = [_act("set", f"{cv.FSCTL_TARGET}=ivr:{i['number']}"), _act("answer"), _act("sleep", "500"),
-                           _act("ivr", f"{i['number']}@{domain}")]
-        cond["actions"] += route_actions(i["exit_destination"], domain, gateway)
-        exts.append(_ext(f"ivr-{i['number']}", [cond]))
-    for q in data["queues"]:
-        exts += build_queue_extensions(q, domain, gateway)
-    for c in data["conferences"]:
-        cond = _dest_cond(_exact(c["number"], f"conference-{c['number']}"))
-        room = f"{domain}-{c['number']}"
-        cond["actions"] = [_act("answer"), _act("conference", f"{room}@{room}")]
-        exts.append(_ext(f"conference-{c['number']}", [cond]))
+        number = "$1" if len(numbers) > 1 else numbers[0]
+        users.append(Record(name=f"users-{timeout}{'-vm' if vm else ''}", expression=_exact(*numbers),
+                            bridge=dialstring.bridge_apps(dialstring.leg(dialstring.user_target(number, domain),
+                                                                         timeout)),
+                            mailbox=number if vm else None))
     mailboxes = [u.number for u in data["users"] if u.vm_enabled]
-    if mailboxes:
-        cond = _dest_cond(f"^vm-({'|'.join(map(regex_literal, mailboxes))})$")
-        cond["actions"] = [_act("answer"), _act("voicemail", f"default {domain} $1")]
-        exts.append(_ext("voicemail", [cond]))
-    own = _dest_cond(r"^\*97$")
-    own["actions"] = [_act("answer"), _act("voicemail", f"check default {domain} ${{user_name}}")]
-    exts.append(_ext("voicemail-own", [own]))
-    other = _dest_cond(r"^\*98$")
-    other["actions"] = [_act("answer"), _act("voicemail", f"check default {domain}")]
-    exts.append(_ext("voicemail-any", [other]))
-    for rule in data["time_rules"]:
-        exts += build_timerule_extensions(rule, tenant)
+    outbound = []
     for klass, pattern in TOLL_PATTERNS:
         allowed = TOLL_LEVELS[TOLL_LEVELS.index(klass):]
-        toll = {"attrs": [("field", f"${{{FSCTL_TOLL}}}"), ("expression", f"^({'|'.join(allowed)})$")],
-                "actions": [_act("set", _OUTSIDE_CALLER_ID),
-                            _act("set", f"{cv.HANGUP_AFTER_BRIDGE}=true"),
-                            _act("bridge", _gateway_leg(gateway, "${destination_number}", domain))],
-                "anti": [_act("hangup", "CALL_REJECTED")]}
-        # R-REC: a recorded caller's outgoing call is recorded by the service (after the toll check).
-        recorded = _dest_cond(pattern)
-        recorded["actions"] = ([_act("set", _OUTSIDE_CALLER_ID),
-                                _act("set", f"{cv.FSCTL_OUTBOUND}=true")]
-                               + _handoff_actions(domain, watchdog, resume="${destination_number}"))
-        allowed_cond = {"attrs": toll["attrs"], "actions": [], "anti": []}
-        exts.append(_ext(f"outbound-{klass}-recorded",
-                         [_recorded_caller_cond(), _not_in_fallback_cond(), allowed_cond, recorded]))
-        exts.append(_ext(f"outbound-{klass}", [_dest_cond(pattern), toll]))
-    exts += build_transfer_extensions(domain)
-    # The watchdog fired (service down). A public number's caller on the blacklist is refused
-    # here too (R-BLACK without the service); the others go on below.
-    refused = blacklist_regex(data.get("blacklist", ()))
-    if refused:
-        caller = {"attrs": [("field", "caller_id_number"), ("expression", refused)],
-                  "actions": [_act("set", f"{FSCTL_IN_FALLBACK}=true"), _act("hangup", "CALL_REJECTED")], "anti": []}
-        did = {"attrs": [("field", f"${{{cv.FSCTL_DID}}}"), ("expression", "^(.+)$")], "actions": [], "anti": []}
-        exts.append(_ext(f"{FALLBACK_EXTENSION}-blacklist",
-                         [_dest_cond(_exact(FALLBACK_EXTENSION)), did, caller]))
-    # Then resume where the call was going, in XML; else the tenant fallback.
-    resume = {"attrs": [("field", f"${{{FSCTL_RESUME}}}"), ("expression", "^(.+)$")],
-              "actions": [_act("set", f"{FSCTL_IN_FALLBACK}=true"), _act("transfer", f"$1 XML {domain}")],
-              "anti": [_act("set", f"{FSCTL_IN_FALLBACK}=true")] + route_actions(tenant["fallback"], domain, gateway)}
-    exts.append(_ext(FALLBACK_EXTENSION, [_dest_cond(_exact(FALLBACK_EXTENSION)), resume]))
-    return {"context": domain, "extensions": _freeze(exts)}
+        outbound.append(Record(klass=klass, expression=pattern, allowed=f"^({'|'.join(allowed)})$"))
+    return {
+        "public": False, "context": domain, "domain": domain, "timezone": tenant["timezone"],
+        "watchdog": watchdog, "var": VARS,
+        "scenario_users": _captured(scenario) if scenario else "",
+        "recorded_caller": _captured(plain_numbers) if plain_numbers else "",
+        "users": users,
+        "groups": [_group(g, domain, gateway) for g in data["groups"]],
+        "ivrs": [Record(number=i["number"], expression=_exact(i["number"], f"ivr-{i['number']}"),
+                        exit=route(i["exit_destination"], domain, gateway)) for i in data["ivrs"]],
+        "queues": [_queue(q, domain, gateway) for q in data["queues"]],
+        "conferences": [Record(number=c["number"], expression=_exact(c["number"], f"conference-{c['number']}"),
+                               room=f"{domain}-{c['number']}") for c in data["conferences"]],
+        "mailboxes": f"^vm-({'|'.join(map(regex_literal, mailboxes))})$" if mailboxes else "",
+        "time_rules": [_time_rule(rule, tenant) for rule in data["time_rules"]],
+        "outbound": outbound,
+        "outside_leg": _gateway_leg(gateway, "${destination_number}", domain),
+        "blind_expression": _exact(BLIND_XFER), "blind_go_expression": _exact(f"{BLIND_XFER}-go"),
+        "attended_expression": _exact(ATTENDED_XFER),
+        # The watchdog fired (service down): a public number's caller on the blacklist is refused
+        # here too (R-BLACK without the service); the others resume where the call was going.
+        "blacklist": blacklist_regex(data.get("blacklist", ())),
+        "fallback": route(tenant["fallback"], domain, gateway),
+    }
 
 
 def blacklist_regex(entries) -> str:
@@ -472,64 +354,22 @@ def blacklist_regex(entries) -> str:
     return f"^({'|'.join(alts)})$" if alts else ""
 
 
-def build_transfer_extensions(domain: str) -> list[dict]:
-    """Blind (*1) and attended (*4) transfer: a dial tone, the digits, then the transfer (R-XFER)."""
-    tone = "'tone_stream://%(10000,0,350,440)'"
-    blind = _dest_cond(_exact(BLIND_XFER))
-    blind["actions"] = [_act("read", f"2 16 {tone} digits 5000 #"),
-                        _act("execute_extension", f"{BLIND_XFER}-go XML {domain}")]
-    # Vanilla FreeSWITCH's features.xml shape: the digits are tested after `read` ran.
-    go = {"attrs": [("field", "${digits}"), ("expression", r"^(\*?[0-9]{2,16})$")],
-          "actions": [_act("transfer", f"-bleg ${{digits}} XML {domain}")],
-          "anti": [_act("playback", "tone_stream://%(500,0,480,620)")]}
-    attended = _dest_cond(_exact(ATTENDED_XFER))
-    attended["actions"] = [_act("read", f"2 16 {tone} digits 30000 #"),
-                           _act("set", "origination_cancel_key=#"),
-                           _act("att_xfer", f"user/${{digits}}@{domain}")]
-    return [_ext(BLIND_XFER, [blind]), _ext(f"{BLIND_XFER}-go", [_dest_cond(_exact(f"{BLIND_XFER}-go")), go]),
-            _ext(ATTENDED_XFER, [attended])]
+def _did(did) -> Record:
+    digits = did["number"].lstrip("+")
+    return Record(number=did["number"], digits=digits, expression=f"^(\\+|00)?{regex_literal(digits)}$",
+                  name=xml_text(did["name"]), domain=did["domain"], timezone=did["timezone"],
+                  watchdog=did["watchdog"], resume=resume_target(did["destination"]))
 
 
 def build_public_context(dids) -> dict:
-    """The public context: each DID (E.164; `+` or `00` optional) hands its call to its tenant."""
-    exts = []
-    for did in dids:
-        digits = did["number"].lstrip("+")
-        domain, watchdog = did["domain"], did["watchdog"]
-        cond = _dest_cond(f"^(\\+|00)?{regex_literal(digits)}$")
-        cond["actions"] = [
-            _act("set", f"{cv.FSCTL_DID}={did['number']}"),
-            _act("set", f"{FSCTL_DID_NAME}={xml_text(did['name'])}"),
-            _act("set", f"domain_name={domain}"),
-            _act("set", f"timezone={did['timezone']}"),
-            # The carrier's leg is the tenant's too: a REFER from the user who answers transfers
-            # it in the tenant's context (FACTS.md), and *1/*4 work on it (issue 11).
-            _act("set", f"{cv.FORCE_TRANSFER_CONTEXT}={domain}"),
-            # Sent on if the call goes out again (forwarded to an outside number): the caller's own name.
-            _act("set", f"{cv.FSCTL_OUTBOUND_NAME}=${{{cv.CALLER_ID_NAME_VAR}}}"),
-            *transfer_key_actions(domain),
-        ] + _handoff_actions(domain, watchdog, resume=resume_target(did["destination"]))
-        exts.append(_ext(f"did-{digits}", [cond]))
-    return {"context": PUBLIC_CONTEXT, "extensions": _freeze(exts)}
+    """The public context: each DID (E.164; `+` or `00` optional) hands its call to its tenant.
+    `dids` (dicts with their watchdog) may be a stream: it is taken lazily, as the file is written."""
+    return {"public": True, "context": PUBLIC_CONTEXT, "var": VARS, "dids": map(_did, dids),
+            "unknown_number": UNKNOWN_NUMBER}
 
 
-def public_extensions(dids):
-    """The public context's extensions for a stream of DIDs, then the unknown-number one (lazily)."""
-    for did in dids:
-        yield from build_public_context([did])["extensions"]
-    yield from _freeze([unknown_number_extension()])
-
-
+# The public context's last extension: a number no tenant has is refused (SIP 404). The template
+# sets `process_cdr=false`, which keeps mod_xml_cdr from writing a file for it (mod_xml_cdr.c): such
+# a call belongs to no tenant, `fsctl cdr import` could never take it, and scanners on a public
+# profile would fill the folder. The hang-up event still fires.
 UNKNOWN_NUMBER = "fsctl-unknown-number"
-
-
-def unknown_number_extension() -> dict:
-    """The public context's last extension: a number no tenant has is refused (SIP 404).
-
-    `process_cdr=false` keeps mod_xml_cdr from writing a file for it (mod_xml_cdr.c): such a call
-    belongs to no tenant, `fsctl cdr import` could never take it, and scanners on a public profile
-    would fill the folder. The hang-up event still fires.
-    """
-    cond = _dest_cond("^(.*)$")
-    cond["actions"] = [_act("set", "process_cdr=false"), _act("hangup", "UNALLOCATED_NUMBER")]
-    return _ext(UNKNOWN_NUMBER, [cond])

@@ -20,7 +20,7 @@ import markupsafe
 
 from ..errors import OperationError, ValidationError
 from .context import tenant_contexts
-from .dialplan import PUBLIC_CONTEXT, public_extensions
+from .dialplan import build_public_context
 from .load import active_tenants, load_tenants, public_dids
 
 PUBLIC_FILE = "dialplan/public.xml"
@@ -215,7 +215,7 @@ def render_public(env, out: Path, watchdog: int = 6, atomic: bool = True, node=N
     """Write dialplan/public.xml (every DID of every active tenant, or of those `node` holds) under `out`;
     return its sha256."""
     dids = (dict(d, watchdog=watchdog) for d in public_dids(node))
-    context = {"context": PUBLIC_CONTEXT, "extensions": public_extensions(dids)}
+    context = build_public_context(dids)
     return render_file(env, "dialplan.xml", context, out / PUBLIC_FILE, atomic, stream=True)
 
 

@@ -7,6 +7,10 @@ Everything is read from FreeSWITCH itself: the configuration it has loaded (`xml
 profile starts, FACTS.md), the modules (`module_exists`), the limits (`status`), mod_callcenter's
 queues, and the call-logic service's heartbeat (a global variable fs-scripts stamps with
 FreeSWITCH's own clock every few seconds: `fsctl_service_seen`).
+
+With nodes (issue 16) each node is checked on its own Event Socket (`node_settings`: its address,
+password and recordings folder), the tenants being those applied on that node (home, standby or
+draining: `applied.OnNode`), the heartbeat that of the node's own `fs-scripts run --node`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import re
 from dataclasses import asdict, dataclass
 
 from ..freeswitch import chanvars as cv
-from ..model import AppliedConfig, Conference, GroupMember, Ivr, Queue, QueueAgent, Tenant
+from ..model import Conference, GroupMember, Ivr, Queue, QueueAgent, Tenant
+from .applied import EVERYTHING
 from .freeswitch_setup import EXTERNAL_PROFILE, INTERNAL_PROFILE, MODULES, STOCK_ESL_PASSWORD, xml_cdr_params
 
 SETUP = "fsctl freeswitch setup /etc/freeswitch"
@@ -123,7 +128,8 @@ def check_xml_cdr(api, xml_cdr_dir: str) -> Finding:
                    f"autoload_configs/xml_cdr.conf.xml ({SETUP}), then fs_cli -x \"reload mod_xml_cdr\"")
 
 
-def check_service(api) -> Finding:
+def check_service(api, node=None) -> Finding:
+    """The call-logic service's heartbeat (with nodes: the node's own `fs-scripts run --node NODE`)."""
     def number(text):
         try:
             return int(text.strip())
@@ -139,8 +145,10 @@ def check_service(api) -> Finding:
         detail = "fs-scripts has never connected"
     else:
         detail = f"fs-scripts last heard {now - seen} s ago"
+    unit = f"fs-scripts@{node}" if node else "fs-scripts"
     return Finding("call-logic service", ok, detail,
-                   "start it (systemctl enable --now fs-scripts; conf/systemd/fs-scripts.service) and see its log")
+                   f"start it (systemctl enable --now {unit}; conf/systemd/{'fs-scripts@' if node else unit}.service) "
+                   "and see its log")
 
 
 def _soft(api, command):
@@ -180,9 +188,12 @@ def check_sessions_per_second(api, calls_per_second: int) -> Finding:
                    f"fsctl freeswitch setup /etc/freeswitch --sessions-per-second {needed}, then restart FreeSWITCH")
 
 
-def check_tenants(api) -> list[Finding]:
-    """Is every applied tenant's XML found where the include lines put it (xml_locate)?"""
-    applied = [a.domain for a in AppliedConfig.select(AppliedConfig.domain).order_by(AppliedConfig.domain)]
+def check_tenants(api, scope=None) -> list[Finding]:
+    """Is every applied tenant's XML found where the include lines put it (xml_locate)?
+
+    `scope`: whose applied tenants (fsctl.services.applied: a node's, or by default the single
+    FreeSWITCH's)."""
+    applied = sorted((scope or EVERYTHING).applied())
     tenants = {t.domain: t for t in Tenant.select().where(Tenant.domain.in_(applied))} if applied else {}
     missing = []
     if api("xml_locate dialplan context name fsctl-public").strip().startswith("can't"):
@@ -215,13 +226,16 @@ def check_tenants(api) -> list[Finding]:
                     "fs_cli -x \"reload mod_callcenter\")")]
 
 
-def run_checks(api, settings) -> list[Finding]:
-    """Every check, in the order of the install steps; `api(command) -> reply` talks to FreeSWITCH."""
-    findings = check_tenants(api)
+def run_checks(api, settings, scope=None) -> list[Finding]:
+    """Every check, in the order of the install steps; `api(command) -> reply` talks to FreeSWITCH.
+
+    `settings`: the FreeSWITCH's own (a node's: fsctl.services.nodeapply.node_settings); `scope`:
+    whose applied tenants to look for (default: the single FreeSWITCH's)."""
+    findings = check_tenants(api, scope)
     findings += check_profiles(api)
     findings.append(check_event_socket(settings.esl_password))
     findings += check_modules(api)
     findings.append(check_xml_cdr(api, settings.xml_cdr_dir))
     findings.append(check_sessions_per_second(api, settings.calls_per_second))
-    findings.append(check_service(api))
+    findings.append(check_service(api, getattr(scope, "node", None) and scope.node.name))
     return findings

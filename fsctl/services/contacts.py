@@ -4,11 +4,15 @@ import csv
 import io
 
 from .. import validate
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, ValidationError
 from ..model import Contact
 from .common import get_tenant, touch
+from .numbered import deleter, getter
 
 MAX_IMPORT_ROWS = 200000
+
+get_contact = getter("contact", model=Contact)
+remove_contact = deleter(get_contact, label="phonebook entry")
 
 
 def add_contact(domain, number, name):
@@ -31,24 +35,11 @@ def list_contacts(domain, search=None):
     return list(query.order_by(Contact.number))
 
 
-def get_contact(domain, number):
-    """One phonebook entry, or NotFoundError."""
-    return _get(domain, number)
-
-
 def edit_contact(domain, number, name):
     """Rename a phonebook entry."""
-    contact = _get(domain, number)
+    contact = get_contact(domain, number)
     contact.name = validate.text(name, "contact.name")
     contact.save()
-    touch(contact.tenant)
-    return contact
-
-
-def remove_contact(domain, number):
-    """Delete a phonebook entry."""
-    contact = _get(domain, number)
-    contact.delete_instance()
     touch(contact.tenant)
     return contact
 
@@ -114,14 +105,6 @@ def _parse_csv(stream):
         if len(rows) > MAX_IMPORT_ROWS:
             raise ValidationError("contacts file", f"{len(rows)} rows", f"must have at most {MAX_IMPORT_ROWS} rows")
     return rows
-
-
-def _get(domain, number):
-    tenant = get_tenant(domain)
-    contact = Contact.get_or_none((Contact.tenant == tenant) & (Contact.number == number))
-    if contact is None:
-        raise NotFoundError("contact", number, tenant.domain)
-    return contact
 
 
 def contact_dict(contact):

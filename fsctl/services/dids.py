@@ -1,9 +1,12 @@
 """Public numbers (DIDs): each one has its own scenario. R-DID."""
 
 from .. import validate
-from ..errors import ConflictError, NotFoundError
+from ..errors import ConflictError
 from ..model import Did, Tenant, User
 from .common import check_destination, get_tenant, touch
+from .numbered import getter
+
+get_did = getter("did", model=Did, clean=lambda number: validate.e164(number, "did.number"))
 
 
 def add_did(domain, number, destination, name=""):
@@ -20,16 +23,6 @@ def add_did(domain, number, destination, name=""):
         destination=check_destination(tenant, destination, "did.destination"),
     )
     touch(tenant)
-    return did
-
-
-def get_did(domain, number):
-    """One DID of a tenant, or NotFoundError."""
-    tenant = get_tenant(domain)
-    clean = validate.e164(number, "did.number")
-    did = Did.get_or_none((Did.tenant == tenant) & (Did.number == clean))
-    if did is None:
-        raise NotFoundError("did", number, tenant.domain)
     return did
 
 

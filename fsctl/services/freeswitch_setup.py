@@ -62,6 +62,9 @@ INTERNAL_PROFILE = (
 EXTERNAL_PROFILE = (
     # Calls from the carriers: every DID hands its call to its tenant (dialplan/public.xml).
     ("context", PUBLIC_CONTEXT),
+    # A carrier's leg never transfers: obeyed, an outside caller's REFER would send the answering
+    # user's leg, with the user's toll class, to any number the caller names (toll fraud).
+    ("disable-transfer", "true"),
 )
 
 # Step 3: the Event Socket, on loopback with the operator's own password.

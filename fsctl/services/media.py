@@ -15,12 +15,16 @@ import wave
 from pathlib import Path
 
 from .. import validate
-from ..errors import ConflictError, NotFoundError, OperationError, ValidationError
+from ..errors import ConflictError, OperationError, ValidationError
 from ..model import Ivr, Media, Queue
 from .common import get_tenant, touch
+from .numbered import getter, lister
 
 MAX_SECONDS = 600
 RATES = range(8000, 48001)
+
+get_media = getter("media", model=Media, key="name")
+list_media = lister("media", model=Media, key="name")
 
 
 def convert_wav(data, field="media.file"):
@@ -99,21 +103,6 @@ def has_media(domain, name):
     """Whether the tenant has media of that name."""
     tenant = get_tenant(domain)
     return Media.select().where((Media.tenant == tenant) & (Media.name == name)).exists()
-
-
-def list_media(domain):
-    """The tenant's media by name."""
-    tenant = get_tenant(domain)
-    return list(Media.select().where(Media.tenant == tenant).order_by(Media.name))
-
-
-def get_media(domain, name):
-    """One media entry, or NotFoundError."""
-    tenant = get_tenant(domain)
-    media = Media.get_or_none((Media.tenant == tenant) & (Media.name == name))
-    if media is None:
-        raise NotFoundError("media", name, tenant.domain)
-    return media
 
 
 def remove_media(domain, name):

@@ -37,6 +37,7 @@ from ..freeswitch.callcenter import CallcenterError
 from ..model import Node, NodeConfig, Tenant, utcnow
 from . import apply as single
 from .applied import OnNode
+from .nodes import node_endpoint, node_recordings_dir, pushes_over_sftp
 
 PUSH_PENDING = ".fsctl-push.json"
 
@@ -47,9 +48,10 @@ def node_conf_dir(settings, node) -> Path:
 
 
 def node_settings(settings, node):
-    """The settings with the node's Event Socket in place of the single FreeSWITCH's."""
+    """The settings with the node's Event Socket and recordings folder in place of the single FreeSWITCH's."""
     return dataclasses.replace(settings, esl_host=node.esl_host, esl_port=node.esl_port,
-                               esl_password=node.esl_password or settings.esl_password)
+                               esl_password=node.esl_password or settings.esl_password,
+                               recordings_dir=node_recordings_dir(settings, node))
 
 
 def node_reloader(settings, node, factory=None):
@@ -127,15 +129,10 @@ def _save_pending(conf: Path, paths):
 
 
 def sftp_push(settings, node, connect=None):
-    """The SftpPush of a node with `sftp`, else None (the node reads its conf dir itself)."""
-    if not node.sftp:
+    """The SftpPush of a node with `sftp` and `remote_dir`, else None (the node reads its conf dir itself)."""
+    if not pushes_over_sftp(node):
         return None
-    from .sftp import Endpoint
-
-    user, _, hostport = node.sftp.partition("@")
-    host, _, port = hostport.rpartition(":")
-    endpoint = Endpoint(host, int(port), user, settings.sftp_key, settings.sftp_known_hosts)
-    return SftpPush(endpoint, node.remote_dir, connect)
+    return SftpPush(node_endpoint(settings, node), node.remote_dir, connect)
 
 
 # --------------------------------------------------------------------------- draining

@@ -78,13 +78,14 @@ def list_nodes():
     return list(Node.select().order_by(Node.name))
 
 
-def add_node(name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="", remote_dir="", now=None):
+def add_node(name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="", remote_dir="", now=None,
+             recordings_dir=""):
     """Add a node; tenants without a home or a standby get one (by load). Returns (node, placed tenants)."""
     name = node_name(name)
     if Node.select().where(Node.name == name).exists():
         raise ConflictError(f'node "{name}" already exists')
     values = _node_values(esl=esl, sip=sip, public=public, esl_password=esl_password, conf_dir=conf_dir,
-                          sftp=sftp, remote_dir=remote_dir)
+                          sftp=sftp, remote_dir=remote_dir, recordings_dir=recordings_dir)
     if "public_host" not in values:
         values["public_host"], values["public_port"] = values["sip_host"], values["sip_port"] + PUBLIC_PORT_OFFSET
     _check_sftp(values)
@@ -92,7 +93,9 @@ def add_node(name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="
     return node, place_unplaced(now)
 
 
-DELIVERY = ("conf_dir", "sftp", "remote_dir")
+def _delivery(node):
+    """Where the node's XML goes: its conf dir, and the SFTP target it is uploaded to (if any)."""
+    return node.conf_dir, node.sftp if node.remote_dir else "", node.remote_dir
 
 
 def edit_node(name, **changes):
@@ -101,10 +104,11 @@ def edit_node(name, **changes):
     the next apply renders every tenant of the node again."""
     node = get_node(name)
     values = _node_values(**changes)
-    moved = any(key in DELIVERY and getattr(node, key) != value for key, value in values.items())
+    before = _delivery(node)
     for key, value in values.items():
         setattr(node, key, value)
     _check_sftp({"sftp": node.sftp, "remote_dir": node.remote_dir})
+    moved = _delivery(node) != before
     if values:
         node.save()
     if moved:
@@ -124,7 +128,8 @@ def remove_node(name):
     return node
 
 
-def _node_values(esl=None, sip=None, public=None, esl_password=None, conf_dir=None, sftp=None, remote_dir=None):
+def _node_values(esl=None, sip=None, public=None, esl_password=None, conf_dir=None, sftp=None, remote_dir=None,
+                 recordings_dir=None):
     values = {}
     if esl is not None:
         values["esl_host"], values["esl_port"] = address(esl, "node.esl")
@@ -140,6 +145,8 @@ def _node_values(esl=None, sip=None, public=None, esl_password=None, conf_dir=No
         values["sftp"] = sftp_target(sftp)
     if remote_dir is not None:
         values["remote_dir"] = _folder(remote_dir, "node.remote_dir")
+    if recordings_dir is not None:
+        values["recordings_dir"] = _folder(recordings_dir, "node.recordings_dir")
     return values
 
 
@@ -153,9 +160,33 @@ def _folder(value, field):
 
 
 def _check_sftp(values):
-    if values.get("sftp") and not values.get("remote_dir"):
-        raise ValidationError("node.remote_dir", values.get("remote_dir") or "",
-                              "must be given with --sftp (the node's folder FreeSWITCH includes)")
+    # --sftp alone is the node's SSH account for its recordings (rec pull, rec publish); with
+    # --remote-dir the XML goes that way too.
+    if values.get("remote_dir") and not values.get("sftp"):
+        raise ValidationError("node.remote_dir", values.get("remote_dir"),
+                              "needs --sftp USER@HOST[:PORT] (the account that uploads the files there)")
+
+
+def pushes_over_sftp(node) -> bool:
+    """True when the node's XML is uploaded over SFTP (`--sftp` and `--remote-dir`)."""
+    return bool(node.sftp and node.remote_dir)
+
+
+def node_endpoint(settings, node):
+    """The node's SFTP endpoint (fsctl.services.sftp.Endpoint: its --sftp account, the sftp_key and
+    sftp_known_hosts settings), or None when it has none."""
+    if not node.sftp:
+        return None
+    from .sftp import Endpoint
+
+    user, _, hostport = node.sftp.partition("@")
+    host, _, port = hostport.rpartition(":")
+    return Endpoint(host, int(port), user, settings.sftp_key, settings.sftp_known_hosts)
+
+
+def node_recordings_dir(settings, node) -> str:
+    """The folder the node's FreeSWITCH records into, on the node: its own, else the recordings_dir setting."""
+    return node.recordings_dir or settings.recordings_dir
 
 
 def _role_counts(node):
@@ -290,6 +321,7 @@ def node_dict(node, load=None) -> dict:
         "conf_dir": node.conf_dir,
         "sftp": node.sftp,
         "remote_dir": node.remote_dir,
+        "recordings_dir": node.recordings_dir,
         "home": counts["home"],
         "standby": counts["standby"],
         "draining": counts["draining"],

@@ -11,6 +11,13 @@ clock when the folder's content changes). Files are hard-linked
 from the recordings folder when it is on the same file system (no extra space; the drop
 folder must then be served read-only, `internal-sftp -R`, as a write would change the
 original), copied otherwise. Running it again is harmless: what is there and correct stays.
+
+With nodes (issue 16) the job runs where the drop folders are; a recording on a node's disk
+(`Recording.node`) is fetched from that node over SFTP (`fetch`: fsctl.services.recfetch, size
+and SHA-256 checked) into `<publish_dir>/<domain>/.fsctl-incoming/` (0700: the customer's account
+cannot enter it) and renamed into the day folder. A node that cannot be reached leaves its files
+out of this run (`TenantPublication.waiting`); the manifest lists what the folder holds, and the
+next run (the timer's, 15 minutes later) adds the rest and rewrites it.
 """
 
 import dataclasses
@@ -28,6 +35,7 @@ from ..model import Recording, Tenant, utcnow
 from . import recordings
 
 MANIFEST = "SHA256SUMS"
+INCOMING = ".fsctl-incoming"  # files fetched from nodes, before they are renamed into their day folder
 _DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
@@ -40,13 +48,17 @@ class TenantPublication:
     linked: int = 0
     copied: int = 0
     unchanged: int = 0
+    fetched: int = 0  # fetched from the node holding them
     missing: list = dataclasses.field(default_factory=list)  # catalogued but the file is gone
     removed: list = dataclasses.field(default_factory=list)  # expired day folders deleted
+    waiting: list = dataclasses.field(default_factory=list)  # (path, why): on a node, not fetched this time
+    unreachable: dict = dataclasses.field(default_factory=dict)  # node -> error (cannot be reached now)
+    refused: dict = dataclasses.field(default_factory=dict)  # node -> error (host key, login: fix it)
 
     @property
     def published(self):
         """How many recordings the day's folder holds."""
-        return self.linked + self.copied + self.unchanged
+        return self.linked + self.copied + self.unchanged + self.fetched
 
 
 def default_day(now_utc, tz, hour):
@@ -69,11 +81,12 @@ def day_bounds_utc(day, tz):
 
 
 def publish(recordings_dir, publish_dir, hour=6, keep_days=3, day=None, now=None, force=False, domains=None,
-            link=os.link):
+            link=os.link, fetch=None):
     """Publish the day's recordings of each tenant (or of `domains`) and expire old day folders.
 
     `link(source, target)` makes the hard link; when it raises OSError (another file system),
-    the file is copied.
+    the file is copied. `fetch(items)`: fetches [(Recording, local path)] from their nodes and
+    returns a recfetch.FetchReport; without it, recordings on nodes wait (listed in `waiting`).
     """
     now = now or utcnow()
     if day is not None:
@@ -90,30 +103,45 @@ def publish(recordings_dir, publish_dir, hour=6, keep_days=3, day=None, now=None
             raise ValidationError("--date", wanted.isoformat(), f"{tenant.domain} may publish it from "
                                   f"{ready:%Y-%m-%d %H:%M} {tenant.timezone} (use --force to publish early)")
         plan.append((tenant, tz, wanted))
-    return [_publish_tenant(t, tz, d, recordings_dir, publish_dir, keep_days, now, link) for t, tz, d in plan]
+    return [_publish_tenant(t, tz, d, recordings_dir, publish_dir, keep_days, now, link, fetch) for t, tz, d in plan]
 
 
-def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now, link):
+def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now, link, fetch):
     report = TenantPublication(tenant.domain, day)
     root = os.path.join(publish_dir, tenant.domain)
     folder = os.path.join(root, day.isoformat())
     start, end = day_bounds_utc(day, tz)
-    rows = (Recording.select(Recording.path, Recording.sha256, Recording.size)
-            .where((Recording.tenant == tenant) & (Recording.started_at >= start) & (Recording.started_at < end))
-            .order_by(Recording.path).tuples())
-    lines = []
+    rows = list(Recording.select(Recording.path, Recording.sha256, Recording.size, Recording.node)
+                .where((Recording.tenant == tenant) & (Recording.started_at >= start) & (Recording.started_at < end))
+                .order_by(Recording.path))
+    lines = {}  # row index -> manifest line, in the rows' order
     changed = False
-    for rel, digest, size in rows:
+    remote = []  # (index, row, target): on a node, not in the day folder yet
+    for index, row in enumerate(rows):
+        rel, name = row.path, os.path.basename(row.path)
+        target = os.path.join(folder, name)
+        if row.node is not None:
+            if _present(target, row.size):
+                report.unchanged += 1
+                lines[index] = f"{row.sha256}  {name}\n"
+            else:
+                remote.append((index, row, target))
+            continue
         source = recordings.resolve(recordings_dir, rel)
-        name = os.path.basename(rel)
         if not os.path.isfile(source):
             report.missing.append(rel)
             continue
         os.makedirs(folder, exist_ok=True)
-        how = _place(source, os.path.join(folder, name), size, link)
+        how = _place(source, target, row.size, link)
         setattr(report, how, getattr(report, how) + 1)
         changed = changed or how != "unchanged"
-        lines.append(f"{digest}  {name}\n")
+        lines[index] = f"{row.sha256}  {name}\n"
+    if remote:
+        for index in _fetch_into(report, remote, root, folder, fetch):
+            row = rows[index]
+            lines[index] = f"{row.sha256}  {os.path.basename(row.path)}\n"
+            changed = True
+    lines = [lines[i] for i in sorted(lines)]
     now_ts = now.replace(tzinfo=_dt.timezone.utc).timestamp()
     if lines:
         manifest = os.path.join(folder, MANIFEST)
@@ -122,6 +150,42 @@ def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now
             _write_atomic(manifest, text, now_ts)
     report.removed = _expire(root, now.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date(), keep_days, now_ts)
     return report
+
+
+def _present(target, size):
+    """True when the day folder holds the file already (a regular file of the catalogue's size)."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size
+
+
+def _fetch_into(report, remote, root, folder, fetch):
+    """Fetch recordings on nodes into the tenant's incoming folder, then rename each into the day folder.
+
+    Returns the indexes placed; the others are in `report.waiting` (and their nodes, when
+    unreachable, in `report.unreachable`).
+    """
+    if fetch is None:
+        report.waiting.extend((row.path, f"on node {row.node}: not fetched") for _, row, _ in remote)
+        return []
+    incoming = os.path.join(root, INCOMING)
+    os.makedirs(incoming, exist_ok=True)
+    os.chmod(incoming, 0o700)  # the customer's account sees the name, never the partial files
+    result = fetch([(row, os.path.join(incoming, os.path.basename(row.path))) for _, row, _ in remote])
+    report.unreachable.update(result.unreachable)
+    report.refused.update(result.refused)
+    placed = []
+    for (index, row, target), done in zip(remote, result.results):
+        if done.status == "failed":
+            report.waiting.append((row.path, done.error))
+            continue
+        os.makedirs(folder, exist_ok=True)
+        os.replace(done.transfer.local_path, target)
+        report.fetched += 1
+        placed.append(index)
+    return placed
 
 
 def _read(path):
@@ -175,6 +239,7 @@ def _expire(root, today, keep_days, now_ts):
     removed = []
     if not os.path.isdir(root):
         return removed
+    _expire_incoming(os.path.join(root, INCOMING), now_ts - keep_days * 86400)
     oldest = today - _dt.timedelta(days=keep_days)
     for name in sorted(os.listdir(root)):
         if not _DAY_RE.match(name):
@@ -198,3 +263,19 @@ def _published_within(folder, now_ts, keep_days):
     except FileNotFoundError:
         return False
     return now_ts - published < keep_days * 86400
+
+
+def _expire_incoming(incoming, cutoff_ts):
+    """Delete what a fetch left in the incoming folder (a node gone for good) older than `cutoff_ts`."""
+    try:
+        names = os.listdir(incoming)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(incoming, name)
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff_ts:
+                os.unlink(path)
+        except FileNotFoundError:
+            continue

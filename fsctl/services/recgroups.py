@@ -1,9 +1,16 @@
 """Recording groups: which supervisors see whose recordings. R-REC."""
 
 from .. import validate
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, ValidationError
 from ..model import RecordingGroup, RecordingGroupMember, RecordingGroupSupervisor, User
 from .common import get_tenant
+from .numbered import deleter, getter, lister
+
+_NOUN = {"model": RecordingGroup, "key": "name", "label": "recording group"}
+get_recgroup = getter("recgroup", **_NOUN)
+list_recgroups = lister("recgroup", **_NOUN)
+# Recordings stay; the tenant's FreeSWITCH configuration does not change (no touch).
+remove_recgroup = deleter(get_recgroup, recursive=True, touches=False, label="recording group (its recordings stay)")
 
 
 def add_recgroup(domain, name, members=(), supervisors=()):
@@ -18,21 +25,6 @@ def add_recgroup(domain, name, members=(), supervisors=()):
     return group
 
 
-def get_recgroup(domain, name):
-    """One recording group, or NotFoundError."""
-    tenant = get_tenant(domain)
-    group = RecordingGroup.get_or_none((RecordingGroup.tenant == tenant) & (RecordingGroup.name == name))
-    if group is None:
-        raise NotFoundError("recording group", name, tenant.domain)
-    return group
-
-
-def list_recgroups(domain):
-    """The tenant's recording groups."""
-    tenant = get_tenant(domain)
-    return list(RecordingGroup.select().where(RecordingGroup.tenant == tenant).order_by(RecordingGroup.name))
-
-
 def edit_recgroup(domain, name, members=None, supervisors=None):
     """Replace the members and/or supervisors of a recording group."""
     group = get_recgroup(domain, name)
@@ -40,13 +32,6 @@ def edit_recgroup(domain, name, members=None, supervisors=None):
         _set(group.tenant, group, RecordingGroupMember, members, "recgroup.member")
     if supervisors is not None:
         _set(group.tenant, group, RecordingGroupSupervisor, supervisors, "recgroup.supervisor")
-    return group
-
-
-def remove_recgroup(domain, name):
-    """Remove a recording group (recordings stay)."""
-    group = get_recgroup(domain, name)
-    group.delete_instance(recursive=True)
     return group
 
 

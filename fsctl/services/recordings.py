@@ -176,13 +176,15 @@ def wav_seconds(path):
 
 # --- the catalogue ---------------------------------------------------------------------------
 
-def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, direction=None, counterpart=None):
+def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, direction=None, counterpart=None,
+                        node=None):
     """Add (or refresh) the catalogue row of a finished recording; None when FreeSWITCH deleted it.
 
     `path` is the channel variable `fsctl_recording_path` (absolute, or relative to
     `recordings_dir`). FreeSWITCH deletes recordings shorter than RECORD_MIN_SEC (3 s,
     FACTS.md), so a missing file is normal: it is logged and nothing is catalogued.
     `direction` and `counterpart` (from the event) fill in what a short file name lacks.
+    `node`: the node whose disk holds the file (None: the one FreeSWITCH of the settings).
     """
     rel = relative_to_root(path, recordings_dir)
     fields = parse_relpath(rel)
@@ -200,21 +202,42 @@ def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, dir
     size, digest = file_digest(full)
     seconds = float(duration) if duration not in (None, "") else wav_seconds(full)
     with database.atomic():
-        return _upsert(tenant, rel, fields, size, digest, seconds, call_uuid or fields.call_uuid)
+        row = Recording.get_or_none(Recording.path == rel)
+        if row is not None and not _may_claim(row.node, node, _node_names()):
+            log.warning("recording %s: catalogued on node %s, found on %s too: the catalogue keeps %s", rel,
+                        row.node, node or "the local FreeSWITCH", row.node)
+            return row
+        return _upsert(tenant, rel, fields, size, digest, seconds, call_uuid or fields.call_uuid, node, row)
 
 
-def _upsert(tenant, rel, fields, size, digest, seconds, call_uuid):
-    row = Recording.get_or_none(Recording.path == rel)
+def _node_names() -> set:
+    from ..model import Node
+
+    return {name for (name,) in Node.select(Node.name).tuples()}
+
+
+def _may_claim(current, node, nodes) -> bool:
+    """May a file found on `node` refresh a catalogue row that says `current`? Yes when it is that node's,
+    or when it names no node that exists (catalogued before the nodes, or on a node since removed): the
+    file is here now. A row of another existing node keeps it (this is a copy, not the original)."""
+    return current == node or (node is not None and (current is None or current not in nodes))
+
+
+def _upsert(tenant, rel, fields, size, digest, seconds, call_uuid, node=None, row=None):
+    if row is None:
+        row = Recording.get_or_none(Recording.path == rel)
     if row is None:
         user = User.get_or_none((User.tenant == tenant) & (User.number == fields.user))
         name = user.name if user else ""
         return Recording.create(
             tenant=tenant, user_number=fields.user, user_name=name, user_name_fold=fold(name),
             direction=fields.direction, counterpart=fields.counterpart, started_at=fields.started_at,
-            duration=seconds, path=rel, size=size, sha256=digest, call_uuid=call_uuid,
+            duration=seconds, path=rel, size=size, sha256=digest, call_uuid=call_uuid, node=node,
         )
     # A row exists (import ran first, or the event came twice): refresh the file facts, keep the marks.
     row.size, row.sha256, row.duration = size, digest, seconds or row.duration
+    if node is not None:
+        row.node = node
     row.save()
     return row
 
@@ -229,18 +252,23 @@ class ImportReport:
     skipped: list = dataclasses.field(default_factory=list)  # (relative path, reason)
 
 
-def import_recordings(recordings_dir, settle_seconds=10, now=None):
+def import_recordings(recordings_dir, settle_seconds=10, now=None, node=None):
     """(Re)build catalogue rows from the recordings folder; idempotent (unique by path), marks kept.
 
     Files changed in the last `settle_seconds` are being recorded (FreeSWITCH writes as the
     call goes): they are skipped, the next import or the end-of-call event catalogues them.
+    `node`: the node whose folder this is (None: the one FreeSWITCH of the settings); a row it
+    finds without a node, or naming a node that no longer exists, becomes that node's, and a
+    file catalogued on another node is skipped (`_may_claim`).
     """
     report = ImportReport()
     now_ts = (now or utcnow()).replace(tzinfo=_dt.timezone.utc).timestamp()
     base = os.path.realpath(recordings_dir)
     if not os.path.isdir(base):
         raise ValidationError("recordings_dir", recordings_dir, "must be an existing folder")
-    known = dict(Recording.select(Recording.path, Recording.size).tuples())
+    known = {path: (size, on) for path, size, on in Recording.select(Recording.path, Recording.size,
+                                                                      Recording.node).tuples()}
+    nodes = _node_names()
     tenants = {t.domain: t for t in Tenant.select()}
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames.sort()
@@ -265,14 +293,19 @@ def import_recordings(recordings_dir, settle_seconds=10, now=None):
                 if st.st_mtime > now_ts - settle_seconds:
                     report.skipped.append((rel, "still being written"))
                     continue
-                if known.get(rel) == size:
-                    report.unchanged += 1
-                    continue
+                if rel in known:
+                    old_size, on = known[rel]
+                    if not _may_claim(on, node, nodes):
+                        report.skipped.append((rel, f"catalogued on node {on}"))
+                        continue
+                    if old_size == size and on == node:
+                        report.unchanged += 1
+                        continue
                 size, digest = file_digest(full)
             except FileNotFoundError:
                 report.skipped.append((rel, "vanished while importing"))
                 continue
-            _upsert(tenant, rel, fields, size, digest, wav_seconds(full), fields.call_uuid)
+            _upsert(tenant, rel, fields, size, digest, wav_seconds(full), fields.call_uuid, node)
             if rel in known:
                 report.updated += 1
             else:
@@ -615,6 +648,7 @@ def recording_dict(row):
         "size": row.size,
         "sha256": row.sha256,
         "path": row.path,
+        "node": row.node,
         "note": row.note,
         "colour": row.colour,
         "field1": row.field1,
@@ -628,7 +662,7 @@ def recording_dict(row):
 
 @dataclasses.dataclass(frozen=True)
 class PurgeItem:
-    """A recording to remove and why (expired | quota)."""
+    """A recording to remove and why (expired | quota), and the node whose disk holds it (None: the single one)."""
 
     id: int
     domain: str
@@ -636,15 +670,17 @@ class PurgeItem:
     path: str
     size: int
     started_at: _dt.datetime
+    node: str | None
     reason: str
 
 
 @dataclasses.dataclass
 class PurgePlan:
-    """What a purge removes, plus one warning line per user over the quota."""
+    """What a purge removes, plus one warning line per user over the quota (and what other nodes remove)."""
 
     items: list
     warnings: list
+    elsewhere: list = dataclasses.field(default_factory=list)
 
 
 def plan_purge(retention_days, quota_mb, now=None):
@@ -660,7 +696,8 @@ def plan_purge(retention_days, quota_mb, now=None):
     now = now or utcnow()
     cutoff = now - _dt.timedelta(days=retention_days)
     limit = quota_mb * 1024 * 1024
-    cols = (Recording.id, Tenant.domain, Recording.user_number, Recording.path, Recording.size, Recording.started_at)
+    cols = (Recording.id, Tenant.domain, Recording.user_number, Recording.path, Recording.size, Recording.started_at,
+            Recording.node)
     base = Recording.select(*cols).join(Tenant)
     items = [PurgeItem(*r, "expired") for r in
              base.where(Recording.started_at < cutoff).order_by(Recording.started_at, Recording.id).tuples()]
@@ -693,9 +730,18 @@ def _sum_size():
     return fn.SUM(Recording.size)
 
 
-def purge(recordings_dir, retention_days, quota_mb, now=None, dry_run=False):
-    """Remove expired and over-quota recordings: each file first, then its row. Returns the plan."""
+def purge(recordings_dir, retention_days, quota_mb, now=None, dry_run=False, node=None, every_node=False):
+    """Remove expired and over-quota recordings: each file first, then its row. Returns the plan.
+
+    The plan is the whole catalogue's (the quota counts a user's recordings on every node); this
+    run removes the files on `recordings_dir`'s disk only: those of `node` (None: of the single
+    FreeSWITCH, no node). The other nodes' share is left in `plan.elsewhere` for their own purge.
+    `every_node` (a dry run only): list every node's share.
+    """
     plan = plan_purge(retention_days, quota_mb, now)
+    if not every_node:
+        plan.elsewhere = [item for item in plan.items if item.node != node]
+        plan.items = [item for item in plan.items if item.node == node]
     for line in plan.warnings:
         log.warning(line)
     if dry_run:
@@ -710,12 +756,13 @@ def purge(recordings_dir, retention_days, quota_mb, now=None, dry_run=False):
     return plan
 
 
-def catalogue_from_hangups(batch, recordings_dir):
+def catalogue_from_hangups(batch, recordings_dir, node=None):
     """Catalogue the recordings named by CHANNEL_HANGUP_COMPLETE events (`fsctl_recording_path`).
 
     The Event Socket service calls this with each batch of hang-ups, before the call records
     are written (they link to the catalogue by call UUID). A bad or foreign path is logged and
-    skipped; `fsctl rec import` remains the way to recover anything missed. Returns the rows.
+    skipped; `fsctl rec import` remains the way to recover anything missed. `node`: the node the
+    service serves (`fs-scripts run --node`), whose disk holds the files. Returns the rows.
     """
     key = chanvars.header(chanvars.FSCTL_RECORDING_PATH)
     rows, seen = [], set()
@@ -726,7 +773,7 @@ def catalogue_from_hangups(batch, recordings_dir):
         seen.add(path)
         seconds = headers.get(chanvars.header(chanvars.RECORD_SECONDS)) or None
         try:
-            row = catalogue_recording(path, recordings_dir, duration=seconds)
+            row = catalogue_recording(path, recordings_dir, duration=seconds, node=node)
         except (ValidationError, NotFoundError) as exc:
             log.warning("recording of call %s not catalogued: %s", headers.get(chanvars.UNIQUE_ID, "?"), exc)
             continue

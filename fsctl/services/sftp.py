@@ -671,15 +671,6 @@ def fetch_all(endpoint, transfers, jobs=None, progress=None, connect=Connection,
     return results
 
 
-def pull_transfers(rows, remote_dir, target) -> list:
-    """The transfers of `rec pull`: each catalogue row's file under the server's `remote_dir`, to its
-    place under the local folder `target` (paths checked not to escape either folder)."""
-    from . import recordings
-
-    return [Transfer(remote_join(remote_dir, recordings.check_relpath(r.path)), recordings.resolve(target, r.path),
-                     r.size, r.sha256) for r in rows]
-
-
 def remote_join(remote_dir, rel):
     """The remote path of a catalogue path under the server's recordings folder."""
     return remote_dir.rstrip("/") + "/" + rel

@@ -49,6 +49,8 @@ CALL_COLUMNS = (
     "uuid", "started_at", "direction", "caller", "caller_name", "callee", "did", "target", "status",
     "answered_by", "missed_by", "duration", "talk_time", "hangup_cause", "recording",
 )
+# The operator's call log (`fsctl cdr list`) also says which node took each call (None: the single FreeSWITCH).
+LOG_COLUMNS = CALL_COLUMNS + ("node",)
 REPORTS = ("users", "groups", "queues", "dids", "hourly", "daily")
 FORMATS = ("table", "csv", "json")
 BUCKET = 900  # seconds: UTC buckets small enough for every time zone offset (+05:45...)
@@ -386,8 +388,10 @@ def _iso_sql(column: str) -> str:
     return f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z'"
 
 
-def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: str | None = None):
-    """The call log's query (SQL, parameters): tuples in CALL_COLUMNS order, formatted by the database."""
+def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: str | None = None,
+                  node: bool = False):
+    """The call log's query (SQL, parameters): tuples in CALL_COLUMNS order (LOG_COLUMNS with
+    `node`: the node each call ran on too), formatted by the database."""
     p = _ph()
     where = [f"c.tenant_id = {p}", f"c.started_at >= {p}", f"c.started_at < {p}"]
     params: list = [tenant_id, start, end]
@@ -401,7 +405,8 @@ def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: s
     if status:
         where.append(f"c.status = {p}")
         params.append(status)
-    sql = f"SELECT {_call_columns_sql()} FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
+    columns = _call_columns_sql() + (", c.node" if node else "")
+    sql = f"SELECT {columns} FROM call_record c WHERE {' AND '.join(where)} ORDER BY c.started_at, c.id"
     return sql, params
 
 
@@ -417,16 +422,17 @@ def _call_columns_sql() -> str:
 
 
 def call_rows(tenant: Tenant, start, end, user: str | None = None, status: str | None = None,
-              size: int = 500) -> Iterator[list]:
-    """The call log as lists of tuples in CALL_COLUMNS order, formatted by the database, streamed."""
-    sql, params = call_rows_sql(tenant.id, start, end, user, status)
+              size: int = 500, node: bool = False) -> Iterator[list]:
+    """The call log as lists of tuples in CALL_COLUMNS order (LOG_COLUMNS with `node`), formatted
+    by the database, streamed."""
+    sql, params = call_rows_sql(tenant.id, start, end, user, status, node=node)
     return stream_batches(sql, params, size)
 
 
 def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str | None = None) -> Iterator[dict]:
-    """The call log, oldest first, filtered by user (caller or party) and status; streamed."""
-    batches = call_rows(tenant, start, end, user, status, size=500)
-    return _dicts(CALL_COLUMNS, itertools.chain.from_iterable(batches))
+    """The call log, oldest first, filtered by user (caller or party) and status; streamed (LOG_COLUMNS)."""
+    batches = call_rows(tenant, start, end, user, status, size=500, node=True)
+    return _dicts(LOG_COLUMNS, itertools.chain.from_iterable(batches))
 
 
 def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False, status: str | None = None,

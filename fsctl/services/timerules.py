@@ -1,9 +1,15 @@
 """Time rules: weekday/hour ranges and holidays in a time zone; one route on match, one on no match. R-TIME."""
 
 from .. import validate
-from ..errors import ConflictError, NotFoundError, ValidationError
+from ..errors import ConflictError, ValidationError
 from ..model import Holiday, TimeRange, TimeRule
-from .common import check_destination, get_tenant, release_references, touch
+from .common import check_destination, get_tenant, touch
+from .numbered import getter, lister, remover
+
+_NOUN = {"model": TimeRule, "key": "name", "label": "time rule"}
+get_timerule = getter("timerule", **_NOUN)
+list_timerules = lister("timerule", **_NOUN)
+remove_timerule = remover("timerule", get=get_timerule, key="name", label="time rule")
 
 
 def parse_range(text, field="timerule.range"):
@@ -77,21 +83,6 @@ def add_timerule(domain, name, match, nomatch, ranges=(), holidays=(), timezone=
     return rule
 
 
-def get_timerule(domain, name):
-    """One time rule, or NotFoundError."""
-    tenant = get_tenant(domain)
-    rule = TimeRule.get_or_none((TimeRule.tenant == tenant) & (TimeRule.name == name))
-    if rule is None:
-        raise NotFoundError("time rule", name, tenant.domain)
-    return rule
-
-
-def list_timerules(domain):
-    """The tenant's time rules by name."""
-    tenant = get_tenant(domain)
-    return list(TimeRule.select().where(TimeRule.tenant == tenant).order_by(TimeRule.name))
-
-
 def edit_timerule(domain, name, match=None, nomatch=None, ranges=None, holidays=None, timezone=None,
                   add_holidays=()):
     """Change a time rule; `ranges`/`holidays` replace the lists, `add_holidays` appends."""
@@ -113,16 +104,6 @@ def edit_timerule(domain, name, match=None, nomatch=None, ranges=None, holidays=
         Holiday.create(rule=rule, start_date=start, end_date=end, start_time=t0, end_time=t1)
     touch(tenant)
     return rule
-
-
-def remove_timerule(domain, name, force=False):
-    """Remove a time rule; refused while routed to unless `force`."""
-    rule = get_timerule(domain, name)
-    report = release_references(rule.tenant, [f"timerule:{rule.name}"], f"time rule {rule.name}", force,
-                                exclude=[(TimeRule, rule.id)])
-    rule.delete_instance(recursive=True)
-    touch(rule.tenant)
-    return report
 
 
 def timerule_dict(rule):

@@ -57,6 +57,7 @@ def search(ctx):
 
 def _public(row):
     data = recordings.recording_dict(row)
+    del data["node"]  # where the operator keeps the file: not the customer's business
     data["audio_url"] = f"/api/v1/recordings/{row.id}/audio"
     return data
 

@@ -2,7 +2,8 @@
 
 Started once per module (FreeSWITCH takes seconds to start): PostgreSQL (its own database on the
 session's server), two nodes from the shared build (tests/cluster/switch.py), Kamailio on fsctl's
-rendered configuration (tests/kamailio_server.py), and `fs-scripts run --node` for each node.
+rendered configuration (tests/kamailio_server.py), `fs-scripts run --node` for each node, and an
+OpenSSH sshd that is every node's SFTP account (`node add --sftp`: recordings are fetched from it).
 fsctl is run as an operator does, through its command line with a settings file.
 
 Every test here is marked `freeswitch`. Without the shared build (`../shared/freeswitch/runtime`
@@ -24,6 +25,7 @@ from click.testing import CliRunner
 
 from fsctl.cli import cli
 from tests.kamailio_server import KamailioServer
+from tests.sshd import SshdServer
 
 from .phone import Phone
 from .switch import RUNTIME, Switch, build_prefix, free_port
@@ -51,13 +53,23 @@ class Cluster:
         self.services = {}
         self.phones = []
 
-    def fsctl(self, *args, ok=True):
+    def fsctl(self, *args, ok=True, clock=None):
+        """fsctl with the cluster's settings; `clock`: the commands' "now" (naive UTC), else the real one."""
         result = CliRunner().invoke(cli, ["--config", str(self.settings), *args],
                                     env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
-                                    catch_exceptions=False)
+                                    catch_exceptions=False, obj={"clock": clock} if clock else None)
         if ok and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}{result.stdout}")
         return result
+
+    def add_node(self, name) -> Switch:
+        """Another node started and added (`fsctl node add`) while the platform runs; stopped with the others."""
+        node = self.nodes[name] = Switch(build_prefix(), name, ESL_PASSWORD)
+        node.start()
+        self.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
+                   "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
+                   "--conf-dir", str(node.fsctl_dir), "--recordings-dir", str(node.recordings))
+        return node
 
     @property
     def kamailio(self):
@@ -139,11 +151,14 @@ def cluster(postgres_server, tmp_path_factory):
     prefix = build_prefix()
     nodes = {name: Switch(prefix, name, ESL_PASSWORD) for name in ("fs1", "fs2")}
     kam = KamailioServer()
+    sshd = SshdServer(str(work / "sshd"))  # every node's SFTP account (rec pull fetches from the node)
     cl = None
     try:
+        sshd.start()
         values = {"database": _database(postgres_server), "conf_dir": str(work / "conf"),
                   "esl_password": ESL_PASSWORD, "esl_timeout": 5.0, "recordings_dir": str(work / "recordings"),
-                  "media_dir": str(work / "media"), **kam.settings_values(), "kamailio_expires": 60}
+                  "media_dir": str(work / "media"), **kam.settings_values(), "kamailio_expires": 60,
+                  "sftp_key": sshd.client_key, "sftp_known_hosts": sshd.known_hosts}
         settings = work / "fsctl.toml"
         settings.write_text("[fsctl]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
         for node in nodes.values():
@@ -153,7 +168,8 @@ def cluster(postgres_server, tmp_path_factory):
         for name, node in nodes.items():
             cl.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
                      "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
-                     "--conf-dir", str(node.fsctl_dir))
+                     "--conf-dir", str(node.fsctl_dir), "--recordings-dir", str(node.recordings),
+                     "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
         cl.fsctl("render", "kamailio")
         kam.start()
         yield cl
@@ -161,6 +177,7 @@ def cluster(postgres_server, tmp_path_factory):
         if cl is not None:
             cl.stop()
         kam.stop()
+        sshd.stop()
         for node in nodes.values():
             node.stop()
             node.remove()

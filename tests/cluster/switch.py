@@ -2,8 +2,9 @@
 
 `Switch(prefix, name, password)` copies `<prefix>/etc/freeswitch` into a private folder and gives
 the copy private free ports (internal and external SIP, their TLS and WebSocket bindings, the Event
-Socket, an RTP range), then the README's install steps that these tests need: fsctl's directory and
-dialplan folders included (`conf/fsctl`, the node's `--conf-dir`), the external profile's context
+Socket, an RTP range), then the README's install steps that these tests need: fsctl's directory,
+dialplan and callcenter folders included (`conf/fsctl`, the node's `--conf-dir`), mod_xml_cdr writing
+into the node's `xml_cdr` folder, the external profile's context
 `fsctl-public`, the Event Socket password. `start()` runs it (a child process of the test) and waits until its
 Event Socket answers and both SIP profiles run; `stop()` stops it by that pid; `remove()` deletes
 the folder. Two of them run side by side (and beside other FreeSWITCHes on this machine).
@@ -136,6 +137,8 @@ class Switch:
         self.dir = Path(tempfile.mkdtemp(prefix=f"fsctl-cluster-{name}-"))
         self.conf = self.dir / "conf"
         self.fsctl_dir = self.conf / "fsctl"  # the node's --conf-dir: the includes read $${conf_dir}/fsctl
+        self.recordings = self.dir / "recordings"  # the node's --recordings-dir (fs-scripts records there)
+        self.xml_cdr = self.dir / "xml_cdr"  # mod_xml_cdr's folder (conf/freeswitch/xml_cdr.conf.xml)
         self.internal_port, self.external_port, self.esl_port = free_port(), free_port(), free_port()
         self.rtp = free_rtp_range()
         self.pid = None
@@ -143,7 +146,7 @@ class Switch:
         self._prepare()
 
     def _prepare(self):
-        for sub in ("log", "db", "run", "temp", "recordings", "storage", "sounds", "cache"):
+        for sub in ("log", "db", "run", "temp", "recordings", "storage", "sounds", "cache", "xml_cdr"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         shutil.copytree(Path(self.prefix) / "etc" / "freeswitch", self.conf)
         self.fsctl_dir.mkdir()
@@ -170,6 +173,17 @@ class Switch:
             assert stock in text
             text = text.replace(stock, stock + f'\n    <X-PRE-PROCESS cmd="include" data="$${{conf_dir}}/fsctl/{section}/*.xml"/>')
         main.write_text(text)
+        # Queues (mod_callcenter reads its queues, agents and tiers from callcenter.conf when it loads).
+        callcenter = conf / "autoload_configs" / "callcenter.conf.xml"
+        text = callcenter.read_text()
+        for section in ("queues", "agents", "tiers"):
+            text = text.replace(f"<{section}>", f'<{section}>\n    <X-PRE-PROCESS cmd="include" '
+                                                f'data="$${{conf_dir}}/fsctl/callcenter/{section}/*.xml"/>', 1)
+        callcenter.write_text(text)
+        # The call log's safety net (step 5): fsctl's mod_xml_cdr settings, this node's own folder.
+        xml_cdr = (ROOT / "conf" / "freeswitch" / "xml_cdr.conf.xml").read_text()
+        (conf / "autoload_configs" / "xml_cdr.conf.xml").write_text(
+            xml_cdr.replace('value="/var/log/freeswitch/xml_cdr"', f'value="{self.xml_cdr}"'))
         for name, value in (("force-register-domain", ""), ("force-subscription-domain", ""),
                             ("force-register-db-domain", ""), ("challenge-realm", "auto_from"),
                             ("multiple-registrations", "contact"), ("auth-calls", "true"),

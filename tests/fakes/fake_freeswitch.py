@@ -30,7 +30,10 @@ What it does, per connection (FACTS.md "Event Socket"):
 - ``sendmsg UUID`` execute → ``+OK``, CHANNEL_EXECUTE, then CHANNEL_EXECUTE_COMPLETE with
   ``Application-UUID`` = the ``Event-UUID`` sent and ``Application-Response`` from
   ``fake.execute_results``; ``-ERR invalid session id [UUID]`` for a channel it does not know.
-  ``sendmsg UUID`` hangup → CHANNEL_HANGUP_COMPLETE.
+  ``sendmsg UUID`` hangup → CHANNEL_HANGUP_COMPLETE. A ``bridge`` completion carries
+  ``variable_originate_disposition``: the next of ``fake.bridge_outcomes[uuid]``, else SUCCESS.
+- ``api sched_del UUID`` → ``+OK Deleted: N``; ``api uuid_setvar_multi UUID a=b;c=d`` sets the
+  parked channel's variables (split as FreeSWITCH does) and lists them in ``fake.setvars``.
 - ``exit`` → ``+OK bye`` + disconnect notice + close.
 
 API for tests:
@@ -112,6 +115,17 @@ TEXT SHUTDOWN_REQUESTED ALL
 _URL_UNSAFE = set(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
 # byte -> its encoding, for str.translate over the UTF-8 bytes read as latin-1 (one char per byte).
 _URL_TABLE = {b: "%%%02X" % b if b in _URL_UNSAFE or b < 0x20 or b > 0x7E else chr(b) for b in range(256)}
+
+
+def separate_setvar_multi(assignments: str) -> list[tuple[str, str]]:
+    """`a=b;c=d` split as mod_commands' uuid_setvar_multi does (switch_separate_string on `;`)."""
+    from tests.fakes.separate_string import separate_string_char_delim
+
+    pairs = []
+    for part in separate_string_char_delim(assignments.strip(), ";", 64):
+        name, _, value = part.partition("=")
+        pairs.append((name, value))
+    return pairs
 
 
 def url_encode(value: str) -> str:
@@ -601,6 +615,8 @@ class FakeFreeSWITCH:
         self.execute_results: dict = {}
         self.execute_delay = 0.0
         self.executions: list = []
+        self.setvars: list = []  # (uuid, uuid_setvar_multi assignments) in order
+        self.bridge_outcomes: dict = {}  # uuid -> originate_disposition of its successive bridges
         self.channels: dict = {}
         self.callcenter: FakeCallcenter | None = FakeCallcenter()
         self._faults: list = []
@@ -853,6 +869,12 @@ class FakeFreeSWITCH:
                 if args and args[0] in self.channels:
                     return _api_message("+OK\n")
                 return _api_message(t.no_channel)
+            if verb == "sched_del":  # (mod_commands: deletes the task group, +OK even when none)
+                return _api_message("+OK Deleted: %d\n" % (1 if args and args[0] in self.channels else 0))
+            if verb == "uuid_setvar_multi":
+                if not args or args[0] not in self.channels:
+                    return _api_message(t.no_channel)
+                return _api_message("+OK")
             if verb == "uuid_getvar":
                 ev = self.channels.get(args[0]) if args else None
                 if ev is None:
@@ -876,6 +898,16 @@ class FakeFreeSWITCH:
         verb, _, arg = command.partition(" ")
         if verb == "uuid_kill" and arg.split() and arg.split()[0] in self.channels:
             after.append(lambda: self.hangup_call(arg.split()[0], "NORMAL_CLEARING"))
+        if verb == "uuid_setvar_multi" and _api_body(message).startswith(b"+OK"):
+            uuid, _, assignments = arg.partition(" ")
+            with self._lock:
+                self.setvars.append((uuid, assignments))
+            ev = self.channels.get(uuid)
+            if ev is not None:
+                ev = ev.copy()
+                for name, value in separate_setvar_multi(assignments):
+                    ev.set("variable_" + name, value)
+                self.channels[uuid] = ev.frozen()
         if verb == "reloadxml" and _api_body(message).startswith(b"+OK [Success]"):
             # FACTS.md: RELOADXML fires only on success.
             after.append(lambda: self._broadcast(templates().reloadxml_event.copy()))
@@ -932,8 +964,12 @@ class FakeFreeSWITCH:
                 result = result(uuid, app, arg)
             if result is None:
                 return  # never completes (a bridge that lasts)
-            done = make(t.execute_complete, **{"Application-Response": result,
-                                               "variable_current_application_response": result})
+            more = {"Application-Response": result, "variable_current_application_response": result}
+            if app == "bridge":
+                # The completion carries the channel's variables: a bridge's outcome among them.
+                outcomes = self.bridge_outcomes.get(uuid)
+                more["variable_originate_disposition"] = outcomes.pop(0) if outcomes else "SUCCESS"
+            done = make(t.execute_complete, **more)
             if self.execute_delay:
                 timer = threading.Timer(self.execute_delay, self._broadcast, (done,))
                 timer.daemon = True

@@ -67,7 +67,7 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
         while time.monotonic() < deadline and "bridge" not in apps:
             gevent.sleep(0.05)
             apps = [app for u, app, _arg, _ in fake_fs.executions if u == uuid]
-        assert apps[0] == "sched_cancel" and "bridge" in apps
+        assert f"api sched_del {uuid}" in fake_fs.received and apps == ["bridge"]
         fake_fs.hangup_call(uuid, "NORMAL_CLEARING", headers={"variable_fsctl_tenant": "acme.example",
                                                               "variable_domain_name": "acme.example"})
         assert _wait_for_call_record(url, uuid)
@@ -104,12 +104,17 @@ def test_run_refuses_a_database_that_does_not_exist(tmp_path):
 
 def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     """`fs-scripts run --node fs2` connects to fs2's Event Socket from the database, not the settings'."""
+    from fsctl.model import CallRecord, Recording
     from fsctl.services import nodes
+    from tests.fsctl.services.test_cdr import a_leg
+    from tests.fsctl.services.test_recordings import write_wav
 
     url = f"sqlite:///{tmp_path}/fsctl.db"
     open_database(url)
+    tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
+    users.add_user("acme.example", "102", "U102")
     nodes.add_node("fs1", f"127.0.0.1:{free_port()}", "127.0.0.1:5060")
-    nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060")
+    nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060", recordings_dir=f"{tmp_path}/fs2-rec")
     close_database()
     cfg = tmp_path / "fsctl.toml"
     cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
@@ -117,6 +122,23 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     env = dict(os.environ, FSCTL_CONFIG=str(cfg))
     with _service(["run", "--node", "fs2"], env, tmp_path):
         fake_fs.wait_subscribed(10)
+        # A recorded call ends on fs2: its file is in fs2's --recordings-dir, catalogued as on fs2.
+        rel = "acme.example/2026/11/10/20261110T080000Z_102_in_+37061111111_call-n2.wav"
+        write_wav(f"{tmp_path}/fs2-rec/{rel}", seconds=4)
+        fake_fs.inject_event(a_leg("call-n2", caller="+37061111111", did="+37052000000", route="user:102",
+                                   recording=f"{tmp_path}/fs2-rec/{rel}"))
+        open_database(url, create=False)
+        try:
+            deadline = time.monotonic() + 30
+            while not Recording.select().exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [(r.path, r.node) for r in Recording.select()] == [(rel, "fs2")]
+            deadline = time.monotonic() + 30
+            while not CallRecord.select().exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [(c.uuid, c.node) for c in CallRecord.select()] == [("call-n2", "fs2")]
+        finally:
+            close_database()
     bad = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs9"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == 'Error: node "fs9" does not exist'

@@ -39,6 +39,26 @@ def test_hangups_catalogue_the_recording_then_link_the_call(sdb, tmp_path):
     assert Recording.select().count() == 1 and CallRecord.select().count() == 1
 
 
+def test_the_service_of_a_node_catalogues_its_recordings_on_that_node(sdb, tmp_path):
+    """`fs-scripts run --node fs2`: the recording is on fs2's disk, and the catalogue says so; the call ran there."""
+    from fsctl.services import nodes
+
+    make_tenant(sdb)
+    nodes.add_node("fs2", "127.0.0.1:8021", "127.0.0.1:5060", recordings_dir=str(tmp_path / "fs2-recordings"))
+    from fsctl.services.nodeapply import node_settings
+
+    settings = node_settings(Settings(recordings_dir=str(tmp_path / "elsewhere")), nodes.get_node("fs2"))
+    assert settings.recordings_dir == str(tmp_path / "fs2-recordings")
+    rel = "acme.example/2026/11/10/20261110T080000Z_102_in_+37061111111_call-9.wav"
+    write_wav(os.path.join(settings.recordings_dir, rel), seconds=4)
+    a = a_leg("call-9", caller="+37061111111", did="+37052000000", route="user:102")
+    a["variable_fsctl_recording_path"] = os.path.join(settings.recordings_dir, rel)
+    for sink in runtime.hangup_sinks(settings, node="fs2"):
+        sink([a])
+    assert (Recording.get().path, Recording.get().node) == (rel, "fs2")
+    assert [(c.uuid, c.node, c.recording_id) for c in CallRecord.select()] == [("call-9", "fs2", Recording.get().id)]
+
+
 def test_a_path_outside_the_folder_is_skipped(sdb, tmp_path):
     make_tenant(sdb)
     settings = dataclasses.replace(Settings(), recordings_dir=str(tmp_path / "recordings"))

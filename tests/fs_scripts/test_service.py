@@ -2,7 +2,9 @@
 
 The tenant is provisioned in a real SQLite database with fsctl's services; the fake replays a
 recorded CHANNEL_PARK with the hand-off variables of the rendered dialplan, answers each
-execution, and scripts bridge outcomes through `uuid_getvar <uuid> originate_disposition`.
+execution, and scripts bridge outcomes as the `originate_disposition` that each bridge's
+CHANNEL_EXECUTE_COMPLETE carries. A call's commands are read in the order they were written:
+APIs about the channel (`sched_del`, `uuid_setvar_multi`) and its applications.
 """
 
 import datetime as dt
@@ -64,15 +66,29 @@ def park(fake, dialled, caller="101", did=None, **extra):
 
 def script_bridge(fake, uuid, *outcomes):
     """Successive bridges of the call end with these originate_disposition values."""
-    results = list(outcomes)
-    fake.set_api_reply(f"uuid_getvar {uuid} originate_disposition", lambda _cmd: results.pop(0) + "\n")
+    fake.bridge_outcomes[uuid] = list(outcomes)
+
+
+def commands(fake, uuid):
+    """What was written about the call, in order: ("sched_del", "") and ("uuid_setvar_multi", arg)
+    for the APIs naming it, (app, arg) for its executions."""
+    got = []
+    for cmd in list(fake.received):
+        if cmd.startswith(f"api sched_del {uuid}"):
+            got.append(("sched_del", ""))
+        elif cmd.startswith(f"api uuid_setvar_multi {uuid} "):
+            got.append(("uuid_setvar_multi", cmd[len(f"api uuid_setvar_multi {uuid} "):]))
+        elif cmd.startswith(f"sendmsg {uuid}\n") and "call-command: execute" in cmd:
+            headers = dict(line.split(": ", 1) for line in cmd.split("\n")[1:] if ": " in line)
+            got.append((headers["execute-app-name"], headers.get("execute-app-arg", "")))
+    return got
 
 
 def executions(fake, uuid, count, timeout=5.0):
-    """The (app, arg) executed on the call once `count` of them arrived."""
+    """The commands about the call once `count` of them arrived."""
     deadline = gevent.get_hub().loop.now() + timeout
     while True:
-        got = [(app, arg) for u, app, arg, _ in fake.executions if u == uuid]
+        got = commands(fake, uuid)
         if len(got) >= count or gevent.get_hub().loop.now() > deadline:
             return got
         gevent.sleep(0.01)
@@ -83,7 +99,7 @@ def settle(fake, uuid, timeout=5.0, quiet=0.15):
     deadline = gevent.get_hub().loop.now() + timeout
     last, since = None, gevent.get_hub().loop.now()
     while gevent.get_hub().loop.now() < deadline:
-        got = [(app, arg) for u, app, arg, _ in fake.executions if u == uuid]
+        got = commands(fake, uuid)
         now = gevent.get_hub().loop.now()
         if got != last:
             last, since = got, now
@@ -98,9 +114,10 @@ def test_sequential_group_rings_in_order_then_fallback(fake_fs, service):
     script_bridge(fake_fs, uuid, "NO_ANSWER")
     apps = settle(fake_fs, uuid)
     assert apps == [
-        ("sched_cancel", ""),
-        # The plan's four `set`s go as one multiset (one execution instead of four).
-        ("multiset", "^^|fsctl_route=group:200|fsctl_target=group:200|continue_on_fail=true|hangup_after_bridge=true"),
+        ("sched_del", ""),
+        # The plan's four `set`s go as one API: no application, no media tick (FACTS.md).
+        ("uuid_setvar_multi", "fsctl_route=group:200;fsctl_target=group:200;continue_on_fail=true;"
+                              "hangup_after_bridge=true"),
         ("bridge", "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]user/103@acme.example|"
                    "[leg_timeout=10]user/104@acme.example"),
         ("answer", ""),
@@ -130,9 +147,9 @@ def test_answered_bridge_ends_the_plan(fake_fs, service):
 def test_did_time_rule_and_blacklist(fake_fs, service):
     uuid = park(fake_fs, "+37052000000", caller="+37061234567", did="+37052000000")
     script_bridge(fake_fs, uuid, "SUCCESS")
-    assert [app for app, _ in settle(fake_fs, uuid)] == ["sched_cancel", "multiset", "bridge"]
+    assert [app for app, _ in settle(fake_fs, uuid)] == ["sched_del", "uuid_setvar_multi", "bridge"]
     refused = park(fake_fs, "+37052000000", caller="+19005550000", did="+37052000000")
-    assert settle(fake_fs, refused) == [("sched_cancel", ""), ("hangup", "CALL_REJECTED")]
+    assert settle(fake_fs, refused) == [("sched_del", ""), ("hangup", "CALL_REJECTED")]
 
 
 def test_calls_without_the_hand_off_are_not_ours(fake_fs, service):
@@ -154,13 +171,16 @@ def test_caller_hangs_up_during_the_plan(fake_fs, service):
     assert not service.active
 
 
-def test_the_plan_follows_sched_cancel_without_waiting_for_its_reply(fake_fs, service):
+def test_the_plan_is_written_back_to_back_without_waiting_for_replies(fake_fs, service):
     uuid = "0f0f0f0f-1111-4222-8333-444444444444"
-    fake_fs.fault("silent", on=f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: sched_cancel")
+    fake_fs.fault("silent", on=f"api sched_del {uuid}")
     fake_fs.park_call(uuid, {"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
                              "variable_fsctl_tenant": "acme.example"})
-    # FreeSWITCH queues a channel's apps in order: the plan needs no +OK for sched_cancel first.
-    fake_fs.wait_for_command(f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: multiset", timeout=1)
+    # FreeSWITCH runs a connection's commands in order: neither the plan's variables nor its bridge
+    # wait for the replies of what was written before them (one media tick: FACTS.md).
+    fake_fs.wait_for_command(f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: bridge", timeout=1)
+    assert [c.split("\n")[0][:30] for c in fake_fs.received if uuid in c.split("\n")[0]] == [
+        f"api sched_del {uuid}"[:30], f"api uuid_setvar_multi {uuid}"[:30], f"sendmsg {uuid}"[:30]]
 
 
 def test_a_call_gone_before_it_was_taken_counts_as_failed(fake_fs, service):
@@ -168,9 +188,11 @@ def test_a_call_gone_before_it_was_taken_counts_as_failed(fake_fs, service):
     fake_fs.inject_recorded("CHANNEL_PARK", uuid=gone, headers={
         "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"})
     fake_fs.wait_for(lambda: service.stats.failed == 1 and not service.active)
-    # sched_cancel and the plan's first command got "-ERR invalid session id"; nothing follows.
-    assert [c.split("\n")[2] for c in fake_fs.received if c.startswith(f"sendmsg {gone}")] == [
-        "execute-app-name: sched_cancel", "execute-app-name: multiset"]
+    # The plan's variables got "-ERR No such channel!", its bridge "-ERR invalid session id"; nothing follows.
+    assert commands(fake_fs, gone) == [("sched_del", ""), ("uuid_setvar_multi", "fsctl_route=group:200;"
+                                       "fsctl_target=group:200;continue_on_fail=true;hangup_after_bridge=true"),
+                                       ("bridge", "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]"
+                                        "user/103@acme.example|[leg_timeout=10]user/104@acme.example")]
 
 
 def test_a_unique_id_with_a_line_feed_is_left_to_the_dialplan(fake_fs, service):
@@ -187,7 +209,7 @@ def test_a_unique_id_with_a_line_feed_is_left_to_the_dialplan(fake_fs, service):
 
 def test_a_call_it_cannot_decide_resumes_in_the_dialplan(fake_fs, service):
     uuid = park(fake_fs, "200", variable_fsctl_tenant="nope.example")
-    assert settle(fake_fs, uuid) == [("sched_cancel", ""), ("transfer", "fsctl-fallback XML nope.example")]
+    assert settle(fake_fs, uuid) == [("sched_del", ""), ("transfer", "fsctl-fallback XML nope.example")]
     assert service.stats.failed == 1
 
 
@@ -352,6 +374,6 @@ def test_a_second_park_of_a_channel_supersedes_its_running_plan(fake_fs, service
         "Caller-Context": "acme.example", "variable_fsctl_tenant": "acme.example",
         "variable_fsctl_did": "+37052000000"})
     apps = settle(fake_fs, uuid)
-    assert apps[len(first):][0] == ("sched_cancel", "")
+    assert apps[len(first):][0] == ("sched_del", "")
     assert [arg for app, arg in apps if app == "bridge"][-1] == "[leg_timeout=20]user/104@acme.example"
     assert service.stats.superseded == 1 and uuid not in service.active

@@ -64,8 +64,8 @@ def test_debug_shows_traceback(fsctl_sqlite):
 def test_init_reports_version(fsctl_sqlite):
     from fsctl.migrations import CURRENT_VERSION
 
-    assert CURRENT_VERSION == 7  # (3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs;
-    # 6: outbound names; 7: the recordings' trigram index)
+    assert CURRENT_VERSION == 8  # (3: the web workspace's tables; 4: nodes and placement; 5: longer call UUIDs;
+    # 6: outbound names; 7: the recordings' trigram index; 8: the node of recordings and calls)
     assert f"ready at schema version {CURRENT_VERSION}" in fsctl_sqlite("init").stdout
 
 

@@ -352,7 +352,7 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
             database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=4)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names, 7: the trigram index)
+    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names, 7: the trigram index, 8: nodes)
     if pg:
         sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
             "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
@@ -362,6 +362,30 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
     model.CallRecord.create(tenant=tenant, uuid="u" * 255, direction="in", started_at=dt.datetime(2026, 12, 1),
                             status="missed", voicemail="v" * 255)
     assert model.CallRecord.get().uuid == "u" * 255
+
+
+def test_version_7_database_gets_the_nodes_of_recordings_and_calls(db_url):
+    """Version 8: recordings, calls and legs say which node they are on; old rows have none (the single FreeSWITCH)."""
+    database = fsdb.open_database(db_url)
+    tenant = model.Tenant.create(domain="acme.example", name="ACME")
+    model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
+                      public_host="127.0.0.1", public_port=5080)
+    model.Recording.create(tenant=tenant, user_number="101", direction="in", started_at=dt.datetime(2026, 12, 1),
+                           path="acme.example/a.wav")
+    call = model.CallRecord.create(tenant=tenant, uuid="u1", direction="in", started_at=dt.datetime(2026, 12, 1),
+                                   status="missed")
+    model.CallLeg.create(call=call, uuid="l1", started_at=dt.datetime(2026, 12, 1), result="no_answer")
+    migrator = migrations._migrator(database)
+    run_ops(*(migrator.drop_column(table, column) for table, column, _ in migrations.NODE_COLUMNS))
+    model.SchemaVersion.delete().execute()
+    model.SchemaVersion.create(version=7)
+    assert migrations.upgrade(database) == 8 == migrations.CURRENT_VERSION
+    for table, column, _ in migrations.NODE_COLUMNS:
+        assert column in {c.name for c in database.get_columns(table)}, (table, column)
+    assert model.Recording.get().node is None and model.CallRecord.get().node is None
+    assert model.CallLeg.get().node is None and model.Node.get().recordings_dir == ""
+    model.Recording.update(node="fs1").execute()
+    assert model.Recording.get().node == "fs1"
 
 
 def test_postgres_role_without_pg_trgm_still_searches(postgres_server):

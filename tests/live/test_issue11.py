@@ -227,3 +227,30 @@ def test_refer_of_a_public_number_call_to_a_group(live_debug):
     call.bye()
     record = t.wait_call(lambda c: c["did"] == did)
     assert record["status"] == "answered", record
+
+
+
+def test_refer_of_a_public_number_call_to_an_outside_number_is_refused(live_debug):
+    """R-XFER transfers to users; an outside number is refused by the toll check (the public
+    number's caller has no toll class), and nothing reaches the carrier."""
+    live = live_debug
+    t, call, leg, p102, p104 = _did_call_answered_by_102(live, "referout")
+    seen = len(live.carrier.invites)
+    assert leg.refer("061230009") == 202
+    call.wait_ended(15)
+    assert len(live.carrier.invites) == seen
+
+
+def test_a_refer_from_the_outside_caller_is_not_obeyed(live_debug):
+    """Toll fraud by transfer: the outside caller's REFER would send the user's leg (with the
+    user's toll class) to any number the caller names."""
+    live = live_debug
+    t, call, leg, p102, p104 = _did_call_answered_by_102(live, "referin")
+    t.fsctl("user", "edit", "102", "--toll", "international")
+    seen = len(live.carrier.invites)
+    assert call.refer("061230099") >= 400  # the external profile does not take REFER
+    time.sleep(1.0)
+    assert call.state == "confirmed" and leg.state == "confirmed", "the call was broken"
+    assert len(live.carrier.invites) == seen, "the carrier was called on the user's account"
+    call.bye()
+    leg.wait_ended(10)

@@ -44,9 +44,9 @@ def ingest_hangup(headers: dict, notifier: Callable | None = None) -> IngestRepo
     return _ingest.ingest_hangup(headers, _notifier(notifier))
 
 
-def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> IngestReport:
+def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None, node: str | None = None) -> IngestReport:
     """Ingest hang-up events in one transaction (ingest.ingest_hangups), notifications queued by default."""
-    return _ingest.ingest_hangups(events, _notifier(notifier))
+    return _ingest.ingest_hangups(events, _notifier(notifier), node=node)
 
 
 def ingest_batch(events: Iterable[dict]) -> IngestReport:

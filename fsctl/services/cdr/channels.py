@@ -29,9 +29,10 @@ def _seconds(a, b) -> int:
     return max(0, int((b - a).total_seconds()))
 
 
-def _leg_from(ch: Channel) -> dict:
+def _leg_from(ch: Channel, node: str | None = None) -> dict:
     result = leg_result(ch.answered_at is not None, ch.hangup_cause)
     return {
+        "node": node,
         "uuid": ch.uuid,
         "user_number": ch.user,
         "started_at": ch.started_at,
@@ -86,16 +87,23 @@ def new_state(ch: Channel) -> CallState:
             "a_answered": False,
             "missed_by": "",
             "complete": False,
+            "node": None,
         }
     )
 
 
-def apply_channel(state: CallState, ch: Channel) -> None:
-    """Merge one leg into the call (idempotent: the same leg twice changes nothing)."""
+def apply_channel(state: CallState, ch: Channel, node: str | None = None) -> None:
+    """Merge one leg into the call (idempotent: the same leg twice changes nothing).
+
+    `node`: the node that reported the leg (its service, or the import of its folder); a source
+    that does not know (None) keeps what another one said. The call's node is its caller's leg's.
+    """
     rec = state.record
     if not ch.is_a_leg:
-        state.legs[ch.uuid] = _leg_from(ch)
+        known = state.legs.get(ch.uuid, {}).get("node")
+        state.legs[ch.uuid] = _leg_from(ch, node or known)
         if not rec["complete"]:
+            rec["node"] = rec.get("node") or node
             rec["started_at"] = min(rec["started_at"], ch.started_at)
             if rec["ended_at"] is None or (ch.ended_at and ch.ended_at > rec["ended_at"]):
                 rec["ended_at"] = ch.ended_at
@@ -119,12 +127,14 @@ def apply_channel(state: CallState, ch: Channel) -> None:
         caller_left=ch.caller_left,
         a_answered=ch.answered_at is not None,
         complete=True,
+        node=node or rec.get("node"),
     )
     if ch.bridged_to and ch.bridged_to not in state.legs:
         # Only the caller's leg is known (e.g. mod_xml_cdr without b-leg files): the leg it
         # was bridged to answered.
         answered = ch.bridged_at or ch.answered_at or ch.started_at
         state.legs[ch.bridged_to] = {
+            "node": rec["node"],
             "uuid": ch.bridged_to,
             "user_number": ch.bridged_user[:32],
             "started_at": ch.started_at,

@@ -238,7 +238,8 @@ def purge_archive(archive: Path, keep_days: int, now: float, every: float = 8640
 
 
 def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = None, move_to=None, min_age=0,
-                       keep_days=None, now: float | None = None, move: Callable = move_file) -> ImportReport:
+                       keep_days=None, now: float | None = None, move: Callable = move_file,
+                       node: str | None = None) -> ImportReport:
     """Import every mod_xml_cdr file under `directory`, idempotently; bad files are reported and skipped.
 
     `move_to`: once a batch is committed, its imported files are moved there (same relative
@@ -246,7 +247,8 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
     the next run imports again (calls unique by UUID, notifications queued once). `min_age`:
     files modified less than that many seconds before `now` (time.time()) may still be being
     written by FreeSWITCH: they, and the other files of their call, wait for the next run.
-    `keep_days` (with `move_to`): archived files older than that are deleted.
+    `keep_days` (with `move_to`): archived files older than that are deleted. `node`: the node
+    whose mod_xml_cdr folder this is (its calls and legs say so; ingest.ingest_hangups).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -305,7 +307,7 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
                     report.files -= 1
                 except Exception as exc:
                     report.failed.append((str(path), _reason(exc)))
-            result = ingest_hangups([h for _, h in parsed], notifier=notifier)  # committed on return
+            result = ingest_hangups([h for _, h in parsed], notifier=notifier, node=node)  # committed on return
             refused = set()
             for index, reason, _ in result.errors:
                 refused.add(index)

@@ -36,12 +36,12 @@ class IngestReport:
 _RECORD_FIELDS = (
     "uuid", "direction", "caller", "caller_name", "callee", "did", "target_kind", "target", "answered_by",
     "started_at", "answered_at", "ended_at", "duration", "talk_time", "hangup_cause", "status",
-    "recording_path", "voicemail", "queue", "caller_left", "a_answered", "missed_by", "complete",
+    "recording_path", "voicemail", "queue", "caller_left", "a_answered", "missed_by", "complete", "node",
 )
 
 
 _LEG_FIELDS = ("uuid", "user_number", "started_at", "answered_at", "ended_at", "result", "hangup_cause", "via",
-               "external", "talk_time")
+               "external", "talk_time", "node")
 
 
 _CHUNK = 400  # rows per multi-row statement (SQLite: at most 32766 variables)
@@ -90,17 +90,22 @@ def _state_from_row(row: CallRecord, legs: list[CallLeg], domain: str) -> CallSt
     return state
 
 
-def ingest_hangup(headers: dict, notifier: Callable | None = None) -> IngestReport:
+def ingest_hangup(headers: dict, notifier: Callable | None = None, node: str | None = None) -> IngestReport:
     """Ingest one CHANNEL_HANGUP_COMPLETE event (headers URL-decoded); ValidationError if refused."""
-    report = ingest_hangups([headers], notifier=notifier)
+    report = ingest_hangups([headers], notifier=notifier, node=node)
     if report.errors:
         raise report.errors[0][2]
     return report
 
 
-def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> IngestReport:
+def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None, node: str | None = None) -> IngestReport:
     """Ingest hang-up events in one transaction (bad ones reported); `notifier(ids)` gets the calls completed now
     (in the same transaction: missed-call notifications and CRM events are queued with the records).
+
+    `node`: the node the events come from (its `fs-scripts run --node`, or `cdr import --node`);
+    None: the single FreeSWITCH, or a source that does not say. Calls are unique by call UUID
+    whichever node reports them: the legs of one call met from two sources make one record, each
+    leg with the node it ran on, the call with its caller's leg's.
 
     One bad call never blocks the others: a call whose values do not fit the model is refused
     before anything is written, and if the database still refuses the batch, each call is
@@ -119,7 +124,7 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> 
     if not channels:
         return report
     try:
-        return _write_batch(channels, report, notifier)
+        return _write_batch(channels, report, notifier, node)
     except peewee.OperationalError:
         raise  # the database is unreachable or locked: no call's fault, nothing written
     except peewee.DatabaseError:
@@ -130,7 +135,7 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> 
         by_call.setdefault(ch.call_uuid, []).append((index, ch))
     for items in by_call.values():
         try:
-            part = _write_batch(items, IngestReport(), notifier)
+            part = _write_batch(items, IngestReport(), notifier, node)
         except peewee.OperationalError:
             raise
         except peewee.DatabaseError as exc:
@@ -147,13 +152,14 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None) -> 
     return done
 
 
-def _write_batch(channels: list, report: IngestReport, notifier: Callable | None) -> IngestReport:
+def _write_batch(channels: list, report: IngestReport, notifier: Callable | None, node: str | None = None) \
+        -> IngestReport:
     """Write the channels' calls in one transaction (a savepoint inside the caller's): the report."""
     for attempt in (1, 2):
         done = IngestReport(events=report.events, errors=list(report.errors))
         try:
             with database.atomic():
-                _write(channels, done)
+                _write(channels, done, node)
                 if done.completed and notifier:
                     notifier(done.completed)
             return done
@@ -191,7 +197,7 @@ def _check_fits(state: CallState, parties: list) -> None:
             raise ValidationError(f"{model._meta.table_name}.{name}", value, f"must be at most {limit} characters")
 
 
-def _write(channels: list, report: IngestReport) -> None:
+def _write(channels: list, report: IngestReport, node: str | None = None) -> None:
     by_call: dict[str, list] = {}
     for index, ch in channels:
         by_call.setdefault(ch.call_uuid, []).append((index, ch))
@@ -229,7 +235,7 @@ def _write(channels: list, report: IngestReport) -> None:
         for index, ch in items:
             if state is None:
                 state = new_state(ch)
-            apply_channel(state, ch)
+            apply_channel(state, ch, node)
         tenant_id = tenant_ids.get(state.record["tenant"]) if row is None else row.tenant_id
         if row is None and tenant_id is None:
             reason = ValidationError("tenant", state.record["tenant"], "is not a tenant of this PBX")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fsctl.calllogic.plan import SetCallerName, multiset, set_value
+from fsctl.calllogic.plan import SetCallerName, multiset, set_value, setvar_multi
 from tests.fakes.separate_string import multiset_parts
 from tests.live_freeswitch import LiveFreeSwitch, runtime_missing
 
@@ -87,3 +87,23 @@ def test_the_split_model_matches_the_switch(channel):
             if name in expected:
                 expected[name] = value or None  # base_set: an empty value unsets
         assert run_multiset(esl, uuid, arg, list(expected)) == expected, arg
+
+
+@pytest.mark.parametrize("sets", CASES + [["a=;x;", "b=end\\", "c=' '"]],
+                         ids=["backslash", "quotes-blanks", "escapes", "no-free-delimiter", "semicolons"])
+def test_uuid_setvar_multi_sets_exactly_what_set_would(channel, sets):
+    """What the service sends for a plan's `set`s now: the API, no tick, the same values as `set`."""
+    esl, uuid = channel
+    arg = setvar_multi([set_value(s) for s in sets])
+    assert esl.api(f"uuid_setvar_multi {uuid} {arg}").startswith("+OK")
+    names = [s.split("=", 1)[0] for s in sets]
+    assert run_multiset(esl, uuid, "", names) == {s.split("=", 1)[0]: s.split("=", 1)[1] for s in sets}
+
+
+def test_sched_del_cancels_the_watchdog_transfer(channel):
+    """`api sched_del <uuid>` deletes what `sched_transfer` armed on the channel (its task group)."""
+    esl, uuid = channel
+    esl.execute(uuid, "sched_transfer", "+1 nowhere XML nowhere")
+    run_multiset(esl, uuid, "", [])  # the application ran
+    assert esl.api(f"sched_del {uuid}").strip() == "+OK Deleted: 1"
+    assert esl.api(f"sched_del {uuid}").strip() == "+OK Deleted: 0"

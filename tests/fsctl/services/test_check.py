@@ -25,7 +25,7 @@ SOFIA = """<configuration name="sofia.conf" description="sofia Endpoint">
       </settings>
     </profile>
     <profile name="external">
-      <settings><param name="context" value="fsctl-public"></param></settings>
+      <settings><param name="context" value="fsctl-public"></param><param name="disable-transfer" value="true"></param></settings>
     </profile>
   </profiles>
 </configuration>"""
@@ -160,3 +160,40 @@ def test_cli_exit_codes(fsctl_sqlite, tmp_path):
     result = fsctl_sqlite("check", ok=False)
     assert result.exit_code == 3
     assert result.stderr.startswith("Error: FreeSWITCH 127.0.0.1:1 unreachable (")
+
+
+def test_a_nodes_tenants_are_those_applied_on_it(switch):
+    """With nodes: the tenants looked for are those applied on the node checked (NodeConfig), its service fs-scripts@NODE."""
+    from fsctl.model import NodeConfig
+    from fsctl.services import applied, nodes
+
+    with transaction():
+        fs1 = nodes.add_node("fs1", "127.0.0.1:8021", "127.0.0.1:5060")[0]
+        tenants.add_tenant("beta.example", "Beta")
+        NodeConfig.create(node=fs1, domain="beta.example", revision=1, digest="x")
+    [found] = check.check_tenants(switch, applied.OnNode(fs1))
+    assert not found.ok and found.detail == "not found: directory domain beta.example, dialplan context beta.example"
+    [single] = check.check_tenants(switch)  # the single FreeSWITCH's applied tenants: acme, found
+    assert single.ok and single.detail == "the XML of 1 applied tenants found"
+    switch.replies["global_getvar fsctl_service_seen"] = "-ERR no reply\n"
+    service = [f for f in check.run_checks(switch, SETTINGS, applied.OnNode(fs1)) if f.check == "call-logic service"]
+    assert "systemctl enable --now fs-scripts@fs1; conf/systemd/fs-scripts@.service" in service[0].fix
+
+
+def test_cli_checks_every_node_and_names_those_unreachable(fsctl_sqlite, tmp_path):
+    """`fsctl check` with nodes: each node on its own Event Socket; one unreachable does not stop the others (exit 3)."""
+    conf = tmp_path / "fsctl.toml"
+    conf.write_text("[fsctl]\nesl_timeout = 1.0\n")
+    fsctl_sqlite.env["FSCTL_CONFIG"] = str(conf)
+    fsctl_sqlite("node", "add", "fs1", "--esl", "127.0.0.1:1", "--sip", "127.0.0.1:5060")
+    fsctl_sqlite("node", "add", "fs2", "--esl", "127.0.0.1:2", "--sip", "127.0.0.1:5062")
+    result = fsctl_sqlite("check", ok=False)
+    assert result.exit_code == 3 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("fs1: not checked: FreeSWITCH fs1 (127.0.0.1:1) unreachable (")
+    assert lines[1].startswith("fs2: not checked: FreeSWITCH fs2 (127.0.0.1:2) unreachable (")
+    assert lines[2:] == ["Error: fs1, fs2 not checked: FreeSWITCH unreachable (the others are above)"]
+    one = fsctl_sqlite("check", "--node", "fs2", ok=False)
+    assert one.exit_code == 3 and one.stderr.startswith("Error: FreeSWITCH fs2 (127.0.0.1:2) unreachable (")
+    unknown = fsctl_sqlite("check", "--node", "fs9", ok=False)
+    assert unknown.exit_code == 2 and unknown.stderr.strip() == 'Error: node "fs9" does not exist'

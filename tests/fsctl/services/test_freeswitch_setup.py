@@ -164,7 +164,7 @@ def test_setup_is_idempotent_and_keeps_the_rest(stock, tmp_path):
     # Only added or changed lines differ from the stock file.
     stock_lines = STOCK["sip_profiles/external.xml"].splitlines()
     assert [line for line in first["sip_profiles/external.xml"].splitlines() if line not in stock_lines] == [
-        '    <param name="context" value="fsctl-public"/>']
+        '    <param name="context" value="fsctl-public"/>', '    <param name="disable-transfer" value="true"/>']
 
 
 def test_dry_run_changes_nothing(stock, tmp_path):

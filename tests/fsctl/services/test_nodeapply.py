@@ -14,7 +14,7 @@ from fsctl.config import Settings
 from fsctl.db import transaction
 from fsctl.freeswitch.esl import EventSocket
 from fsctl.model import AppliedConfig, NodeConfig, Tenant
-from fsctl.services import apply as single, nodeapply, nodes, users
+from fsctl.services import apply as single, nodeapply, nodes, queues, users
 from tests.conftest import free_port
 from tests.fakes import captures
 from tests.fakes.fake_freeswitch import FakeFreeSWITCH
@@ -355,3 +355,79 @@ def test_sftp_unreachable_node_is_skipped_and_an_interrupted_push_completed(db, 
     result = apply_all(settings)
     assert result.nodes[0].result.rendered == [] and tree(remote) == tree(local)
     assert not (local / nodeapply.PUSH_PENDING).exists()
+
+
+# --- queues: each node's mod_callcenter holds the queues of the tenants placed there ----------
+
+def queues_of(fake):
+    return sorted(fake.callcenter.queues)
+
+
+def test_each_nodes_mod_callcenter_holds_exactly_its_tenants_queues(db, fakes, tmp_path):
+    """A queue's callers wait in the mod_callcenter of the node Kamailio sent them to: the home, the standby
+    after a failover, the old home while it drains. Each of them has the tenant's queues, agents and tiers
+    (mod_callcenter reads them only at load or from callcenter_config); a node the tenant leaves has none."""
+    from tests.fsctl.services.test_apply import files_state, module_state
+
+    three_nodes(fakes)
+    settings = settings_for(tmp_path)
+    fs3 = FakeFreeSWITCH(port=nodes.get_node("fs3").esl_port).start()
+    fakes.append(fs3)
+    by_node = dict(zip(("fs1", "fs2", "fs3"), fakes))
+    assert apply_all(settings).exit_code == 0
+    for name, fake in by_node.items():
+        assert module_state(fake) == files_state(conf(settings, name)), name
+    assert queues_of(by_node["fs1"]) == ["600@acme.example", "600@beta.example", "600@gamma.example"]
+    assert queues_of(by_node["fs2"]) == ["600@acme.example", "600@beta.example"]
+    assert queues_of(by_node["fs3"]) == ["600@gamma.example"]
+
+    # A change of acme's queue reaches acme's two nodes, not fs3.
+    marks = {name: len(fake.received) for name, fake in by_node.items()}
+    with transaction():
+        queues.edit_queue("acme.example", "600", strategy="round-robin")
+    apply_all(settings)
+    sent = {name: [c for c in fake.received[marks[name]:] if "callcenter_config" in c] for name, fake in by_node.items()}
+    assert sent == {"fs1": ["api callcenter_config queue reload 600@acme.example"],
+                    "fs2": ["api callcenter_config queue reload 600@acme.example"], "fs3": []}
+
+    # beta's standby moves from fs1 to fs3: fs3 loads beta's queue, fs1 unloads it (its agents and tiers go).
+    with transaction():
+        nodes.move_tenant(Tenant.get(Tenant.domain == "beta.example"), "fs2", standby="fs3")
+    apply_all(settings)
+    assert queues_of(by_node["fs3"]) == ["600@beta.example", "600@gamma.example"]
+    assert queues_of(by_node["fs1"]) == ["600@acme.example", "600@gamma.example"]
+    assert not any(a.endswith("@beta.example") for a in by_node["fs1"].callcenter.agents)
+    for name, fake in by_node.items():
+        assert module_state(fake) == files_state(conf(settings, name)), name
+
+    # acme moves to fs3: fs1 drains, and keeps acme's queue until its calls there are over.
+    with transaction():
+        nodes.move_tenant(Tenant.get(Tenant.domain == "acme.example"), "fs3")
+    apply_all(settings, now=T0)
+    assert "600@acme.example" in queues_of(by_node["fs1"]) and "600@acme.example" in queues_of(by_node["fs3"])
+    by_node["fs1"].set_api_reply("show channels as json", '{"row_count": 0}\n')
+    assert apply_all(settings, now=T0 + dt.timedelta(seconds=121)).drained == [("acme.example", "fs1")]
+    assert queues_of(by_node["fs1"]) == ["600@gamma.example"]
+    assert not any(a.endswith("@acme.example") for a in by_node["fs1"].callcenter.agents)
+    for name, fake in by_node.items():
+        assert module_state(fake) == files_state(conf(settings, name)), name
+
+
+def test_a_node_down_gets_the_queue_change_when_it_is_back(db, fakes, tmp_path):
+    from tests.fsctl.services.test_apply import files_state, module_state
+
+    three_nodes(fakes)
+    settings = settings_for(tmp_path)
+    apply_all(settings)
+    fakes[1].stop()  # fs2, acme's standby
+    with transaction():
+        queues.edit_queue("acme.example", "600", agents=["102"])
+    result = apply_all(settings)
+    assert {n.node: bool(n.error) for n in result.nodes} == {"fs1": False, "fs2": True, "fs3": True}
+    assert "103@acme.example" not in fakes[0].callcenter.agents
+    back = FakeFreeSWITCH(port=nodes.get_node("fs2").esl_port).start()
+    fakes.append(back)
+    back.callcenter = fakes[1].callcenter  # the module's own database outlives the restart (mod_callcenter.c)
+    apply_all(settings)
+    assert module_state(back) == files_state(conf(settings, "fs2"))
+    assert "103@acme.example" not in back.callcenter.agents

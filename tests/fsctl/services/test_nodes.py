@@ -32,8 +32,8 @@ def test_node_add_list_show_edit_remove(fsctl):
     rows = data(fsctl, "node", "list")
     assert [r["name"] for r in rows] == ["fs1", "fs2"]
     assert rows[0] == {"name": "fs1", "esl": "127.0.0.1:6060", "sip": "127.0.0.1:5060", "public": "127.0.0.1:5080",
-                       "conf_dir": "", "sftp": "", "remote_dir": "", "home": 0, "standby": 0, "draining": 0,
-                       "load": 0, "applied": 0}
+                       "conf_dir": "", "sftp": "", "remote_dir": "", "recordings_dir": "", "home": 0, "standby": 0,
+                       "draining": 0, "load": 0, "applied": 0}
     assert rows[1]["public"] == "127.0.0.1:6090" and rows[1]["conf_dir"] == "/srv/fs2/fsctl"
     assert "s3cret" not in json.dumps(rows)  # the password is never printed
     fsctl("node", "edit", "fs2", "--sip", "127.0.0.1:7060", "--sftp", "fsctl@127.0.0.1", "--remote-dir",
@@ -41,6 +41,12 @@ def test_node_add_list_show_edit_remove(fsctl):
     shown = data(fsctl, "node", "show", "fs2")
     assert shown["sip"] == "127.0.0.1:7060" and shown["public"] == "127.0.0.1:6090"
     assert shown["sftp"] == "fsctl@127.0.0.1:22" and shown["remote_dir"] == "/etc/freeswitch/fsctl"
+    # The SFTP account alone (recordings; the XML stays in the conf dir), and where the node records.
+    result = fsctl("node", "edit", "fs1", "--sftp", "rec@127.0.0.1:2222", "--recordings-dir", "/srv/rec/")
+    assert result.stderr.strip() == "node fs1 updated"  # its XML still goes to its conf dir: nothing to render again
+    shown = data(fsctl, "node", "show", "fs1")
+    assert (shown["sftp"], shown["remote_dir"], shown["recordings_dir"]) == ("rec@127.0.0.1:2222", "", "/srv/rec")
+    assert "renders every tenant there again" in fsctl("node", "edit", "fs1", "--remote-dir", "/etc/fs/fsctl").stderr
     assert fsctl("node", "remove", "fs2").stderr.strip() == "node fs2 removed"
     assert [r["name"] for r in data(fsctl, "node", "list")] == ["fs1"]
 
@@ -56,8 +62,11 @@ def test_node_add_list_show_edit_remove(fsctl):
      'Error: node.name "FS 1": must start with a lowercase letter, then lowercase letters, digits or \'-\' (max 32)'),
     (("fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--conf-dir", "relative/dir"),
      'Error: node.conf_dir "relative/dir": must be an absolute path'),
-    (("fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--sftp", "fsctl@127.0.0.1"),
-     'Error: node.remote_dir "": must be given with --sftp (the node\'s folder FreeSWITCH includes)'),
+    (("fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--remote-dir", "/etc/freeswitch/fsctl"),
+     'Error: node.remote_dir "/etc/freeswitch/fsctl": needs --sftp USER@HOST[:PORT] (the account that uploads the '
+     'files there)'),
+    (("fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--recordings-dir", "rec"),
+     'Error: node.recordings_dir "rec": must be an absolute path'),
     (("fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--sftp", "127.0.0.1", "--remote-dir", "/x"),
      'Error: node.sftp "127.0.0.1": must be USER@HOST or USER@HOST:PORT'),
 ])

@@ -482,7 +482,7 @@ def test_search_cli_json(fsctl, root):
         "id": other, "tenant": "acme.example", "user": "102", "user_name": "User 102", "direction": "in",
         "counterpart": "+37060000001", "started_at": "2026-11-20T09:35:00Z", "duration": 4.0, "size": rows[0]["size"],
         "sha256": rows[0]["sha256"], "path": "acme.example/2026/11/20/20261120T093500Z_102_in_+37060000001_u2.wav",
-        "note": "", "colour": "", "field1": "", "field2": "", "field3": "", "mark_version": "3e94db2a36e61976",
+        "node": None, "note": "", "colour": "", "field1": "", "field2": "", "field3": "", "mark_version": "3e94db2a36e61976",
     }]
     assert ids(fsctl, "--limit", "1", "--offset", "1") == [beta]  # same start: higher id first
     assert ids(fsctl, "--user-name", "uSeR 102") == [other]

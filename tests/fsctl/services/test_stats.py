@@ -139,7 +139,7 @@ def test_call_log_filters(acme, fsctl):
         "uuid": "c1", "started_at": "2026-11-10T08:00:00Z", "direction": "in", "caller": "+37061111111",
         "caller_name": "+37061111111", "callee": "+37052000000", "did": "+37052000000", "target": "group:200",
         "status": "answered", "answered_by": "102", "missed_by": "", "duration": 110, "talk_time": 100,
-        "hangup_cause": "NORMAL_CLEARING", "recording": None}
+        "hangup_cause": "NORMAL_CLEARING", "recording": None, "node": None}
     missed_103 = data(fsctl, "cdr", "list", "acme.example", *PERIOD, "--user", "103", "--status", "missed")
     assert [c["uuid"] for c in missed_103] == ["c2", "c6"]
     of_101 = data(fsctl, "cdr", "list", "acme.example", *PERIOD, "--user", "101")
@@ -287,8 +287,8 @@ def test_csv_export_is_the_json_export(acme, fsctl):
     json_rows = data(fsctl, "cdr", "list", "acme.example", *PERIOD)
     text = fsctl("cdr", "list", "acme.example", *PERIOD, "--format", "csv").stdout
     parsed = list(csv.reader(io.StringIO(text)))
-    assert parsed[0] == list(stats.CALL_COLUMNS)
-    assert parsed[1:] == [["" if r[c] is None else str(r[c]) for c in stats.CALL_COLUMNS] for r in json_rows]
+    assert parsed[0] == list(stats.LOG_COLUMNS)
+    assert parsed[1:] == [["" if r[c] is None else str(r[c]) for c in stats.LOG_COLUMNS] for r in json_rows]
     odd = {r["uuid"]: r for r in json_rows}
     assert odd["odd-1"]["target"] == "group:None" and odd["odd-1"]["missed_by"] == ""
     assert odd["odd-3"]["target"] is None and odd["odd-4"]["recording"] == 'rec/"x",y.wav'
@@ -296,8 +296,8 @@ def test_csv_export_is_the_json_export(acme, fsctl):
     # what the writer made of each row is what csv.writer makes of the row's values
     expected = io.StringIO()
     writer = csv.writer(expected, lineterminator="\n")
-    writer.writerow(stats.CALL_COLUMNS)
-    writer.writerows([[r[c] for c in stats.CALL_COLUMNS] for r in json_rows])
+    writer.writerow(stats.LOG_COLUMNS)
+    writer.writerows([[r[c] for c in stats.LOG_COLUMNS] for r in json_rows])
     assert text == expected.getvalue()
 
 
