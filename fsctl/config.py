@@ -168,6 +168,7 @@ def load_settings(path=None, environ=None):
         values.update(section)
     elif explicit:
         raise ConfigError(f'config "{candidate}": file does not exist')
+    _check_environment(environ)
     defaults = Settings()
     for f in fields(Settings):
         env = environ.get("FSCTL_" + f.name.upper())
@@ -175,6 +176,26 @@ def load_settings(path=None, environ=None):
             values[f.name] = env
     clean = {key: _coerce(key, value, type(getattr(defaults, key))) for key, value in values.items()}
     return replace(defaults, **clean)
+
+
+# FSCTL_* variables that are not settings: the settings file's path, and a prefix the test suite
+# keeps for itself (FSCTL_TEST_FREESWITCH_RUNTIME, ...).
+_OTHER_VARIABLES = ("FSCTL_CONFIG",)
+_TEST_PREFIX = "FSCTL_TEST_"
+
+
+def _check_environment(environ) -> None:
+    """Refuse an FSCTL_* variable that names no setting: a typo (FSCTL_DATABSE) would otherwise not
+    apply, silently. The error names the variable, not its value (it may be a password)."""
+    known = {"FSCTL_" + f.name.upper() for f in fields(Settings)} | set(_OTHER_VARIABLES)
+    for name in sorted(environ):
+        if name.startswith("FSCTL_") and name not in known and not name.startswith(_TEST_PREFIX):
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise ConfigError(f"environment variable {name}: not an fsctl setting{hint}; settings are "
+                              "FSCTL_<setting name>, as in fsctl.toml")
 
 
 def _coerce(key, value, kind):

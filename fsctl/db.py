@@ -81,6 +81,7 @@ def open_database(url, migrate=True, create=True):
     """
     path = sqlite_path(url)
     if path is not None:
+        refuse_root_on_foreign_file(url, path, create)
         _check_sqlite_file(url, path, create)
     db = make_database(url)
     database.initialize(db)
@@ -105,6 +106,40 @@ def open_database(url, migrate=True, create=True):
             raise ConfigError(f'database "{_redact(url)}": holds no fsctl data yet; `fsctl init` creates it')
         upgrade(db)
     return db
+
+
+def refuse_root_on_foreign_file(url, path, create=True, euid=None):
+    """As root, refuse an SQLite database (or, for `fsctl init`, its folder) that another user owns.
+
+    SQLite creates its -wal and -shm files as whoever opens the database: a command or timer run
+    as root beside the `fsctl` services left root-owned files that the services then could not
+    open ("attempt to write a readonly database"). `euid` is os.geteuid() unless given (tests).
+    """
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        return
+    if os.path.exists(path):
+        target = path
+    elif create:
+        target = os.path.dirname(path) or "."
+    else:
+        return  # (_check_sqlite_file refuses a missing database)
+    try:
+        owner = os.stat(target).st_uid
+    except OSError:
+        return  # (a missing folder is refused by _check_sqlite_file)
+    if owner == 0:
+        return
+    import pwd
+
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = f"uid {owner}"
+    what = "" if target == path else "the folder of "
+    raise ConfigError(f'database "{_redact(url)}": {what}{path} belongs to {name}, not root: run as {name} '
+                      f'(sudo -u {name} fsctl ...); as root, SQLite would leave root-owned -wal and -shm files '
+                      f'that {name} cannot open')
 
 
 def _check_sqlite_file(url, path, create):

@@ -107,12 +107,14 @@ def show(recording_id, as_user, as_json):
 @click.option("--field1", help="Free field 1 (at most 128 characters).")
 @click.option("--field2", help="Free field 2 (at most 128 characters).")
 @click.option("--field3", help="Free field 3 (at most 128 characters).")
+@click.option("--if-version", help="Save only if the mark is still this mark_version (rec show --json).")
 @pass_app
 @transactional
-def mark(app, recording_id, as_user, note, colour, field1, field2, field3):
+def mark(app, recording_id, as_user, note, colour, field1, field2, field3, if_version):
     """Mark a recording: fsctl rec mark 42 --note "call back" --colour red --field1 "order 77"."""
     row = rec.mark(recording_id, as_user, note=note, colour=colour,
-                   fields={"field1": field1, "field2": field2, "field3": field3}, via="cli", now=app.now())
+                   fields={"field1": field1, "field2": field2, "field3": field3}, via="cli", now=app.now(),
+                   if_version=if_version)
     say(f"recording {row.id} marked")
 
 

@@ -37,7 +37,7 @@ from peewee import DatabaseError, OperationalError, fn
 from .. import validate
 from ..calllogic import recpath
 from ..db import database
-from ..errors import NotFoundError, ValidationError, first_line
+from ..errors import ConflictError, NotFoundError, ValidationError, first_line
 from ..freeswitch import chanvars
 from ..model import (
     FOLDED,
@@ -401,23 +401,52 @@ MARK_COLUMNS = ("note", "colour", *FIELD_NAMES)
 VIAS = ("cli", "web", "api", "lib")
 
 
-def mark(recording_id, as_user=None, note=None, colour=None, fields=None, actor=None, via="lib", now=None):
+def mark_version(row) -> str:
+    """The version of a recording's mark (note, colour, field1..3): another whenever one of them changes.
+
+    The API gives it (`mark_version`, the ETag) and takes it back (`If-Match`, `version`): a mark
+    saved on top of a version that is no longer current is refused (MarkConflictError), not
+    written over what someone else saved meanwhile.
+    """
+    values = json.dumps([getattr(row, key) for key in MARK_COLUMNS], ensure_ascii=False)
+    return hashlib.sha256(values.encode()).hexdigest()[:16]
+
+
+class MarkConflictError(ConflictError):
+    """The mark changed since the version the client read: nothing saved; `row` is the current one."""
+
+    def __init__(self, row, given):
+        self.row, self.field, self.value = row, "version", given
+        self.rule = (f"the marks of recording {row.id} were changed meanwhile: the current version is "
+                     f"{mark_version(row)} (read them again, then save)")
+        super().__init__(f'{self.field} "{given}": {self.rule}')
+
+
+def mark(recording_id, as_user=None, note=None, colour=None, fields=None, actor=None, via="lib", now=None,
+         if_version=None):
     """The marking API: set note, colour and free fields of a recording the viewer may see.
 
     `fields` maps field1/field2/field3 (or 1/2/3) to text of at most 128 characters; longer
     text is refused, never cut. Colours: COLOURS, or "" / "none" to clear. Every change is
     audited (MarkAudit: `actor`, default the viewer or "operator"; `via`: cli, web, api, lib),
-    in the same transaction: no mark without its audit row.
+    in the same transaction: no mark without its audit row. `if_version` (a `mark_version`):
+    save only if the mark is still that version, else MarkConflictError with the current one;
+    the write itself compares and sets, so two saves on the same version cannot both succeed.
     """
     changes = check_mark(note, colour, fields)
     via = validate.choice(via, "mark.via", VIAS)
     with database.atomic():
         row = get_recording(recording_id, as_user)
+        if if_version is not None and if_version != mark_version(row):
+            raise MarkConflictError(row, if_version)
         changed = {key: [getattr(row, key), value] for key, value in changes.items() if getattr(row, key) != value}
         if changed:
             folded = {f"{key}_fold": fold(value) for key, (_, value) in changed.items() if key in FOLDED}
-            Recording.update({**{k: v for k, (_, v) in changed.items()}, **folded}).where(
-                Recording.id == row.id).execute()
+            unchanged_since_read = [getattr(Recording, key) == getattr(row, key) for key in MARK_COLUMNS]
+            written = Recording.update({**{k: v for k, (_, v) in changed.items()}, **folded}).where(
+                Recording.id == row.id, *unchanged_since_read).execute()
+            if written != 1:  # another save came between the read and this write
+                raise MarkConflictError(get_recording(row.id, as_user), if_version or mark_version(row))
             for key, (_, value) in changed.items():
                 setattr(row, key, value)
             MarkAudit.create(tenant=row.tenant_id, recording_id=row.id, actor=actor or _actor(as_user), via=via,
@@ -625,6 +654,7 @@ def recording_dict(row):
         "field1": row.field1,
         "field2": row.field2,
         "field3": row.field3,
+        "mark_version": mark_version(row),
     }
 
 

@@ -62,27 +62,60 @@ def _public(row):
     return data
 
 
+def _with_etag(row):
+    """A recording as JSON, its mark's version as the ETag (what If-Match gives back)."""
+    data = _public(row)
+    return JSONResponse(data, headers={"etag": f'"{data["mark_version"]}"'})
+
+
 @handler("api")
 def get_one(ctx):
-    """One recording."""
-    return JSONResponse(_public(recordings.get_recording(ctx.request.path_params["rid"], ctx.who.viewer)))
+    """One recording (ETag: its mark's version)."""
+    return _with_etag(recordings.get_recording(ctx.request.path_params["rid"], ctx.who.viewer))
+
+
+def _if_version(ctx):
+    """The mark version the client saved on: If-Match ("v", W/"v"; * is any) or the body's `version`."""
+    header = ctx.request.headers.get("if-match")
+    given = ctx.body.get("version")
+    if given is not None and (not isinstance(given, str) or not given):
+        raise BadRequestError("version", given, "must be the mark_version read with the recording")
+    if header is not None:
+        tags = [t.strip().removeprefix("W/").strip('"') for t in header.split(",") if t.strip()]
+        if tags == ["*"]:
+            tags = []
+        if len(tags) > 1:
+            raise BadRequestError("If-Match", header, "must be one mark_version")
+        if tags and given is not None and tags[0] != given:
+            raise BadRequestError("version", given, f"differs from If-Match {header}")
+        given = tags[0] if tags else given
+    return given
 
 
 @handler("api", scope="mark")
 def mark(ctx):
-    """Mark a recording: any of note, colour, field1, field2, field3 (others unchanged)."""
+    """Mark a recording: any of note, colour, field1, field2, field3 (others unchanged).
+
+    With `If-Match: "<mark_version>"` (or `"version"` in the body) the mark is saved only if it is
+    still that version; otherwise 409 with the current recording under `current`.
+    """
     body = ctx.body
     for key in body:
-        if key not in recordings.MARK_COLUMNS:
+        if key not in recordings.MARK_COLUMNS and key != "version":
             raise BadRequestError(key, body[key], "is not a mark: note, colour, field1, field2, field3")
     for key, value in body.items():
-        if value is not None and not isinstance(value, str):
+        if key != "version" and value is not None and not isinstance(value, str):
             raise ValidationError(f"recording.{key}", value, "must be text")
-    row = recordings.mark(ctx.request.path_params["rid"], ctx.who.viewer, note=body.get("note"),
-                          colour=body.get("colour"),
-                          fields={k: body[k] for k in recordings.FIELD_NAMES if k in body},
-                          actor=ctx.who.actor, via="api", now=ctx.web.now())
-    return JSONResponse(_public(row))
+    try:
+        row = recordings.mark(ctx.request.path_params["rid"], ctx.who.viewer, note=body.get("note"),
+                              colour=body.get("colour"),
+                              fields={k: body[k] for k in recordings.FIELD_NAMES if k in body},
+                              actor=ctx.who.actor, via="api", now=ctx.web.now(), if_version=_if_version(ctx))
+    except recordings.MarkConflictError as exc:
+        current = _public(exc.row)
+        return JSONResponse({"error": {"field": exc.field, "value": exc.value, "rule": exc.rule}, "current": current},
+                            status_code=409, headers={"etag": f'"{current["mark_version"]}"'})
+    return _with_etag(row)
 
 
 @handler("api")

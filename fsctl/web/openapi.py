@@ -48,7 +48,9 @@ def document(base_url=""):
         "started_at": {"type": "string", "format": "date-time"}, "duration": {"type": "number"},
         "size": {"type": "integer"}, "sha256": _TEXT, "path": _TEXT, "note": _TEXT,
         "colour": {"type": "string", "enum": ["", *recordings.COLOURS]}, "field1": _TEXT, "field2": _TEXT,
-        "field3": _TEXT, "audio_url": _TEXT}}
+        "field3": _TEXT, "mark_version": {"type": "string", "description": "the mark's version (also the ETag): "
+                                                                           "give it back as If-Match when marking"},
+        "audio_url": _TEXT}}
     error = {"type": "object", "properties": {"error": {"type": "object", "properties": {
         "field": {"type": ["string", "null"]}, "value": {"type": ["string", "null"]}, "rule": _TEXT}}}}
     return {
@@ -68,14 +70,21 @@ def document(base_url=""):
             "/api/v1/recordings/{rid}": {"get": {
                 "summary": "One recording", "parameters": [RID], "responses": _ok(_ref("Recording"))}},
             "/api/v1/recordings/{rid}/mark": {"post": {
-                "summary": "Mark a recording (scope mark); absent keys stay as they are; every change is audited",
-                "parameters": [RID],
+                "summary": "Mark a recording (scope mark); absent keys stay as they are; every change is audited. "
+                           "With If-Match (or version) the mark is saved only if it is still that version: "
+                           "409 with the current recording otherwise",
+                "parameters": [RID, _param("If-Match", 'the mark_version read with the recording, as "v"',
+                                           where="header")],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False, "properties": {
                         "note": {"type": "string", "maxLength": recordings.NOTE_MAX},
                         "colour": {"type": "string", "enum": ["", "none", *recordings.COLOURS]},
-                        "field1": text128, "field2": text128, "field3": text128}}}}},
-                "responses": _ok(_ref("Recording"))}},
+                        "field1": text128, "field2": text128, "field3": text128,
+                        "version": {"type": "string", "description": "as If-Match"}}}}}},
+                "responses": {**_ok(_ref("Recording")), "409": {
+                    "description": "the mark changed since that version: nothing saved",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "error": error["properties"]["error"], "current": _ref("Recording")}}}}}}}},
             "/api/v1/recordings/{rid}/audio": {"get": {
                 "summary": "The recording's WAV file (HTTP Range supported; bytes match sha256)",
                 "parameters": [RID, _param("Range", "bytes=START-END", where="header")],

@@ -177,9 +177,14 @@ def recording_mark(ctx):
     _values, errors = field_errors(checks)
     if errors:
         return recording_page.__wrapped__(ctx, errors=errors, form=given, status=422)
-    recordings.mark(row.id, ctx.who.viewer, note=given.get("note"), colour=given.get("colour"),
-                    fields={k: given[k] for k in recordings.FIELD_NAMES if k in given}, actor=ctx.who.actor,
-                    via="web", now=ctx.web.now())
+    try:  # saved on the version the page showed: another tab or user saving meanwhile is not overwritten
+        recordings.mark(row.id, ctx.who.viewer, note=given.get("note"), colour=given.get("colour"),
+                        fields={k: given[k] for k in recordings.FIELD_NAMES if k in given}, actor=ctx.who.actor,
+                        via="web", now=ctx.web.now(), if_version=str(ctx.form.get("version", "")) or None)
+    except recordings.MarkConflictError:
+        return recording_page.__wrapped__(ctx, status=409, errors={
+            "version": "Someone saved other marks meanwhile: yours are not saved. The current marks are shown; "
+                       "change them and save again."})
     return redirect(f"/recordings/{row.id}", ctx, "marks saved")
 
 

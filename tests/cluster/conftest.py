@@ -7,7 +7,7 @@ OpenSSH sshd that is every node's SFTP account (`node add --sftp`: recordings ar
 fsctl is run as an operator does, through its command line with a settings file.
 
 Every test here is marked `freeswitch`. Without the shared build (`../shared/freeswitch/runtime`
-beside the repository, or FSCTL_FREESWITCH_RUNTIME) they skip with one reason; in CI they run.
+beside the repository, or FSCTL_TEST_FREESWITCH_RUNTIME) they skip with one reason; in CI they run.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = Path(os.environ.get("FSCTL_FREESWITCH_RUNTIME") or ROOT.parent / "shared" / "freeswitch" / "runtime")
+RUNTIME = Path(os.environ.get("FSCTL_TEST_FREESWITCH_RUNTIME") or ROOT.parent / "shared" / "freeswitch" / "runtime")
 
 
 def free_port() -> int:

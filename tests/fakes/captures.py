@@ -5,7 +5,7 @@ Each capture file is a sequence of marker lines (``#>> SEND``, ``#<< RECV``, ``#
 returns a Capture whose records keep those bytes untouched (the readability ``\\n`` of
 ``nl_added=1`` is removed), so the fake FreeSWITCH can replay them verbatim.
 
-The directory is found in this order: ``$FSCTL_ESL_CAPTURES``, ``tests/data/esl-captures`` (a
+The directory is found in this order: ``$FSCTL_TEST_ESL_CAPTURES``, ``tests/data/esl-captures`` (a
 byte-exact copy of shared/freeswitch/esl-captures, kept in the repository so a clean clone
 tests on its own), then ``../shared/freeswitch/esl-captures`` beside the repository.
 """
@@ -135,7 +135,7 @@ class Capture:
 
 def captures_dir() -> Path:
     """The directory holding the capture files."""
-    env = os.environ.get("FSCTL_ESL_CAPTURES")
+    env = os.environ.get("FSCTL_TEST_ESL_CAPTURES")
     if env:
         return Path(env)
     if _LOCAL.is_dir():

@@ -86,6 +86,31 @@ def test_unknown_setting_is_an_error_naming_it(fsctl_sqlite, tmp_path):
         load_settings(str(cfg), environ={})
 
 
+@pytest.mark.parametrize("program", ["fsctl", "fs-scripts", "fsctl-web"])
+def test_unknown_environment_variable_is_an_error_naming_it(tmp_path, program):
+    """FSCTL_DATABSE=... (a typo) was ignored: the command ran on the default database. Every program refuses
+    an FSCTL_* variable that is no setting, on one line, exit 2, without showing its value (maybe a password)."""
+    import os
+    import subprocess
+
+    with pytest.raises(ConfigError, match=r"^environment variable FSCTL_DATABSE: not an fsctl setting \(did you "
+                                          r"mean FSCTL_DATABASE\?\)"):
+        load_settings(None, environ={"FSCTL_CONFIG": os.devnull, "FSCTL_DATABSE": "sqlite:///x.db"})
+    known = {"FSCTL_CONFIG": os.devnull, "FSCTL_DATABASE": "sqlite:///x.db", "FSCTL_ESL_PORT": "8022",
+             "FSCTL_TEST_ANYTHING": "1", "FSCTLX": "1"}  # settings, the file, the test suite's own, another name
+    assert load_settings(None, environ=known).esl_port == 8022
+    db = tmp_path / "fsctl.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")}
+    env.update(FSCTL_CONFIG=os.devnull, FSCTL_DATABASE=f"sqlite:///{db}", FSCTL_ESL_PASWORD="s3cret-value")
+    args = {"fsctl": ["init"], "fs-scripts": ["run"], "fsctl-web": []}[program]
+    exe = os.path.join(os.path.dirname(sys.executable), program)
+    result = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("Error: environment variable FSCTL_ESL_PASWORD: not an fsctl setting (did you mean "
+                             "FSCTL_ESL_PASSWORD?); settings are FSCTL_<setting name>, as in fsctl.toml\n")
+    assert not db.exists()  # nothing ran
+
+
 @pytest.mark.parametrize("name, value, rule", [
     ("recording_quota_mb", "-5", "must be at least 1"),
     ("recording_quota_mb", "0", "must be at least 1"),

@@ -6,7 +6,7 @@ The FreeSWITCH configuration is a private copy of the build's stock tree with pr
 which `fsctl freeswitch setup` applies the README's install steps, exactly as an operator does.
 
 Every test here is marked `freeswitch`. Without the shared build (`../shared/freeswitch/runtime`
-next to the repository, or FSCTL_FREESWITCH_RUNTIME) they all skip with one reason; in CI the
+next to the repository, or FSCTL_TEST_FREESWITCH_RUNTIME) they all skip with one reason; in CI the
 build is there and they run.
 """
 
@@ -298,7 +298,7 @@ def live(tmp_path_factory):
             env.esl.close()
         fs.stop()
         smtp.stop()
-        if os.environ.get("FSCTL_LIVE_KEEP"):
+        if os.environ.get("FSCTL_TEST_LIVE_KEEP"):
             print(f"live work folders kept: {work} {fs.dir}")
         else:
             fs.remove()

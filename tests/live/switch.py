@@ -23,7 +23,7 @@ from pathlib import Path
 from .sipua import free_rtp_range, pid_alive
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = Path(os.environ.get("FSCTL_FREESWITCH_RUNTIME") or ROOT.parent / "shared" / "freeswitch" / "runtime")
+RUNTIME = Path(os.environ.get("FSCTL_TEST_FREESWITCH_RUNTIME") or ROOT.parent / "shared" / "freeswitch" / "runtime")
 ESL_PASSWORD = "live-test-esl-secret"
 
 

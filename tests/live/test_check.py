@@ -128,7 +128,9 @@ def test_the_call_logic_service_gone(live_debug):
         live.esl.api(f"global_setvar fsctl_service_seen={int(live.esl.api('strepoch')) - 60}")
         code, out = check(live)
         assert code == 1
-        assert "MISSING  call-logic service: fs-scripts last heard 60 s ago; fix: start it" in out
+        # (60 s, or a little more when a second turns between the setvar and the check on a loaded machine)
+        heard = re.search(r"MISSING  call-logic service: fs-scripts last heard (\d+) s ago; fix: start it", out)
+        assert heard and 60 <= int(heard[1]) < 90, out
     finally:
         live.start_service()
     deadline = time.monotonic() + 15

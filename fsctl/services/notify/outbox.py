@@ -192,7 +192,7 @@ def _deliver(row: Outbox, transport: Transport, settings) -> None:
         # Its users read their tenant's time zone (issue 11: the e-mail said UTC).
         tenant = Tenant.get_or_none(Tenant.id == row.tenant_id)
         timezone = tenant.timezone if tenant is not None else "UTC"
-        transport.send_email(missed_call_email(payload, transport.smtp_from, row.target, timezone))
+        transport.send_email(missed_call_email(payload, transport.smtp_from, row.target, timezone), deadline)
     elif row.channel == "webhook":
         transport.post_json(row.target, payload, deadline)
     elif row.channel == "crm":

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from ... import validate
 from ...config import allowed_networks
 from ...model import CrmCall, CrmHook
-from . import webpost
+from . import deadline as _deadline, webpost
 from .webpost import redact_url
 
 # Bitrix24 telephony.externalcall.finish STATUS_CODE by fsctl call status.
@@ -34,13 +34,15 @@ class DeliveryError(Exception):
 @dataclass
 class Transport:
     """How messages leave: SMTP server, the deadline of one delivery, the networks webhooks may
-    reach besides public addresses (inject another in tests)."""
+    reach besides public addresses, and the name look-up (`resolver`, getaddrinfo's stand-in:
+    tests inject one). Inject another in tests."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_from: str = "pbx@localhost"
     timeout: float = 10.0
     allow: tuple = ()
+    resolver: object = None
 
     @classmethod
     def from_settings(cls, settings) -> "Transport":
@@ -48,13 +50,26 @@ class Transport:
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.notify_timeout,
                    allowed_networks(settings.webhook_allow_networks))
 
-    def send_email(self, message: EmailMessage) -> None:
-        """Send one message through the SMTP server."""
+    def send_email(self, message: EmailMessage, deadline: float | None = None) -> None:
+        """Send one message through the SMTP server, all of it (look-up, connection, every command
+        and reply) before `deadline` (default: `timeout` from now)."""
+        deadline = deadline or self.deadline()
+        smtp = _DeadlineSMTP(deadline, self.resolver, timeout=self.timeout)
         try:
-            with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout) as smtp:
-                smtp.send_message(message)
+            smtp.connect(self.smtp_host, self.smtp_port)
+            smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()
+            if isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
+                raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: not done within the deadline "
+                                    f"({self.timeout:g} s)") from None
             raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: {exc}") from None
+        try:  # the server took the message: a QUIT going wrong is no failed delivery (no second e-mail)
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+        finally:
+            smtp.close()
 
     def deadline(self) -> float:
         """The time.monotonic() by which one delivery (all its requests) must be done."""
@@ -67,7 +82,7 @@ class Transport:
         body = json.dumps(data, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "fsctl"}
         try:
-            status, raw = webpost.post(url, body, headers, deadline or self.deadline(), self.allow)
+            status, raw = webpost.post(url, body, headers, deadline or self.deadline(), self.allow, self.resolver)
         except webpost.PostError as exc:
             raise DeliveryError(f"POST {redact_url(url)}: {exc}") from None
         if 300 <= status < 400:
@@ -78,6 +93,31 @@ class Transport:
             return json.loads(raw) if raw.strip() else {}
         except ValueError:
             return {}
+
+
+class _DeadlineSMTP(smtplib.SMTP):
+    """smtplib with one deadline for the whole session: smtplib's timeout is per socket operation,
+    so a server answering slowly (a byte at a time, or each command just within the timeout) held
+    a delivery past the outbox claim. The look-up and connection take what is left of the deadline
+    (`deadline.resolve`, `deadline.connect`), every reply line is read within it (`LineReader`),
+    every command is sent within it."""
+
+    def __init__(self, until: float, resolver=None, **kwargs):
+        self._until, self._resolver = until, resolver
+        super().__init__(**kwargs)  # no host: connect() comes next
+
+    def _get_socket(self, host, port, timeout):
+        return _deadline.connect(_deadline.resolve(host, port, self._until, self._resolver), self._until)
+
+    def getreply(self):
+        if self.file is None and self.sock is not None:
+            self.file = _deadline.LineReader(self.sock, self._until)
+        return super().getreply()
+
+    def send(self, s):
+        if self.sock is not None:
+            _deadline.settimeout(self.sock, self._until)
+        return super().send(s)
 
 
 def _one_line(text) -> str:

@@ -4,7 +4,7 @@ Webhook and CRM URLs are typed by tenants, so the request is made here rather th
 
 - urllib's timeout bounds each socket operation; a server answering a byte a second held a
   delivery for 80 s, beyond the outbox claim, and another drainer sent the row again. Here one
-  deadline bounds the whole exchange (connect, TLS, request, reply).
+  deadline bounds the whole exchange (`deadline`: the name look-up, connect, TLS, request, reply).
 - The address is checked after the name is resolved, on the address actually connected to:
   loopback, private, link-local and every other non-public address (169.254.169.254, ::1,
   0x7f000001) is refused unless a network of `allow` holds it.
@@ -22,6 +22,8 @@ import socket
 import ssl
 import time
 from urllib.parse import urlsplit
+
+from . import deadline as _deadline
 
 MAX_REPLY = 1 << 20  # bytes of a webhook's answer fsctl reads (its JSON is small)
 MAX_HEAD = 64 << 10
@@ -76,8 +78,11 @@ def refused_host(host: str, allow=()) -> bool:
     return address is not None and refused_address(address, allow)
 
 
-def post(url: str, body: bytes, headers: dict, deadline: float, allow=()) -> tuple[int, bytes]:
-    """POST `body` to `url` before `deadline` (time.monotonic()); (status, reply body) or PostError."""
+def post(url: str, body: bytes, headers: dict, deadline: float, allow=(), resolver=None) -> tuple[int, bytes]:
+    """POST `body` to `url` before `deadline` (time.monotonic()); (status, reply body) or PostError.
+
+    `resolver` stands in for socket.getaddrinfo (tests); the look-up is bounded by the deadline too.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PostError("not an http:// or https:// URL")
@@ -85,7 +90,7 @@ def post(url: str, body: bytes, headers: dict, deadline: float, allow=()) -> tup
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if refused_host(host, allow):
         raise PostError(f"{host} is not a public address (allow its network with webhook_allow_networks)")
-    sock = _connect(host, port, deadline, allow)
+    sock = _connect(host, port, deadline, allow, resolver)
     try:
         if parts.scheme == "https":
             _settimeout(sock, deadline)
@@ -105,39 +110,37 @@ def post(url: str, body: bytes, headers: dict, deadline: float, allow=()) -> tup
 
 
 def _settimeout(sock, deadline: float) -> None:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise PostError("no complete answer within the deadline")
-    sock.settimeout(left)
-
-
-def _connect(host: str, port: int, deadline: float, allow) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        _deadline.settimeout(sock, deadline)
+    except _deadline.DeadlineExpired:
+        raise PostError("no complete answer within the deadline") from None
+
+
+def _connect(host: str, port: int, deadline: float, allow, resolver=None) -> socket.socket:
+    try:
+        infos = _deadline.resolve(host, port, deadline, resolver)
+    except _deadline.DeadlineExpired:
+        raise PostError(f"{host}: no address within the deadline") from None
     except OSError as exc:
         raise PostError(f"{host}: {exc.strerror or exc}") from None
-    refused, last = [], None
-    for family, kind, proto, _name, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+    if not infos:
+        raise PostError(f"{host}: no address")
+    allowed, refused = [], []
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
         if refused_address(address, allow):
             refused.append(str(address))
-            continue
-        sock = socket.socket(family, kind, proto)
-        try:
-            _settimeout(sock, deadline)
-            sock.connect(sockaddr)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-            if isinstance(exc, TimeoutError):
-                break
-    if last is not None:
-        if isinstance(last, TimeoutError):
-            raise PostError("no complete answer within the deadline")
-        raise PostError(f"{host}:{port}: {last.strerror or last}")
-    raise PostError(f"{host} is {', '.join(refused)}: not a public address (allow its network with "
-                    "webhook_allow_networks)")
+        else:
+            allowed.append(info)
+    if not allowed:
+        raise PostError(f"{host} is {', '.join(refused)}: not a public address (allow its network "
+                        "with webhook_allow_networks)")
+    try:
+        return _deadline.connect(allowed, deadline)
+    except _deadline.DeadlineExpired:
+        raise PostError("no complete answer within the deadline") from None
+    except OSError as exc:
+        raise PostError(f"{host}:{port}: {exc.strerror or exc}") from None
 
 
 def _read_reply(sock, deadline: float) -> tuple[int, bytes]:

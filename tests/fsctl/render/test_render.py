@@ -1,7 +1,7 @@
 """Rendering: XPath checks per template and option, golden files, isolation, hostile tenant text.
 
 Golden files (tests/data/golden/acme.example/) hold the whole output for the demo tenant;
-regenerate them after an intended change with FSCTL_UPDATE_GOLDEN=1.
+regenerate them after an intended change with FSCTL_TEST_UPDATE_GOLDEN=1.
 """
 
 import hashlib
@@ -476,7 +476,7 @@ def test_golden_files_for_the_demo_tenant(db, tmp_path):
     out = rendered(tmp_path)
     golden = GOLDEN / "acme.example"
     produced = sorted(str(p.relative_to(out)) for p in out.rglob("*.xml"))
-    if os.environ.get("FSCTL_UPDATE_GOLDEN"):
+    if os.environ.get("FSCTL_TEST_UPDATE_GOLDEN"):
         for rel in produced:
             (golden / rel).parent.mkdir(parents=True, exist_ok=True)
             (golden / rel).write_bytes((out / rel).read_bytes())

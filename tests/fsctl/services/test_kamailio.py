@@ -56,7 +56,7 @@ def test_golden_files(db, tmp_path):
     out = tmp_path / "kamailio"
     kamailio.render_all(golden_settings(), out, check=False)
     files = produced(out)
-    if os.environ.get("FSCTL_UPDATE_GOLDEN"):
+    if os.environ.get("FSCTL_TEST_UPDATE_GOLDEN"):
         for rel, text in files.items():
             (GOLDEN / rel).parent.mkdir(parents=True, exist_ok=True)
             (GOLDEN / rel).write_text(text)

@@ -496,12 +496,18 @@ def test_a_poisoned_row_fails_alone_and_ends_failed(db, smtp, raw_servers, web):
     assert len(smtp.messages) == 1 and len(web.requests) == 1
 
 
-def test_one_deadline_per_delivery_shorter_than_the_claim(db, raw_servers):
-    """A server dripping a byte a second held a send for 80 s (the timeout was per read), past the 60 s claim."""
+def silent(conn, stop):
+    stop.wait(120)  # takes the request, never answers
+
+
+@pytest.mark.parametrize("answer", [drip, silent])
+def test_one_deadline_per_delivery_shorter_than_the_claim(db, raw_servers, answer):
+    """A server dripping a byte a second held a send for 80 s (the timeout was per read), past the 60 s claim.
+    A server that takes the request and never answers is cut off at the same deadline."""
     import time
 
     make_tenant(db)
-    slow = raw_servers(drip)
+    slow = raw_servers(answer)
     notify.add_rule("acme.example", "user", "102", "webhook", slow.url + "/slow", allow=LOOPBACK)
     cdr.ingest_hangups(missed_group_call())
     conf = settings(notify_timeout=1.0)
@@ -597,3 +603,162 @@ def test_bitrix24_webhook_code_never_shown(fsctl, web):
         assert "s3cr3tc0de" not in text and "t0ps3cret" not in text
     assert f"POST {web.url}/rest/7/***/telephony.externalcall.register.json: HTTP 500" in result.stderr
     assert f"{web.url}/hook?***" in outbox
+
+
+class SilentNameServer:
+    """A name server on loopback (UDP) that takes every query and never answers. `resolver` is
+    getaddrinfo's stand-in the transport is given: it sends the query there, as the C library's
+    resolver would, and waits for the answer with no timeout of its own (no real name is looked up)."""
+
+    def __init__(self):
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.clients, self.answered = [], threading.Event()
+
+    def resolver(self, host, port, *args, **kwargs):
+        import socket
+
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        self.clients.append(client)
+        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"  # id, recursion desired, one question
+        query += b"".join(bytes([len(label)]) + label.encode() for label in host.split(".")) + b"\x00\x00\x01\x00\x01"
+        client.sendto(query, self.sock.getsockname())
+        client.settimeout(40)  # a look-up left unbounded by the code under test fails the test in 40 s
+        try:
+            client.recvfrom(512)  # the name server's answer: none comes until the test releases it
+        except TimeoutError:
+            raise OSError("the name server did not answer in 40 s") from None
+        self.answered.set()
+        raise OSError("released by the test")
+
+    def questions(self) -> list[str]:
+        """The names asked so far (each query's QNAME)."""
+        self.sock.settimeout(5)
+        names = []
+        for _ in self.clients:
+            data, _ = self.sock.recvfrom(512)
+            labels, at = [], 12
+            while data[at]:
+                labels.append(data[at + 1:at + 1 + data[at]].decode())
+                at += 1 + data[at]
+            names.append(".".join(labels))
+        return names
+
+    def close(self):
+        for client in self.clients:  # the resolver threads end
+            self.sock.sendto(b"released", client.getsockname())
+        self.sock.close()
+
+
+def test_webhook_name_lookup_is_within_the_deadline(db):
+    """getaddrinfo had no bound: a name whose name servers did not answer held the delivery as long as the
+    resolver tried, past the outbox claim. The look-up gets what is left of the delivery's deadline."""
+    import time
+
+    make_tenant(db)
+    dns = SilentNameServer()
+    notify.add_rule("acme.example", "user", "102", "webhook", "http://crm.example.invalid/hook")
+    cdr.ingest_hangups(missed_group_call())
+    conf = settings(notify_timeout=1.0)
+    started = time.monotonic()
+    try:
+        report = notify.drain(notify.Transport(timeout=1.0, resolver=dns.resolver), conf, now=NOW)
+        elapsed = time.monotonic() - started
+        assert not dns.answered.is_set()  # returned while the look-up still waited for the name server
+        assert dns.questions() == ["crm.example.invalid"]
+    finally:
+        dns.close()
+    assert report.errors == ["missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid: no address "
+                             "within the deadline"]
+    assert elapsed < 30 and Outbox.get().state == "pending" and Outbox.get().attempts == 1
+
+
+def test_webhook_name_resolving_to_a_private_address_is_refused(db, web):
+    make_tenant(db)
+    notify.add_rule("acme.example", "user", "102", "webhook", "http://crm.example.invalid/hook")
+    cdr.ingest_hangups(missed_group_call())
+
+    def to_the_test_server(host, port, *args, **kwargs):  # the name "resolves" to the local test server
+        import socket
+
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", web.server.server_address[1]))]
+
+    conf = settings(notify_timeout=5.0)
+    report = notify.drain(notify.Transport(resolver=to_the_test_server), conf, now=NOW)
+    assert report.errors == ["missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid is 127.0.0.1: "
+                             "not a public address (allow its network with webhook_allow_networks)"]
+    report = notify.drain(notify.Transport(resolver=to_the_test_server, allow=LOOPBACK), conf,
+                          now=NOW + dt.timedelta(hours=1))
+    assert report.sent == 1 and web.requests[0][0] == "/hook"
+
+
+class StallingSmtp:
+    """An SMTP server on loopback that accepts a connection and then never greets (`silent`) or greets a
+    byte every 0.2 s, never a whole line (`drip`), until stopped."""
+
+    def __init__(self, how):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.how, self.stop, self.connections = how, threading.Event(), 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        self.connections += 1
+        with conn:
+            try:
+                if self.how == "silent":
+                    self.stop.wait(120)
+                    return
+                for byte in b"220 slow.example.invalid ESMTP" * 10:
+                    if self.stop.wait(0.2):  # each read gets one byte well within any per-read timeout
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("how", ["silent", "drip", "silent name server"])
+def test_email_delivery_has_one_deadline(db, how):
+    """smtplib's timeout is per socket operation: a server greeting a byte every 0.2 s held the delivery for a
+    minute with a 1 s timeout, and the look-up of smtp_host had no bound at all. The whole session (look-up,
+    connection, every reply) has one deadline, shorter than the claim."""
+    import time
+
+    make_tenant(db)
+    User.update(email="u102@acme.example").where(User.number == "102").execute()
+    notify.add_rule("acme.example", "user", "102", "email")
+    cdr.ingest_hangups(missed_group_call())
+    server, dns = StallingSmtp("drip" if how == "drip" else "silent"), SilentNameServer()
+    conf = settings(server, notify_timeout=1.0)
+    assert notify.outbox.claim_seconds(conf) >= 60 > conf.notify_timeout
+    host = "mail.example.invalid" if how == "silent name server" else "127.0.0.1"
+    mail = notify.Transport(host, server.port, timeout=1.0, resolver=dns.resolver)
+    started = time.monotonic()
+    try:
+        report = notify.drain(mail, conf, now=NOW)
+        elapsed = time.monotonic() - started
+        assert not server.stop.is_set() and not dns.answered.is_set()  # returned while the servers still stalled
+        if how == "silent name server":
+            assert dns.questions() == ["mail.example.invalid"] and server.connections == 0
+        else:
+            assert server.connections == 1
+    finally:
+        server.close()
+        dns.close()
+    assert report.errors == [f"missed:m-a:1: smtp {host}:{server.port}: not done within the deadline (1 s)"]
+    assert elapsed < 30 and Outbox.get().state == "pending" and Outbox.get().attempts == 1

@@ -349,6 +349,15 @@ def test_mark_cli(fsctl, root):
         'Error: --as "101": must be USER@DOMAIN like 101@acme.example'
     shown = json.loads(fsctl("rec", "show", str(own), "--json").stdout)
     assert (shown["note"], shown["field3"]) == ("ok", "")  # nothing changed by the refused commands
+    # --if-version: saved only on the version read; an older one is refused, naming the current one.
+    seen = shown["mark_version"]
+    fsctl("rec", "mark", str(own), "--note", "newer", "--if-version", seen)
+    now = json.loads(fsctl("rec", "show", str(own), "--json").stdout)["mark_version"]
+    assert now != seen
+    assert refused(fsctl, "rec", "mark", str(own), "--note", "stale", "--if-version", seen) == (
+        f'Error: version "{seen}": the marks of recording {own} were changed meanwhile: the current version is '
+        f"{now} (read them again, then save)")
+    assert json.loads(fsctl("rec", "show", str(own), "--json").stdout)["note"] == "newer"
 
 
 # --- access rights -------------------------------------------------------------------------------
@@ -473,7 +482,7 @@ def test_search_cli_json(fsctl, root):
         "id": other, "tenant": "acme.example", "user": "102", "user_name": "User 102", "direction": "in",
         "counterpart": "+37060000001", "started_at": "2026-11-20T09:35:00Z", "duration": 4.0, "size": rows[0]["size"],
         "sha256": rows[0]["sha256"], "path": "acme.example/2026/11/20/20261120T093500Z_102_in_+37060000001_u2.wav",
-        "node": None, "note": "", "colour": "", "field1": "", "field2": "", "field3": "",
+        "node": None, "note": "", "colour": "", "field1": "", "field2": "", "field3": "", "mark_version": "3e94db2a36e61976",
     }]
     assert ids(fsctl, "--limit", "1", "--offset", "1") == [beta]  # same start: higher id first
     assert ids(fsctl, "--user-name", "uSeR 102") == [other]

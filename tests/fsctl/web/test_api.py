@@ -129,3 +129,77 @@ def test_openapi_document_covers_every_route(sworld):
     from fsctl.web.forms import FILTER_PARAMS
 
     assert set(FILTER_PARAMS) | {"limit", "offset"} == params
+
+
+def test_concurrent_marks_conflict_instead_of_last_write_wins(world, monkeypatch):
+    """Two clients read the same mark and both save: the second save was written over the first. A save on a
+    version that is no longer current is 409 with the current recording; nothing of it is saved."""
+    from fsctl.services import recordings
+
+    _, marker = tokens.add_token("acme.example", "crm", "mark")
+    client = world.client()
+    row = world.recs[("acme.example", "101")][0]
+    url = f"/api/v1/recordings/{row.id}"
+    read = client.get(url, headers=bearer(marker))
+    v0 = read.json()["mark_version"]
+    assert read.headers["etag"] == f'"{v0}"'
+    first = client.post(url + "/mark", json={"note": "first"}, headers={**bearer(marker), "if-match": f'"{v0}"'})
+    assert first.status_code == 200
+    v1 = first.json()["mark_version"]
+    assert v1 != v0 and first.headers["etag"] == f'"{v1}"'
+    second = client.post(url + "/mark", json={"note": "second", "colour": "red"},
+                         headers={**bearer(marker), "if-match": f'"{v0}"'})
+    assert second.status_code == 409
+    body = second.json()
+    assert body["error"] == {"field": "version", "value": v0, "rule": f"the marks of recording {row.id} were changed "
+                             f"meanwhile: the current version is {v1} (read them again, then save)"}
+    assert body["current"]["note"] == "first" and body["current"]["mark_version"] == v1
+    assert second.headers["etag"] == f'"{v1}"'
+    saved = Recording.get_by_id(row.id)
+    assert (saved.note, saved.colour) == ("first", "") and MarkAudit.select().count() == 1
+    # The same with `version` in the body; then on the current version it is saved.
+    assert client.post(url + "/mark", json={"note": "second", "version": v0}, headers=bearer(marker)).status_code == 409
+    again = client.post(url + "/mark", json={"note": "second", "version": v1}, headers=bearer(marker))
+    assert again.status_code == 200 and again.json()["note"] == "second" and MarkAudit.select().count() == 2
+    v2 = again.json()["mark_version"]
+    # If-Match: * (any version) and no version at all still save; a weak tag is the same tag.
+    assert client.post(url + "/mark", json={"field1": "a"}, headers={**bearer(marker), "if-match": "*"}).status_code == 200
+    v3 = client.get(url, headers=bearer(marker)).json()["mark_version"]
+    assert client.post(url + "/mark", json={"field1": "b"},
+                       headers={**bearer(marker), "if-match": f'W/"{v3}"'}).status_code == 200
+    assert client.post(url + "/mark", json={"field1": "c"}, headers={**bearer(marker), "if-match": f'"{v2}"'}
+                       ).status_code == 409
+    bad = client.post(url + "/mark", json={"field1": "d", "version": v2}, headers={**bearer(marker), "if-match": '"x"'})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "version"
+    assert Recording.get_by_id(row.id).field1 == "b"
+
+    # Between the read and the write another save lands (the race a version check alone misses): the write
+    # compares and sets, so it is refused too.
+    stale = Recording.get_by_id(row.id)
+    version = recordings.mark_version(stale)
+    recordings.mark(row.id, note="meanwhile", via="lib")
+    reads = iter([stale])  # the handler's read gives the row as it was; a read after that, as it is
+    original = recordings.get_recording
+    monkeypatch.setattr(recordings, "get_recording", lambda rid, who=None: next(reads, None) or original(rid, who))
+    late = client.post(url + "/mark", json={"note": "late"}, headers={**bearer(marker), "if-match": f'"{version}"'})
+    monkeypatch.undo()
+    assert late.status_code == 409 and late.json()["current"]["note"] == "meanwhile"
+    assert Recording.get_by_id(row.id).note == "meanwhile"
+
+
+def test_concurrent_marks_in_the_browser_form(world):
+    """The recording page saves on the version it showed: a second tab's older form is refused, not saved over."""
+    import re
+
+    from tests.fsctl.web.test_pages import USER, post
+
+    client = world.client(USER)
+    row = world.recs[("acme.example", "101")][0]
+    page = client.get(f"/recordings/{row.id}").text
+    version = re.search(r'name="version" value="([0-9a-f]+)"', page)[1]
+    fields = {"note": "tab one", "colour": "green", "field1": "", "field2": "", "field3": "", "version": version}
+    assert post(client, f"/recordings/{row.id}/mark", fields).status_code == 303
+    refused = post(client, f"/recordings/{row.id}/mark", {**fields, "note": "tab two"})
+    assert refused.status_code == 409 and 'id="error-version"' in refused.text
+    assert "tab one" in refused.text  # the current marks are shown
+    assert Recording.get_by_id(row.id).note == "tab one" and MarkAudit.select().count() == 1

@@ -4,10 +4,12 @@ fsctl-web runs as its own process on a free loopback port with a SQLite database
 The browser signs in, searches, plays a recording (the audio element reports its duration),
 marks it, downloads it (the bytes' SHA-256 is the catalogue's), signs out; then a user of the
 other tenant sees none of it. Chromium runs with background networking off: nothing leaves
-127.0.0.1. FSCTL_SCREENSHOTS=DIR keeps the screenshots (the README's come from here).
+127.0.0.1. FSCTL_TEST_SCREENSHOTS=DIR keeps the screenshots (the README's come from here).
 """
 
+import contextlib
 import datetime as dt
+import email
 import hashlib
 import math
 import os
@@ -90,9 +92,17 @@ def prepare(tmp_path):
 def server(tmp_path):
     """fsctl-web as a real process on a free loopback port."""
     url, root, ids, digests = prepare(tmp_path)
+    with web_process(tmp_path, url, root) as base:
+        yield base, ids, digests
+
+
+@contextlib.contextmanager
+def web_process(tmp_path, url, root, **settings):
+    """Run fsctl-web on a free loopback port with these settings (FSCTL_<NAME> variables); yield its URL."""
     port = free_port()
-    env = {**os.environ, "FSCTL_CONFIG": "", "FSCTL_DATABASE": url, "FSCTL_RECORDINGS_DIR": root,
-           "FSCTL_WEB_SECURE_COOKIES": "false", "FSCTL_WEB_BASE_URL": f"http://127.0.0.1:{port}"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")}, "FSCTL_CONFIG": "",
+           "FSCTL_DATABASE": url, "FSCTL_RECORDINGS_DIR": root, "FSCTL_WEB_SECURE_COOKIES": "false",
+           "FSCTL_WEB_BASE_URL": f"http://127.0.0.1:{port}", **{f"FSCTL_{k.upper()}": str(v) for k, v in settings.items()}}
     log = open(tmp_path / "fsctl-web.log", "wb")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("fsctl-web")), "--port", str(port),
                              "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -110,7 +120,7 @@ def server(tmp_path):
             raise RuntimeError("fsctl-web did not start: " + (tmp_path / "fsctl-web.log").read_text())
         time.sleep(0.2)
     try:
-        yield base, ids, digests
+        yield base
     finally:
         proc.terminate()
         try:
@@ -160,7 +170,7 @@ def wait_for(fn, what, timeout=30):
 
 
 def screenshot(driver, name, tmp_path):
-    target = Path(os.environ.get("FSCTL_SCREENSHOTS") or tmp_path)
+    target = Path(os.environ.get("FSCTL_TEST_SCREENSHOTS") or tmp_path)
     target.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(target / name))
 
@@ -261,3 +271,59 @@ def test_browser_user_journey_and_tenant_isolation(server, browser, tmp_path):
         assert status == 404, (url, status)
     driver.get(base + "/recordings?note=call+back")
     assert driver.find_elements(By.ID, "no-recordings")
+
+
+def test_browser_signs_in_with_a_link_mailed_through_a_real_smtp_server(tmp_path, browser):
+    """No password: the user asks for a link on the sign-in page, fsctl-web mails it through a real SMTP server
+    (aiosmtpd on loopback), the browser follows the mailed link and is signed in; the link works once."""
+    from aiosmtpd.controller import Controller
+    from selenium.webdriver.common.by import By
+
+    url, root, ids, _digests = prepare(tmp_path)
+    fsdb.open_database(url)
+    try:
+        User.update(email="jonas@acme.example").where(User.number == "102").execute()
+    finally:
+        fsdb.close_database()
+    received = []
+
+    class Mailbox:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.rcpt_tos, email.message_from_bytes(envelope.content)))
+            return "250 OK"
+
+    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    try:
+        with web_process(tmp_path, url, root, smtp_host="127.0.0.1", smtp_port=smtp.port,
+                         smtp_from="pbx@acme.example") as base:
+            driver = browser
+            driver.get(base + "/sign-in")
+            driver.find_element(By.ID, "link-login").send_keys("102@acme.example")
+            driver.find_element(By.ID, "send-link").click()
+            wait_for(lambda: driver.find_elements(By.ID, "link-sent"), "the link-sent notice")
+            [(rcpt, message)] = wait_for(lambda: list(received), "the e-mail")
+            assert rcpt == ["jonas@acme.example"] and message["From"] == "pbx@acme.example"
+            assert message["Subject"] == "Sign in to your phone system (acme.example)"
+            body = message.get_payload(decode=True).decode()
+            [link] = [line for line in body.splitlines() if line.startswith(base + "/sign-in/link/")]
+            driver.get(link)  # following the link signs nobody in by itself (a mail scanner may fetch it)
+            driver.get(base + "/recordings")
+            assert "/sign-in" in driver.current_url
+            driver.get(link)
+            driver.find_element(By.ID, "use-link").click()
+            wait_for(lambda: driver.current_url.endswith("/recordings"), "the recordings page")
+            assert "Jonas Jonaitis" in driver.find_element(By.ID, "whoami").text
+            rows = driver.find_elements(By.CSS_SELECTOR, "#recordings tbody tr[data-id]")
+            assert [int(r.get_attribute("data-id")) for r in rows] == [ids[("acme.example", "102", "in")]]
+            driver.find_element(By.ID, "sign-out").click()
+            wait_for(lambda: "/sign-in" in driver.current_url, "the sign-in page")
+            driver.get(link)  # once only
+            driver.find_element(By.ID, "use-link").click()
+            wait_for(lambda: "this sign-in link is not valid (used, expired or mistyped)" in driver.page_source,
+                     "the refusal")
+            driver.get(base + "/recordings")
+            assert "/sign-in" in driver.current_url
+            assert len(received) == 1
+    finally:
+        smtp.stop()
