@@ -181,7 +181,12 @@ class Connection:
         self._view = memoryview(self._buf)
         self._start = self._end = 0
         self._next_id = 1
-        self._send(struct.pack(">IBI", 5, _FXP_INIT, 3))
+        try:
+            self._send(struct.pack(">IBI", 5, _FXP_INIT, 3))
+        except ConnectionLost:
+            # ssh exited already (refused, unreachable, a bad key): ready() reports why, from its
+            # stderr, when (and only if) this connection is used.
+            self._error = self._failure()
         if wait:
             self.ready()
 

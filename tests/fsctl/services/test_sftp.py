@@ -339,3 +339,25 @@ def test_default_jobs_follow_the_cores(monkeypatch):
     for cores, jobs in ((None, 1), (1, 1), (2, 2), (4, 4), (8, 4), (64, 4)):
         monkeypatch.setattr(os, "cpu_count", lambda: cores)
         assert sftp.default_jobs() == jobs
+
+
+def test_ssh_gone_before_the_handshake_is_reported_by_ready_not_the_constructor(tmp_path, monkeypatch):
+    """A connection started early (wait=False, overlapping the catalogue query) whose ssh has
+    already exited: nothing is raised until it is used, then ssh's own reason (not a broken pipe)."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    monkeypatch.setattr(sftp, "ssh_command", lambda endpoint: [
+        "sh", "-c", "echo 'ssh: connect to host 127.0.0.1 port 9: Connection refused' >&2; exit 255"])
+    real_popen = sftp.subprocess.Popen
+
+    def popen_then_exit(*args, **kwargs):  # ssh gone before the first write, every time
+        proc = real_popen(*args, **kwargs)
+        proc.wait()
+        return proc
+
+    monkeypatch.setattr(sftp.subprocess, "Popen", popen_then_exit)
+    endpoint = sftp.Endpoint("127.0.0.1", 9, "rec", "", str(known))
+    conn = sftp.Connection(endpoint, wait=False)
+    with pytest.raises(sftp.UnreachableError, match="is unreachable: Connection refused$"):
+        conn.ready()
+    conn.close()
