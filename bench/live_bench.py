@@ -1,6 +1,6 @@
 """Issue 12, the real switch: calls from sipp through the shared FreeSWITCH build and `fs-scripts`.
 
-A private FreeSWITCH on free loopback ports (tests/live/switch.py: the stock configuration, the
+A private FreeSWITCH on free loopback ports (tests/freeswitch_server.py: the stock configuration, the
 README's install steps by `fsctl freeswitch setup`), one tenant whose public number rings a
 group of one member; `fs-scripts run` decides every call, on SQLite, at its production log level.
 sipp (Debian `sip-tester`) is the carrier (`-sn uac`: INVITE, ACK, 0.5 s, BYE) and the member's
@@ -174,23 +174,22 @@ class Rig:
         return result.output
 
     def start(self):
-        from tests.live.sipua import Phone, free_rtp_range
-        from tests.live.switch import ESL_PASSWORD, FreeSwitch, build_prefix, free_port
+        from tests.freeswitch_server import ESL_PASSWORD, FreeSwitch, build_prefix, free_port
+        from tests.live.sipua import Phone
 
         prefix = build_prefix()
-        self.fs = fs = FreeSwitch(prefix, setup=None, workdir=str(self.work / "fs"))
-        fs.rtp = free_rtp_range(size=2000)
+        # The stock configuration and the README's install steps (fsctl freeswitch setup).
+        self.fs = fs = FreeSwitch(prefix, "bench", gateways={"carrier": free_port()}, sessions_per_second=1000,
+                                  rtp_ports=2000, workdir=str(self.work / "fs"))
         self.settings = self.work / "fsctl.toml"
         self.settings.write_text(
             "[fsctl]\n"
             f'database = "{self.database}"\n'
-            f'conf_dir = "{fs.conf}/fsctl"\n'
+            f'conf_dir = "{fs.fsctl_dir}"\n'
             f'esl_host = "127.0.0.1"\nesl_port = {fs.esl_port}\nesl_password = "{ESL_PASSWORD}"\n'
-            f'recordings_dir = "{fs.dir}/recordings"\nmedia_dir = "{self.work}/media"\n'
-            f'xml_cdr_dir = "{fs.dir}/xml_cdr"\n'
+            f'recordings_dir = "{fs.recordings}"\nmedia_dir = "{self.work}/media"\n'
+            f'xml_cdr_dir = "{fs.xml_cdr}"\n'
             "calls_per_second = 1000\n")
-        fs.setup = lambda conf: self.fsctl("freeswitch", "setup", str(conf), "--sessions-per-second", "1000")
-        fs.prepare({"carrier": free_port()})
         self.fsctl("init")
         fs.start()
         # Production log level (the stock configuration logs DEBUG to its file).
@@ -225,7 +224,7 @@ class Rig:
         return proc
 
     def start_service(self, argv_prefix=None):
-        from tests.live.switch import free_port
+        from tests.freeswitch_server import free_port
 
         self.health_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")}
@@ -334,7 +333,7 @@ def _ms(values, p):
 
 def missing():
     """Why the live benchmark cannot run here, or ""."""
-    from tests.live.switch import RUNTIME
+    from tests.freeswitch_server import RUNTIME
 
     if not (RUNTIME / "install.sh").is_file():
         return f"skipped: the shared FreeSWITCH build is absent ({RUNTIME})"

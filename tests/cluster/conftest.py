@@ -1,7 +1,8 @@
 """Two FreeSWITCH nodes behind a real Kamailio, on one PostgreSQL: the cluster, live on loopback.
 
 Started once per module (FreeSWITCH takes seconds to start): PostgreSQL (its own database on the
-session's server), two nodes from the shared build (tests/cluster/switch.py), Kamailio on fsctl's
+session's server), two nodes from the shared build (tests/freeswitch_server.py: the stock configuration
+and `fsctl freeswitch setup`, as the live layer's), Kamailio on fsctl's
 rendered configuration (tests/kamailio_server.py), `fs-scripts run --node` for each node, and an
 OpenSSH sshd that is every node's SFTP account (`node add --sftp`: recordings are fetched from it).
 fsctl is run as an operator does, through its command line with a settings file.
@@ -24,20 +25,19 @@ import pytest
 from click.testing import CliRunner
 
 from fsctl.cli import cli
+from tests.freeswitch_server import NO_BUILD, FreeSwitch, build_missing, build_prefix, free_port
 from tests.kamailio_server import KamailioServer
 from tests.sshd import SshdServer
 
 from .phone import Phone
-from .switch import RUNTIME, Switch, build_prefix, free_port
 
-NO_BUILD = f"live FreeSWITCH tests need the shared build {RUNTIME} (absent on this machine)"
 HERE = Path(__file__).resolve().parent
 ESL_PASSWORD = "cluster-test-esl-secret"
 PASSWORD = "Cluster-pass-1234"  # every test user's SIP password
 
 
 def pytest_collection_modifyitems(config, items):
-    build = (RUNTIME / "install.sh").is_file()
+    build = not build_missing()
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.freeswitch)
@@ -62,9 +62,9 @@ class Cluster:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}{result.stdout}")
         return result
 
-    def add_node(self, name) -> Switch:
+    def add_node(self, name) -> FreeSwitch:
         """Another node started and added (`fsctl node add`) while the platform runs; stopped with the others."""
-        node = self.nodes[name] = Switch(build_prefix(), name, ESL_PASSWORD)
+        node = self.nodes[name] = FreeSwitch(build_prefix(), name, ESL_PASSWORD)
         node.start()
         self.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
                    "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
@@ -149,7 +149,7 @@ def cluster(postgres_server, tmp_path_factory):
     """Nodes fs1 and fs2 running, Kamailio in front, the settings file; nothing provisioned yet."""
     work = tmp_path_factory.mktemp("cluster")
     prefix = build_prefix()
-    nodes = {name: Switch(prefix, name, ESL_PASSWORD) for name in ("fs1", "fs2")}
+    nodes = {name: FreeSwitch(prefix, name, ESL_PASSWORD) for name in ("fs1", "fs2")}
     kam = KamailioServer()
     sshd = SshdServer(str(work / "sshd"))  # every node's SFTP account (rec pull fetches from the node)
     cl = None

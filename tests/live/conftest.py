@@ -2,8 +2,8 @@
 
 One FreeSWITCH, one `fs-scripts run` and one SMTP server per test session (starting FreeSWITCH
 costs seconds); each test provisions its own fresh tenant(s) instead of restarting anything.
-The FreeSWITCH configuration is a private copy of the build's stock tree with private ports, to
-which `fsctl freeswitch setup` applies the README's install steps, exactly as an operator does.
+The FreeSWITCH (tests/freeswitch_server.py) is a private copy of the build's stock tree with private
+ports, to which `fsctl freeswitch setup` applies the README's install steps, as an operator does.
 
 Every test here is marked `freeswitch`. Without the shared build (`../shared/freeswitch/runtime`
 next to the repository, or FSCTL_TEST_FREESWITCH_RUNTIME) they all skip with one reason; in CI the
@@ -25,18 +25,17 @@ import pytest
 from click.testing import CliRunner
 
 from fsctl.cli import cli
+from tests.freeswitch_server import ESL_PASSWORD, NO_BUILD, FreeSwitch, build_missing, build_prefix, free_port
 
 from .sipua import Phone
-from .switch import ESL_PASSWORD, RUNTIME, FreeSwitch, build_prefix, free_port
 
-NO_BUILD = f"live FreeSWITCH tests need the shared build {RUNTIME} (absent on this machine)"
 LIVE_DIR = Path(__file__).resolve().parent
 PASSWORD = "Live-pass-1234"  # every test user's SIP password
 CARRIER_GATEWAY = "carrier"  # the tenants' outbound gateway: the carrier UA of the session
 
 
 def pytest_collection_modifyitems(config, items):
-    build = (RUNTIME / "install.sh").is_file()
+    build = not build_missing()
     for item in items:
         if LIVE_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.freeswitch)
@@ -245,14 +244,14 @@ def _write_settings(path: Path, fs: FreeSwitch, work: Path, smtp_port: int):
     path.write_text(
         "[fsctl]\n"
         f'database = "sqlite:///{work}/fsctl.db"\n'
-        f'conf_dir = "{fs.conf}/fsctl"\n'
+        f'conf_dir = "{fs.fsctl_dir}"\n'
         'esl_host = "127.0.0.1"\n'
         f"esl_port = {fs.esl_port}\n"
         f'esl_password = "{ESL_PASSWORD}"\n'
         "esl_timeout = 10.0\n"
-        f'recordings_dir = "{fs.dir}/recordings"\n'
+        f'recordings_dir = "{fs.recordings}"\n'
         f'media_dir = "{work}/media"\n'
-        f'xml_cdr_dir = "{fs.dir}/xml_cdr"\n'
+        f'xml_cdr_dir = "{fs.xml_cdr}"\n'
         'smtp_host = "127.0.0.1"\n'
         f"smtp_port = {smtp_port}\n"
         'smtp_from = "pbx@live.test"\n'
@@ -264,24 +263,18 @@ def _write_settings(path: Path, fs: FreeSwitch, work: Path, smtp_port: int):
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
     """The session's running switch, service and carrier (see the module docstring)."""
-    if not (RUNTIME / "install.sh").is_file():
+    if build_missing():
         pytest.skip(NO_BUILD)
     prefix = build_prefix()
     work = tmp_path_factory.mktemp("live")
     smtp = Smtp()
     carrier = Phone("carrier", ("127.0.0.1", 0), user="carrier", domain="127.0.0.1")
     settings = work / "fsctl.toml"
-    fs = FreeSwitch(prefix, setup=None)
+    # The stock configuration and the README's install steps (fsctl freeswitch setup).
+    fs = FreeSwitch(prefix, "live", gateways={CARRIER_GATEWAY: carrier.port}, sessions_per_second=300)
     _write_settings(settings, fs, work, smtp.port)
     env = Live(work, fs, settings, carrier, smtp)
-
-    def setup(conf):
-        # The README's install steps (fsctl freeswitch setup), as an operator runs them.
-        env.fsctl("freeswitch", "setup", str(conf), "--sessions-per-second", "300")
-
-    fs.setup = setup
     try:
-        fs.prepare({CARRIER_GATEWAY: carrier.port})
         env.fsctl("init")
         fs.start()
         carrier.server = fs.external

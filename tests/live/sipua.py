@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import random
 import re
 import socket
@@ -742,41 +741,3 @@ class Phone:
             pass
         for c in list(self.calls.values()):
             c.close()
-
-
-def free_rtp_range(size=400, low=10000, high=16000, tries=50) -> tuple[int, int]:
-    """A range of UDP ports on 127.0.0.1 that are all free now (for FreeSWITCH's RTP).
-
-    Below the kernel's ephemeral ports (/proc/sys/net/ipv4/ip_local_port_range, 32768 up): every
-    socket a test binds to port 0 lands there, and FreeSWITCH failed a call with "RTP Bind Error"
-    (INCOMPATIBLE_DESTINATION) when a phone's socket had taken its next RTP port. And below a stock
-    FreeSWITCH's range (16384-32768) that another instance on this machine may use.
-    """
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
-            high = min(high, int(fh.read().split()[0]))
-    except (OSError, ValueError, IndexError):
-        pass
-    for _ in range(tries):
-        start = random.randrange(low, high - size) & ~1
-        socks = []
-        try:
-            for port in range(start, start + size):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return start, start + size - 1
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free RTP port range found")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False

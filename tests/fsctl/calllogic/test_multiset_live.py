@@ -12,20 +12,25 @@ import pytest
 
 from fsctl.calllogic.plan import SetCallerName, multiset, set_value, setvar_multi
 from tests.fakes.separate_string import multiset_parts
-from tests.live_freeswitch import LiveFreeSwitch, runtime_missing
+from tests.freeswitch_server import NO_BUILD, FreeSwitch, build_missing, build_prefix
 
-pytestmark = pytest.mark.skipif(bool(runtime_missing()), reason=runtime_missing() or "-")
+pytestmark = [pytest.mark.freeswitch, pytest.mark.servers, pytest.mark.skipif(build_missing(), reason=NO_BUILD)]
 
 
 @pytest.fixture(scope="module")
 def channel():
-    fs = LiveFreeSwitch().start()
+    fs = FreeSwitch(build_prefix(), "multiset")
+    esl = None
     try:
-        reply = fs.esl.api("originate null/1000 &park()")
+        esl = fs.start().esl()
+        reply = esl.api("originate null/1000 &park()")
         assert reply.startswith("+OK "), reply
-        yield fs.esl, reply.split()[1]
+        yield esl, reply.split()[1]
     finally:
-        fs.stop()
+        if esl is not None:
+            esl.close()
+        fs.stop(kill=True)  # nothing of it is kept: no need for its orderly shutdown
+        fs.remove()
 
 
 def run_multiset(esl, uuid, arg, names):
