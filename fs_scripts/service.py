@@ -342,7 +342,9 @@ class CallService:
 
     def _enqueue(self, kind, event) -> None:
         try:
-            self.hangups.put_nowait((kind, dict(event.headers)))
+            # The headers as parsed (read-only, each value decoded when first read): the writer
+            # reads a few dozen of the ~150, so copying them all decoded was wasted work.
+            self.hangups.put_nowait((kind, event.headers))
         except gevent.queue.Full:
             # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them
             # (fsctl-cdr-import.timer, every 5 minutes).
