@@ -295,18 +295,18 @@ def peek_plain_header(body: str, name: str) -> str | None:
     For deciding whether an event is worth parsing; it reads the ``Name: value`` form that
     FreeSWITCH serialises (switch_event_serialize) and the first occurrence only.
     """
-    end = body.find("\n\n")
-    block = body if end < 0 else body[:end]
     key = name + ": "
-    if block.startswith(key):
+    if body.startswith(key):
         start = len(key)
     else:
-        found = block.find("\n" + key)
-        if found < 0:
+        # Searched up to the header only (Event-Name is the first one), not the whole block:
+        # found after the blank line that ends the header block, it is body text.
+        found = body.find("\n" + key)
+        if found < 0 or body.find("\n\n", 0, found + 1) >= 0:
             return None
         start = found + 1 + len(key)
-    stop = block.find("\n", start)
-    value = block[start:] if stop < 0 else block[start:stop]
+    stop = body.find("\n", start)
+    value = body[start:] if stop < 0 else body[start:stop]
     if value.endswith("\r"):
         value = value[:-1]
     return unquote(value, errors="replace") if "%" in value else value
