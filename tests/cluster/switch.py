@@ -190,6 +190,7 @@ class Switch:
                             ("accept-blind-reg", "false"), ("accept-blind-auth", "false"), ("context", "public")):
             _param(internal, name, value)
         _param(conf / "sip_profiles" / "external.xml", "context", "fsctl-public")
+        _param(conf / "sip_profiles" / "external.xml", "disable-transfer", "true")
 
     def start(self, timeout=90.0):
         """Start FreeSWITCH; wait until its Event Socket answers and both SIP profiles run."""
