@@ -51,6 +51,9 @@ INSTANT_APPS = frozenset({"set", "multiset", "unset", "export", "sched_cancel", 
                           "record_session"})
 
 
+# The channel events the CRM "ringing" / "answered" webhooks (fsctl.services.notify) come from.
+CRM_EVENTS = ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER")
+
 # A channel's Unique-ID as a command can carry it: no blank, no control character, bounded.
 _UUID_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,256}\Z")
 
@@ -80,7 +83,7 @@ class CallService:
     """Routes parked scenario calls; `store` gives configuration and persists state."""
 
     def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None,
-                 crm_events=True, deliver_every=10.0, announce_every=0.0):
+                 crm_events=True, deliver_every=10.0, announce_every=0.0, crm_every=5.0):
         self.esl = esl
         self.store = store
         self.clock = clock
@@ -97,6 +100,10 @@ class CallService:
         self.announce_every = announce_every
         self._announcer = None
         self.on_decided = on_decided  # callback(uuid, decision), for tests and benchmarks
+        # How often to look whether some tenant has a CRM hook (channel events subscribed or not).
+        self.crm_every = crm_every
+        self._crm_watcher = None
+        self._crm_subscribed = False
         self._writer = None
 
     def attach(self) -> None:
@@ -104,9 +111,12 @@ class CallService:
         self.esl.on("CHANNEL_PARK", self.on_park)
         self.esl.on("CHANNEL_HANGUP_COMPLETE", self.on_hangup)
         if self.crm_events:
-            # CRM "ringing" / "answered" webhooks (fsctl.services.notify) come from these.
-            for name in ("CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER"):
-                self.esl.on(name, self.on_channel_event)
+            if callable(getattr(self.store, "has_crm_hooks", None)):
+                # Subscribed only while some tenant has a CRM hook (see _crm_loop).
+                if self._crm_watcher is None:
+                    self._crm_watcher = gevent.spawn(self._crm_loop)
+            else:
+                self._crm_subscribe(True)
         if self._writer is None:
             self._writer = gevent.spawn(self._write_events)
         if self.deliver_every and self._deliverer is None:
@@ -116,10 +126,10 @@ class CallService:
 
     def detach(self) -> None:
         """Stop the background workers (tests, shutdown)."""
-        for worker in (self._writer, self._deliverer, self._announcer):
+        for worker in (self._writer, self._deliverer, self._announcer, self._crm_watcher):
             if worker is not None:
                 worker.kill(block=False)
-        self._writer = self._deliverer = self._announcer = None
+        self._writer = self._deliverer = self._announcer = self._crm_watcher = None
 
     def stop(self, timeout=10.0) -> None:
         """Write what is queued (hang-ups, channel events, rotation moves), then stop the workers.
@@ -340,9 +350,32 @@ class CallService:
         self.stats.channel_events += 1
         self._enqueue("channel", event)
 
+    def _crm_subscribe(self, wanted: bool) -> None:
+        if wanted == self._crm_subscribed:
+            return
+        for name in CRM_EVENTS:
+            (self.esl.on if wanted else self.esl.off)(name, self.on_channel_event)
+        self._crm_subscribed = wanted
+
+    def _crm_loop(self) -> None:
+        """Channel events for the CRM hooks, subscribed only while some tenant has a hook.
+
+        Two to five of them per call (both legs ringing, answered), each ~150 headers that
+        FreeSWITCH serialises and we read, for nothing when no tenant has a hook (the common
+        case). A hook added is served from the next look, within `crm_every` seconds.
+        """
+        while True:
+            try:
+                self._crm_subscribe(bool(self.store.has_crm_hooks()))
+            except Exception:  # the database is away: keep what we have, look again
+                log.exception("could not look for CRM hooks; looking again in %.0fs", self.crm_every)
+            gevent.sleep(self.crm_every)
+
     def _enqueue(self, kind, event) -> None:
         try:
-            self.hangups.put_nowait((kind, dict(event.headers)))
+            # The headers as parsed (read-only, each value decoded when first read): the writer
+            # reads a few dozen of the ~150, so copying them all decoded was wasted work.
+            self.hangups.put_nowait((kind, event.headers))
         except gevent.queue.Full:
             # FreeSWITCH's mod_xml_cdr files are the safety net: `fsctl cdr import` recovers them
             # (fsctl-cdr-import.timer, every 5 minutes).

@@ -28,7 +28,7 @@ import gevent.lock
 import gevent.queue
 
 from fsctl.db import transaction
-from fsctl.model import Tenant
+from fsctl.model import CrmHook, Tenant
 from fsctl.services.snapshot import build_tenant_config, load_rotation, save_rotation
 
 log = logging.getLogger("fs_scripts.store")
@@ -167,6 +167,10 @@ class DatabaseStore:
         """Hand a batch of ringing/answered channel events to the CRM sinks."""
         return self._run(self._record, (self.channel_sinks, batch))
 
+    def has_crm_hooks(self):
+        """True when some tenant has a CRM hook (the service then subscribes to channel events)."""
+        return self._run(self._has_crm_hooks, ())
+
     def deliver(self):
         """Deliver due notifications (in a pool thread: SMTP and HTTP may be slow)."""
         if self._deliver is not None:
@@ -174,6 +178,9 @@ class DatabaseStore:
         return None
 
     # --- run in pool threads ------------------------------------------------------------------
+
+    def _has_crm_hooks(self):
+        return CrmHook.select().exists()
 
     def _tenant(self, domain):
         return Tenant.get_or_none(Tenant.domain == (domain or "").lower())

@@ -193,6 +193,7 @@ class EventSocket:
         #: successful (re)connections so far
         self.connections = 0
         self._events = [e for e in (events or ()) if e]
+        self._base_events = tuple(self._events)
         self._thread = _os_thread_id()
         self._handlers: dict = {}
         self._queue: collections.deque = collections.deque()
@@ -345,6 +346,25 @@ class EventSocket:
             self._events.append(event_name)
             if self._alive():
                 gevent.spawn(self._subscribe_quietly, self._session, event_name)
+
+    def off(self, event_name: str, handler) -> None:
+        """Stop calling ``handler`` for ``event_name``; unsubscribe (``nixevent``) when nothing else wants it.
+
+        Events asked for at construction, and those bgapi/execute/healthy need, stay subscribed;
+        so do CUSTOM subclasses (what ``nixevent CUSTOM x::y`` removes is not verified here).
+        """
+        self._check_thread()
+        handlers = self._handlers.get(event_name, [])
+        if handler in handlers:
+            handlers.remove(handler)
+        if handlers:
+            return
+        self._handlers.pop(event_name, None)
+        if event_name in self._events and event_name not in self._base_events \
+                and event_name not in _REQUIRED_EVENTS and "::" not in event_name:
+            self._events.remove(event_name)
+            if self._alive():
+                gevent.spawn(self._unsubscribe_quietly, self._session, event_name)
 
     def healthy(self) -> bool:
         """True when connected, authenticated, no reply overdue and traffic seen recently."""
@@ -658,6 +678,12 @@ class EventSocket:
             self._command(eslproto.event(words, "plain"), self.timeout, session=session)
         except EslError as exc:
             self.log.warning("could not subscribe to %s now (%s); done at the next reconnect", name, exc)
+
+    def _unsubscribe_quietly(self, session: _Session, name: str) -> None:
+        try:
+            self._command(eslproto.nixevent([name]), self.timeout, session=session)
+        except EslError as exc:
+            self.log.warning("could not unsubscribe from %s now (%s); done at the next reconnect", name, exc)
 
     def _supervise(self) -> None:
         delay = self.backoff[0]

@@ -377,3 +377,31 @@ def test_a_second_park_of_a_channel_supersedes_its_running_plan(fake_fs, service
     assert apps[len(first):][0] == ("sched_del", "")
     assert [arg for app, arg in apps if app == "bridge"][-1] == "[leg_timeout=20]user/104@acme.example"
     assert service.stats.superseded == 1 and uuid not in service.active
+
+
+def test_crm_channel_events_are_subscribed_only_while_a_tenant_has_a_hook(tenant, esl, fake_fs):
+    import ipaddress
+
+    from fsctl.model import CrmHook
+    from fsctl.services.notify import rules
+
+    channel = Recorder()
+    svc = CallService(esl, DatabaseStore(channel_sinks=[channel]), clock=lambda: NOON, crm_every=0.05)
+    svc.attach()
+    try:
+        gevent.sleep(0.3)  # several looks, no hook
+        assert not [c for c in fake_fs.received if c.startswith("event plain CHANNEL_ANSWER")]
+        fake_fs.inject_event({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u1"})
+        rules.add_hook("acme.example", "http://127.0.0.1:9/hook", allow=[ipaddress.ip_network("127.0.0.0/8")])
+        fake_fs.wait_for_command("event plain CHANNEL_ANSWER")
+        fake_fs.wait_for_command("event plain CHANNEL_PROGRESS_MEDIA")
+        fake_fs.inject_event({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u2"})
+        fake_fs.wait_for(lambda: [h["Unique-ID"] for b in channel.batches for h in b] == ["u2"], 3.0)
+        CrmHook.delete().execute()
+        fake_fs.wait_for_command("nixevent CHANNEL_ANSWER")
+        fake_fs.inject_event({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u3"})
+        esl.api("status")
+        gevent.sleep(0.2)  # the writer's linger
+        assert [h["Unique-ID"] for b in channel.batches for h in b] == ["u2"]
+    finally:
+        svc.stop(timeout=5)

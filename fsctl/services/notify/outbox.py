@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections import ChainMap
 from dataclasses import dataclass, field
 
 from ... import validate
@@ -81,8 +82,9 @@ def crm_event(headers: dict) -> tuple[str, str, str, str, dict] | None:
     kind = {"CHANNEL_PROGRESS": "ringing", "CHANNEL_PROGRESS_MEDIA": "ringing", "CHANNEL_ANSWER": "answered"}.get(name)
     if kind is None:
         return None
-    probe = dict(headers)
-    probe.setdefault(cv.header(cv.START_EPOCH), "1")
+    # The event's headers with a start time when it has none (read through: an event's headers
+    # are decoded when read, and parse_channel reads a few dozen of them).
+    probe = ChainMap(headers, {cv.header(cv.START_EPOCH): "1"})
     try:
         ch = parse_channel(probe)
     except ValidationError:

@@ -613,3 +613,32 @@ def test_pipelined_execute_writes_now_and_checks_its_reply_later(fake_fs, esl):
 def test_execute_without_waiting_still_reports_err(fake_fs, esl):
     with pytest.raises(EslCommandError, match="invalid session id"):
         esl.execute("00000000-0000-0000-0000-000000000000", "set", "a=b", wait=False)
+
+
+def test_off_unsubscribes_an_event_nothing_else_wants(fake_fs, esl):
+    got = []
+
+    def first(event):
+        got.append(("first", event.name))
+
+    def second(event):
+        got.append(("second", event.name))
+
+    esl.on("CHANNEL_ANSWER", first)
+    esl.on("CHANNEL_ANSWER", second)
+    fake_fs.wait_for_command("event plain CHANNEL_ANSWER")
+    esl.off("CHANNEL_ANSWER", first)  # another handler still wants it: still subscribed
+    fake_fs.inject_event({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u1"})
+    fake_fs.wait_for(lambda: got == [("second", "CHANNEL_ANSWER")])
+    esl.off("CHANNEL_ANSWER", second)
+    fake_fs.wait_for_command("nixevent CHANNEL_ANSWER")
+    fake_fs.inject_event({"Event-Name": "CHANNEL_ANSWER", "Unique-ID": "u2"})
+    esl.off("CHANNEL_PARK", first)  # asked for at construction: never nixed
+    esl.off("CHANNEL_EXECUTE_COMPLETE", first)  # needed by execute(): never nixed
+    fake_fs.park_call()
+    assert esl.api("status")  # a round trip: the events above have come, or never will
+    assert got == [("second", "CHANNEL_ANSWER")]
+    assert not [c for c in fake_fs.received if c.startswith("nixevent") and c != "nixevent CHANNEL_ANSWER"]
+    assert esl.execute(fake_fs.park_call(), "answer") == "_none_"
+    # A reconnect subscribes to what is wanted now, without CHANNEL_ANSWER.
+    assert "CHANNEL_ANSWER" not in esl._subscription()

@@ -300,3 +300,67 @@ def test_json_round_trip_of_builders_is_text():
     assert eslproto.nolinger() == "nolinger\n\n"
     assert eslproto.myevents("u1") == "myevents u1\n\n"
     assert eslproto.filter_delete("Event-Name") == "filter delete Event-Name\n\n"
+
+
+# --- the fast header split and lazily decoded headers (issue 12) -----------------------------
+
+
+def _slow_split(text):
+    """The line-by-line reference: what every header block meant before the fast path."""
+    out = {}
+    for line in text.split("\n"):
+        line = line[:-1] if line.endswith("\r") else line
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        assert sep and name.strip()
+        out[name.strip()] = value[1:] if value.startswith(" ") else value
+    return out
+
+
+@pytest.mark.parametrize("name", ["esl_events_plain_call.txt", "esl_events_plain_bridge_acme.txt"])
+def test_fast_split_equals_line_by_line_on_every_recorded_event(name):
+    from urllib.parse import unquote
+
+    for rec in captures.load(name).events():
+        body = rec.data[rec.header_bytes:].decode()
+        block = body.split("\n\n", 1)[0]
+        event = eslproto.parse_plain_event(body)
+        expected = {k: unquote(v, errors="replace") for k, v in _slow_split(block).items()}
+        assert dict(event.headers) == expected
+        assert len(event.headers) == len(expected)
+
+
+@pytest.mark.parametrize("block, expected", [
+    ("A: 1\r\nB: 2", {"A": "1", "B": "2"}),  # CRLF
+    ("A:1\nB:  2", {"A": "1", "B": " 2"}),  # no space; only one space dropped
+    (" A : 1\nB: x: y", {"A": "1", "B": "x: y"}),  # blanks around a name
+    ("A:b: c", {"A": "b: c"}),  # the name ends at the first colon
+    ("A: 1\n\nB: 2", {"A": "1", "B": "2"}),  # a blank line
+    ("A: 1\nA: 2", {"A": "2"}),  # the last one wins
+    ("A\x0b: 1", {"A": "1"}),  # other whitespace stripped from a name
+])
+def test_unusual_header_lines_mean_what_they_meant(block, expected):
+    assert eslproto.parse_headers(block.encode()) == expected
+    if "\n\n" not in block:  # (in an event, a blank line ends the header block)
+        assert dict(eslproto.parse_plain_event(block).headers) == expected
+
+
+@pytest.mark.parametrize("block", [": 1", "A: 1\nno colon here", "  : x"])
+def test_malformed_header_lines_are_still_refused(block):
+    with pytest.raises(ProtocolError):
+        eslproto.parse_headers(block.encode())
+
+
+def test_headers_are_decoded_when_read_and_read_only():
+    event = eslproto.parse_plain_event("Event-Name: X\nA: 100%25\nB: a%0Ab\nC: plain\n\n")
+    headers = event.headers
+    assert isinstance(headers, eslproto.Headers)
+    assert headers["A"] == "100%" and headers["A"] == "100%"  # decoded once, not twice
+    assert headers.get("B") == "a\nb" and headers.get("C") == "plain" and headers.get("D", "-") == "-"
+    assert "A" in headers and "D" not in headers and len(headers) == 4
+    assert dict(headers) == {"Event-Name": "X", "A": "100%", "B": "a\nb", "C": "plain"}
+    assert list(headers.items())[1] == ("A", "100%")
+    assert headers == {"Event-Name": "X", "A": "100%", "B": "a\nb", "C": "plain"}
+    with pytest.raises(TypeError):
+        headers["A"] = "changed"
