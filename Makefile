@@ -26,9 +26,10 @@ demo: $(STAMP)
 sysdeps:
 	sh .ci/sysdeps.sh tests
 
-## lint: ruff, and the import contracts of setup.cfg (imports only point down the layers)
+## lint: ruff (lint and format check), and the import contracts of setup.cfg (imports only point down the layers)
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 	$(BIN)/lint-imports --no-cache
 
 ## test: lint, then the whole suite, real PostgreSQL and OpenSSH included

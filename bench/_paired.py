@@ -41,7 +41,7 @@ def paired(reference, ours, repeat):
     refs, mine, ratios = [], [], []
     for i in range(repeat):
         times = {}
-        for name, fn in (("ref", reference), ("ours", ours))[::1 if i % 2 == 0 else -1]:
+        for name, fn in (("ref", reference), ("ours", ours))[:: 1 if i % 2 == 0 else -1]:
             times[name] = fn()
         refs.append(times["ref"])
         mine.append(times["ours"])

@@ -28,8 +28,14 @@ def _closed_port():
 
 
 def _placed(node):
-    return Tenant.select().where((Tenant.state == "active") & ((Tenant.home_node == node) | (Tenant.standby_node == node)
-                                                               | (Tenant.draining_node == node))).count()
+    return (
+        Tenant.select()
+        .where(
+            (Tenant.state == "active")
+            & ((Tenant.home_node == node) | (Tenant.standby_node == node) | (Tenant.draining_node == node))
+        )
+        .count()
+    )
 
 
 def run(quick: bool) -> list[tuple[str, str]]:
@@ -51,10 +57,15 @@ def run(quick: bool) -> list[tuple[str, str]]:
         t0 = time.perf_counter()
         with db.transaction():
             placed = nodes.place_unplaced()
-        lines.append((f"placing {n} tenants by load on 4 nodes (home + standby)",
-                      f"{time.perf_counter() - t0:.2f} s ({len(placed)} placed)"))
-        settings = Settings(conf_dir=os.path.join(folder, "conf"), kamailio_dir=os.path.join(folder, "kamailio"),
-                            esl_timeout=5.0)
+        lines.append(
+            (
+                f"placing {n} tenants by load on 4 nodes (home + standby)",
+                f"{time.perf_counter() - t0:.2f} s ({len(placed)} placed)",
+            )
+        )
+        settings = Settings(
+            conf_dir=os.path.join(folder, "conf"), kamailio_dir=os.path.join(folder, "kamailio"), esl_timeout=5.0
+        )
         os.sync()
         t0 = time.perf_counter()
         result = nodeapply.apply_nodes(settings)
@@ -65,14 +76,19 @@ def run(quick: bool) -> list[tuple[str, str]]:
             node = nodes.get_node(name)
             runs = NodeConfig.select().where(NodeConfig.node == node).count()
             state = "applied" if not by[name].error else f"not applied ({by[name].error.split(' (')[0]})"
-            lines.append((f"  {name}: tenants it runs / tenants placed there",
-                          f"{runs} / {_placed(node)}, {state}, {by[name].pending} pending"))
+            lines.append(
+                (
+                    f"  {name}: tenants it runs / tenants placed there",
+                    f"{runs} / {_placed(node)}, {state}, {by[name].pending} pending",
+                )
+            )
         reachable_ok = all(not by[f"fs{i}"].error and by[f"fs{i}"].pending == 0 for i in (1, 2, 3))
         lines.append(("  the reachable three fully applied", "yes" if reachable_ok else "NO"))
         t0 = time.perf_counter()
         nodeapply.apply_nodes(settings)
-        lines.append(("fsctl apply again, nothing changed (fs4 still down)",
-                      f"{(time.perf_counter() - t0) * 1000:.0f} ms"))
+        lines.append(
+            ("fsctl apply again, nothing changed (fs4 still down)", f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+        )
         with db.transaction():
             user = User.select().join(Tenant).where(Tenant.domain == "t0001.example", User.number == "150").get()
             user.name = "Changed"
@@ -81,12 +97,20 @@ def run(quick: bool) -> list[tuple[str, str]]:
         t0 = time.perf_counter()
         again = nodeapply.apply_nodes(settings)
         written = sum(len(r.result.written) for r in again.nodes if r.result)
-        lines.append(("fsctl apply after one user changed (its two nodes)",
-                      f"{(time.perf_counter() - t0) * 1000:.0f} ms ({written} files written)"))
+        lines.append(
+            (
+                "fsctl apply after one user changed (its two nodes)",
+                f"{(time.perf_counter() - t0) * 1000:.0f} ms ({written} files written)",
+            )
+        )
         t0 = time.perf_counter()
         routing = kamailio.apply_routing(settings, kamcmd=lambda *args: "Ok.")
-        lines.append((f"Kamailio routing data for {n} tenants (kamcmd stubbed)",
-                      f"{(time.perf_counter() - t0) * 1000:.0f} ms ({routing['summary']})"))
+        lines.append(
+            (
+                f"Kamailio routing data for {n} tenants (kamcmd stubbed)",
+                f"{(time.perf_counter() - t0) * 1000:.0f} ms ({routing['summary']})",
+            )
+        )
     finally:
         for fake in fakes:
             fake.stop()

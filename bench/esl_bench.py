@@ -19,8 +19,10 @@ def _percentile(values, p):
 
 
 def _ms(values):
-    return (f"p50 {_percentile(values, 50) * 1e3:.2f} ms, p99 {_percentile(values, 99) * 1e3:.2f} ms, "
-            f"max {max(values) * 1e3:.2f} ms")
+    return (
+        f"p50 {_percentile(values, 50) * 1e3:.2f} ms, p99 {_percentile(values, 99) * 1e3:.2f} ms, "
+        f"max {max(values) * 1e3:.2f} ms"
+    )
 
 
 def run(quick=False):

@@ -33,7 +33,7 @@ def run(quick=False):
     def one_call():
         reader = eslproto.Reader()
         for start in range(0, len(stream), 65536):
-            for message in reader.feed(stream[start:start + 65536]):
+            for message in reader.feed(stream[start : start + 65536]):
                 esl._on_message(None, message)
         while esl._queue:
             event = esl._queue.popleft()
@@ -56,8 +56,10 @@ def run(quick=False):
         runs.append((time.perf_counter() - start) / calls)
     per_call = statistics.median(runs)
     return [
-        ("captured call: events the service subscribes to", f"{len(events)} events, {len(stream)} bytes "
-                                                             f"(CRM ones only while a tenant has a hook)"),
+        (
+            "captured call: events the service subscribes to",
+            f"{len(events)} events, {len(stream)} bytes (CRM ones only while a tenant has a hook)",
+        ),
         ("events read, parsed and consumed per second", f"{len(events) / per_call:,.0f}"),
         ("CPU per call's events, in process (ms)", f"{per_call * 1e3:.3f}   (median of {len(runs)} runs)"),
     ]

@@ -167,8 +167,11 @@ class Rig:
 
         from fsctl.cli import cli
 
-        result = CliRunner().invoke(cli, ["--config", str(self.settings), *args],
-                                    env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None})
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(self.settings), *args],
+            env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
+        )
         if result.exit_code != 0:
             raise RuntimeError(f"fsctl {' '.join(args)}: {result.output}")
         return result.output
@@ -179,8 +182,14 @@ class Rig:
 
         prefix = build_prefix()
         # The stock configuration and the README's install steps (fsctl freeswitch setup).
-        self.fs = fs = FreeSwitch(prefix, "bench", gateways={"carrier": free_port()}, sessions_per_second=1000,
-                                  rtp_ports=2000, workdir=str(self.work / "fs"))
+        self.fs = fs = FreeSwitch(
+            prefix,
+            "bench",
+            gateways={"carrier": free_port()},
+            sessions_per_second=1000,
+            rtp_ports=2000,
+            workdir=str(self.work / "fs"),
+        )
         self.settings = self.work / "fsctl.toml"
         self.settings.write_text(
             "[fsctl]\n"
@@ -189,7 +198,8 @@ class Rig:
             f'esl_host = "127.0.0.1"\nesl_port = {fs.esl_port}\nesl_password = "{ESL_PASSWORD}"\n'
             f'recordings_dir = "{fs.recordings}"\nmedia_dir = "{self.work}/media"\n'
             f'xml_cdr_dir = "{fs.xml_cdr}"\n'
-            "calls_per_second = 1000\n")
+            "calls_per_second = 1000\n"
+        )
         self.fsctl("init")
         fs.start()
         # Production log level (the stock configuration logs DEBUG to its file).
@@ -201,8 +211,20 @@ class Rig:
         domain = "bench.live.test"
         self.fsctl("tenant", "add", domain, "--name", "Bench", "--tz", "UTC", "--gateway", "carrier")
         self.fsctl("user", "add", domain, "101", "--name", "Member", "--password", "Bench-pass-1234")
-        self.fsctl("group", "add", domain, "400", "--name", "Line", "--strategy", "simultaneous",
-                   "--ring-time", "20", "--member", "101")
+        self.fsctl(
+            "group",
+            "add",
+            domain,
+            "400",
+            "--name",
+            "Line",
+            "--strategy",
+            "simultaneous",
+            "--ring-time",
+            "20",
+            "--member",
+            "101",
+        )
         self.fsctl("did", "add", domain, DID, "--to", "group:400")
         self.fsctl("apply")
         # Register 101 from a port, then hand the port to sipp's answering phone.
@@ -218,8 +240,14 @@ class Rig:
         return self
 
     def _spawn(self, argv, **kw):
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, **kw)
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **kw,
+        )
         self.procs.append(proc)
         return proc
 
@@ -231,9 +259,22 @@ class Rig:
         argv = argv_prefix or [sys.executable, "-c", "from fs_scripts.cli import main; main()"]
         log = open(self.work / "fs-scripts.log", "ab")
         self.service = subprocess.Popen(
-            [*argv, "run", "--config", str(self.settings), "--health-port", str(self.health_port),
-             "--log-level", "INFO"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env)
+            [
+                *argv,
+                "run",
+                "--config",
+                str(self.settings),
+                "--health-port",
+                str(self.health_port),
+                "--log-level",
+                "INFO",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.health().get("freeswitch") == "connected":
@@ -273,11 +314,42 @@ class Rig:
         started = time.monotonic()
         stat = self.work / f"uac-{rate}.csv"
         proc = subprocess.run(
-            ["sipp", f"127.0.0.1:{self.fs.external_port}", "-sn", "uac", "-s", DID, "-i", "127.0.0.1", "-p", "0",
-             "-r", str(rate), "-m", str(calls), "-l", str(rate * 10), "-d", str(hold_ms), "-nostdin",
-             "-timeout", str(calls // rate + 60), "-timeout_error", "-recv_timeout", "30000",
-             "-trace_stat", "-stf", str(stat), "-fd", "3600"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=calls / rate + 120)
+            [
+                "sipp",
+                f"127.0.0.1:{self.fs.external_port}",
+                "-sn",
+                "uac",
+                "-s",
+                DID,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-r",
+                str(rate),
+                "-m",
+                str(calls),
+                "-l",
+                str(rate * 10),
+                "-d",
+                str(hold_ms),
+                "-nostdin",
+                "-timeout",
+                str(calls // rate + 60),
+                "-timeout_error",
+                "-recv_timeout",
+                "30000",
+                "-trace_stat",
+                "-stf",
+                str(stat),
+                "-fd",
+                "3600",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=calls / rate + 120,
+        )
         elapsed = time.monotonic() - started
         # The last hang-ups reach the service's writer after sipp's BYE: let it drain.
         deadline = time.monotonic() + 10
@@ -294,12 +366,20 @@ class Rig:
         pdd, first, bridge, ok, legs = self.observer.figures()
         decided = after.get("calls", 0) - before.get("calls", 0)
         return {
-            "rate": rate, "calls": calls, "seconds": elapsed, "sipp_failed": failed_sipp,
+            "rate": rate,
+            "calls": calls,
+            "seconds": elapsed,
+            "sipp_failed": failed_sipp,
             "service_failed": (after.get("failed", 0) - before.get("failed", 0))
             + (after.get("fallbacks", 0) - before.get("fallbacks", 0)),
-            "decided": decided, "answered": ok, "legs": legs,
-            "pdd": pdd, "first": first, "bridge": bridge,
-            "svc_cpu_ms": 1000 * svc / max(1, decided), "fs_cpu_ms": 1000 * fsw / max(1, calls),
+            "decided": decided,
+            "answered": ok,
+            "legs": legs,
+            "pdd": pdd,
+            "first": first,
+            "bridge": bridge,
+            "svc_cpu_ms": 1000 * svc / max(1, decided),
+            "fs_cpu_ms": 1000 * fsw / max(1, calls),
             "load": os.getloadavg()[0],
         }
 
@@ -356,24 +436,32 @@ def run(quick):
             runs[rate] = rig.load(rate, rate * seconds)
         for rate in RATES:
             r = runs[rate]
-            yield (f"post-dial delay at {rate}/s p50 / p99 (ms)",
-                   f"{_ms(r['pdd'], 50)} / {_ms(r['pdd'], 99)}   (n={len(r['pdd'])}, load {r['load']:.1f})")
+            yield (
+                f"post-dial delay at {rate}/s p50 / p99 (ms)",
+                f"{_ms(r['pdd'], 50)} / {_ms(r['pdd'], 99)}   (n={len(r['pdd'])}, load {r['load']:.1f})",
+            )
         for rate in RATES:
             r = runs[rate]
             p99 = percentile(r["first"], 99) if r["first"] else float("inf")
-            yield (f"park -> first command at {rate}/s p50 / p99 (ms)",
-                   f"{_ms(r['first'], 50)} / {_ms(r['first'], 99)}   ref one tick {TICK_MS:.0f} ms; goal p99 <= "
-                   f"{PARK_P99_GOAL_MS:.0f}: {'OK' if p99 <= PARK_P99_GOAL_MS else 'MISSED'}")
-            yield (f"park -> bridge at {rate}/s p50 / p99 (ms)",
-                   f"{_ms(r['bridge'], 50)} / {_ms(r['bridge'], 99)}   (goal: one tick after the park)")
+            yield (
+                f"park -> first command at {rate}/s p50 / p99 (ms)",
+                f"{_ms(r['first'], 50)} / {_ms(r['first'], 99)}   ref one tick {TICK_MS:.0f} ms; goal p99 <= "
+                f"{PARK_P99_GOAL_MS:.0f}: {'OK' if p99 <= PARK_P99_GOAL_MS else 'MISSED'}",
+            )
+            yield (
+                f"park -> bridge at {rate}/s p50 / p99 (ms)",
+                f"{_ms(r['bridge'], 50)} / {_ms(r['bridge'], 99)}   (goal: one tick after the park)",
+            )
         best = 0
         for rate in RATES + PROBE_RATES:
             r = runs.get(rate) or rig.load(rate, rate * seconds)
             runs[rate] = r
             failures = r["sipp_failed"] + r["service_failed"]
-            yield (f"{rate} calls/s x {r['calls']}: failed (sipp / service)",
-                   f"{r['sipp_failed']} / {r['service_failed']}   park->bridge p99 {_ms(r['bridge'], 99)} ms, "
-                   f"load {r['load']:.1f}")
+            yield (
+                f"{rate} calls/s x {r['calls']}: failed (sipp / service)",
+                f"{r['sipp_failed']} / {r['service_failed']}   park->bridge p99 {_ms(r['bridge'], 99)} ms, "
+                f"load {r['load']:.1f}",
+            )
             if failures:
                 break
             best = rate
@@ -381,9 +469,11 @@ def run(quick):
         cpu = [runs[rate]["svc_cpu_ms"] for rate in RATES]
         fs_cpu = [runs[rate]["fs_cpu_ms"] for rate in RATES]
         share = statistics.median(cpu) / statistics.median(fs_cpu) if statistics.median(fs_cpu) else float("nan")
-        yield ("the service's CPU per call, SQLite (ms)",
-               f"{' / '.join(f'{c:.2f}' for c in cpu)} at {' / '.join(map(str, RATES))}/s   ref FreeSWITCH "
-               f"{statistics.median(fs_cpu):.1f} ms per call ({share:.0%}); goal <= {CPU_GOAL_MS:.0f} ms: "
-               f"{'OK' if statistics.median(cpu) <= CPU_GOAL_MS else 'MISSED'}")
+        yield (
+            "the service's CPU per call, SQLite (ms)",
+            f"{' / '.join(f'{c:.2f}' for c in cpu)} at {' / '.join(map(str, RATES))}/s   ref FreeSWITCH "
+            f"{statistics.median(fs_cpu):.1f} ms per call ({share:.0%}); goal <= {CPU_GOAL_MS:.0f} ms: "
+            f"{'OK' if statistics.median(cpu) <= CPU_GOAL_MS else 'MISSED'}",
+        )
     finally:
         rig.close()

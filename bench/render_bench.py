@@ -27,13 +27,31 @@ USERS = 100
 def _populate(n_tenants):
     """Bulk-insert tenants with 100 users, a group, an IVR and a DID each."""
     with db.transaction():
-        Tenant.insert_many([{"domain": f"t{i:04d}.example", "name": f"Tenant {i} & Co", "timezone": "Europe/Vilnius",
-                             "fallback": "group:200"} for i in range(n_tenants)]).execute()
+        Tenant.insert_many(
+            [
+                {
+                    "domain": f"t{i:04d}.example",
+                    "name": f"Tenant {i} & Co",
+                    "timezone": "Europe/Vilnius",
+                    "fallback": "group:200",
+                }
+                for i in range(n_tenants)
+            ]
+        ).execute()
         tenants = list(Tenant.select(Tenant.id, Tenant.domain).order_by(Tenant.id))
         for t in tenants:
-            rows = [{"tenant": t.id, "number": str(100 + u), "name": f"User {u} <{t.domain}>",
-                     "sip_password": f"password-{t.id}-{u}-xx", "vm_pin": "1234", "email": f"u{u}@{t.domain}",
-                     "record": u % 10 == 0} for u in range(USERS)]
+            rows = [
+                {
+                    "tenant": t.id,
+                    "number": str(100 + u),
+                    "name": f"User {u} <{t.domain}>",
+                    "sip_password": f"password-{t.id}-{u}-xx",
+                    "vm_pin": "1234",
+                    "email": f"u{u}@{t.domain}",
+                    "record": u % 10 == 0,
+                }
+                for u in range(USERS)
+            ]
             User.insert_many(rows).execute()
         groups = [{"tenant": t.id, "number": "200", "name": "Sales", "fallback": "voicemail:100"} for t in tenants]
         Group.insert_many(groups).execute()
@@ -42,11 +60,16 @@ def _populate(n_tenants):
         for t in tenants:
             group = Group.get((Group.tenant == t.id) & (Group.number == "200"))
             members = User.select(User.id).where((User.tenant == t.id) & (User.number.in_(["101", "102", "103"])))
-            GroupMember.insert_many([{"group": group.id, "user": m.id, "position": i}
-                                     for i, m in enumerate(members, 1)]).execute()
+            GroupMember.insert_many(
+                [{"group": group.id, "user": m.id, "position": i} for i, m in enumerate(members, 1)]
+            ).execute()
             ivr = Ivr.get((Ivr.tenant == t.id) & (Ivr.number == "500"))
-            IvrEntry.insert_many([{"ivr": ivr.id, "digits": "1", "destination": "group:200"},
-                                  {"ivr": ivr.id, "digits": "2", "destination": "user:101"}]).execute()
+            IvrEntry.insert_many(
+                [
+                    {"ivr": ivr.id, "digits": "1", "destination": "group:200"},
+                    {"ivr": ivr.id, "digits": "2", "destination": "user:101"},
+                ]
+            ).execute()
             Did.create(tenant=t.id, number=f"+3705{t.id:07d}", destination="ivr:500", name="Main")
 
 
@@ -111,14 +134,20 @@ def run(quick: bool) -> list[tuple[str, str]]:
                 etree.fromstring(fh.read(), etree.XMLParser(resolve_entities=False, huge_tree=True))
         parse_only = time.perf_counter() - t3
         lines += [
-            (f"full render, {n} tenants x {USERS} users",
-             f"{t1 - t0:.2f} s ({len(digests)} files, {size / 1e6:.1f} MB)"),
+            (
+                f"full render, {n} tenants x {USERS} users",
+                f"{t1 - t0:.2f} s ({len(digests)} files, {size / 1e6:.1f} MB)",
+            ),
             ("full validate (lxml, whole tree)", f"{t2 - t1:.2f} s"),
             ("  of which reading + lxml parsing alone", f"{parse_only:.2f} s"),
             ("full render + validate (goal < 3 s for 1,000 tenants)", f"{t2 - t0:.2f} s"),
         ]
-        lines.append((f"  writing {size / 1e6:.1f} MB in {len(digests)} new files here (the disk, not fsctl)",
-                      f"{_raw_writes(folder, len(digests), size):.2f} s"))
+        lines.append(
+            (
+                f"  writing {size / 1e6:.1f} MB in {len(digests)} new files here (the disk, not fsctl)",
+                f"{_raw_writes(folder, len(digests), size):.2f} s",
+            )
+        )
         conf = os.path.join(folder, "conf")
         t0 = time.perf_counter()
         apply.apply_config(conf, lambda: "+OK [Success]")
@@ -131,8 +160,12 @@ def run(quick: bool) -> list[tuple[str, str]]:
         t0 = time.perf_counter()
         result = apply.apply_config(conf, lambda: "+OK [Success]")
         elapsed = time.perf_counter() - t0
-        lines.append(("apply after one user changed (goal < 100 ms before the reload)",
-                      f"{elapsed * 1000:.0f} ms ({len(result.written)} file written)"))
+        lines.append(
+            (
+                "apply after one user changed (goal < 100 ms before the reload)",
+                f"{elapsed * 1000:.0f} ms ({len(result.written)} file written)",
+            )
+        )
         t0 = time.perf_counter()
         apply.apply_config(conf, lambda: "+OK [Success]")
         lines.append(("apply with nothing changed (no reload)", f"{(time.perf_counter() - t0) * 1000:.0f} ms"))

@@ -16,8 +16,11 @@ import tempfile
 import threading
 import time
 
-HEADERS = {"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
-           "variable_fsctl_tenant": "acme.example"}
+HEADERS = {
+    "Caller-Destination-Number": "200",
+    "Caller-Caller-ID-Number": "101",
+    "variable_fsctl_tenant": "acme.example",
+}
 
 
 def _percentile(values, p):
@@ -94,8 +97,15 @@ def run(quick=False):
     tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
     for n in range(101, 113):
         users.add_user("acme.example", str(n), f"U{n}")
-    groups.add_group("acme.example", "200", "Hunt", strategy="sequential", order="rotating", ring_time=10,
-                     members=[str(n) for n in range(101, 113)])
+    groups.add_group(
+        "acme.example",
+        "200",
+        "Hunt",
+        strategy="sequential",
+        order="rotating",
+        ring_time=10,
+        members=[str(n) for n in range(101, 113)],
+    )
 
     parent, child = multiprocessing.get_context("spawn").Pipe()
     proc = multiprocessing.get_context("spawn").Process(target=_freeswitch, args=(child, calls, rate), daemon=True)
@@ -117,18 +127,23 @@ def run(quick=False):
 
     ordered = sorted(sent_at)  # bench-000000..., in the order the calls were offered
     tenth = max(1, len(ordered) // 10)
-    deciles = [[(plan_at[u] - sent_at[u]) * 1000 for u in ordered[i:i + tenth] if u in plan_at]
-               for i in range(0, len(ordered), tenth)]
+    deciles = [
+        [(plan_at[u] - sent_at[u]) * 1000 for u in ordered[i : i + tenth] if u in plan_at]
+        for i in range(0, len(ordered), tenth)
+    ]
     first = [(first_at[u] - t) * 1000 for u, t in sent_at.items() if u in first_at]
     decided = [(plan_at[u] - t) * 1000 for u, t in sent_at.items() if u in plan_at]
     return [
         ("calls offered (rate/s)", f"{calls} ({rate:.0f}/s), fake FreeSWITCH in its own process"),
         ("first command (sched_cancel) p50 / p99 ms", f"{_percentile(first, 50):.2f} / {_percentile(first, 99):.2f}"),
-        ("first plan command p50 / p99 ms (goal p99 < 5)",
-         f"{_percentile(decided, 50):.2f} / {_percentile(decided, 99):.2f}"),
-        ("first plan command p99 ms per tenth of the run",
-         " ".join(f"{_percentile(d, 99):.1f}" for d in deciles)),
+        (
+            "first plan command p50 / p99 ms (goal p99 < 5)",
+            f"{_percentile(decided, 50):.2f} / {_percentile(decided, 99):.2f}",
+        ),
+        ("first plan command p99 ms per tenth of the run", " ".join(f"{_percentile(d, 99):.1f}" for d in deciles)),
         ("calls lost / duplicated", f"{calls - len(plan_at)} / {sum(1 for n in plans.values() if n > 1)}"),
-        ("decisions / rotation retries / failures",
-         f"{service.stats.decided} / {service.stats.rotation_retries} / {service.stats.failed}"),
+        (
+            "decisions / rotation retries / failures",
+            f"{service.stats.decided} / {service.stats.rotation_retries} / {service.stats.failed}",
+        ),
     ]

@@ -25,8 +25,13 @@ def run(quick: bool) -> list[tuple[str, str]]:
     folder = tempfile.mkdtemp(prefix="fsctl-startup-bench-")
     try:
         demo = os.path.join(folder, "demo")
-        subprocess.run(["sh", "tools/demo.sh", demo], env={**os.environ, "FSCTL": FSCTL}, check=True,
-                       capture_output=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        subprocess.run(
+            ["sh", "tools/demo.sh", demo],
+            env={**os.environ, "FSCTL": FSCTL},
+            check=True,
+            capture_output=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         env = env_with(database=f"sqlite:///{demo}/fsctl.db")
 
         def python_floor():
@@ -36,13 +41,18 @@ def run(quick: bool) -> list[tuple[str, str]]:
             return run_command([FSCTL, "--version"], env=env)
 
         t_py, t_version, ratio_version = paired(python_floor, version, repeat)
-        t_imports, t_list, ratio_list = paired(lambda: run_command([sys.executable, "-c", IMPORTS]),
-                                               lambda: run_command([FSCTL, "tenant", "list"], env=env), repeat)
+        t_imports, t_list, ratio_list = paired(
+            lambda: run_command([sys.executable, "-c", IMPORTS]),
+            lambda: run_command([FSCTL, "tenant", "list"], env=env),
+            repeat,
+        )
         _, t_help, ratio_help = paired(python_floor, lambda: run_command([FSCTL, "--help"], env=env), repeat)
         return [
             ("python -c pass (the floor)", f"{t_py * 1000:.0f} ms"),
-            ("fsctl --version (goal <= 80 ms)", f"{t_version * 1000:.0f} ms {verdict(t_version, 0.08)} "
-                                                f"({ratio_version:.1f}x the floor, paired)"),
+            (
+                "fsctl --version (goal <= 80 ms)",
+                f"{t_version * 1000:.0f} ms {verdict(t_version, 0.08)} ({ratio_version:.1f}x the floor, paired)",
+            ),
             ("fsctl --help (every command listed)", f"{t_help * 1000:.0f} ms ({ratio_help:.1f}x the floor)"),
             ("python importing click, peewee, rich, jinja2, lxml", f"{t_imports * 1000:.0f} ms"),
             ("fsctl tenant list, demo database", f"{t_list * 1000:.0f} ms"),

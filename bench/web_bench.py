@@ -43,13 +43,21 @@ def run(quick: bool) -> list[tuple[str, str]]:
         User.create(tenant=big, number="100", name="Admin", sip_password="x" * 16, role="admin")
         webauth.set_web_password(big.domain, "100", PASSWORD)
         _, secret = tokens.add_token(big.domain, "bench", "read")
-        app = create_app(Settings(database="unused", recordings_dir=work, web_secure_cookies=False,
-                                  web_api_rate_per_minute=10**6), open_db=False)  # the most the settings allow
+        app = create_app(
+            Settings(database="unused", recordings_dir=work, web_secure_cookies=False, web_api_rate_per_minute=10**6),
+            open_db=False,
+        )  # the most the settings allow
         client = TestClient(app, base_url="http://127.0.0.1")
         page = client.get("/sign-in")
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)[1]
-        assert client.post("/sign-in", data={"csrf": csrf, "login": f"100@{big.domain}", "password": PASSWORD},
-                           follow_redirects=False).status_code == 303
+        assert (
+            client.post(
+                "/sign-in",
+                data={"csrf": csrf, "login": f"100@{big.domain}", "password": PASSWORD},
+                follow_redirects=False,
+            ).status_code
+            == 303
+        )
         cases = {
             "first page, no filter": "",
             "one week": "from=2026-09-01&to=2026-09-07",
@@ -61,8 +69,9 @@ def run(quick: bool) -> list[tuple[str, str]]:
         for label, query in cases.items():
             api_query = query.replace("page=20", "offset=950")
             for kind, url, headers in (
-                    ("page", f"/recordings?{query}", {}),
-                    ("API ", f"/api/v1/recordings?{api_query}", {"authorization": f"Bearer {secret}"})):
+                ("page", f"/recordings?{query}", {}),
+                ("API ", f"/api/v1/recordings?{api_query}", {"authorization": f"Bearer {secret}"}),
+            ):
                 times = []
                 for _ in range(repeat):
                     t0 = time.perf_counter()

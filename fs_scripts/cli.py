@@ -19,11 +19,19 @@ def main():
 @main.command("run")
 @click.option("--config", "config_path", envvar="FSCTL_CONFIG", help="Settings file (default /etc/fsctl/fsctl.toml).")
 @click.option("--database", envvar="FSCTL_DATABASE", help="Database URL (overrides the settings file).")
-@click.option("--health-port", type=int, default=0, show_default=True,
-              help="Serve GET /health on 127.0.0.1:PORT (200 when connected to FreeSWITCH, else 503); 0: off.")
+@click.option(
+    "--health-port",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Serve GET /health on 127.0.0.1:PORT (200 when connected to FreeSWITCH, else 503); 0: off.",
+)
 @click.option("--log-level", default="INFO", show_default=True)
-@click.option("--node", help="With nodes (fsctl node add): serve this node, on its Event Socket from the database; "
-                              "its recordings (its --recordings-dir) are catalogued as on that node.")
+@click.option(
+    "--node",
+    help="With nodes (fsctl node add): serve this node, on its Event Socket from the database; "
+    "its recordings (its --recordings-dir) are catalogued as on that node.",
+)
 def run_cmd(config_path, database, health_port, log_level, node):
     """Connect to FreeSWITCH's Event Socket and route every parked scenario call until stopped."""
     import gevent
@@ -54,8 +62,13 @@ def run_cmd(config_path, database, health_port, log_level, node):
     except FsctlError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    esl = EventSocket(settings.esl_host, settings.esl_port, settings.esl_password, timeout=settings.esl_timeout,
-                      events=("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE"))
+    esl = EventSocket(
+        settings.esl_host,
+        settings.esl_port,
+        settings.esl_password,
+        timeout=settings.esl_timeout,
+        events=("CHANNEL_PARK", "CHANNEL_HANGUP_COMPLETE"),
+    )
     service = build_service(esl, settings, node=node or None)
     service.attach()
     if health_port:

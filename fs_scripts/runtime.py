@@ -37,8 +37,13 @@ def hangup_sinks(settings, node=None):
             report = cdr.ingest_hangups(batch, notifier=notify.enqueue_for_calls, node=node)
         for index, reason, _ in report.errors:
             headers = batch[index]
-            log.warning("call %s (leg %s) not recorded: %s; %s", headers.get("variable_call_uuid", "?"),
-                        headers.get("Unique-ID", "?"), reason, RECOVERY)
+            log.warning(
+                "call %s (leg %s) not recorded: %s; %s",
+                headers.get("variable_call_uuid", "?"),
+                headers.get("Unique-ID", "?"),
+                reason,
+                RECOVERY,
+            )
 
     # Recordings first: a call record links to its recording by call UUID when it is written.
     return [recording_catalogue, call_records]
@@ -82,8 +87,12 @@ def deliverer(settings):
 
 def build_service(esl, settings, clock=None, node=None):
     """A CallService on the fsctl database of `settings` (serving the node named `node`, if any)."""
-    store = DatabaseStore(recordings_root=settings.recordings_dir, hangup_sinks=hangup_sinks(settings, node),
-                          channel_sinks=channel_sinks(), deliver=deliverer(settings))
+    store = DatabaseStore(
+        recordings_root=settings.recordings_dir,
+        hangup_sinks=hangup_sinks(settings, node),
+        channel_sinks=channel_sinks(),
+        deliver=deliverer(settings),
+    )
     kwargs = {"clock": clock} if clock else {}
     return CallService(esl, store, announce_every=ANNOUNCE_EVERY, **kwargs)
 

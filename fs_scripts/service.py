@@ -47,8 +47,9 @@ RECOVERY = "fsctl-cdr-import.timer imports them from FreeSWITCH's mod_xml_cdr fi
 PASSED_CAUSES = ("SUCCESS", "ORIGINATOR_CANCEL")
 # Applications that return at once: sent without waiting for their completion (the channel
 # runs its queued applications in order), which saves a round trip each.
-INSTANT_APPS = frozenset({"set", "multiset", "unset", "export", "sched_cancel", "pre_answer", "answer",
-                          "record_session"})
+INSTANT_APPS = frozenset(
+    {"set", "multiset", "unset", "export", "sched_cancel", "pre_answer", "answer", "record_session"}
+)
 
 
 # The channel events the CRM "ringing" / "answered" webhooks (fsctl.services.notify) come from.
@@ -82,8 +83,19 @@ class Stats:
 class CallService:
     """Routes parked scenario calls; `store` gives configuration and persists state."""
 
-    def __init__(self, esl, store, clock=utcnow, max_rotation_tries=3, hangup_queue=10000, on_decided=None,
-                 crm_events=True, deliver_every=10.0, announce_every=0.0, crm_every=5.0):
+    def __init__(
+        self,
+        esl,
+        store,
+        clock=utcnow,
+        max_rotation_tries=3,
+        hangup_queue=10000,
+        on_decided=None,
+        crm_events=True,
+        deliver_every=10.0,
+        announce_every=0.0,
+        crm_every=5.0,
+    ):
         self.esl = esl
         self.store = store
         self.clock = clock

@@ -37,8 +37,17 @@ log = logging.getLogger("fs_scripts.store")
 class DatabaseStore:
     """Tenant snapshots, rotation state and hang-up sinks backed by the fsctl database."""
 
-    def __init__(self, recordings_root=None, hangup_sinks=(), channel_sinks=(), deliver=None, run=None,
-                 revision_ttl=1.0, clock=time.monotonic, rotation_linger=0.05):
+    def __init__(
+        self,
+        recordings_root=None,
+        hangup_sinks=(),
+        channel_sinks=(),
+        deliver=None,
+        run=None,
+        revision_ttl=1.0,
+        clock=time.monotonic,
+        rotation_linger=0.05,
+    ):
         self.recordings_root = recordings_root
         self.revision_ttl = revision_ttl
         self.rotation_linger = rotation_linger
@@ -119,8 +128,10 @@ class DatabaseStore:
         """Write the rotation moves still queued, then stop the writer (the service's shutdown)."""
         self.flush(timeout)
         if not self._pending.empty():
-            log.warning("stopping with the rotation of %d calls unwritten: the next call starts "
-                        "from the last stored state", self._pending.qsize())
+            log.warning(
+                "stopping with the rotation of %d calls unwritten: the next call starts from the last stored state",
+                self._pending.qsize(),
+            )
         if self._persister is not None:
             self._persister.kill(block=False)
             self._persister = None

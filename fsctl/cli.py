@@ -25,29 +25,40 @@ COMMANDS = {
     "group": ("group", "cli", "Ring groups: simultaneous, random, or sequential (hunt) with fixed or rotating order."),
     "did": ("did", "cli", "Public numbers (DIDs): each routes to its own scenario."),
     "ivr": ("ivr", "cli", "Voice menus (auto-attendant); menus route to each other for several levels."),
-    "time-rule": ("time_rule", "cli",
-                  "Time rules: working hours and holidays in the tenant's time zone, two routes."),
+    "time-rule": ("time_rule", "cli", "Time rules: working hours and holidays in the tenant's time zone, two routes."),
     "queue": ("queue", "cli", "Call queues: callers wait with music until an agent is free."),
     "conference": ("conference", "cli", "Conference rooms (number, optional PIN)."),
     "blacklist": ("blacklist", "cli", "Refused caller numbers and prefixes."),
     "contact": ("contact", "cli", "The tenant's phonebook: names shown for incoming numbers."),
     "media": ("media", "cli", "The media centre: the tenant's own greetings and announcements (WAV)."),
     "rec-group": ("rec_group", "cli", "Recording groups: supervisors see the recordings of the group's members."),
-    "render": ("render", "cli", "Render every active tenant's FreeSWITCH XML into a folder and validate it "
-                                "(FreeSWITCH is not touched)."),
-    "apply": ("render", "apply", "Write what changed into the conf dir and reloadxml; on any failure restore the "
-                                 "previous files."),
+    "render": (
+        "render",
+        "cli",
+        "Render every active tenant's FreeSWITCH XML into a folder and validate it (FreeSWITCH is not touched).",
+    ),
+    "apply": (
+        "render",
+        "apply",
+        "Write what changed into the conf dir and reloadxml; on any failure restore the previous files.",
+    ),
     "status": ("render", "status", "Show per tenant the applied and current revision: applied, pending or removed."),
-    "trace": ("trace", "cli", "Show the plan the call logic would run for CALLER dialling DIALLED (a DID or an "
-                              "internal number)."),
+    "trace": (
+        "trace",
+        "cli",
+        "Show the plan the call logic would run for CALLER dialling DIALLED (a DID or an internal number).",
+    ),
     "rec": ("rec", "cli", "Call recordings: catalogue, search, marks, retention, SFTP pull and publication."),
     "cdr": ("cdr", "cli", "The call log: one record per call (however many phones rang)."),
     "notify": ("notify", "cli", "Missed-call notifications by e-mail or webhook, per user or group; the outbox."),
     "crm": ("crm", "cli", "CRM hooks: call events (ringing, answered, finished) to a webhook or Bitrix24."),
     "stats": ("stats", "cli", "Call statistics: per user, group, queue, public number, hour and day; HTML report."),
     "freeswitch": ("freeswitch", "cli", "Prepare a stock FreeSWITCH for fsctl."),
-    "check": ("freeswitch", "check", "Ask the running FreeSWITCH whether the install steps are in force; one line per "
-                                     "check."),
+    "check": (
+        "freeswitch",
+        "check",
+        "Ask the running FreeSWITCH whether the install steps are in force; one line per check.",
+    ),
     "token": ("token", "cli", "API tokens for fsctl-web's recording API (/api/v1): shown once, stored hashed."),
 }
 
@@ -158,8 +169,9 @@ def _once(command):
             for param in order:
                 if isinstance(param, click.Option) and not (param.multiple or param.count or param.is_flag):
                     if param.name in seen:
-                        raise click.BadOptionUsage(param.name, f"option {param.opts[-1]} given more than once: "
-                                                               "it takes one value", ctx=ctx)
+                        raise click.BadOptionUsage(
+                            param.name, f"option {param.opts[-1]} given more than once: it takes one value", ctx=ctx
+                        )
                     seen.add(param.name)
             return opts, rest, order
 
@@ -179,13 +191,24 @@ def _fail(ctx, message, code, exc):
     ctx.exit(code)
 
 
-@click.group("fsctl", cls=FsctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="FSCTL_CONFIG",
-              help="Settings file (default /etc/fsctl/fsctl.toml).")
+@click.group(
+    "fsctl", cls=FsctlGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="FSCTL_CONFIG",
+    help="Settings file (default /etc/fsctl/fsctl.toml).",
+)
 @click.option("--database", envvar="FSCTL_DATABASE", help="Database URL: sqlite:///path or postgresql://...")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-@click.option("--apply/--no-apply", "auto_apply", default=None,
-              help="Apply a provisioning change to FreeSWITCH at once (default: the auto_apply setting).")
+@click.option(
+    "--apply/--no-apply",
+    "auto_apply",
+    default=None,
+    help="Apply a provisioning change to FreeSWITCH at once (default: the auto_apply setting).",
+)
 @click.version_option(__version__, prog_name="fsctl")
 @click.pass_context
 def cli(ctx, config_path, database, debug, auto_apply):

@@ -128,8 +128,9 @@ def allowed_networks(text) -> tuple:
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ConfigError(f'setting webhook_allow_networks "{item}": must be networks like 127.0.0.0/8, '
-                              "comma-separated") from None
+            raise ConfigError(
+                f'setting webhook_allow_networks "{item}": must be networks like 127.0.0.0/8, comma-separated'
+            ) from None
     return tuple(networks)
 
 
@@ -194,8 +195,10 @@ def _check_environment(environ) -> None:
 
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"environment variable {name}: not an fsctl setting{hint}; settings are "
-                              "FSCTL_<setting name>, as in fsctl.toml")
+            raise ConfigError(
+                f"environment variable {name}: not an fsctl setting{hint}; settings are "
+                "FSCTL_<setting name>, as in fsctl.toml"
+            )
 
 
 def _coerce(key, value, kind):

@@ -26,7 +26,7 @@ def make_database(url):
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
-        path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
         if not path:
             raise ConfigError(f'database "{url}": sqlite URLs look like sqlite:///path/to/fsctl.db')
         return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, timeout=10)
@@ -59,7 +59,11 @@ def _postgresql_driver():
 
     register_uuid()
     peewee.psycopg2, peewee.pg_extensions, peewee.pg_register_uuid, peewee.Json_pg2 = (
-        psycopg2, extensions, register_uuid, Json)
+        psycopg2,
+        extensions,
+        register_uuid,
+        Json,
+    )
     adapter = peewee.Psycopg2Adapter
     adapter.txn_idle = extensions.TRANSACTION_STATUS_IDLE
     adapter.txn_inerror = extensions.TRANSACTION_STATUS_INERROR
@@ -137,14 +141,16 @@ def refuse_root_on_foreign_file(url, path, create=True, euid=None):
     except KeyError:
         name = f"uid {owner}"
     what = "" if target == path else "the folder of "
-    raise ConfigError(f'database "{_redact(url)}": {what}{path} belongs to {name}, not root: run as {name} '
-                      f'(sudo -u {name} fsctl ...); as root, SQLite would leave root-owned -wal and -shm files '
-                      f'that {name} cannot open')
+    raise ConfigError(
+        f'database "{_redact(url)}": {what}{path} belongs to {name}, not root: run as {name} '
+        f"(sudo -u {name} fsctl ...); as root, SQLite would leave root-owned -wal and -shm files "
+        f"that {name} cannot open"
+    )
 
 
 def _check_sqlite_file(url, path, create):
     """Refuse a missing SQLite file (or make it, 0600, for `fsctl init`); tighten a world-readable one."""
-    hint, rel = "", url[len("sqlite:///"):]
+    hint, rel = "", url[len("sqlite:///") :]
     if not rel.startswith("/"):
         hint = f"; the path is relative to {os.getcwd()}: for /{rel} write sqlite:////{rel}"
     if not os.path.exists(path):
@@ -203,6 +209,6 @@ def _redact(url):
 def sqlite_path(url):
     """The file behind a sqlite URL, or None."""
     if url.lower().startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         return None if path == ":memory:" else os.path.abspath(path)
     return None

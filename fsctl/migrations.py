@@ -24,13 +24,17 @@ def _v2_recording_folds(db, migrator):
     import peewee
     from playhouse.migrate import migrate
 
-    migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default=""))
-              for name in FOLDED))
+    migrate(*(migrator.add_column("recording", f"{name}_fold", peewee.TextField(default="")) for name in FOLDED))
     rec = model.Recording
     last = 0
     while True:  # in batches: a catalogue can hold millions of rows
-        rows = list(rec.select(rec.id, *(getattr(rec, name) for name in FOLDED))
-                    .where(rec.id > last).order_by(rec.id).limit(5000).tuples())
+        rows = list(
+            rec.select(rec.id, *(getattr(rec, name) for name in FOLDED))
+            .where(rec.id > last)
+            .order_by(rec.id)
+            .limit(5000)
+            .tuples()
+        )
         if not rows:
             break
         for row in rows:
@@ -43,8 +47,17 @@ def _v2_recording_folds(db, migrator):
 def _v3_web_workspace(db, migrator):
     """Version 3: the web workspace (fsctl-web): web passwords, sessions, sign-in links and throttle,
     API tokens, and the audit of recording marks."""
-    db.create_tables([model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle,
-                      model.ApiToken, model.MarkAudit], safe=True)
+    db.create_tables(
+        [
+            model.WebCredential,
+            model.WebSession,
+            model.SignInLink,
+            model.SignInThrottle,
+            model.ApiToken,
+            model.MarkAudit,
+        ],
+        safe=True,
+    )
 
 
 def _v4_nodes(db, migrator):
@@ -58,9 +71,13 @@ def _v4_nodes(db, migrator):
 
     db.create_tables([model.Node], safe=True)
     have = {c.name for c in db.get_columns("tenant")}
-    ops = [migrator.add_column("tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id,
-                                                                      on_delete="RESTRICT"))
-           for name in ("home_node_id", "standby_node_id", "draining_node_id") if name not in have]
+    ops = [
+        migrator.add_column(
+            "tenant", name, peewee.ForeignKeyField(model.Node, null=True, field=model.Node.id, on_delete="RESTRICT")
+        )
+        for name in ("home_node_id", "standby_node_id", "draining_node_id")
+        if name not in have
+    ]
     if "drain_after" not in have:
         ops.append(migrator.add_column("tenant", "drain_after", peewee.DateTimeField(null=True)))
     if ops:
@@ -70,8 +87,13 @@ def _v4_nodes(db, migrator):
 
 # Version 5 widens these columns to what the model now allows (model.UUID_MAX, OUTBOX_KEY_MAX).
 WIDENED = (
-    (model.CallRecord, "uuid"), (model.CallRecord, "voicemail"), (model.CallRecord, "queue"),
-    (model.CallLeg, "uuid"), (model.Recording, "call_uuid"), (model.CrmCall, "call_uuid"), (model.Outbox, "key"),
+    (model.CallRecord, "uuid"),
+    (model.CallRecord, "voicemail"),
+    (model.CallRecord, "queue"),
+    (model.CallLeg, "uuid"),
+    (model.Recording, "call_uuid"),
+    (model.CrmCall, "call_uuid"),
+    (model.Outbox, "key"),
 )
 
 
@@ -85,8 +107,10 @@ def _v5_wider_call_fields(db, migrator):
         return
     for table, name in WIDENED:
         column = table._meta.fields[name].column_name
-        db.execute_sql(f'ALTER TABLE "{table._meta.table_name}" ALTER COLUMN "{column}" '
-                       f"TYPE VARCHAR({table._meta.fields[name].max_length})")
+        db.execute_sql(
+            f'ALTER TABLE "{table._meta.table_name}" ALTER COLUMN "{column}" '
+            f"TYPE VARCHAR({table._meta.fields[name].max_length})"
+        )
 
 
 def _v6_outbound_names(db, migrator):
@@ -94,8 +118,11 @@ def _v6_outbound_names(db, migrator):
     import peewee
     from playhouse.migrate import migrate
 
-    ops = [migrator.add_column(table, "outbound_name", peewee.TextField(null=True)) for table in ("tenant", "user")
-           if "outbound_name" not in {c.name for c in db.get_columns(table)}]
+    ops = [
+        migrator.add_column(table, "outbound_name", peewee.TextField(null=True))
+        for table in ("tenant", "user")
+        if "outbound_name" not in {c.name for c in db.get_columns(table)}
+    ]
     if ops:
         migrate(*ops)
 
@@ -119,13 +146,16 @@ def search_index(db):
         except peewee.DatabaseError:
             return False
         for column in columns:
-            db.execute_sql(f"CREATE INDEX IF NOT EXISTS recording_{column}_trgm ON recording "
-                           f"USING gin ({column} gin_trgm_ops)")
+            db.execute_sql(
+                f"CREATE INDEX IF NOT EXISTS recording_{column}_trgm ON recording USING gin ({column} gin_trgm_ops)"
+            )
         return True
     try:
         with db.atomic():
-            db.execute_sql(f"CREATE VIRTUAL TABLE IF NOT EXISTS recording_fts USING fts5({', '.join(columns)}, "
-                           "content='recording', content_rowid='id', tokenize='trigram')")
+            db.execute_sql(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS recording_fts USING fts5({', '.join(columns)}, "
+                "content='recording', content_rowid='id', tokenize='trigram')"
+            )
     except peewee.OperationalError:  # SQLite built without FTS5, or older than 3.34 (no trigram)
         return False
     # Only rows with some text are indexed (most recordings have none, and their inserts then cost
@@ -137,17 +167,26 @@ def search_index(db):
     # (A trigger's WHEN, not a WHERE in its body: a statement on the FTS5 table costs ~20 us even
     # when it writes nothing, which would double the cost of cataloguing a recording.)
     add = f"INSERT INTO recording_fts (rowid, {names}) SELECT new.id, {values['new']} WHERE {some_text['new.']};"
-    remove = (f"INSERT INTO recording_fts (recording_fts, rowid, {names}) "
-              f"SELECT 'delete', old.id, {values['old']} WHERE {some_text['old.']};")
-    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_insert AFTER INSERT ON recording "
-                   f"WHEN {some_text['new.']} BEGIN {add} END")
-    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_delete AFTER DELETE ON recording "
-                   f"WHEN {some_text['old.']} BEGIN {remove} END")
-    db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS recording_fts_update AFTER UPDATE OF {names} ON recording "
-                   f"WHEN {some_text['old.']} OR {some_text['new.']} BEGIN {remove} {add} END")
+    remove = (
+        f"INSERT INTO recording_fts (recording_fts, rowid, {names}) "
+        f"SELECT 'delete', old.id, {values['old']} WHERE {some_text['old.']};"
+    )
+    db.execute_sql(
+        f"CREATE TRIGGER IF NOT EXISTS recording_fts_insert AFTER INSERT ON recording "
+        f"WHEN {some_text['new.']} BEGIN {add} END"
+    )
+    db.execute_sql(
+        f"CREATE TRIGGER IF NOT EXISTS recording_fts_delete AFTER DELETE ON recording "
+        f"WHEN {some_text['old.']} BEGIN {remove} END"
+    )
+    db.execute_sql(
+        f"CREATE TRIGGER IF NOT EXISTS recording_fts_update AFTER UPDATE OF {names} ON recording "
+        f"WHEN {some_text['old.']} OR {some_text['new.']} BEGIN {remove} {add} END"
+    )
     db.execute_sql("INSERT INTO recording_fts (recording_fts) VALUES ('delete-all')")
-    db.execute_sql(f"INSERT INTO recording_fts (rowid, {names}) SELECT id, {names} FROM recording "
-                   f"WHERE {some_text['']}")
+    db.execute_sql(
+        f"INSERT INTO recording_fts (rowid, {names}) SELECT id, {names} FROM recording WHERE {some_text['']}"
+    )
     return True
 
 
@@ -181,8 +220,15 @@ def _v8_node_of_files_and_calls(db, migrator):
 
 
 # MIGRATIONS[i] upgrades a database at version i+1 to version i+2: fn(db, migrator).
-MIGRATIONS = [_v2_recording_folds, _v3_web_workspace, _v4_nodes, _v5_wider_call_fields, _v6_outbound_names,
-              _v7_recording_trigrams, _v8_node_of_files_and_calls]
+MIGRATIONS = [
+    _v2_recording_folds,
+    _v3_web_workspace,
+    _v4_nodes,
+    _v5_wider_call_fields,
+    _v6_outbound_names,
+    _v7_recording_trigrams,
+    _v8_node_of_files_and_calls,
+]
 
 # What a new database gets besides the models' tables (created at the current version, it runs
 # no step): objects the models cannot declare.
@@ -205,9 +251,7 @@ def upgrade(db, migrations=None, target=None):
     target = 1 + len(migrations) if target is None else target
     version = current_version(db)
     if version > target:
-        raise OperationError(
-            f"database schema version {version} is newer than this fsctl ({target}): upgrade fsctl"
-        )
+        raise OperationError(f"database schema version {version} is newer than this fsctl ({target}): upgrade fsctl")
     if version == 0:
         with db.atomic():
             db.create_tables(model.ALL_MODELS, safe=True)

@@ -82,8 +82,11 @@ def text(value, field, max_len=200, required=True, multiline=False):
     if len(value) > max_len:
         raise ValidationError(field, value, f"must be at most {max_len} characters")
     if (MULTILINE_CONTROL_RE if multiline else CONTROL_RE).search(value):
-        rule = "must not contain control characters" if multiline else \
-            "must be one line without control characters (tabs and line breaks included)"
+        rule = (
+            "must not contain control characters"
+            if multiline
+            else "must be one line without control characters (tabs and line breaks included)"
+        )
         raise ValidationError(field, value, rule)
     return value
 

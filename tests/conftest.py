@@ -102,17 +102,40 @@ class PostgresServer:
         subprocess.run(self.as_user + list(cmd), check=True, capture_output=True, timeout=120)
 
     def start(self):
-        self._run(f"{self.bindir}/initdb", "-D", self.data, "--auth=trust", "-U", "postgres", "-E", "UTF8",
-                  "--locale=C")
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off " \
-               "-c synchronous_commit=off -c full_page_writes=off"
-        self._run(f"{self.bindir}/pg_ctl", "-D", self.data, "-o", opts, "-l", os.path.join(self.dir, "log"),
-                  "-w", "-t", "60", "start")
+        self._run(
+            f"{self.bindir}/initdb", "-D", self.data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C"
+        )
+        opts = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            f"{self.bindir}/pg_ctl",
+            "-D",
+            self.data,
+            "-o",
+            opts,
+            "-l",
+            os.path.join(self.dir, "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         deadline = time.time() + 30
         while True:
             try:
-                self._run(f"{self.bindir}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c",
-                          "CREATE DATABASE fsctl_test")
+                self._run(
+                    f"{self.bindir}/psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-c",
+                    "CREATE DATABASE fsctl_test",
+                )
                 break
             except subprocess.CalledProcessError:
                 if time.time() > deadline:
@@ -193,8 +216,9 @@ class Fsctl:
 
     def __call__(self, *args, input=None, ok=True):
         obj = {"clock": self.clock} if self.clock else None
-        result = self.runner.invoke(cli, ["--database", self.url, *args], input=input, env=self.env,
-                                    catch_exceptions=False, obj=obj)
+        result = self.runner.invoke(
+            cli, ["--database", self.url, *args], input=input, env=self.env, catch_exceptions=False, obj=obj
+        )
         if ok is True and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}")
         return result

@@ -242,9 +242,16 @@ class FreeSwitch:
     `--conf-dir`), `recordings` (a node's `--recordings-dir`), `xml_cdr` (mod_xml_cdr's `log-dir`).
     """
 
-    def __init__(self, prefix: str, name: str = "fs", esl_password: str = ESL_PASSWORD,
-                 gateways: dict[str, int] | None = None, sessions_per_second: int | None = None,
-                 rtp_ports: int = 400, workdir: str | None = None):
+    def __init__(
+        self,
+        prefix: str,
+        name: str = "fs",
+        esl_password: str = ESL_PASSWORD,
+        gateways: dict[str, int] | None = None,
+        sessions_per_second: int | None = None,
+        rtp_ports: int = 400,
+        workdir: str | None = None,
+    ):
         self.prefix, self.name, self.esl_password = prefix, name, esl_password
         self.dir = Path(workdir or tempfile.mkdtemp(prefix=f"fsctl-{name}-"))
         self.conf = self.dir / "conf"
@@ -278,15 +285,19 @@ class FreeSwitch:
         internal = self.conf / "sip_profiles" / "internal.xml"
         text = internal.read_text()
         text = re.sub(r'name="ws-binding"\s+value="[^"]*"', f'name="ws-binding" value="127.0.0.1:{free_port()}"', text)
-        text = re.sub(r'name="wss-binding"\s+value="[^"]*"', f'name="wss-binding" value="127.0.0.1:{free_port()}"',
-                      text)
+        text = re.sub(
+            r'name="wss-binding"\s+value="[^"]*"', f'name="wss-binding" value="127.0.0.1:{free_port()}"', text
+        )
         internal.write_text(text)
         switch = self.conf / "autoload_configs" / "switch.conf.xml"
         text = switch.read_text()
-        text = text.replace('<!-- <param name="rtp-start-port" value="16384"/> -->',
-                            f'<param name="rtp-start-port" value="{self.rtp[0]}"/>')
-        text = text.replace('<!-- <param name="rtp-end-port" value="32768"/> -->',
-                            f'<param name="rtp-end-port" value="{self.rtp[1]}"/>')
+        text = text.replace(
+            '<!-- <param name="rtp-start-port" value="16384"/> -->',
+            f'<param name="rtp-start-port" value="{self.rtp[0]}"/>',
+        )
+        text = text.replace(
+            '<!-- <param name="rtp-end-port" value="32768"/> -->', f'<param name="rtp-end-port" value="{self.rtp[1]}"/>'
+        )
         assert f'value="{self.rtp[0]}"' in text and f'value="{self.rtp[1]}"' in text, "rtp ports not set"
         switch.write_text(text)
         # The carriers our tenants' gateways reach (a UA of the test on loopback).
@@ -300,7 +311,8 @@ class FreeSwitch:
                 '    <param name="password" value="unused"/>\n'
                 '    <param name="caller-id-in-from" value="true"/>\n'
                 "  </gateway>\n"
-                "</include>\n")
+                "</include>\n"
+            )
         # The README's install steps, as an operator runs them on this switch's machine: its own
         # settings file (conf_dir, Event Socket, mod_xml_cdr folder), then `fsctl freeswitch setup`.
         from click.testing import CliRunner
@@ -308,25 +320,55 @@ class FreeSwitch:
         from fsctl.cli import cli
 
         settings = self.dir / "fsctl.toml"
-        values = {"database": f"sqlite:///{self.dir}/fsctl-setup.db", "conf_dir": str(self.fsctl_dir),
-                  "esl_host": "127.0.0.1", "esl_port": self.esl_port, "esl_password": self.esl_password,
-                  "xml_cdr_dir": str(self.xml_cdr)}
+        values = {
+            "database": f"sqlite:///{self.dir}/fsctl-setup.db",
+            "conf_dir": str(self.fsctl_dir),
+            "esl_host": "127.0.0.1",
+            "esl_port": self.esl_port,
+            "esl_password": self.esl_password,
+            "xml_cdr_dir": str(self.xml_cdr),
+        }
         settings.write_text("[fsctl]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
         args = ["--config", str(settings), "freeswitch", "setup", str(self.conf)]
         if sessions_per_second:
             args += ["--sessions-per-second", str(sessions_per_second)]
-        result = CliRunner().invoke(cli, args, env={"FSCTL_CONFIG": str(settings), "FSCTL_DATABASE": None},
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(
+            cli, args, env={"FSCTL_CONFIG": str(settings), "FSCTL_DATABASE": None}, catch_exceptions=False
+        )
         if result.exit_code != 0:
             raise RuntimeError(f"fsctl freeswitch setup exited {result.exit_code}: {result.stderr}{result.stdout}")
 
     def command(self) -> list[str]:
         p, w = self.prefix, self.dir
-        return [f"{p}/bin/freeswitch", "-nonat", "-nonatmap", "-nc", "-nf", "-base", p,
-                "-mod", f"{p}/lib/freeswitch/mod", "-conf", str(self.conf), "-log", str(w / "log"),
-                "-db", str(w / "db"), "-run", str(w / "run"), "-temp", str(w / "temp"),
-                "-recordings", str(self.recordings), "-storage", str(w / "storage"),
-                "-sounds", str(w / "sounds"), "-cache", str(w / "cache")]
+        return [
+            f"{p}/bin/freeswitch",
+            "-nonat",
+            "-nonatmap",
+            "-nc",
+            "-nf",
+            "-base",
+            p,
+            "-mod",
+            f"{p}/lib/freeswitch/mod",
+            "-conf",
+            str(self.conf),
+            "-log",
+            str(w / "log"),
+            "-db",
+            str(w / "db"),
+            "-run",
+            str(w / "run"),
+            "-temp",
+            str(w / "temp"),
+            "-recordings",
+            str(self.recordings),
+            "-storage",
+            str(w / "storage"),
+            "-sounds",
+            str(w / "sounds"),
+            "-cache",
+            str(w / "cache"),
+        ]
 
     def start(self, timeout=90.0) -> "FreeSwitch":
         """Start FreeSWITCH (again, after `stop()`); wait until its Event Socket answers and both SIP profiles run."""
@@ -334,14 +376,20 @@ class FreeSwitch:
         if pidfile.exists():
             pidfile.unlink()
         # -nf: FreeSWITCH stays this process; its own session, so a test's signals do not reach it.
-        self.process = subprocess.Popen(self.command(), env=dict(os.environ, LD_LIBRARY_PATH=f"{self.prefix}/lib"),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            env=dict(os.environ, LD_LIBRARY_PATH=f"{self.prefix}/lib"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name}: FreeSWITCH exited {self.process.returncode} at start; "
-                                   f"log: {self.log_tail()}")
+                raise RuntimeError(
+                    f"{self.name}: FreeSWITCH exited {self.process.returncode} at start; log: {self.log_tail()}"
+                )
             try:
                 if "is ready" in self.api("status") and self.api("sofia status").count("RUNNING") >= 2:
                     return self

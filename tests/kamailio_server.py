@@ -49,15 +49,31 @@ class KamailioServer:
 
     def settings_values(self):
         """The fsctl settings (FSCTL_* names, lowercase) that point fsctl at this Kamailio."""
-        return {"kamailio_dir": self.folder, "kamailio_listen": f"udp:127.0.0.1:{self.port}",
-                "kamailio_ctl": self.ctl, "kamcmd": KAMCMD, "kamailio_ping_interval": 1}
+        return {
+            "kamailio_dir": self.folder,
+            "kamailio_listen": f"udp:127.0.0.1:{self.port}",
+            "kamailio_ctl": self.ctl,
+            "kamcmd": KAMCMD,
+            "kamailio_ping_interval": 1,
+        }
 
     def start(self, timeout=30):
         """Start Kamailio on the rendered <folder>/kamailio.cfg; wait for its control socket."""
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([KAMAILIO, "-DD", "-E", "-f", os.path.join(self.folder, "kamailio.cfg"),
-                                          "-P", os.path.join(self.dir, "run", "kamailio.pid")],
-                                         stdout=log, stderr=log, cwd=self.dir)
+            self.proc = subprocess.Popen(
+                [
+                    KAMAILIO,
+                    "-DD",
+                    "-E",
+                    "-f",
+                    os.path.join(self.folder, "kamailio.cfg"),
+                    "-P",
+                    os.path.join(self.dir, "run", "kamailio.pid"),
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=self.dir,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

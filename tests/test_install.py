@@ -40,8 +40,11 @@ def test_units_verify(tmp_path):
     for path in (REPO / "conf" / "systemd").iterdir():
         text = re.sub(r"/opt/fsctl/bin/[a-z-]+", "/bin/true", path.read_text())
         (tmp_path / path.name).write_text(text)
-    check = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.glob("*.service"))],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
     assert [line for line in check.stderr.splitlines() if "fsctl" in line or "fs-scripts" in line] == []
 
@@ -56,12 +59,14 @@ def test_the_health_port_is_the_same_in_the_unit_and_the_readme():
 
 def test_the_readme_installs_the_user_and_the_modes_it_promises():
     section = README.split("## Installing for real", 1)[1].split("### Settings", 1)[0]
-    for command in ("adduser --system --group --home /var/lib/fsctl --no-create-home fsctl",
-                    "adduser fsctl freeswitch",
-                    "install -d -o fsctl -g fsctl -m 0700 /var/lib/fsctl",
-                    "install -o root -g fsctl -m 0640 conf/fsctl.toml /etc/fsctl/fsctl.toml",
-                    "install -d -o fsctl -g freeswitch -m 2750 /etc/freeswitch/fsctl",
-                    "sudo -u fsctl /opt/fsctl/bin/fsctl --database sqlite:////var/lib/fsctl/fsctl.db init"):
+    for command in (
+        "adduser --system --group --home /var/lib/fsctl --no-create-home fsctl",
+        "adduser fsctl freeswitch",
+        "install -d -o fsctl -g fsctl -m 0700 /var/lib/fsctl",
+        "install -o root -g fsctl -m 0640 conf/fsctl.toml /etc/fsctl/fsctl.toml",
+        "install -d -o fsctl -g freeswitch -m 2750 /etc/freeswitch/fsctl",
+        "sudo -u fsctl /opt/fsctl/bin/fsctl --database sqlite:////var/lib/fsctl/fsctl.db init",
+    ):
         assert command in section, command
     from fsctl.db import DB_FILE_MODE
     from fsctl.render import FILE_MODE

@@ -14,26 +14,41 @@ def test_every_package_is_declared():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
     declared = set(config["options"]["packages"].split())
-    found = {".".join(init.parent.relative_to(ROOT).parts) for top in ("fsctl", "fs_scripts")
-             for init in (ROOT / top).rglob("__init__.py")}
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("fsctl", "fs_scripts")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
     assert declared == found | {"fsctl.templates"}
 
 
 def test_wheel_carries_templates_and_renders(tmp_path):
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = wheels.glob("fsctl-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     packaged = {n for n in names if n.startswith("fsctl/templates/")}
     assert {f"fsctl/templates/{p.name}" for p in (ROOT / "templates").iterdir()} == packaged
     assert "fs_scripts/service.py" in names and "fsctl/cli.py" in names
     # fsctl-web's pages and static files travel with it (setup.cfg package_data)
-    assert {"fsctl/web/templates/base.html", "fsctl/web/templates/recordings.html", "fsctl/web/static/app.js",
-            "fsctl/web/static/style.css"} <= names
+    assert {
+        "fsctl/web/templates/base.html",
+        "fsctl/web/templates/recordings.html",
+        "fsctl/web/static/app.js",
+        "fsctl/web/static/style.css",
+    } <= names
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # The installed copy, first on the path, must find its own templates and render a tenant.
     script = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"

@@ -129,12 +129,17 @@ def format_hhmm(minutes: int) -> str:
 
 
 # What a caller name may not carry through a dial string's `[name=value]` or a SIP display name.
-_DIAL_UNSAFE = str.maketrans({"'": "\u2019", '"': "\u201d", "[": "(", "]": ")", "{": "(", "}": ")",
-                              ",": "\u201a", "\\": "/"})
+_DIAL_UNSAFE = str.maketrans(
+    {"'": "\u2019", '"': "\u201d", "[": "(", "]": ")", "{": "(", "}": ")", ",": "\u201a", "\\": "/"}
+)
 
 
-def outbound_name(tenant_name: str, tenant_outbound_name: str | None = None, did_name: str | None = None,
-                  user_outbound_name: str | None = None) -> str:
+def outbound_name(
+    tenant_name: str,
+    tenant_outbound_name: str | None = None,
+    did_name: str | None = None,
+    user_outbound_name: str | None = None,
+) -> str:
     """The caller name a user's outside call shows the carrier (issue 11: never the internal name).
 
     The user's own, else the tenant's, else the name of the public number the call goes out

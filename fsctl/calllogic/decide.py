@@ -248,8 +248,14 @@ class _Router:
         else:
             counterpart = call.caller_number
             direction = "in" if call.direction == "inbound" else "internal"
-        rel = recpath.relpath(_token(self.tenant.domain), self.now.astimezone(timezone.utc).replace(tzinfo=None),
-                              _token(who), direction, counterpart, call.uuid)
+        rel = recpath.relpath(
+            _token(self.tenant.domain),
+            self.now.astimezone(timezone.utc).replace(tzinfo=None),
+            _token(who),
+            direction,
+            counterpart,
+            call.uuid,
+        )
         return f"{self.tenant.recordings_root.rstrip('/')}/{rel}"
 
     def recording_prelude(self, who: str, why: str) -> list[Step]:
@@ -321,9 +327,7 @@ class _Router:
             if target is not None:
                 return self.route(target, path, f"{here} ({rule}: forwards)", rec, in_fallback)
             if user.vm_enabled:
-                return self._emit(
-                    [Voicemail(user.number, self.tenant.domain, reason=f"{here} ({rule}): voicemail")]
-                )
+                return self._emit([Voicemail(user.number, self.tenant.domain, reason=f"{here} ({rule}): voicemail")])
             return self._emit([Hangup(cause, reason=f"{here} ({rule}): no forwarding, no voicemail")])
 
         busy = Branch("busy", BUSY_CAUSES, outcome("busy", fwd.busy, "USER_BUSY"))
@@ -394,7 +398,9 @@ class _Router:
                 f"ring {', '.join(members)} one after another ({group.order} order), "
                 f"{group.ring_time} s each, one cycle"
             )
-        steps.append(SetVar(cv.FSCTL_TARGET, f"group:{group.number}", reason=f"{here}: statistics count group {group.number}"))
+        steps.append(
+            SetVar(cv.FSCTL_TARGET, f"group:{group.number}", reason=f"{here}: statistics count group {group.number}")
+        )
         steps.append(Bridge(legs, mode, reason=f"{here}: {group.strategy} group {group.number}: {how}"))
         self._emit(steps)
         return steps + self.route(group.fallback, path, f"{here} (nobody answered: fallback)", rec, in_fallback)
@@ -407,7 +413,9 @@ class _Router:
             step = Transfer(ext, self.tenant.domain, reason=f"{here}: hand over to the dialplan's {kind}")
         except ValueError as exc:
             raise DecisionError(f"{here}: {exc}") from None
-        target = SetVar(cv.FSCTL_TARGET, f"{kind}:{dest.target}", reason=f"{here}: statistics count {kind} {dest.target}")
+        target = SetVar(
+            cv.FSCTL_TARGET, f"{kind}:{dest.target}", reason=f"{here}: statistics count {kind} {dest.target}"
+        )
         return self._emit([target, step])
 
     def _route_ivr(self, dest, path, here, rec, in_fallback):
@@ -461,9 +469,7 @@ def _check_now(now: datetime) -> None:
         raise ValueError("now must be a timezone-aware datetime (UTC)")
 
 
-def decide(
-    call: CallFacts, config: TenantConfig, now: datetime, rotation: RotationState = RotationState()
-) -> Decision:
+def decide(call: CallFacts, config: TenantConfig, now: datetime, rotation: RotationState = RotationState()) -> Decision:
     """The plan for `call` in `config` at the instant `now`; DecisionError if the config contradicts itself."""
     _check_now(now)
     tenant = config.tenant

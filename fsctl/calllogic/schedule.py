@@ -68,12 +68,9 @@ def matches(rule: TimeRule, now_utc: datetime, default_tz: str) -> tuple[bool, s
         else:
             # Crossing midnight: today's evening part, or the morning part of a range that
             # started yesterday.
-            hit = (weekday in rng.weekdays and minute >= rng.start) or (
-                yesterday in rng.weekdays and minute < rng.end
-            )
+            hit = (weekday in rng.weekdays and minute >= rng.start) or (yesterday in rng.weekdays and minute < rng.end)
         if hit:
             return True, f"time rule {rule.name}: range {rng} ({where})"
     if not rule.ranges:
         return False, f"time rule {rule.name}: no ranges ({where})"
     return False, f"time rule {rule.name}: outside {', '.join(str(r) for r in rule.ranges)} ({where})"
-

@@ -33,8 +33,10 @@ def apply_nodes(app, full, only, as_json):
         failed = [n.node for n in result.nodes if n.error]
         parts = []
         if failed:
-            parts.append(f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
-                         "their tenants stay pending, the next fsctl apply retries")
+            parts.append(
+                f"{len(failed)} of {len(result.nodes)} nodes not fully applied ({', '.join(failed)}): "
+                "their tenants stay pending, the next fsctl apply retries"
+            )
         if result.kamailio_error:
             parts.append("kamailio's routing not applied")
         raise activation.NotAppliedError("; ".join(parts), result.exit_code)
@@ -55,8 +57,10 @@ def print_apply_result(result, as_json):
         say("nothing to apply: FreeSWITCH already runs the current configuration (no reload)")
         return
     if result.rendered or result.removed or result.reloaded:
-        say(f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
-            f"written, {len(result.deleted)} deleted")
+        say(
+            f"{len(result.rendered)} tenants rendered, {len(result.removed)} removed, {len(result.written)} files "
+            f"written, {len(result.deleted)} deleted"
+        )
         say("reloadxml: " + result.reply if result.reloaded else "files unchanged: no reload needed")
     if result.callcenter:
         _report_callcenter(result)
@@ -76,8 +80,10 @@ def _report_callcenter(result, prefix=""):
         say(f"{prefix}callcenter: {len(records)} commands for {where}: +OK")
         return
     done = len(records) - len(undone)
-    say(f"{prefix}callcenter: {done} of {len(records)} commands done for {where}; not done, "
-        "sent again by the next fsctl apply (or by hand with fs_cli -x):")
+    say(
+        f"{prefix}callcenter: {done} of {len(records)} commands done for {where}; not done, "
+        "sent again by the next fsctl apply (or by hand with fs_cli -x):"
+    )
     for r in undone:
         say(f"  {r['command']}")
 
@@ -99,8 +105,10 @@ def _print_cluster(result, as_json):
 def _report_node(n):
     r = n.result
     if r is not None and (r.rendered or r.removed or r.reloaded or r.recovered):
-        line = (f"{n.node}: {len(r.rendered)} tenants rendered, {len(r.removed)} removed, {len(r.written)} files "
-                f"written, {len(r.deleted)} deleted; " + (f"reloadxml: {r.reply}" if r.reloaded else "no reload needed"))
+        line = (
+            f"{n.node}: {len(r.rendered)} tenants rendered, {len(r.removed)} removed, {len(r.written)} files "
+            f"written, {len(r.deleted)} deleted; " + (f"reloadxml: {r.reply}" if r.reloaded else "no reload needed")
+        )
     elif r is not None:
         line = f"{n.node}: nothing to apply"
     else:

@@ -19,10 +19,23 @@ def _options(fn, options):
     return fn
 
 
-def numbered_commands(group: click.Group, kind: str, *, as_dict=None, columns=None, helps: dict,
-                      get=None, list_rows=None, remove=None, key: str = "number",
-                      secrets_help: str | None = None, list_options=(), all_tenants: bool = False,
-                      force: bool = True, removed: str = "{kind} {key} removed") -> None:
+def numbered_commands(
+    group: click.Group,
+    kind: str,
+    *,
+    as_dict=None,
+    columns=None,
+    helps: dict,
+    get=None,
+    list_rows=None,
+    remove=None,
+    key: str = "number",
+    secrets_help: str | None = None,
+    list_options=(),
+    all_tenants: bool = False,
+    force: bool = True,
+    removed: str = "{kind} {key} removed",
+) -> None:
     """Add `list DOMAIN`, `show DOMAIN KEY` and `remove DOMAIN KEY [--force]` to a noun's group:
     each one whose service is given (`list_rows`, `get`, `remove`).
 

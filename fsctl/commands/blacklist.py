@@ -25,8 +25,14 @@ def add(domain, pattern, is_prefix, note):
     say(f"blacklisted {entry.pattern} ({entry.match})")
 
 
-numbered_commands(cli, "blacklist entry", list_rows=svc.list_entries, as_dict=svc.entry_dict,
-                  columns=["pattern", "match", "note"], helps={"list": "List the blacklist."})
+numbered_commands(
+    cli,
+    "blacklist entry",
+    list_rows=svc.list_entries,
+    as_dict=svc.entry_dict,
+    columns=["pattern", "match", "note"],
+    helps={"list": "List the blacklist."},
+)
 
 
 @cli.command("show")

@@ -40,10 +40,13 @@ def edit(domain, number, name, pin, max_members):
 
 
 numbered_commands(
-    cli, "conference", get=svc.get_conference, list_rows=svc.list_conferences, remove=svc.remove_conference,
+    cli,
+    "conference",
+    get=svc.get_conference,
+    list_rows=svc.list_conferences,
+    remove=svc.remove_conference,
     as_dict=svc.conference_dict,
     columns=["number", "name", "has_pin", "max_members"],
-    helps={"list": "List rooms.", "show": "Show one room.",
-           "remove": "Remove a room."},
+    helps={"list": "List rooms.", "show": "Show one room.", "remove": "Remove a room."},
     secrets_help="Include the PIN.",
 )

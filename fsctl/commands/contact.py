@@ -36,9 +36,15 @@ def edit(domain, number, name):
 
 
 numbered_commands(
-    cli, "contact", get=svc.get_contact, list_rows=svc.list_contacts, remove=svc.remove_contact, force=False,
+    cli,
+    "contact",
+    get=svc.get_contact,
+    list_rows=svc.list_contacts,
+    remove=svc.remove_contact,
+    force=False,
     list_options=[click.option("--search", help="Only numbers or names containing this text.")],
-    as_dict=svc.contact_dict, columns=["number", "name"],
+    as_dict=svc.contact_dict,
+    columns=["number", "name"],
     helps={"list": "List contacts.", "show": "Show one contact.", "remove": "Remove a contact."},
 )
 

@@ -17,8 +17,13 @@ def cli():
 @cli.command("add")
 @click.argument("domain")
 @click.argument("url")
-@click.option("--mode", type=click.Choice(notify_svc.CRM_MODES), default="webhook", show_default=True,
-              help="webhook: JSON POST of every event; bitrix24: URL is a Bitrix24 REST webhook.")
+@click.option(
+    "--mode",
+    type=click.Choice(notify_svc.CRM_MODES),
+    default="webhook",
+    show_default=True,
+    help="webhook: JSON POST of every event; bitrix24: URL is a Bitrix24 REST webhook.",
+)
 @pass_app
 @transactional
 def crm_add(app, domain, url, mode):
@@ -28,7 +33,13 @@ def crm_add(app, domain, url, mode):
 
 
 numbered_commands(
-    cli, "CRM hook", key="hook_id", list_rows=notify_svc.list_hooks, remove=notify_svc.remove_hook, force=False,
-    as_dict=notify_svc.hook_dict, columns=["id", "mode", "url"],
+    cli,
+    "CRM hook",
+    key="hook_id",
+    list_rows=notify_svc.list_hooks,
+    remove=notify_svc.remove_hook,
+    force=False,
+    as_dict=notify_svc.hook_dict,
+    columns=["id", "mode", "url"],
     helps={"list": "List the CRM hooks.", "remove": "Remove a CRM hook by its id."},
 )

@@ -38,7 +38,13 @@ def edit(domain, number, destination, name):
 
 
 numbered_commands(
-    cli, "did", get=svc.get_did, list_rows=svc.list_dids, remove=svc.remove_did, all_tenants=True,
-    as_dict=svc.did_dict, columns=["number", "tenant", "name", "destination"],
+    cli,
+    "did",
+    get=svc.get_did,
+    list_rows=svc.list_dids,
+    remove=svc.remove_did,
+    all_tenants=True,
+    as_dict=svc.did_dict,
+    columns=["number", "tenant", "name", "destination"],
     helps={"list": "List DIDs of one tenant (or all).", "show": "Show one DID.", "remove": "Release a DID."},
 )

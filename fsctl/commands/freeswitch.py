@@ -13,8 +13,12 @@ def cli():
 
 @cli.command("setup")
 @click.argument("conf", type=click.Path(file_okay=False))
-@click.option("--sessions-per-second", type=int, default=None,
-              help="New channels FreeSWITCH accepts per second (switch.conf; stock 30, default 100).")
+@click.option(
+    "--sessions-per-second",
+    type=int,
+    default=None,
+    help="New channels FreeSWITCH accepts per second (switch.conf; stock 30, default 100).",
+)
 @click.option("--xml-cdr-dir", default=None, help="mod_xml_cdr's folder (default: the xml_cdr_dir setting).")
 @click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
 @pass_app
@@ -31,9 +35,14 @@ def setup_cmd(app, conf, sessions_per_second, xml_cdr_dir, dry_run):
 
     s = app.settings
     changes = freeswitch_setup.setup(
-        conf, fsctl_conf_dir=s.conf_dir, esl_port=s.esl_port, esl_password=s.esl_password,
+        conf,
+        fsctl_conf_dir=s.conf_dir,
+        esl_port=s.esl_port,
+        esl_password=s.esl_password,
         xml_cdr_dir=xml_cdr_dir or s.xml_cdr_dir,
-        sessions_per_second=sessions_per_second or freeswitch_setup.DEFAULT_SESSIONS_PER_SECOND, dry_run=dry_run)
+        sessions_per_second=sessions_per_second or freeswitch_setup.DEFAULT_SESSIONS_PER_SECOND,
+        dry_run=dry_run,
+    )
     for change in changes:
         click.echo(("would change " if dry_run else "") + str(change))
     if not changes:
@@ -43,8 +52,12 @@ def setup_cmd(app, conf, sessions_per_second, xml_cdr_dir, dry_run):
 
 
 @click.command("check")
-@click.option("--node", "node_name", metavar="NAME",
-              help="With nodes: check this node only (default: every node, one after the other).")
+@click.option(
+    "--node",
+    "node_name",
+    metavar="NAME",
+    help="With nodes: check this node only (default: every node, one after the other).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON (check, ok, detail, fix; node).")
 @pass_app
 def check(app, node_name, as_json):
@@ -111,9 +124,12 @@ def _check_one(settings, node):
     try:
         return svc.run_checks(connection.api, own, scope)
     except EslAuthError as exc:
-        raise UnreachableError(f"FreeSWITCH {connection.where} refused the Event Socket password ({exc}): "
-                               "esl_password in fsctl.toml" + (f" (or node {node.name}'s --esl-password)" if node else "")
-                               + " must be event_socket.conf.xml's") from None
+        raise UnreachableError(
+            f"FreeSWITCH {connection.where} refused the Event Socket password ({exc}): "
+            "esl_password in fsctl.toml"
+            + (f" (or node {node.name}'s --esl-password)" if node else "")
+            + " must be event_socket.conf.xml's"
+        ) from None
     except EslError as exc:
         raise UnreachableError(f"FreeSWITCH {connection.where} unreachable ({exc})") from None
     finally:

@@ -18,10 +18,20 @@ def cli():
 @click.argument("number")
 @click.option("--name", required=True)
 @click.option("--strategy", type=click.Choice(svc.STRATEGIES), default="simultaneous", show_default=True)
-@click.option("--order", type=click.Choice(svc.ORDERS), default="fixed", show_default=True,
-              help="Sequential only: fixed (first member first) or rotating (each call starts at the next member).")
+@click.option(
+    "--order",
+    type=click.Choice(svc.ORDERS),
+    default="fixed",
+    show_default=True,
+    help="Sequential only: fixed (first member first) or rotating (each call starts at the next member).",
+)
 @click.option("--ring-time", default="20", show_default=True, help="Seconds; sequential: 10, 20 or 30 per member.")
-@click.option("--member", "members", multiple=True, help=f"A user number, in ring order (repeat; at most {svc.SEQUENTIAL_MAX_MEMBERS} if sequential).")
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    help=f"A user number, in ring order (repeat; at most {svc.SEQUENTIAL_MAX_MEMBERS} if sequential).",
+)
 @click.option("--fallback", default="hangup", show_default=True, help="Where the call goes when nobody answers.")
 @transactional
 def add(domain, number, **fields):
@@ -49,9 +59,16 @@ def edit(domain, number, members, **fields):
 
 
 numbered_commands(
-    cli, "group", get=svc.get_group, list_rows=svc.list_groups, remove=svc.remove_group,
+    cli,
+    "group",
+    get=svc.get_group,
+    list_rows=svc.list_groups,
+    remove=svc.remove_group,
     as_dict=svc.group_dict,
     columns=["number", "name", "strategy", "order", "ring_time", "members", "fallback"],
-    helps={"list": "List a tenant's groups.", "show": "Show one group.",
-           "remove": "Remove a group; refused while routes point at it unless --force."},
+    helps={
+        "list": "List a tenant's groups.",
+        "show": "Show one group.",
+        "remove": "Remove a group; refused while routes point at it unless --force.",
+    },
 )

@@ -34,8 +34,13 @@ def cli():
 @click.option("--max-failures", default=3, show_default=True)
 @click.option("--max-timeouts", default=3, show_default=True)
 @click.option("--digit-len", default=4, show_default=True)
-@click.option("--exit", "exit_destination", default="hangup", show_default=True,
-              help="Where the caller goes after too many failures or timeouts.")
+@click.option(
+    "--exit",
+    "exit_destination",
+    default="hangup",
+    show_default=True,
+    help="Where the caller goes after too many failures or timeouts.",
+)
 @click.option("--entry", "entries", multiple=True, metavar="DIGITS=DEST", help="A digit action, e.g. 1=group:200.")
 @transactional
 def add(domain, number, entries, **fields):
@@ -65,9 +70,12 @@ def edit(domain, number, entries, **fields):
 
 
 numbered_commands(
-    cli, "ivr", get=svc.get_ivr, list_rows=svc.list_ivrs, remove=svc.remove_ivr,
+    cli,
+    "ivr",
+    get=svc.get_ivr,
+    list_rows=svc.list_ivrs,
+    remove=svc.remove_ivr,
     as_dict=svc.ivr_dict,
     columns=["number", "name", "greeting", "entries", "exit_destination"],
-    helps={"list": "List menus.", "show": "Show one menu.",
-           "remove": "Remove a menu."},
+    helps={"list": "List menus.", "show": "Show one menu.", "remove": "Remove a menu."},
 )

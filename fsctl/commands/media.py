@@ -30,8 +30,13 @@ def add(ctx, domain, name, wavfile, replace):
 
 
 numbered_commands(
-    cli, "media", key="name", get=svc.get_media, list_rows=svc.list_media,
-    as_dict=svc.media_dict, columns=["name", "duration_ms", "size", "path"],
+    cli,
+    "media",
+    key="name",
+    get=svc.get_media,
+    list_rows=svc.list_media,
+    as_dict=svc.media_dict,
+    columns=["name", "duration_ms", "size", "path"],
     helps={"list": "List media.", "show": "Show one media file (to change it: media add --replace)."},
 )
 

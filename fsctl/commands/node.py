@@ -13,14 +13,23 @@ def cli():
 
 
 def _delivery_options(fn):
-    fn = click.option("--recordings-dir", help="The folder the node's FreeSWITCH records into, on the node "
-                                               "(default: the recordings_dir setting).")(fn)
-    fn = click.option("--remote-dir", help="Upload the XML over --sftp into this folder of the node (the one its "
-                                           "FreeSWITCH includes).")(fn)
-    fn = click.option("--sftp", help="The node's SFTP account, USER@HOST[:PORT] (key: the sftp_key setting): rec pull "
-                                     "and rec publish fetch its recordings; with --remote-dir the XML goes there.")(fn)
+    fn = click.option(
+        "--recordings-dir",
+        help="The folder the node's FreeSWITCH records into, on the node (default: the recordings_dir setting).",
+    )(fn)
+    fn = click.option(
+        "--remote-dir",
+        help="Upload the XML over --sftp into this folder of the node (the one its FreeSWITCH includes).",
+    )(fn)
+    fn = click.option(
+        "--sftp",
+        help="The node's SFTP account, USER@HOST[:PORT] (key: the sftp_key setting): rec pull "
+        "and rec publish fetch its recordings; with --remote-dir the XML goes there.",
+    )(fn)
     fn = click.option("--conf-dir", help="Where fsctl writes this node's XML (default: <conf_dir>/nodes/NAME).")(fn)
-    fn = click.option("--esl-password", help="The node's Event Socket password (default: the esl_password setting).")(fn)
+    fn = click.option("--esl-password", help="The node's Event Socket password (default: the esl_password setting).")(
+        fn
+    )
     return fn
 
 
@@ -37,8 +46,18 @@ def add(app, name, esl, sip, public, esl_password, conf_dir, sftp, remote_dir, r
 
     Tenants without a home node (all of them, for the first node) or without a standby get one.
     """
-    node, placed = svc.add_node(name, esl, sip, public, esl_password, conf_dir or "", sftp or "", remote_dir or "",
-                                now=app.now(), recordings_dir=recordings_dir or "")
+    node, placed = svc.add_node(
+        name,
+        esl,
+        sip,
+        public,
+        esl_password,
+        conf_dir or "",
+        sftp or "",
+        remote_dir or "",
+        now=app.now(),
+        recordings_dir=recordings_dir or "",
+    )
     say(f"node {node.name} added" + (f"; {len(placed)} tenants placed (home or standby)" if placed else ""))
 
 
@@ -48,8 +67,11 @@ def add(app, name, esl, sip, public, esl_password, conf_dir, sftp, remote_dir, r
 def list_(as_json):
     """List nodes with their tenants (home, standby, draining) and load."""
     load = svc.loads()
-    emit([svc.node_dict(n, load) for n in svc.list_nodes()], as_json,
-         ["name", "esl", "sip", "public", "home", "standby", "draining", "load"])
+    emit(
+        [svc.node_dict(n, load) for n in svc.list_nodes()],
+        as_json,
+        ["name", "esl", "sip", "public", "home", "standby", "draining", "load"],
+    )
 
 
 @cli.command("show")
@@ -71,8 +93,10 @@ def show(name, as_json):
 def edit(name, **changes):
     """Change a node's addresses, how its files reach it, or where it records."""
     node, moved = svc.edit_node(name, **changes)
-    say(f"node {node.name} updated" + ("; its files go to the new place: the next fsctl apply renders every "
-                                      "tenant there again" if moved else ""))
+    say(
+        f"node {node.name} updated"
+        + ("; its files go to the new place: the next fsctl apply renders every tenant there again" if moved else "")
+    )
 
 
 @cli.command("remove")

@@ -30,13 +30,21 @@ def notify_add(app, domain, user, group, channel, address):
     scope, number = ("user", user) if user else ("group", group)
     allow = allowed_networks(app.settings.webhook_allow_networks)
     rule = notify_svc.add_rule(domain, scope, number, channel, address, allow=allow)
-    say(f"notification {rule.id} added: missed calls of {scope} {number} by {channel}"
-        + (f" to {rule.address}" if rule.address else ""))
+    say(
+        f"notification {rule.id} added: missed calls of {scope} {number} by {channel}"
+        + (f" to {rule.address}" if rule.address else "")
+    )
 
 
 numbered_commands(
-    cli, "notification", key="rule_id", list_rows=notify_svc.list_rules, remove=notify_svc.remove_rule, force=False,
-    as_dict=notify_svc.rule_dict, columns=["id", "scope", "number", "channel", "address"],
+    cli,
+    "notification",
+    key="rule_id",
+    list_rows=notify_svc.list_rules,
+    remove=notify_svc.remove_rule,
+    force=False,
+    as_dict=notify_svc.rule_dict,
+    columns=["id", "scope", "number", "channel", "address"],
     helps={"list": "List the notification rules.", "remove": "Remove a notification rule by its id."},
 )
 
@@ -51,8 +59,7 @@ def notify_send(app, limit, as_json):
     transport = notify_svc.Transport.from_settings(app.settings)
     result = notify_svc.drain(transport, app.settings, limit=limit)
     if as_json:
-        print_json({"sent": result.sent, "retried": result.retried, "failed": result.failed,
-                    "errors": result.errors})
+        print_json({"sent": result.sent, "retried": result.retried, "failed": result.failed, "errors": result.errors})
     else:
         say(f"{result.sent} sent, {result.retried} to retry, {result.failed} failed")
         for line in result.errors:

@@ -50,9 +50,12 @@ def edit(domain, number, agents, **fields):
 
 
 numbered_commands(
-    cli, "queue", get=svc.get_queue, list_rows=svc.list_queues, remove=svc.remove_queue,
+    cli,
+    "queue",
+    get=svc.get_queue,
+    list_rows=svc.list_queues,
+    remove=svc.remove_queue,
     as_dict=svc.queue_dict,
     columns=["number", "name", "strategy", "agents", "max_wait", "overflow"],
-    helps={"list": "List queues.", "show": "Show one queue.",
-           "remove": "Remove a queue."},
+    helps={"list": "List queues.", "show": "Show one queue.", "remove": "Remove a queue."},
 )

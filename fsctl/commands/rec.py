@@ -10,8 +10,10 @@ from ..services import recordings as rec
 from ._base import pass_app, reading, transactional
 from ._output import emit, json_option, print_json, say
 
-AS_HELP = ("Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
-           "recording groups' (supervisor), or the tenant's (admin). Without it: the operator, every tenant.")
+AS_HELP = (
+    "Act as this user (USER@DOMAIN) and see only what they may: their own recordings, their "
+    "recording groups' (supervisor), or the tenant's (admin). Without it: the operator, every tenant."
+)
 COLUMNS = ["id", "tenant", "user", "direction", "counterpart", "started_at", "duration", "colour", "note"]
 
 
@@ -42,8 +44,21 @@ def filter_options(fn):
     return fn
 
 
-FILTER_NAMES = ("tenant", "since", "until", "min_length", "max_length", "user", "user_name", "counterpart",
-                "colour", "note", "field1", "field2", "field3")
+FILTER_NAMES = (
+    "tenant",
+    "since",
+    "until",
+    "min_length",
+    "max_length",
+    "user",
+    "user_name",
+    "counterpart",
+    "colour",
+    "note",
+    "field1",
+    "field2",
+    "field3",
+)
 
 
 def _filters(kwargs):
@@ -56,13 +71,20 @@ def cli():
 
 
 def _node_option(what):
-    return click.option("--node", metavar="NAME", help=f"With nodes: the node {what} (run it where that node's "
-                                                        "recordings folder is, e.g. on the node).")
+    return click.option(
+        "--node",
+        metavar="NAME",
+        help=f"With nodes: the node {what} (run it where that node's recordings folder is, e.g. on the node).",
+    )
 
 
 @cli.command("import")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Recordings folder (default: setting "
-              "recordings_dir, or the node's --recordings-dir).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Recordings folder (default: setting recordings_dir, or the node's --recordings-dir).",
+)
 @_node_option("whose recordings folder this is: its files are catalogued as on that node")
 @pass_app
 @transactional
@@ -72,8 +94,9 @@ def import_(app, directory, node):
     report = rec.import_recordings(directory or folder, node=found.name if found else None)
     for path, reason in report.skipped:
         say(f"skipped {path}: {reason}")
-    click.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-               f"{len(report.skipped)} skipped")
+    click.echo(
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, {len(report.skipped)} skipped"
+    )
 
 
 @cli.command("search")
@@ -112,9 +135,16 @@ def show(recording_id, as_user, as_json):
 @transactional
 def mark(app, recording_id, as_user, note, colour, field1, field2, field3, if_version):
     """Mark a recording: fsctl rec mark 42 --note "call back" --colour red --field1 "order 77"."""
-    row = rec.mark(recording_id, as_user, note=note, colour=colour,
-                   fields={"field1": field1, "field2": field2, "field3": field3}, via="cli", now=app.now(),
-                   if_version=if_version)
+    row = rec.mark(
+        recording_id,
+        as_user,
+        note=note,
+        colour=colour,
+        fields={"field1": field1, "field2": field2, "field3": field3},
+        via="cli",
+        now=app.now(),
+        if_version=if_version,
+    )
     say(f"recording {row.id} marked")
 
 
@@ -139,14 +169,23 @@ def audit(as_user, recording_id, limit, offset, as_json):
 def purge(app, dry_run, node):
     """Remove recordings past the retention (180 days) and each user's oldest beyond the quota (30 MB)."""
     s = app.settings
-    found, folder = _local_node(app, node, "--node", "must name the node whose recordings this run removes",
-                                required=not dry_run)
-    plan = rec.purge(folder, s.recording_retention_days, s.recording_quota_mb, dry_run=dry_run,
-                     node=found.name if found else None, every_node=dry_run and node is None)
+    found, folder = _local_node(
+        app, node, "--node", "must name the node whose recordings this run removes", required=not dry_run
+    )
+    plan = rec.purge(
+        folder,
+        s.recording_retention_days,
+        s.recording_quota_mb,
+        dry_run=dry_run,
+        node=found.name if found else None,
+        every_node=dry_run and node is None,
+    )
     verb = "would purge" if dry_run else "purged"
     for item in plan.items:
-        click.echo(f"{verb} {item.id} {item.domain} {item.user} {item.started_at:%Y-%m-%dT%H:%M:%SZ} "
-                   f"{item.path} ({item.reason})" + (f" on {item.node}" if item.node else ""))
+        click.echo(
+            f"{verb} {item.id} {item.domain} {item.user} {item.started_at:%Y-%m-%dT%H:%M:%SZ} "
+            f"{item.path} ({item.reason})" + (f" on {item.node}" if item.node else "")
+        )
     for line in plan.warnings:
         say(f"warning: {line}")
     say(f"{len(plan.items)} recordings {verb}")
@@ -154,8 +193,10 @@ def purge(app, dry_run, node):
         counts = {}
         for item in plan.elsewhere:
             counts[item.node or "no node"] = counts.get(item.node or "no node", 0) + 1
-        say(f"{len(plan.elsewhere)} more on other nodes, left to their own purge (fsctl rec purge --node NAME): "
-            + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
+        say(
+            f"{len(plan.elsewhere)} more on other nodes, left to their own purge (fsctl rec purge --node NAME): "
+            + ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        )
 
 
 def _local_node(app, name, field, rule, required=True):
@@ -176,8 +217,9 @@ def _local_node(app, name, field, rule, required=True):
 @filter_options
 @as_option
 @click.option("--dest", "target", required=True, type=click.Path(file_okay=False), help="Local folder.")
-@click.option("--jobs", type=click.IntRange(1, 32),
-              help="Parallel connections per server (default: one per CPU core, at most 4).")
+@click.option(
+    "--jobs", type=click.IntRange(1, 32), help="Parallel connections per server (default: one per CPU core, at most 4)."
+)
 @click.option("--limit", default=100000, show_default=True, help="At most this many recordings.")
 @json_option
 @pass_app
@@ -205,12 +247,23 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     results = report.results
     unreached = {**report.unreachable, **report.refused}
     if len(plan.groups) == 1 and unreached:  # one server and it cannot be reached: that is the whole story
-        (label, error), = unreached.items()
+        ((label, error),) = unreached.items()
         raise (UnreachableError if report.unreachable else OperationError)(
-            (f"{label}: " if report.nodes[0] else "") + error)
+            (f"{label}: " if report.nodes[0] else "") + error
+        )
     if as_json:
-        print_json([{"path": r.transfer.local_path, "node": node, "status": r.status, "resumed_from": r.resumed_from,
-                     "error": r.error} for r, node in zip(results, report.nodes)])
+        print_json(
+            [
+                {
+                    "path": r.transfer.local_path,
+                    "node": node,
+                    "status": r.status,
+                    "resumed_from": r.resumed_from,
+                    "error": r.error,
+                }
+                for r, node in zip(results, report.nodes)
+            ]
+        )
     failed = report.failed
     for r in failed:
         say(f"failed {r.error}")
@@ -219,8 +272,10 @@ def pull(app, as_user, target, jobs, limit, as_json, **kwargs):
     counts = {k: sum(1 for r in results if r.status == k) for k in ("fetched", "resumed", "skipped", "failed")}
     say(", ".join(f"{v} {k}" for k, v in counts.items()))
     if report.unreachable:
-        raise UnreachableError(f"{len(failed)} of {len(results)} recordings not fetched ({', '.join(report.unreachable)} "
-                               "unreachable); the others are here: run again to fetch the rest")
+        raise UnreachableError(
+            f"{len(failed)} of {len(results)} recordings not fetched ({', '.join(report.unreachable)} "
+            "unreachable); the others are here: run again to fetch the rest"
+        )
     if report.refused:
         label, error = next(iter(report.refused.items()))
         raise OperationError(f"{len(failed)} of {len(results)} recordings failed: {label}: {error}")
@@ -238,8 +293,14 @@ def _fetch_with_progress(plan, jobs, quiet, started):
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     total = sum(t.size for t in plan.transfers)
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"{len(plan.transfers)} recordings", total=total)
         return recfetch.fetch(plan, jobs, progress=lambda _t, n: bar.advance(task, n), started=started)
 
@@ -263,8 +324,17 @@ def publish(app, day, domains, force):
         return recfetch.fetch(recfetch.plan(items, s), jobs=2)
 
     unreachable, refused, waiting = {}, {}, 0
-    for r in publishing.publish(s.recordings_dir, s.publish_dir, s.publish_hour, s.publish_keep_days,
-                                day=day, now=app.now(), force=force, domains=domains, fetch=fetch):
+    for r in publishing.publish(
+        s.recordings_dir,
+        s.publish_dir,
+        s.publish_hour,
+        s.publish_keep_days,
+        day=day,
+        now=app.now(),
+        force=force,
+        domains=domains,
+        fetch=fetch,
+    ):
         for path in r.missing:
             say(f"warning: {r.domain} {path}: catalogued but the file is gone, not published")
         for path, why in r.waiting:
@@ -272,15 +342,20 @@ def publish(app, day, domains, force):
         unreachable.update(r.unreachable)
         refused.update(r.refused)
         waiting += len(r.waiting)
-        line = (f"{r.domain} {r.day.isoformat()}: {r.published} recordings ({r.linked} linked, {r.copied} copied, "
-                + (f"{r.fetched} fetched from nodes, " if r.fetched else "") + f"{r.unchanged} already there)")
+        line = (
+            f"{r.domain} {r.day.isoformat()}: {r.published} recordings ({r.linked} linked, {r.copied} copied, "
+            + (f"{r.fetched} fetched from nodes, " if r.fetched else "")
+            + f"{r.unchanged} already there)"
+        )
         if r.removed:
             line += "; removed " + ", ".join(r.removed)
         click.echo(line)
     for label, error in {**unreachable, **refused}.items():
         say(f"{label}: {error}")
     if unreachable:
-        raise UnreachableError(f"{', '.join(unreachable)} not reached: their recordings wait for the next run "
-                               "(everything else is published)")
+        raise UnreachableError(
+            f"{', '.join(unreachable)} not reached: their recordings wait for the next run "
+            "(everything else is published)"
+        )
     if waiting:
         raise OperationError(f"{waiting} recordings on nodes not published (listed above): everything else is")

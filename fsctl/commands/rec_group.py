@@ -38,9 +38,18 @@ def edit(domain, name, members, supervisors):
 
 
 numbered_commands(
-    cli, "recording group", key="name", get=svc.get_recgroup, list_rows=svc.list_recgroups,
-    remove=svc.remove_recgroup, force=False,
-    as_dict=svc.recgroup_dict, columns=["name", "members", "supervisors"],
-    helps={"list": "List recording groups.", "show": "Show one recording group.",
-           "remove": "Remove a recording group (its recordings stay)."},
+    cli,
+    "recording group",
+    key="name",
+    get=svc.get_recgroup,
+    list_rows=svc.list_recgroups,
+    remove=svc.remove_recgroup,
+    force=False,
+    as_dict=svc.recgroup_dict,
+    columns=["name", "members", "supervisors"],
+    helps={
+        "list": "List recording groups.",
+        "show": "Show one recording group.",
+        "remove": "Remove a recording group (its recordings stay).",
+    },
 )

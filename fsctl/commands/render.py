@@ -16,9 +16,13 @@ from ._output import emit, json_option, print_json, say
 
 
 @click.group("render", invoke_without_command=True)
-@click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Folder to write the XML tree into (created if missing; never one holding FreeSWITCH XML "
-                   "fsctl did not write there).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False),
+    help="Folder to write the XML tree into (created if missing; never one holding FreeSWITCH XML "
+    "fsctl did not write there).",
+)
 @json_option
 @click.pass_context
 def cli(ctx, out, as_json):
@@ -41,16 +45,18 @@ def _render_freeswitch(app, out, as_json):
     digests, stale = rnd.render_out(out, app.settings.templates_dir, app.settings.handoff_watchdog)
     xmlcheck.check_paths(out, sorted(digests))
     if as_json:
-        print_json({"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())],
-                    "removed": stale})
+        print_json(
+            {"out": out, "files": [{"path": p, "sha256": d} for p, d in sorted(digests.items())], "removed": stale}
+        )
     else:
         removed = f" ({len(stale)} stale files of an earlier render removed)" if stale else ""
         say(f"{len(digests)} files rendered into {out} and validated{removed}")
 
 
 @cli.command("kamailio")
-@click.option("--out", "out", type=click.Path(file_okay=False),
-              help="Folder to write into (default: the kamailio_dir setting).")
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False), help="Folder to write into (default: the kamailio_dir setting)."
+)
 @click.option("--no-check", is_flag=True, help="Do not run kamailio -c on the rendered kamailio.cfg.")
 @json_option
 @reading
@@ -71,8 +77,10 @@ def render_kamailio(app, out, no_check, as_json):
         print_json(done)
     else:
         checked = "checked with kamailio -c" if done["checked"] else "not checked (kamailio -c not run)"
-        say(f"{len(done['files'])} files rendered into {done['out']} ({checked}); restart Kamailio if kamailio.cfg "
-            "changed (the routing data needs no restart: fsctl apply reloads it)")
+        say(
+            f"{len(done['files'])} files rendered into {done['out']} ({checked}); restart Kamailio if kamailio.cfg "
+            "changed (the routing data needs no restart: fsctl apply reloads it)"
+        )
 
 
 @click.command("apply")
@@ -99,8 +107,13 @@ def apply(app, full, only, as_json):
     if only:
         raise ValidationError("--node", only[0], "there are no nodes (fsctl node add)")
     try:
-        result = svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                  watchdog=settings.handoff_watchdog, full=full)
+        result = svc.apply_config(
+            settings.conf_dir,
+            svc.esl_reloader(settings),
+            templates_dir=settings.templates_dir,
+            watchdog=settings.handoff_watchdog,
+            full=full,
+        )
     except CallcenterError as exc:
         if exc.result is not None:  # the XML is applied: say what was done before the error line
             print_apply_result(exc.result, as_json)
@@ -122,12 +135,18 @@ def status(app, as_json):
     if nodes_defined():
         from ..services.nodeapply import node_status
 
-        emit(node_status(app.settings), as_json,
-             ["domain", "node", "role", "applied_revision", "revision", "status", "change", "applied_at"])
+        emit(
+            node_status(app.settings),
+            as_json,
+            ["domain", "node", "role", "applied_revision", "revision", "status", "change", "applied_at"],
+        )
         return
     pending = load_pending(Path(app.settings.conf_dir))
-    emit(svc.config_status(pending), as_json,
-         ["domain", "state", "applied_revision", "revision", "status", "change", "applied_at"])
+    emit(
+        svc.config_status(pending),
+        as_json,
+        ["domain", "state", "applied_revision", "revision", "status", "change", "applied_at"],
+    )
 
 
 EXTRA_COMMANDS = [apply, status]

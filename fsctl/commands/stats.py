@@ -41,8 +41,12 @@ _report_command("daily", "Calls per day in the tenant's time zone (every day of 
 @click.argument("domain")
 @period_options
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
-@click.option("--png", "png_dir", type=click.Path(file_okay=False),
-              help="Also write daily.png, hourly.png and users.png bar charts into this folder (for e-mail).")
+@click.option(
+    "--png",
+    "png_dir",
+    type=click.Path(file_okay=False),
+    help="Also write daily.png, hourly.png and users.png bar charts into this folder (for e-mail).",
+)
 @reading
 def report_cmd(domain, from_, to_, out, png_dir):
     """Write a self-contained HTML report with charts: fsctl stats report acme.example --out report.html."""

@@ -21,17 +21,31 @@ def cli():
 @click.option("--gateway", default="default", show_default=True, help="Outbound SIP gateway name.")
 @click.option("--node", help="Home node (with nodes defined; default: the least loaded).")
 @click.option("--standby", help="Standby node (default: the least loaded other node).")
-@click.option("--outbound-name", help="Caller name outside calls show (default: the caller ID's DID name, else --name).")
+@click.option(
+    "--outbound-name", help="Caller name outside calls show (default: the caller ID's DID name, else --name)."
+)
 @transactional
 @pass_app
 def add(app, domain, name, timezone, max_users, max_channels, gateway, node, standby, outbound_name):
     """Add a tenant: fsctl tenant add acme.example --name "ACME" --tz Europe/Vilnius."""
-    tenant = svc.add_tenant(domain, name, timezone, max_users, max_channels, gateway, node=node, standby=standby,
-                            now=app.now(), outbound_name=outbound_name)
+    tenant = svc.add_tenant(
+        domain,
+        name,
+        timezone,
+        max_users,
+        max_channels,
+        gateway,
+        node=node,
+        standby=standby,
+        now=app.now(),
+        outbound_name=outbound_name,
+    )
     where = nodes.placement(tenant)
     if where["home_node"]:
-        say(f"tenant {tenant.domain} added on {where['home_node']}"
-            + (f" (standby {where['standby_node']})" if where["standby_node"] else " (no standby: one node)"))
+        say(
+            f"tenant {tenant.domain} added on {where['home_node']}"
+            + (f" (standby {where['standby_node']})" if where["standby_node"] else " (no standby: one node)")
+        )
     else:
         say(f"tenant {tenant.domain} added")
 
@@ -97,6 +111,8 @@ def move(domain, to, standby):
     """
     tenant = nodes.move_tenant(svc.get_tenant(domain), to, standby)
     where = nodes.placement(tenant)
-    say(f"tenant {tenant.domain} moved: home {where['home_node']}, standby {where['standby_node'] or '-'}"
+    say(
+        f"tenant {tenant.domain} moved: home {where['home_node']}, standby {where['standby_node'] or '-'}"
         + (f", draining {where['draining_node']}" if where["draining_node"] else "")
-        + "; fsctl apply carries it out")
+        + "; fsctl apply carries it out"
+    )

@@ -16,10 +16,20 @@ def cli():
 @cli.command("add")
 @click.argument("domain")
 @click.argument("name")
-@click.option("--range", "ranges", multiple=True, metavar="'DAYS HH:MM-HH:MM'",
-              help="When the rule matches, e.g. 'mon-fri 08:00-17:00' (repeat).")
-@click.option("--holiday", "holidays", multiple=True, metavar="DATE[..DATE] [HH:MM-HH:MM]",
-              help="When it does not match even inside a range, e.g. 2026-12-24..2026-12-26.")
+@click.option(
+    "--range",
+    "ranges",
+    multiple=True,
+    metavar="'DAYS HH:MM-HH:MM'",
+    help="When the rule matches, e.g. 'mon-fri 08:00-17:00' (repeat).",
+)
+@click.option(
+    "--holiday",
+    "holidays",
+    multiple=True,
+    metavar="DATE[..DATE] [HH:MM-HH:MM]",
+    help="When it does not match even inside a range, e.g. 2026-12-24..2026-12-26.",
+)
 @click.option("--match", required=True, help="Destination in the ranges.")
 @click.option("--nomatch", required=True, help="Destination outside them.")
 @click.option("--tz", "timezone", help="Time zone (default: the tenant's).")
@@ -42,13 +52,27 @@ def add(domain, name, ranges, holidays, match, nomatch, timezone):
 @transactional
 def edit(domain, name, ranges, holidays, add_holidays, match, nomatch, timezone):
     """Change a time rule."""
-    svc.edit_timerule(domain, name, match, nomatch, list(ranges) if ranges else None,
-                      list(holidays) if holidays else None, timezone, add_holidays)
+    svc.edit_timerule(
+        domain,
+        name,
+        match,
+        nomatch,
+        list(ranges) if ranges else None,
+        list(holidays) if holidays else None,
+        timezone,
+        add_holidays,
+    )
     say(f"time rule {name} updated")
 
 
 numbered_commands(
-    cli, "time rule", key="name", get=svc.get_timerule, list_rows=svc.list_timerules, remove=svc.remove_timerule,
-    as_dict=svc.timerule_dict, columns=["name", "timezone", "ranges", "holidays", "match", "nomatch"],
+    cli,
+    "time rule",
+    key="name",
+    get=svc.get_timerule,
+    list_rows=svc.list_timerules,
+    remove=svc.remove_timerule,
+    as_dict=svc.timerule_dict,
+    columns=["name", "timezone", "ranges", "holidays", "match", "nomatch"],
     helps={"list": "List time rules.", "show": "Show one time rule.", "remove": "Remove a time rule."},
 )

@@ -16,8 +16,13 @@ def cli():
 @cli.command("add")
 @click.argument("domain")
 @click.argument("name")
-@click.option("--scope", type=click.Choice(svc.SCOPES), default="read", show_default=True,
-              help="read: search, get, download recordings, calls, statistics; mark: also mark recordings.")
+@click.option(
+    "--scope",
+    type=click.Choice(svc.SCOPES),
+    default="read",
+    show_default=True,
+    help="read: search, get, download recordings, calls, statistics; mark: also mark recordings.",
+)
 @json_option
 @transactional
 def add(domain, name, scope, as_json):
@@ -30,9 +35,14 @@ def add(domain, name, scope, as_json):
     say(f"token {row.name} ({row.scope}) added to {row.tenant.domain}: store it now, it is not shown again")
 
 
-numbered_commands(cli, "token", list_rows=svc.list_tokens, as_dict=svc.token_dict,
-                  columns=["name", "scope", "created_at", "last_used_at"],
-                  helps={"list": "List a tenant's tokens (names, scopes, last use; never the secrets)."})
+numbered_commands(
+    cli,
+    "token",
+    list_rows=svc.list_tokens,
+    as_dict=svc.token_dict,
+    columns=["name", "scope", "created_at", "last_used_at"],
+    helps={"list": "List a tenant's tokens (names, scopes, last use; never the secrets)."},
+)
 
 
 @cli.command("revoke")

@@ -34,8 +34,10 @@ def cli():
 def add(domain, number, **fields):
     """Add a user: fsctl user add acme.example 101 --name "Ona" --email ona@acme.example."""
     user = svc.add_user(domain, number, **fields)
-    say(f"user {user.number} added to {user.tenant.domain} (SIP password: fsctl user show {user.tenant.domain} "
-        f"{user.number} --show-secrets)")
+    say(
+        f"user {user.number} added to {user.tenant.domain} (SIP password: fsctl user show {user.tenant.domain} "
+        f"{user.number} --show-secrets)"
+    )
 
 
 @cli.command("sip-config")
@@ -65,8 +67,13 @@ def sip_config(domain, number, server, as_json):
 @click.option("--no-answer-timeout")
 @click.option("--outbound-name", help="Caller name this user's outside calls show; '' for the tenant's.")
 @click.option("--number", "new_number", help="Move the user to another number.")
-@click.option("--forward", nargs=2, multiple=True, metavar="WHEN DEST",
-              help="Forward: always|busy|no_answer|unreachable and a destination, e.g. --forward busy voicemail:101.")
+@click.option(
+    "--forward",
+    nargs=2,
+    multiple=True,
+    metavar="WHEN DEST",
+    help="Forward: always|busy|no_answer|unreachable and a destination, e.g. --forward busy voicemail:101.",
+)
 @click.option("--unforward", type=FWD, multiple=True, help="Switch a forwarding off.")
 @transactional
 def edit(domain, number, new_password, forward, password, **fields):
@@ -105,10 +112,17 @@ def web_password(domain, number, generate, clear):
 
 
 numbered_commands(
-    cli, "user", get=svc.get_user, list_rows=svc.list_users, remove=svc.remove_user,
+    cli,
+    "user",
+    get=svc.get_user,
+    list_rows=svc.list_users,
+    remove=svc.remove_user,
     as_dict=svc.user_dict,
     columns=["number", "name", "email", "role", "vm_enabled", "record", "forward"],
-    helps={"list": "List a tenant's users.", "show": "Show one user.",
-           "remove": "Remove a user; refused while routes or groups use them unless --force."},
+    helps={
+        "list": "List a tenant's users.",
+        "show": "Show one user.",
+        "remove": "Remove a user; refused while routes or groups use them unless --force.",
+    },
     secrets_help="Include the SIP password and voicemail PIN.",
 )

@@ -70,7 +70,7 @@ TIER_EXISTS = "-ERR Tier already exist!"
 # What a reply most likely means, for the one-line error.
 HINTS = {
     "-ERR Invalid Queue not found!": "the queue is not in callcenter.conf: check its fsctl include lines "
-                                     "(conf/freeswitch/includes.xml)",
+    "(conf/freeswitch/includes.xml)",
     f"-ERR {API} Command not found!": "mod_callcenter is not loaded",
 }
 _BAD_ARG = frozenset(" \t\r\n\v\f'\"\\")
@@ -170,8 +170,10 @@ def tier_set(key, queue, agent, value):
 
 def tier_add(queue, agent, level, position):
     """`tier add`; an existing tier gets the level and position instead."""
-    return Command(("tier", "add", queue, agent, str(level), str(position)),
-                   if_exists=(tier_set("level", queue, agent, level), tier_set("position", queue, agent, position)))
+    return Command(
+        ("tier", "add", queue, agent, str(level), str(position)),
+        if_exists=(tier_set("level", queue, agent, level), tier_set("position", queue, agent, position)),
+    )
 
 
 def tier_del(queue, agent):
@@ -197,8 +199,11 @@ def diff_commands(old: State, new: State) -> list:
         # An attribute dropped from the XML keeps its value: load_agent() only sets those present.
         if attrs.get("type") != before.get("type"):
             out.append(agent_set("type", name, attrs["type"]))
-        out += [agent_set(key, name, attrs[attr]) for attr, key in AGENT_KEYS
-                if attr in attrs and attrs[attr] != before.get(attr)]
+        out += [
+            agent_set(key, name, attrs[attr])
+            for attr, key in AGENT_KEYS
+            if attr in attrs and attrs[attr] != before.get(attr)
+        ]
     out += [tier_del(q, a) for q, a in sorted(set(old.tiers) - set(new.tiers))]
     for (q, a), (level, position) in sorted(new.tiers.items()):
         if (q, a) not in old.tiers:
@@ -260,17 +265,22 @@ def read_state(paths: dict, strict: bool = True) -> State:
         root = etree.parse(str(path), parser).getroot()
         for el in root.iter(kind[:-1]):
             if kind == "queues":
-                state.queues[el.get("name", "")] = tuple((p.get("name", ""), p.get("value", ""))
-                                                        for p in el.iter("param"))
+                state.queues[el.get("name", "")] = tuple(
+                    (p.get("name", ""), p.get("value", "")) for p in el.iter("param")
+                )
             elif kind == "agents":
-                state.agents[el.get("name", "")] = {k: v for k, v in el.attrib.items()
-                                                    if k == "type" or k in dict(AGENT_KEYS)}
+                state.agents[el.get("name", "")] = {
+                    k: v for k, v in el.attrib.items() if k == "type" or k in dict(AGENT_KEYS)
+                }
             else:
                 state.tiers[(el.get("queue", ""), el.get("agent", ""))] = (el.get("level"), el.get("position"))
     if strict:
         missing = [f'agent "{a}" has no type' for a, attrs in state.agents.items() if "type" not in attrs]
-        missing += [f'tier "{a}" in "{q}" has no level or position' for (q, a), (lv, pos) in state.tiers.items()
-                    if lv is None or pos is None]
+        missing += [
+            f'tier "{a}" in "{q}" has no level or position'
+            for (q, a), (lv, pos) in state.tiers.items()
+            if lv is None or pos is None
+        ]
         if missing:
             raise OperationError(f"{missing[0]}: callcenter_config needs it (mod_callcenter would skip it)")
     return state
@@ -329,8 +339,12 @@ def save_pending(conf: Path, pending: dict):
     if not pending:
         path.unlink(missing_ok=True)
         return
-    data = {"pending": {domain: {kind: sorted(list(k) if isinstance(k, tuple) else k for k in keys[kind])
-                                 for kind in KINDS} for domain, keys in sorted(pending.items())}}
+    data = {
+        "pending": {
+            domain: {kind: sorted(list(k) if isinstance(k, tuple) else k for k in keys[kind]) for kind in KINDS}
+            for domain, keys in sorted(pending.items())
+        }
+    }
     fd, tmp = tempfile.mkstemp(dir=conf, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, separators=(",", ":"))
@@ -413,7 +427,9 @@ def sync(conf: Path, plans, api) -> Outcome:
         others = len({r["domain"] for r in failed}) - 1
         if others:
             text += f"; {others} more tenant{'s' if others > 1 else ''} failed"
-        outcome.error = (f"{text}; the XML is applied, callcenter changes pending for "
-                         f"{', '.join(outcome.pending)}: fsctl apply sends them again")
+        outcome.error = (
+            f"{text}; the XML is applied, callcenter changes pending for "
+            f"{', '.join(outcome.pending)}: fsctl apply sends them again"
+        )
         outcome.exit_code = 3 if lost else 1
     return outcome

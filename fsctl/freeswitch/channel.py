@@ -112,7 +112,10 @@ def parse_channel(headers: dict) -> Channel:
                 break
     is_a = not parent
     tenant = (
-        _var(h, cv.FSCTL_TENANT) or _var(h, cv.USER_CONTEXT) or _var(h, cv.DOMAIN_NAME) or _var(h, cv.DIALED_DOMAIN)
+        _var(h, cv.FSCTL_TENANT)
+        or _var(h, cv.USER_CONTEXT)
+        or _var(h, cv.DOMAIN_NAME)
+        or _var(h, cv.DIALED_DOMAIN)
         or (h.get(cv.CALLER_CONTEXT) or "").strip()
         or ("" if is_a else (h.get(cv.OTHER_LEG_CONTEXT) or "").strip())
     ).lower()
@@ -157,8 +160,12 @@ def parse_channel(headers: dict) -> Channel:
         ch.external = _is_gateway(h, channel_name)
         agent = _var(h, cv.CC_AGENT)
         ch.user = (
-            _user_part(agent) if agent else
-            (_var(h, cv.DIALED_USER) or (h.get(cv.DESTINATION_NUMBER) or "").strip()
-             or (h.get(cv.CALLEE_ID_NUMBER) or "").strip())
+            _user_part(agent)
+            if agent
+            else (
+                _var(h, cv.DIALED_USER)
+                or (h.get(cv.DESTINATION_NUMBER) or "").strip()
+                or (h.get(cv.CALLEE_ID_NUMBER) or "").strip()
+            )
         )[:32]
     return ch

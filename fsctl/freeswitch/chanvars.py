@@ -100,6 +100,7 @@ def header(variable: str) -> str:
     """The event header that carries a channel variable (`variable_<name>`)."""
     return VARIABLE_PREFIX + variable
 
+
 # A global variable fs-scripts stamps with FreeSWITCH's own clock (strepoch) every few seconds while it
 # is connected; `fsctl check` reads it to tell whether the call-logic service is there.
 FSCTL_SERVICE_SEEN = "fsctl_service_seen"

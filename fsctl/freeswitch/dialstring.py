@@ -34,8 +34,9 @@ def leg(target: str, timeout: int, variables=()) -> str:
     return f"[{inner}]{target}"
 
 
-def gateway_leg(gateway: str, number: str, domain: str, caller_name: str | None = None,
-                timeout: int | None = None) -> str:
+def gateway_leg(
+    gateway: str, number: str, domain: str, caller_name: str | None = None, timeout: int | None = None
+) -> str:
     """An outside number through the tenant's gateway, as one leg carrying the tenant's transfer
     context (a REFER or *1 from the user moves the carrier's leg, resolved in its own context:
     FACTS.md) and the caller name the carrier sees (issue 11: never a user's internal name)."""

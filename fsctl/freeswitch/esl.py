@@ -174,9 +174,21 @@ class Reply:
 class EventSocket:
     """A supervised FreeSWITCH inbound Event Socket connection (see the module docstring)."""
 
-    def __init__(self, host="127.0.0.1", port=8021, password="ClueCon", *, timeout=5.0,
-                 events=DEFAULT_EVENTS, reconnect=True, backoff=(0.1, 5.0), max_queue=10000,
-                 logger=None, heartbeat=20.0, max_handlers=10000) -> None:
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=8021,
+        password="ClueCon",
+        *,
+        timeout=5.0,
+        events=DEFAULT_EVENTS,
+        reconnect=True,
+        backoff=(0.1, 5.0),
+        max_queue=10000,
+        logger=None,
+        heartbeat=20.0,
+        max_handlers=10000,
+    ) -> None:
         self.host = host
         self.port = port
         self.password = password
@@ -265,8 +277,7 @@ class EventSocket:
             raise EslCommandError(event.body, wire.strip())
         return event.body
 
-    def execute(self, uuid: str, app: str, arg: str = "", timeout: float | None = None,
-                wait: bool = True) -> str:
+    def execute(self, uuid: str, app: str, arg: str = "", timeout: float | None = None, wait: bool = True) -> str:
         """Execute an app on a channel (sendmsg, event-lock); return its Application-Response.
 
         ``wait=False`` returns once FreeSWITCH accepted the message (``+OK``), without waiting
@@ -360,8 +371,12 @@ class EventSocket:
         if handlers:
             return
         self._handlers.pop(event_name, None)
-        if event_name in self._events and event_name not in self._base_events \
-                and event_name not in _REQUIRED_EVENTS and "::" not in event_name:
+        if (
+            event_name in self._events
+            and event_name not in self._base_events
+            and event_name not in _REQUIRED_EVENTS
+            and "::" not in event_name
+        ):
             self._events.remove(event_name)
             if self._alive():
                 gevent.spawn(self._unsubscribe_quietly, self._session, event_name)
@@ -409,7 +424,8 @@ class EventSocket:
         if _os_thread_id() != self._thread:
             raise EslThreadError(
                 "EventSocket used from another OS thread: it belongs to the thread that created "
-                "it (gevent sockets cannot cross threads; use greenlets, not threads)")
+                "it (gevent sockets cannot cross threads; use greenlets, not threads)"
+            )
 
     def _timeout(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else float(timeout)
@@ -563,8 +579,9 @@ class EventSocket:
             now = time.monotonic()
             if now - self._last_drop_log >= 1.0:
                 self._last_drop_log = now
-                self.log.warning("event queue full (%d): dropped oldest events, %d so far",
-                                 self.max_queue, self.dropped)
+                self.log.warning(
+                    "event queue full (%d): dropped oldest events, %d so far", self.max_queue, self.dropped
+                )
         self._queue.append(event)
         self._queue_ready.set()
 
@@ -624,16 +641,21 @@ class EventSocket:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         self._connected.wait(remaining)
         if not self._alive():
-            raise EslUnreachableError(f"FreeSWITCH connection lost and not back within {remaining:.1f}s"
-                                      if remaining is not None else "FreeSWITCH connection lost")
+            raise EslUnreachableError(
+                f"FreeSWITCH connection lost and not back within {remaining:.1f}s"
+                if remaining is not None
+                else "FreeSWITCH connection lost"
+            )
         return self._session
 
-    def _command(self, wire: str, timeout: float, *, session: _Session | None = None,
-                 deadline: float | None = None) -> Message:
+    def _command(
+        self, wire: str, timeout: float, *, session: _Session | None = None, deadline: float | None = None
+    ) -> Message:
         return self._wait(*self._send(wire, timeout, session=session, deadline=deadline))
 
-    def _send(self, wire: str, timeout: float, *, session: _Session | None = None,
-              deadline: float | None = None) -> tuple:
+    def _send(
+        self, wire: str, timeout: float, *, session: _Session | None = None, deadline: float | None = None
+    ) -> tuple:
         """Write a command; return (its reply's AsyncResult, deadline, what) for ``_wait``."""
         if deadline is None:
             deadline = time.monotonic() + timeout

@@ -380,8 +380,15 @@ def bgapi(command: str, job_uuid: str) -> str:
     return _command("bgapi " + command, [("Job-UUID", _clean(job_uuid, "Job-UUID"))])
 
 
-def sendmsg_execute(uuid: str, app: str, arg: str = "", *, event_uuid: str | None = None,
-                    event_lock: bool = True, loops: int | None = None) -> str:
+def sendmsg_execute(
+    uuid: str,
+    app: str,
+    arg: str = "",
+    *,
+    event_uuid: str | None = None,
+    event_lock: bool = True,
+    loops: int | None = None,
+) -> str:
     """``sendmsg UUID`` with ``call-command: execute``; Event-UUID comes back as Application-UUID."""
     app = _clean(app, "application").strip()
     if not app or " " in app:

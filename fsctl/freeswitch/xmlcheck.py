@@ -37,11 +37,26 @@ from . import chanvars as cv
 # Transfer targets known only at call time: the fallback's `$1` (fsctl_resume, each value
 # checked where it is set) and the digits a user keys in to transfer a call.
 DYNAMIC_TARGETS = frozenset({"$1", "${digits}"})
-ALLOWED_VARIABLES = frozenset({
-    "dialed_domain", "dialed_user", "sofia_contact", "destination_number", "user_name", "digits",
-    cv.DOMAIN_NAME, cv.FSCTL_IN_FALLBACK, cv.FSCTL_TOLL, cv.FSCTL_TIMERULE_HIT, cv.OUTBOUND_CALLER_ID,
-    cv.FSCTL_RECORD, cv.FSCTL_RESUME, cv.FSCTL_DID, cv.FSCTL_OUTBOUND_NAME, cv.CALLER_ID_NAME_VAR,
-})
+ALLOWED_VARIABLES = frozenset(
+    {
+        "dialed_domain",
+        "dialed_user",
+        "sofia_contact",
+        "destination_number",
+        "user_name",
+        "digits",
+        cv.DOMAIN_NAME,
+        cv.FSCTL_IN_FALLBACK,
+        cv.FSCTL_TOLL,
+        cv.FSCTL_TIMERULE_HIT,
+        cv.OUTBOUND_CALLER_ID,
+        cv.FSCTL_RECORD,
+        cv.FSCTL_RESUME,
+        cv.FSCTL_DID,
+        cv.FSCTL_OUTBOUND_NAME,
+        cv.CALLER_ID_NAME_VAR,
+    }
+)
 # Expected children of <include> per kind of file (the first folder of the relative path).
 ROOT_CHILDREN = {
     "directory": "domain",
@@ -52,8 +67,21 @@ ROOT_CHILDREN = {
     "callcenter/agents": "agent",
     "callcenter/tiers": "tier",
 }
-TIME_ATTRS = ("year", "yday", "mon", "mday", "week", "mweek", "wday", "hour", "minute", "minute-of-day",
-              "time-of-day", "date-time", "tod_tz_offset")
+TIME_ATTRS = (
+    "year",
+    "yday",
+    "mon",
+    "mday",
+    "week",
+    "mweek",
+    "wday",
+    "hour",
+    "minute",
+    "minute-of-day",
+    "time-of-day",
+    "date-time",
+    "tod_tz_offset",
+)
 _LEG_USER_RE = re.compile(r"^user/([^@]+)@(.+)\Z")
 _LEG_PREFIX_RE = re.compile(r"^(\[[^\]]*\]|\{[^}]*\}|<[^>]*>)+")
 _LEG_SPLIT_RE = re.compile(r"[,|]")
@@ -146,8 +174,11 @@ def _text_problems(text, relpath):
     # with the first and last lines checked above, two "include>" are exactly one <include> and one
     # </include>; "<?" needs a "?", rare in generated XML.
     suspicious = (
-        problems or text.count("include>") != 2  # (alone on the first/last line: above)
-        or ("?" in text and "<?" in text) or load_time or "X-PRE-PROCESS" in text
+        problems
+        or text.count("include>") != 2  # (alone on the first/last line: above)
+        or ("?" in text and "<?" in text)
+        or load_time
+        or "X-PRE-PROCESS" in text
         or not names <= ALLOWED_VARIABLES
     )
     if suspicious:
@@ -160,8 +191,10 @@ def _line_problems(text, relpath):
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if ("<include>" in line or "</include>" in line) and stripped not in ("<include>", "</include>"):
-            problems.append(f"{relpath} line {number}: <include> shares its line with other text "
-                            "(the preprocessor drops the whole line)")
+            problems.append(
+                f"{relpath} line {number}: <include> shares its line with other text "
+                "(the preprocessor drops the whole line)"
+            )
         if "<?" in line:
             problems.append(f"{relpath} line {number}: '<?' (the preprocessor drops the line)")
         if "$${" in line:
@@ -175,8 +208,18 @@ def _line_problems(text, relpath):
 
 
 def _new_summary(kind):
-    return {"kind": kind, "domains": [], "users": {}, "contexts": {}, "menus": [], "profiles": [], "queues": [],
-            "agents": [], "tiers": [], "refs": []}
+    return {
+        "kind": kind,
+        "domains": [],
+        "users": {},
+        "contexts": {},
+        "menus": [],
+        "profiles": [],
+        "queues": [],
+        "agents": [],
+        "tiers": [],
+        "refs": [],
+    }
 
 
 def check_file(path, relpath: str) -> dict:
@@ -221,8 +264,18 @@ _CREDENTIALS = frozenset({"password", "a1-hash", "reverse-auth-pass"})
 _A1_RE = re.compile(r"[0-9a-f]{32}")
 _A1_FULLMATCH = _A1_RE.fullmatch
 # User params that are no credential (exact names; any other name is looked at closely).
-_NOT_CREDENTIALS = frozenset({"vm-password", "vm-mailto", "vm-email-all-messages", "vm-attach-file", "dial-string",
-                              "vm-enabled", "vm-notify-mailto", "vm-keep-local-after-email"})
+_NOT_CREDENTIALS = frozenset(
+    {
+        "vm-password",
+        "vm-mailto",
+        "vm-email-all-messages",
+        "vm-attach-file",
+        "dial-string",
+        "vm-enabled",
+        "vm-notify-mailto",
+        "vm-keep-local-after-email",
+    }
+)
 
 
 def _children(el, path):
@@ -295,8 +348,10 @@ def _check_domain(el, relpath, summary, problems):
     for params in _children(el, ("params",)) + _children(el, ("groups", "group", "params")):
         for param in params.iterchildren("param"):
             if (param.get("name") or "").lower() in _CREDENTIALS:
-                problems.append(f"{_where(relpath, param)}: param {param.get('name')} shared by every user of {name}"
-                                " (credentials belong to one user)")
+                problems.append(
+                    f"{_where(relpath, param)}: param {param.get('name')} shared by every user of {name}"
+                    " (credentials belong to one user)"
+                )
 
 
 def _bridge_refs(data, alternatives, context, line):
@@ -390,8 +445,11 @@ def _check_context(el, relpath, summary, problems):
                 first = False
                 app = act.get("application") or ""
                 if app == "set":
-                    if not timezone_set and act.get("inline") == "true" and (act.get("data") or "").startswith(
-                            "timezone="):
+                    if (
+                        not timezone_set
+                        and act.get("inline") == "true"
+                        and (act.get("data") or "").startswith("timezone=")
+                    ):
                         timezone_set = True
                 elif app in _REF_APPS:
                     data = act.get("data") or ""
@@ -420,8 +478,10 @@ def _cc_argument_problems(el, relpath, attributes, problems):
     for attribute in attributes:
         value = el.get(attribute) or ""
         if not value or any(ch.isspace() or ch in "'\"" for ch in value):
-            problems.append(f"{_where(relpath, el)}: <{el.tag}> {attribute} {value!r} must be one word"
-                            " (callcenter_config arguments are split on spaces)")
+            problems.append(
+                f"{_where(relpath, el)}: <{el.tag}> {attribute} {value!r} must be one word"
+                " (callcenter_config arguments are split on spaces)"
+            )
 
 
 def _check_queue(el, relpath, summary, problems):

@@ -52,19 +52,24 @@ def build_directory_context(data: dict) -> dict:
             # FACTS.md: a user with neither password nor a1-hash registers without credentials.
             raise OperationError(f"user {u.number} of {domain} has no SIP password: refusing to render it")
         vm, cid, toll = u.vm_enabled, u.caller_id_number, u.toll
-        own_name = outbound_name(tenant["name"], tenant.get("outbound_name"), did_names.get(cid or default_cid),
-                                 u.outbound_name)
-        users.append(_directory_user((  # (number a1_hash vm_password vm_mailto name caller_id toll record outbound)
-            u.number,
-            a1_hash(u.number, domain, u.sip_password),
-            u.vm_pin if vm and u.vm_pin else "",
-            xml_text(u.email) if vm and u.email else "",
-            xml_text(u.name),
-            cid if cid and cid != default_cid else "",
-            toll if toll != DEFAULT_TOLL else "",
-            "true" if u.record else "",
-            xml_text(own_name) if own_name != default_name else "",
-        )))
+        own_name = outbound_name(
+            tenant["name"], tenant.get("outbound_name"), did_names.get(cid or default_cid), u.outbound_name
+        )
+        users.append(
+            _directory_user(
+                (  # (number a1_hash vm_password vm_mailto name caller_id toll record outbound)
+                    u.number,
+                    a1_hash(u.number, domain, u.sip_password),
+                    u.vm_pin if vm and u.vm_pin else "",
+                    xml_text(u.email) if vm and u.email else "",
+                    xml_text(u.name),
+                    cid if cid and cid != default_cid else "",
+                    toll if toll != DEFAULT_TOLL else "",
+                    "true" if u.record else "",
+                    xml_text(own_name) if own_name != default_name else "",
+                )
+            )
+        )
     return {
         "domain": domain,
         "tenant_name": xml_text(tenant["name"]),
@@ -78,8 +83,9 @@ def build_directory_context(data: dict) -> dict:
 
 # Immutable records handed to the templates (attribute access is several times faster in Jinja
 # than on dicts, which it first tries as attributes).
-DirectoryUser = namedtuple("DirectoryUser", "number a1_hash vm_password vm_mailto name caller_id toll record "
-                                            "outbound_name")
+DirectoryUser = namedtuple(
+    "DirectoryUser", "number a1_hash vm_password vm_mailto name caller_id toll record outbound_name"
+)
 
 
 _directory_user = functools.partial(tuple.__new__, DirectoryUser)  # DirectoryUser(*values) without its Python __new__
@@ -93,29 +99,37 @@ def build_ivr_context(data: dict) -> dict:
     for i in data["ivrs"]:
         greeting = xml_text(media.get(i["greeting"], "")) if i["greeting"] else ""
         invalid = xml_text(media.get(i["invalid_sound"], "")) if i["invalid_sound"] else DEFAULT_INVALID_SOUND
-        menus.append({
-            "name": f"{i['number']}@{domain}",
-            "greet_long": greeting,
-            "greet_short": greeting,
-            "invalid_sound": invalid or DEFAULT_INVALID_SOUND,
-            "exit_sound": DEFAULT_EXIT_SOUND,
-            "timeout": int(i["timeout"]) * 1000,
-            "max_failures": int(i["max_failures"]),
-            "max_timeouts": int(i["max_timeouts"]),
-            "digit_len": int(i["digit_len"]),
-            "entries": [{"digits": d, "param": route_app(dest, domain, gateway)} for d, dest in i["entries"]],
-        })
+        menus.append(
+            {
+                "name": f"{i['number']}@{domain}",
+                "greet_long": greeting,
+                "greet_short": greeting,
+                "invalid_sound": invalid or DEFAULT_INVALID_SOUND,
+                "exit_sound": DEFAULT_EXIT_SOUND,
+                "timeout": int(i["timeout"]) * 1000,
+                "max_failures": int(i["max_failures"]),
+                "max_timeouts": int(i["max_timeouts"]),
+                "digit_len": int(i["digit_len"]),
+                "entries": [{"digits": d, "param": route_app(dest, domain, gateway)} for d, dest in i["entries"]],
+            }
+        )
     return {"menus": menus}
 
 
 def build_conference_context(data: dict) -> dict:
     """Conference profiles, one per room, named `<domain>-<number>` (names are global)."""
     domain = data["tenant"]["domain"]
-    return {"profiles": [
-        {"name": f"{domain}-{c['number']}", "domain": domain, "pin": c["pin"] or "",
-         "max_members": c["max_members"] or ""}
-        for c in data["conferences"]
-    ]}
+    return {
+        "profiles": [
+            {
+                "name": f"{domain}-{c['number']}",
+                "domain": domain,
+                "pin": c["pin"] or "",
+                "max_members": c["max_members"] or "",
+            }
+            for c in data["conferences"]
+        ]
+    }
 
 
 def build_callcenter_context(data: dict) -> dict:
@@ -125,11 +139,16 @@ def build_callcenter_context(data: dict) -> dict:
     for q in data["queues"]:
         name = f"{q['number']}@{domain}"
         moh = xml_text(media.get(q["moh"], "")) if q["moh"] else "local_stream://moh"
-        queues.append({
-            "name": name, "strategy": q["strategy"], "moh": moh or "local_stream://moh",
-            "announce": xml_text(media.get(q["announce"], "")) if q["announce"] else "",
-            "announce_frequency": int(q["announce_frequency"]), "max_wait": int(q["max_wait"]),
-        })
+        queues.append(
+            {
+                "name": name,
+                "strategy": q["strategy"],
+                "moh": moh or "local_stream://moh",
+                "announce": xml_text(media.get(q["announce"], "")) if q["announce"] else "",
+                "announce_frequency": int(q["announce_frequency"]),
+                "max_wait": int(q["max_wait"]),
+            }
+        )
         for position, (number, tier) in enumerate(q["agents"], 1):
             agent = f"{number}@{domain}"
             if agent not in seen:

@@ -111,17 +111,32 @@ class Record(SimpleNamespace):
 # The channel variables and fixed names the template prints (their one home is chanvars and this
 # module): `var.in_fallback` is the name, `var.in_fallback_ref` the `${...}` that reads it.
 VARS = Record(
-    tenant=cv.FSCTL_TENANT, target=cv.FSCTL_TARGET, resume=FSCTL_RESUME, resume_ref=f"${{{FSCTL_RESUME}}}", watchdog=FSCTL_WATCHDOG,
-    in_fallback=FSCTL_IN_FALLBACK, in_fallback_ref=f"${{{FSCTL_IN_FALLBACK}}}",
-    record_ref=f"${{{FSCTL_RECORD}}}", toll_ref=f"${{{FSCTL_TOLL}}}", outbound=cv.FSCTL_OUTBOUND,
-    did=cv.FSCTL_DID, did_ref=f"${{{cv.FSCTL_DID}}}", did_name=FSCTL_DID_NAME,
-    timerule_hit=FSCTL_TIMERULE_HIT, timerule_hit_ref=f"${{{FSCTL_TIMERULE_HIT}}}",
-    hangup_after_bridge=cv.HANGUP_AFTER_BRIDGE, execute_on_pre_bridge=cv.EXECUTE_ON_PRE_BRIDGE,
+    tenant=cv.FSCTL_TENANT,
+    target=cv.FSCTL_TARGET,
+    resume=FSCTL_RESUME,
+    resume_ref=f"${{{FSCTL_RESUME}}}",
+    watchdog=FSCTL_WATCHDOG,
+    in_fallback=FSCTL_IN_FALLBACK,
+    in_fallback_ref=f"${{{FSCTL_IN_FALLBACK}}}",
+    record_ref=f"${{{FSCTL_RECORD}}}",
+    toll_ref=f"${{{FSCTL_TOLL}}}",
+    outbound=cv.FSCTL_OUTBOUND,
+    did=cv.FSCTL_DID,
+    did_ref=f"${{{cv.FSCTL_DID}}}",
+    did_name=FSCTL_DID_NAME,
+    timerule_hit=FSCTL_TIMERULE_HIT,
+    timerule_hit_ref=f"${{{FSCTL_TIMERULE_HIT}}}",
+    hangup_after_bridge=cv.HANGUP_AFTER_BRIDGE,
+    execute_on_pre_bridge=cv.EXECUTE_ON_PRE_BRIDGE,
     force_transfer_context=cv.FORCE_TRANSFER_CONTEXT,
     outside_caller_id=_OUTSIDE_CALLER_ID,
     outbound_name_from_caller=f"{cv.FSCTL_OUTBOUND_NAME}=${{{cv.CALLER_ID_NAME_VAR}}}",
-    fallback_extension=FALLBACK_EXTENSION, fallback_expression=f"^{FALLBACK_EXTENSION}$",
-    blind_xfer=BLIND_XFER, attended_xfer=ATTENDED_XFER, blind_key=BLIND_KEY, attended_key=ATTENDED_KEY,
+    fallback_extension=FALLBACK_EXTENSION,
+    fallback_expression=f"^{FALLBACK_EXTENSION}$",
+    blind_xfer=BLIND_XFER,
+    attended_xfer=ATTENDED_XFER,
+    blind_key=BLIND_KEY,
+    attended_key=ATTENDED_KEY,
     not_in_fallback="^(?!true$).*$",
 )
 
@@ -190,8 +205,9 @@ def _group(group, domain, gateway):
     bridge = ()
     if group["members"]:
         mode = "sequential" if group["strategy"] == "sequential" else "simultaneous"
-        legs = dialstring.join((dialstring.leg(dialstring.user_target(n, domain), group["ring_time"])
-                                for n in group["members"]), mode)
+        legs = dialstring.join(
+            (dialstring.leg(dialstring.user_target(n, domain), group["ring_time"]) for n in group["members"]), mode
+        )
         bridge = dialstring.bridge_apps(legs)
     fallback = Destination.parse(group["fallback"])
     # In XML (service down) a group's fallback is followed unless it could loop (group, time rule).
@@ -214,9 +230,14 @@ def _queue(queue, domain, gateway):
     """
     number = queue["number"]
     overflow = f"queue-{number}-overflow"
-    return Record(number=number, expression=_exact(number, f"queue-{number}"), max_wait=int(queue["max_wait"]),
-                  overflow_extension=overflow, overflow_expression=_exact(overflow),
-                  overflow=route(queue["overflow"], domain, gateway))
+    return Record(
+        number=number,
+        expression=_exact(number, f"queue-{number}"),
+        max_wait=int(queue["max_wait"]),
+        overflow_extension=overflow,
+        overflow_expression=_exact(overflow),
+        overflow=route(queue["overflow"], domain, gateway),
+    )
 
 
 def resume_target(text: str) -> str | None:
@@ -263,16 +284,25 @@ def _time_rule(rule: dict, tenant: dict) -> Record:
     """A time rule in XML: inline `set`s while hunting (ranges match, holidays do not), then one
     extension routes match / no match."""
     domain, gateway = tenant["domain"], tenant["gateway"]
-    ranges = [(f"{i}.{j}", wday, tod)
-              for i, (weekdays, start, end) in enumerate(rule["ranges"])
-              for j, (wday, tod) in enumerate(_range_pieces(weekdays, start, end))]
-    holidays = [(f"{i}.{j}", span)
-                for i, (d0, d1, t0, t1) in enumerate(rule["holidays"])
-                for j, span in enumerate(_holiday_spans(d0, d1, t0, t1))]
-    return Record(name=rule["name"], expression=_exact(f"timerule-{rule['name']}"),
-                  timezone=rule["timezone"] or tenant["timezone"], ranges=ranges, holidays=holidays,
-                  match=route(rule["match_destination"], domain, gateway),
-                  nomatch=route(rule["nomatch_destination"], domain, gateway))
+    ranges = [
+        (f"{i}.{j}", wday, tod)
+        for i, (weekdays, start, end) in enumerate(rule["ranges"])
+        for j, (wday, tod) in enumerate(_range_pieces(weekdays, start, end))
+    ]
+    holidays = [
+        (f"{i}.{j}", span)
+        for i, (d0, d1, t0, t1) in enumerate(rule["holidays"])
+        for j, span in enumerate(_holiday_spans(d0, d1, t0, t1))
+    ]
+    return Record(
+        name=rule["name"],
+        expression=_exact(f"timerule-{rule['name']}"),
+        timezone=rule["timezone"] or tenant["timezone"],
+        ranges=ranges,
+        holidays=holidays,
+        match=route(rule["match_destination"], domain, gateway),
+        nomatch=route(rule["nomatch_destination"], domain, gateway),
+    )
 
 
 _SCENARIO_FIELDS = operator.attrgetter("record", *User.FORWARD_FIELDS)
@@ -300,32 +330,53 @@ def build_dialplan_context(data: dict, watchdog: int = 6) -> dict:
     # Every user: straight to the phone in XML, bundled by (ring time, voicemail).
     for (timeout, vm), numbers in sorted(bundles.items()):
         number = "$1" if len(numbers) > 1 else numbers[0]
-        users.append(Record(name=f"users-{timeout}{'-vm' if vm else ''}", expression=_exact(*numbers),
-                            bridge=dialstring.bridge_apps(dialstring.leg(dialstring.user_target(number, domain),
-                                                                         timeout)),
-                            mailbox=number if vm else None))
+        users.append(
+            Record(
+                name=f"users-{timeout}{'-vm' if vm else ''}",
+                expression=_exact(*numbers),
+                bridge=dialstring.bridge_apps(dialstring.leg(dialstring.user_target(number, domain), timeout)),
+                mailbox=number if vm else None,
+            )
+        )
     mailboxes = [u.number for u in data["users"] if u.vm_enabled]
     outbound = []
     for klass, pattern in TOLL_PATTERNS:
-        allowed = TOLL_LEVELS[TOLL_LEVELS.index(klass):]
+        allowed = TOLL_LEVELS[TOLL_LEVELS.index(klass) :]
         outbound.append(Record(klass=klass, expression=pattern, allowed=f"^({'|'.join(allowed)})$"))
     return {
-        "public": False, "context": domain, "domain": domain, "timezone": tenant["timezone"],
-        "watchdog": watchdog, "var": VARS,
+        "public": False,
+        "context": domain,
+        "domain": domain,
+        "timezone": tenant["timezone"],
+        "watchdog": watchdog,
+        "var": VARS,
         "scenario_users": _captured(scenario) if scenario else "",
         "recorded_caller": _captured(plain_numbers) if plain_numbers else "",
         "users": users,
         "groups": [_group(g, domain, gateway) for g in data["groups"]],
-        "ivrs": [Record(number=i["number"], expression=_exact(i["number"], f"ivr-{i['number']}"),
-                        exit=route(i["exit_destination"], domain, gateway)) for i in data["ivrs"]],
+        "ivrs": [
+            Record(
+                number=i["number"],
+                expression=_exact(i["number"], f"ivr-{i['number']}"),
+                exit=route(i["exit_destination"], domain, gateway),
+            )
+            for i in data["ivrs"]
+        ],
         "queues": [_queue(q, domain, gateway) for q in data["queues"]],
-        "conferences": [Record(number=c["number"], expression=_exact(c["number"], f"conference-{c['number']}"),
-                               room=f"{domain}-{c['number']}") for c in data["conferences"]],
+        "conferences": [
+            Record(
+                number=c["number"],
+                expression=_exact(c["number"], f"conference-{c['number']}"),
+                room=f"{domain}-{c['number']}",
+            )
+            for c in data["conferences"]
+        ],
         "mailboxes": f"^vm-({'|'.join(map(regex_literal, mailboxes))})$" if mailboxes else "",
         "time_rules": [_time_rule(rule, tenant) for rule in data["time_rules"]],
         "outbound": outbound,
         "outside_leg": _gateway_leg(gateway, "${destination_number}", domain),
-        "blind_expression": _exact(BLIND_XFER), "blind_go_expression": _exact(f"{BLIND_XFER}-go"),
+        "blind_expression": _exact(BLIND_XFER),
+        "blind_go_expression": _exact(f"{BLIND_XFER}-go"),
         "attended_expression": _exact(ATTENDED_XFER),
         # The watchdog fired (service down): a public number's caller on the blacklist is refused
         # here too (R-BLACK without the service); the others resume where the call was going.
@@ -356,16 +407,28 @@ def blacklist_regex(entries) -> str:
 
 def _did(did) -> Record:
     digits = did["number"].lstrip("+")
-    return Record(number=did["number"], digits=digits, expression=f"^(\\+|00)?{regex_literal(digits)}$",
-                  name=xml_text(did["name"]), domain=did["domain"], timezone=did["timezone"],
-                  watchdog=did["watchdog"], resume=resume_target(did["destination"]))
+    return Record(
+        number=did["number"],
+        digits=digits,
+        expression=f"^(\\+|00)?{regex_literal(digits)}$",
+        name=xml_text(did["name"]),
+        domain=did["domain"],
+        timezone=did["timezone"],
+        watchdog=did["watchdog"],
+        resume=resume_target(did["destination"]),
+    )
 
 
 def build_public_context(dids) -> dict:
     """The public context: each DID (E.164; `+` or `00` optional) hands its call to its tenant.
     `dids` (dicts with their watchdog) may be a stream: it is taken lazily, as the file is written."""
-    return {"public": True, "context": PUBLIC_CONTEXT, "var": VARS, "dids": map(_did, dids),
-            "unknown_number": UNKNOWN_NUMBER}
+    return {
+        "public": True,
+        "context": PUBLIC_CONTEXT,
+        "var": VARS,
+        "dids": map(_did, dids),
+        "unknown_number": UNKNOWN_NUMBER,
+    }
 
 
 # The public context's last extension: a number no tenant has is refused (SIP 404). The template

@@ -57,8 +57,11 @@ def build_routing() -> dict:
     """{"domains": {domain: set}, "dids": {digits: set}, "sets": {set: [(node id, priority)]}} of the
     active tenants with a home node (a pure reading of the database)."""
     applied = set(NodeConfig.select(NodeConfig.node, NodeConfig.domain).tuples())
-    tenants = (Tenant.select(Tenant.id, Tenant.domain, Tenant.home_node, Tenant.standby_node, Tenant.draining_node)
-               .where((Tenant.state == "active") & Tenant.home_node.is_null(False)).order_by(Tenant.domain))
+    tenants = (
+        Tenant.select(Tenant.id, Tenant.domain, Tenant.home_node, Tenant.standby_node, Tenant.draining_node)
+        .where((Tenant.state == "active") & Tenant.home_node.is_null(False))
+        .order_by(Tenant.domain)
+    )
     domains, dids, pairs = {}, {}, {}
     for tenant in tenants:
         pair = route_pair(tenant, applied)
@@ -116,7 +119,7 @@ def cfg_context(settings, folder) -> dict:
     """What kamailio.cfg prints: sockets, the control socket, the routing files, the timers."""
     folder = Path(folder)
     ctl = settings.kamailio_ctl
-    runtime = os.path.dirname(ctl[len("unix:"):]) if ctl.startswith("unix:") else str(folder / "run")
+    runtime = os.path.dirname(ctl[len("unix:") :]) if ctl.startswith("unix:") else str(folder / "run")
     return {
         "listen": settings.kamailio_listen.split(),
         "ctl": ctl,
@@ -139,8 +142,14 @@ def render_cfg(settings, folder) -> str:
 
     loaders = [jinja2.FileSystemLoader(str(settings.templates_dir))] if settings.templates_dir else []
     loaders.append(jinja2.FileSystemLoader(str(packaged_templates_dir())))
-    env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
     try:
         template = env.get_template(CFG)
         # The compiled code itself (not render(), whose rewritten traceback hides the template's line).

@@ -41,33 +41,52 @@ def _tenant_queries(ids):
     return {
         # Only what the contexts read (a tenant has many users: every column costs).
         "users": User.select(User.tenant, *(getattr(User, f) for f in UserRow._fields))
-        .where(User.tenant.in_(ids)).order_by(User.tenant, User.number),
+        .where(User.tenant.in_(ids))
+        .order_by(User.tenant, User.number),
         "groups": Group.select(Group.tenant, *Group._meta.sorted_fields)
-        .where(Group.tenant.in_(ids)).order_by(Group.tenant, Group.number),
-        "members": GroupMember.select(User.tenant, GroupMember.group, User.number).join(User)
-        .where(User.tenant.in_(ids)).order_by(User.tenant, GroupMember.group, GroupMember.position),
+        .where(Group.tenant.in_(ids))
+        .order_by(Group.tenant, Group.number),
+        "members": GroupMember.select(User.tenant, GroupMember.group, User.number)
+        .join(User)
+        .where(User.tenant.in_(ids))
+        .order_by(User.tenant, GroupMember.group, GroupMember.position),
         "dids": Did.select(Did.tenant, Did.number, Did.name, Did.destination)
-        .where(Did.tenant.in_(ids)).order_by(Did.tenant, Did.number),
+        .where(Did.tenant.in_(ids))
+        .order_by(Did.tenant, Did.number),
         "media": Media.select(Media.tenant, Media.name, Media.path).where(Media.tenant.in_(ids)).order_by(Media.tenant),
-        "ivrs": Ivr.select(Ivr.tenant, *Ivr._meta.sorted_fields).where(Ivr.tenant.in_(ids)).order_by(Ivr.tenant, Ivr.number),
-        "entries": IvrEntry.select(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits, IvrEntry.destination).join(Ivr)
-        .where(Ivr.tenant.in_(ids)).order_by(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits),
+        "ivrs": Ivr.select(Ivr.tenant, *Ivr._meta.sorted_fields)
+        .where(Ivr.tenant.in_(ids))
+        .order_by(Ivr.tenant, Ivr.number),
+        "entries": IvrEntry.select(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits, IvrEntry.destination)
+        .join(Ivr)
+        .where(Ivr.tenant.in_(ids))
+        .order_by(Ivr.tenant, IvrEntry.ivr, IvrEntry.digits),
         "rules": TimeRule.select(TimeRule.tenant, *TimeRule._meta.sorted_fields)
-        .where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, TimeRule.name),
+        .where(TimeRule.tenant.in_(ids))
+        .order_by(TimeRule.tenant, TimeRule.name),
         "ranges": TimeRange.select(TimeRule.tenant, TimeRange.rule, TimeRange.weekdays, TimeRange.start, TimeRange.end)
-        .join(TimeRule).where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, TimeRange.rule, TimeRange.id),
-        "holidays": Holiday.select(TimeRule.tenant, Holiday.rule, Holiday.start_date, Holiday.end_date,
-                                   Holiday.start_time, Holiday.end_time)
-        .join(TimeRule).where(TimeRule.tenant.in_(ids)).order_by(TimeRule.tenant, Holiday.rule, Holiday.start_date),
+        .join(TimeRule)
+        .where(TimeRule.tenant.in_(ids))
+        .order_by(TimeRule.tenant, TimeRange.rule, TimeRange.id),
+        "holidays": Holiday.select(
+            TimeRule.tenant, Holiday.rule, Holiday.start_date, Holiday.end_date, Holiday.start_time, Holiday.end_time
+        )
+        .join(TimeRule)
+        .where(TimeRule.tenant.in_(ids))
+        .order_by(TimeRule.tenant, Holiday.rule, Holiday.start_date),
         "queues": Queue.select(Queue.tenant, *Queue._meta.sorted_fields)
-        .where(Queue.tenant.in_(ids)).order_by(Queue.tenant, Queue.number),
-        "agents": QueueAgent.select(User.tenant, QueueAgent.queue, User.number, QueueAgent.tier).join(User)
-        .where(User.tenant.in_(ids)).order_by(User.tenant, QueueAgent.queue, QueueAgent.tier, User.number),
+        .where(Queue.tenant.in_(ids))
+        .order_by(Queue.tenant, Queue.number),
+        "agents": QueueAgent.select(User.tenant, QueueAgent.queue, User.number, QueueAgent.tier)
+        .join(User)
+        .where(User.tenant.in_(ids))
+        .order_by(User.tenant, QueueAgent.queue, QueueAgent.tier, User.number),
         "conferences": Conference.select(Conference.tenant, *Conference._meta.sorted_fields)
-        .where(Conference.tenant.in_(ids)).order_by(Conference.tenant, Conference.number),
+        .where(Conference.tenant.in_(ids))
+        .order_by(Conference.tenant, Conference.number),
         "blacklist": BlacklistEntry.select(BlacklistEntry.tenant, BlacklistEntry.pattern, BlacklistEntry.match)
-        .where(BlacklistEntry.tenant.in_(ids)).order_by(BlacklistEntry.tenant, BlacklistEntry.match,
-                                                       BlacklistEntry.pattern),
+        .where(BlacklistEntry.tenant.in_(ids))
+        .order_by(BlacklistEntry.tenant, BlacklistEntry.match, BlacklistEntry.pattern),
     }
 
 
@@ -94,8 +113,11 @@ def _bind(params, ids):
 
 
 # A user row as the contexts read it (the columns of the "users" query, in order).
-UserRow = namedtuple("UserRow", "number name sip_password email vm_enabled vm_pin record no_answer_timeout "
-                     "caller_id_number toll outbound_name " + " ".join(User.FORWARD_FIELDS))
+UserRow = namedtuple(
+    "UserRow",
+    "number name sip_password email vm_enabled vm_pin record no_answer_timeout "
+    "caller_id_number toll outbound_name " + " ".join(User.FORWARD_FIELDS),
+)
 
 
 _first = operator.itemgetter(0)
@@ -132,9 +154,25 @@ def load_tenant(tenant: Tenant) -> dict:
 
 
 def _tenant_data(tenant, rows):
-    rows = {name: rows.get(name, []) for name in ("users", "groups", "members", "dids", "media", "ivrs", "entries",
-                                                  "rules", "ranges", "holidays", "queues", "agents", "conferences",
-                                                  "blacklist")}
+    rows = {
+        name: rows.get(name, [])
+        for name in (
+            "users",
+            "groups",
+            "members",
+            "dids",
+            "media",
+            "ivrs",
+            "entries",
+            "rules",
+            "ranges",
+            "holidays",
+            "queues",
+            "agents",
+            "conferences",
+            "blacklist",
+        )
+    }
     by = {}
     for m in rows["members"]:
         by.setdefault(("g", m["group"]), []).append(m["number"])
@@ -144,13 +182,19 @@ def _tenant_data(tenant, rows):
         by.setdefault(("r", r["rule"]), []).append((r["weekdays"], r["start"], r["end"]))
     for h in rows["holidays"]:
         by.setdefault(("h", h["rule"]), []).append(
-            (_as_date(h["start_date"]), _as_date(h["end_date"]), h["start_time"], h["end_time"]))
+            (_as_date(h["start_date"]), _as_date(h["end_date"]), h["start_time"], h["end_time"])
+        )
     for a in rows["agents"]:
         by.setdefault(("q", a["queue"]), []).append((a["number"], a["tier"]))
     return {
         "tenant": {
-            "domain": tenant.domain, "name": tenant.name, "timezone": tenant.timezone, "state": tenant.state,
-            "fallback": tenant.fallback, "gateway": tenant.gateway, "revision": tenant.revision,
+            "domain": tenant.domain,
+            "name": tenant.name,
+            "timezone": tenant.timezone,
+            "state": tenant.state,
+            "fallback": tenant.fallback,
+            "gateway": tenant.gateway,
+            "revision": tenant.revision,
             "outbound_name": tenant.outbound_name,
         },
         "users": rows["users"],
@@ -158,8 +202,9 @@ def _tenant_data(tenant, rows):
         "dids": rows["dids"],
         "media": {m["name"]: m["path"] for m in rows["media"]},
         "ivrs": [dict(i, entries=by.get(("i", i["id"]), [])) for i in rows["ivrs"]],
-        "time_rules": [dict(r, ranges=by.get(("r", r["id"]), []), holidays=by.get(("h", r["id"]), []))
-                       for r in rows["rules"]],
+        "time_rules": [
+            dict(r, ranges=by.get(("r", r["id"]), []), holidays=by.get(("h", r["id"]), [])) for r in rows["rules"]
+        ],
         "queues": [dict(q, agents=by.get(("q", q["id"]), [])) for q in rows["queues"]],
         "conferences": rows["conferences"],
         "blacklist": [(b["pattern"], b["match"]) for b in rows["blacklist"]],

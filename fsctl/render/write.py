@@ -139,8 +139,9 @@ def tenant_paths(domain: str) -> list[str]:
     return [pattern.format(domain=domain) for _, pattern, _ in TENANT_FILES]
 
 
-def render_file(env: jinja2.Environment, template: str, context: dict, path: Path, atomic: bool = True,
-                stream: bool = False) -> str:
+def render_file(
+    env: jinja2.Environment, template: str, context: dict, path: Path, atomic: bool = True, stream: bool = False
+) -> str:
     """Render a template into `path` (atomically: temp file + os.replace); return its sha256.
 
     `atomic=False` writes `path` directly: for a private staging folder that is moved in later.
@@ -252,8 +253,9 @@ def _read_manifest(out: Path) -> set:
     except FileNotFoundError:
         return set()
     except (OSError, ValueError, KeyError, TypeError):
-        raise ValidationError("--out", str(out), f"its {OUT_MANIFEST} cannot be read: move the folder "
-                                                 "aside and render into an empty one") from None
+        raise ValidationError(
+            "--out", str(out), f"its {OUT_MANIFEST} cannot be read: move the folder aside and render into an empty one"
+        ) from None
 
 
 def _write_manifest(out: Path, files) -> None:
@@ -280,8 +282,12 @@ def render_out(out, templates_dir: str = "", watchdog: int = 6) -> tuple[dict, l
     foreign = [rel for rel in layout_files(out) if rel not in ours]
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise ValidationError("--out", str(out), f"holds FreeSWITCH XML fsctl did not write ({', '.join(foreign[:3])}"
-                                                 f"{more}): render into an empty folder or one fsctl rendered into")
+        raise ValidationError(
+            "--out",
+            str(out),
+            f"holds FreeSWITCH XML fsctl did not write ({', '.join(foreign[:3])}"
+            f"{more}): render into an empty folder or one fsctl rendered into",
+        )
     out.mkdir(parents=True, exist_ok=True)
     may_write = {PUBLIC_FILE} | {rel for t in active_tenants() for rel in tenant_paths(t.domain)}
     _write_manifest(out, ours | may_write)

@@ -26,8 +26,10 @@ def fingerprint():
     change moves it."""
     from ..model import Tenant
 
-    sums = [sql.COALESCE(sql.SUM(f), 0) for f in (Tenant.revision, Tenant.home_node, Tenant.standby_node,
-                                                   Tenant.draining_node)]
+    sums = [
+        sql.COALESCE(sql.SUM(f), 0)
+        for f in (Tenant.revision, Tenant.home_node, Tenant.standby_node, Tenant.draining_node)
+    ]
     return Tenant.select(sql.COUNT(Tenant.id), *sums).tuples().get()
 
 
@@ -58,15 +60,20 @@ def apply_pending(settings, now=None):
         result = apply_nodes(settings, now)
         if result.exit_code:
             what = "; ".join(f"{n.node}: {n.error}" for n in result.nodes if n.error) or result.kamailio_error
-            raise NotAppliedError(f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code,
-                                  result)
+            raise NotAppliedError(
+                f"saved; not applied everywhere: {what}; fsctl apply applies it", result.exit_code, result
+            )
         return result
     changed, removed = svc.plan()
     if not changed and not removed and not load_pending(Path(settings.conf_dir)):
         return None
     try:
-        return svc.apply_config(settings.conf_dir, svc.esl_reloader(settings), templates_dir=settings.templates_dir,
-                                watchdog=settings.handoff_watchdog)
+        return svc.apply_config(
+            settings.conf_dir,
+            svc.esl_reloader(settings),
+            templates_dir=settings.templates_dir,
+            watchdog=settings.handoff_watchdog,
+        )
     except CallcenterError as exc:
         raise NotAppliedError(f"saved; {exc}", exc.exit_code, exc.result) from None
     except FsctlError as exc:

@@ -46,8 +46,9 @@ def _record(table, key, changed, removed, digests, now):
     for tenant in changed:
         row = table.get_or_none(table.domain == tenant.domain, *where)
         if row is None:
-            table.create(domain=tenant.domain, revision=tenant.revision, digest=digests[tenant.domain],
-                         applied_at=now, **key)
+            table.create(
+                domain=tenant.domain, revision=tenant.revision, digest=digests[tenant.domain], applied_at=now, **key
+            )
         else:
             row.revision, row.digest, row.applied_at = tenant.revision, digests[tenant.domain], now
             row.save()

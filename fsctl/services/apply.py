@@ -94,11 +94,18 @@ class ApplyResult:
     def as_dict(self):
         """The stable JSON shape."""
         return {
-            "rendered": self.rendered, "removed": self.removed, "written": self.written,
-            "deleted": self.deleted, "reloaded": self.reloaded, "reply": self.reply,
+            "rendered": self.rendered,
+            "removed": self.removed,
+            "written": self.written,
+            "deleted": self.deleted,
+            "reloaded": self.reloaded,
+            "reply": self.reply,
             "recovered": self.recovered,
-            "callcenter": {"commands": self.callcenter, "retried": self.callcenter_retried,
-                           "pending": self.callcenter_pending},
+            "callcenter": {
+                "commands": self.callcenter,
+                "retried": self.callcenter_retried,
+                "pending": self.callcenter_pending,
+            },
         }
 
 
@@ -131,8 +138,7 @@ class EslReloader:
         from fsctl.freeswitch.esl import EventSocket
 
         s = self._settings
-        return EventSocket(s.esl_host, s.esl_port, s.esl_password, timeout=s.esl_timeout, reconnect=False,
-                           events=())
+        return EventSocket(s.esl_host, s.esl_port, s.esl_password, timeout=s.esl_timeout, reconnect=False, events=())
 
     def _connection(self):
         if self._esl is None:
@@ -377,8 +383,18 @@ def plan(full=False, scope=EVERYTHING):
     return changed, removed
 
 
-def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, after_write=None, env=None,
-                 scope=EVERYTHING, push=None):
+def apply_config(
+    conf_dir,
+    reload,
+    *,
+    templates_dir="",
+    watchdog=6,
+    full=False,
+    after_write=None,
+    env=None,
+    scope=EVERYTHING,
+    push=None,
+):
     """Render what changed, validate, write atomically, reloadxml; roll back on any failure.
 
     Then send mod_callcenter what changed (`reload.api`); a refusal there raises
@@ -394,8 +410,9 @@ def apply_config(conf_dir, reload, *, templates_dir="", watchdog=6, full=False, 
             if push is not None:
                 push.resume(conf)  # what an earlier apply could not deliver (or take back) goes first
             with transaction(write=True):
-                plans = _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_write, env, scope,
-                                      push)
+                plans = _apply_locked(
+                    conf, reload, result, templates_dir, watchdog, full, after_write, env, scope, push
+                )
             if plans is None:  # nothing rendered: only tenants left pending by an earlier apply
                 plans = callcenter.plan(conf, None, (), (), callcenter.load_pending(conf))
             if plans:
@@ -455,12 +472,17 @@ def _apply_locked(conf, reload, result, templates_dir, watchdog, full, after_wri
             digests = render.render_tenant(env, data, stage, watchdog, atomic=False)
             staged.update(digests)
             tenant_digests[tenant.domain] = hashlib.sha256(
-                "".join(f"{k}={v}\n" for k, v in sorted(digests.items())).encode()).hexdigest()
+                "".join(f"{k}={v}\n" for k, v in sorted(digests.items())).encode()
+            ).hexdigest()
         index = _load_index(conf)
         public_source = render.public_source_digest(watchdog, scope.node)
         public_entry = index.get(render.PUBLIC_FILE)
-        if not (public_entry and public_entry.get("source") == public_source and (conf / render.PUBLIC_FILE).exists()
-                and public_entry.get("stamp") == _stamp(conf / render.PUBLIC_FILE)):
+        if not (
+            public_entry
+            and public_entry.get("source") == public_source
+            and (conf / render.PUBLIC_FILE).exists()
+            and public_entry.get("stamp") == _stamp(conf / render.PUBLIC_FILE)
+        ):
             staged[render.PUBLIC_FILE] = render.render_public(env, stage, watchdog, atomic=False, node=scope.node)
         # Files of removed tenants, and files a changed tenant no longer needs (its last queue went...).
         stale = [rel for d in removed for rel in render.tenant_paths(d)]
@@ -527,22 +549,29 @@ def _reload(reload) -> str:
     try:
         reply = reload()
     except EslUnreachableError as exc:
-        raise UnreachableError(f"FreeSWITCH {where} unreachable ({exc}): previous files restored, nothing applied") \
-            from None
+        raise UnreachableError(
+            f"FreeSWITCH {where} unreachable ({exc}): previous files restored, nothing applied"
+        ) from None
     except EslTimeoutError as exc:
-        raise UnreachableError(f"FreeSWITCH {where} did not answer reloadxml ({exc}): previous files restored, "
-                               "nothing recorded; run fsctl apply again") from None
+        raise UnreachableError(
+            f"FreeSWITCH {where} did not answer reloadxml ({exc}): previous files restored, "
+            "nothing recorded; run fsctl apply again"
+        ) from None
     except EslAuthError:
-        raise OperationError(f"FreeSWITCH {where} refused the Event Socket password (esl_password): "
-                             "previous files restored, nothing applied") from None
+        raise OperationError(
+            f"FreeSWITCH {where} refused the Event Socket password (esl_password): "
+            "previous files restored, nothing applied"
+        ) from None
     except EslCommandError as exc:
-        raise OperationError(f"FreeSWITCH refused reloadxml: {exc.reply.strip()}: previous files restored, "
-                             "nothing applied") from None
+        raise OperationError(
+            f"FreeSWITCH refused reloadxml: {exc.reply.strip()}: previous files restored, nothing applied"
+        ) from None
     text = reply if isinstance(reply, str) else reply.decode("utf-8", "replace")
     if text.rstrip("\n") != SUCCESS_REPLY:
         # FACTS.md: a parse error is reported as `+OK [[error near line N]: ...]`.
-        raise OperationError(f"FreeSWITCH refused the configuration: {text.strip()}: previous files restored, "
-                             "nothing applied")
+        raise OperationError(
+            f"FreeSWITCH refused the configuration: {text.strip()}: previous files restored, nothing applied"
+        )
     return text.rstrip("\n")
 
 

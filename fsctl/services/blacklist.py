@@ -13,12 +13,17 @@ def add_entry(domain, pattern, match="exact", note=""):
     tenant = get_tenant(domain)
     match = validate.choice(match, "blacklist.match", MATCHES)
     pattern = validate.prefix(pattern, "blacklist.pattern")
-    if BlacklistEntry.select().where(
-        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern) & (BlacklistEntry.match == match)
-    ).exists():
+    if (
+        BlacklistEntry.select()
+        .where(
+            (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern) & (BlacklistEntry.match == match)
+        )
+        .exists()
+    ):
         raise ConflictError(f'blacklist.pattern "{pattern}": already blacklisted ({match}) in {tenant.domain}')
-    entry = BlacklistEntry.create(tenant=tenant, pattern=pattern, match=match,
-                                  note=validate.text(note, "blacklist.note", required=False))
+    entry = BlacklistEntry.create(
+        tenant=tenant, pattern=pattern, match=match, note=validate.text(note, "blacklist.note", required=False)
+    )
     touch(tenant)
     return entry
 
@@ -34,12 +39,16 @@ def get_entry(domain, pattern, match="exact"):
     tenant = get_tenant(domain)
     match = validate.choice(match, "blacklist.match", MATCHES)
     pattern = validate.prefix(pattern, "blacklist.pattern")
-    entries = {e.match: e for e in BlacklistEntry.select().where(
-        (BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern))}
+    entries = {
+        e.match: e
+        for e in BlacklistEntry.select().where((BlacklistEntry.tenant == tenant) & (BlacklistEntry.pattern == pattern))
+    }
     if match not in entries:
         hint = None
         if entries:  # the same digits as the other kind of entry: say how to name it
-            hint = "a prefix entry does: add --prefix" if match == "exact" else "an exact entry does: leave out --prefix"
+            hint = (
+                "a prefix entry does: add --prefix" if match == "exact" else "an exact entry does: leave out --prefix"
+            )
         raise NotFoundError("blacklist entry", pattern, tenant.domain, hint=hint)
     return entries[match]
 

@@ -86,50 +86,83 @@ def check_profiles(api) -> list[Finding]:
         for name, value in wanted:
             if value is None:
                 ok = not conf.get(name)
-                detail = "off" if ok else f"set to \"{conf[name]}\" (must be off for many tenants)"
+                detail = "off" if ok else f'set to "{conf[name]}" (must be off for many tenants)'
                 fix = f"comment it out in {where} ({SETUP}), then sofia profile {profile} restart"
             else:
                 ok = conf.get(name) == value
-                detail = f"{name} = \"{conf.get(name, '')}\"" + ("" if ok else f" (must be \"{value}\")")
-                fix = f"{where}: {name} = \"{value}\" ({SETUP}), then sofia profile {profile} restart"
+                detail = f'{name} = "{conf.get(name, "")}"' + ("" if ok else f' (must be "{value}")')
+                fix = f'{where}: {name} = "{value}" ({SETUP}), then sofia profile {profile} restart'
             out.append(Finding(f"sip profile {profile} {name}", ok, detail, fix))
         status = _xml(api(f"sofia xmlstatus profile {profile}"))
         if status is None:
-            out.append(Finding(f"sip profile {profile} running", False, "not running",
-                               f"sofia profile {profile} start (or restart FreeSWITCH)"))
+            out.append(
+                Finding(
+                    f"sip profile {profile} running",
+                    False,
+                    "not running",
+                    f"sofia profile {profile} start (or restart FreeSWITCH)",
+                )
+            )
             continue
         running = {child.tag: (child.text or "") for child in status.iter() if len(child) == 0}
-        stale = [f"{key} \"{running.get(key)}\" (loaded: \"{conf.get(key)}\")"
-                 for key in ("context", "challenge-realm") if key in conf and running.get(key) != conf.get(key)]
-        out.append(Finding(f"sip profile {profile} running", not stale,
-                           "runs with its loaded parameters" if not stale else "runs with old parameters: " +
-                           ", ".join(stale), f"sofia profile {profile} restart (reloadxml does not apply them)"))
+        stale = [
+            f'{key} "{running.get(key)}" (loaded: "{conf.get(key)}")'
+            for key in ("context", "challenge-realm")
+            if key in conf and running.get(key) != conf.get(key)
+        ]
+        out.append(
+            Finding(
+                f"sip profile {profile} running",
+                not stale,
+                "runs with its loaded parameters" if not stale else "runs with old parameters: " + ", ".join(stale),
+                f"sofia profile {profile} restart (reloadxml does not apply them)",
+            )
+        )
     return out
 
 
 def check_modules(api) -> list[Finding]:
     missing = [m for m in MODULES if api(f"module_exists {m}").strip() != "true"]
-    return [Finding("modules", not missing, "all loaded" if not missing else "not loaded: " + ", ".join(missing),
-                    "<load module=...> in autoload_configs/modules.conf.xml, then fs_cli -x \"load "
-                    + (missing[0] if missing else "mod_x") + "\"")]
+    return [
+        Finding(
+            "modules",
+            not missing,
+            "all loaded" if not missing else "not loaded: " + ", ".join(missing),
+            '<load module=...> in autoload_configs/modules.conf.xml, then fs_cli -x "load '
+            + (missing[0] if missing else "mod_x")
+            + '"',
+        )
+    ]
 
 
 def check_event_socket(password: str) -> Finding:
     ok = password != STOCK_ESL_PASSWORD
-    return Finding("event socket password", ok, "your own" if ok else "FreeSWITCH's public default ClueCon",
-                   "set your own in fsctl.toml (esl_password), then " + SETUP + " and restart FreeSWITCH")
+    return Finding(
+        "event socket password",
+        ok,
+        "your own" if ok else "FreeSWITCH's public default ClueCon",
+        "set your own in fsctl.toml (esl_password), then " + SETUP + " and restart FreeSWITCH",
+    )
 
 
 def check_xml_cdr(api, xml_cdr_dir: str) -> Finding:
     conf = _params(_locate(api, "configuration configuration name xml_cdr.conf"), "//settings/param")
-    wrong = [f"{name} \"{conf.get(name, '')}\" (must be \"{value}\")" for name, value in xml_cdr_params(xml_cdr_dir)
-             if conf.get(name) != value]
-    return Finding("mod_xml_cdr files", not wrong, f"one per leg in {xml_cdr_dir}" if not wrong else ", ".join(wrong),
-                   f"autoload_configs/xml_cdr.conf.xml ({SETUP}), then fs_cli -x \"reload mod_xml_cdr\"")
+    wrong = [
+        f'{name} "{conf.get(name, "")}" (must be "{value}")'
+        for name, value in xml_cdr_params(xml_cdr_dir)
+        if conf.get(name) != value
+    ]
+    return Finding(
+        "mod_xml_cdr files",
+        not wrong,
+        f"one per leg in {xml_cdr_dir}" if not wrong else ", ".join(wrong),
+        f'autoload_configs/xml_cdr.conf.xml ({SETUP}), then fs_cli -x "reload mod_xml_cdr"',
+    )
 
 
 def check_service(api, node=None) -> Finding:
     """The call-logic service's heartbeat (with nodes: the node's own `fs-scripts run --node NODE`)."""
+
     def number(text):
         try:
             return int(text.strip())
@@ -146,9 +179,13 @@ def check_service(api, node=None) -> Finding:
     else:
         detail = f"fs-scripts last heard {now - seen} s ago"
     unit = f"fs-scripts@{node}" if node else "fs-scripts"
-    return Finding("call-logic service", ok, detail,
-                   f"start it (systemctl enable --now {unit}; conf/systemd/{'fs-scripts@' if node else unit}.service) "
-                   "and see its log")
+    return Finding(
+        "call-logic service",
+        ok,
+        detail,
+        f"start it (systemctl enable --now {unit}; conf/systemd/{'fs-scripts@' if node else unit}.service) "
+        "and see its log",
+    )
 
 
 def _soft(api, command):
@@ -167,10 +204,20 @@ def widest_ring() -> int:
 
     from ..model import Group
 
-    groups = (GroupMember.select(fn.COUNT(GroupMember.id)).join(Group).where(Group.strategy == "simultaneous")
-              .group_by(GroupMember.group).tuples())
-    queues = (QueueAgent.select(fn.COUNT(QueueAgent.id)).join(Queue).where(Queue.strategy == "ring-all")
-              .group_by(QueueAgent.queue).tuples())
+    groups = (
+        GroupMember.select(fn.COUNT(GroupMember.id))
+        .join(Group)
+        .where(Group.strategy == "simultaneous")
+        .group_by(GroupMember.group)
+        .tuples()
+    )
+    queues = (
+        QueueAgent.select(fn.COUNT(QueueAgent.id))
+        .join(Queue)
+        .where(Queue.strategy == "ring-all")
+        .group_by(QueueAgent.queue)
+        .tuples()
+    )
     return max([1, *(count for (count,) in groups), *(count for (count,) in queues)])
 
 
@@ -180,12 +227,18 @@ def check_sessions_per_second(api, calls_per_second: int) -> Finding:
     legs = 1 + widest_ring()
     needed = calls_per_second * legs
     ok = limit >= needed
-    detail = (f"{limit} new channels per second for {calls_per_second} calls/s (settings calls_per_second) "
-              f"of up to {legs} channels each (the caller's and the phones one call rings at once)")
+    detail = (
+        f"{limit} new channels per second for {calls_per_second} calls/s (settings calls_per_second) "
+        f"of up to {legs} channels each (the caller's and the phones one call rings at once)"
+    )
     if not ok:
         detail = "only " + detail + f": {needed} needed (more calls get 503 Service Unavailable)"
-    return Finding("sessions-per-second", ok, detail,
-                   f"fsctl freeswitch setup /etc/freeswitch --sessions-per-second {needed}, then restart FreeSWITCH")
+    return Finding(
+        "sessions-per-second",
+        ok,
+        detail,
+        f"fsctl freeswitch setup /etc/freeswitch --sessions-per-second {needed}, then restart FreeSWITCH",
+    )
 
 
 def check_tenants(api, scope=None) -> list[Finding]:
@@ -220,10 +273,15 @@ def check_tenants(api, scope=None) -> list[Finding]:
                 missing.append(f"conference profile {domain}-{number} (conference.conf)")
     ok = not missing
     shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-    return [Finding("include lines", ok,
-                    f"the XML of {len(tenants)} applied tenants found" if ok else "not found: " + shown,
-                    f"add the include lines ({SETUP}), then fs_cli -x reloadxml (mod_callcenter: "
-                    "fs_cli -x \"reload mod_callcenter\")")]
+    return [
+        Finding(
+            "include lines",
+            ok,
+            f"the XML of {len(tenants)} applied tenants found" if ok else "not found: " + shown,
+            f"add the include lines ({SETUP}), then fs_cli -x reloadxml (mod_callcenter: "
+            'fs_cli -x "reload mod_callcenter")',
+        )
+    ]
 
 
 def run_checks(api, settings, scope=None) -> list[Finding]:

@@ -29,7 +29,6 @@ HANGUP_CAUSES = (
 )
 
 
-
 OUTBOUND_NAME_MAX = 64  # a SIP display name; carriers cut longer ones
 
 
@@ -92,8 +91,10 @@ def parse_destination(text, field):
         dest = Destination.parse((text or "").strip())
     except (ValueError, TypeError):
         raise ValidationError(
-            field, text, "must be a destination like user:101, group:200, ivr:500, queue:600, "
-            "timerule:office, voicemail:101, conference:700, external:+37052000000 or hangup"
+            field,
+            text,
+            "must be a destination like user:101, group:200, ivr:500, queue:600, "
+            "timerule:office, voicemail:101, conference:700, external:+37052000000 or hangup",
         ) from None
     if dest.kind not in DESTINATION_KINDS:
         raise ValidationError(field, text, "kind must be one of " + ", ".join(DESTINATION_KINDS))
@@ -110,7 +111,9 @@ def check_destination(tenant, text, field, source=None):
     dest = parse_destination(text, field)
     kind, target = dest.kind, dest.target or ""
     if source is not None and str(dest) == source:
-        what = {"queue": "a queue's overflow", "ivr": "a menu's exit", "group": "a group's fallback"}.get(kind, "a route")
+        what = {"queue": "a queue's overflow", "ivr": "a menu's exit", "group": "a group's fallback"}.get(
+            kind, "a route"
+        )
         raise ValidationError(field, text, f"{what} cannot lead back to itself (callers would go round for ever)")
     if kind in NUMBERED:
         model = NUMBERED[kind]

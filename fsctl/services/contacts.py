@@ -71,7 +71,7 @@ def import_contacts(domain, stream, replace=False):
     if replace:
         gone = [c.id for n, c in existing.items() if n not in seen]
         for start in range(0, len(gone), 500):
-            removed += Contact.delete().where(Contact.id.in_(gone[start:start + 500])).execute()
+            removed += Contact.delete().where(Contact.id.in_(gone[start : start + 500])).execute()
     if added or updated or removed:
         touch(tenant)
     return {"added": added, "updated": updated, "removed": removed}

@@ -67,25 +67,46 @@ EXTERNAL_PROFILE = (
     ("disable-transfer", "true"),
 )
 
+
 # Step 3: the Event Socket, on loopback with the operator's own password.
 def event_socket_params(port: int, password: str) -> tuple:
-    return (("nat-map", "false"), ("listen-ip", "127.0.0.1"), ("listen-port", str(port)), ("password", password),
-            ("apply-inbound-acl", "loopback.auto"))
+    return (
+        ("nat-map", "false"),
+        ("listen-ip", "127.0.0.1"),
+        ("listen-port", str(port)),
+        ("password", password),
+        ("apply-inbound-acl", "loopback.auto"),
+    )
 
 
 # Step 4: the modules fsctl's XML and the call-logic service use.
-MODULES = ("mod_sofia", "mod_event_socket", "mod_commands", "mod_dptools", "mod_dialplan_xml", "mod_voicemail",
-           "mod_conference", "mod_callcenter", "mod_sndfile", "mod_native_file", "mod_local_stream",
-           "mod_tone_stream", "mod_xml_cdr")
+MODULES = (
+    "mod_sofia",
+    "mod_event_socket",
+    "mod_commands",
+    "mod_dptools",
+    "mod_dialplan_xml",
+    "mod_voicemail",
+    "mod_conference",
+    "mod_callcenter",
+    "mod_sndfile",
+    "mod_native_file",
+    "mod_local_stream",
+    "mod_tone_stream",
+    "mod_xml_cdr",
+)
 
 
 # Step 5: the call log's safety net, one mod_xml_cdr file per leg (README "The safety net").
 def xml_cdr_params(log_dir: str) -> tuple:
-    return (("log-dir", log_dir),
-            # Both legs: the legs a call rang tell who missed it (group members, queue agents).
-            ("log-b-leg", "true"), ("prefix-a-leg", "true"),
-            # No dated subfolders on SIGHUP.
-            ("rotate", "false"))
+    return (
+        ("log-dir", log_dir),
+        # Both legs: the legs a call rang tell who missed it (group members, queue agents).
+        ("log-b-leg", "true"),
+        ("prefix-a-leg", "true"),
+        # No dated subfolders on SIGHUP.
+        ("rotate", "false"),
+    )
 
 
 # Step 6: how many new channels FreeSWITCH accepts per second (stock 30; both legs of a call count).
@@ -140,8 +161,11 @@ class _File:
         """Matches of `pattern` outside comments, between start and end."""
         spans = self._comments()
         end = len(self.text) if end is None else end
-        return [m for m in re.finditer(pattern, self.text[:end]) if m.start() >= start
-                and not any(a <= m.start() < b for a, b in spans)]
+        return [
+            m
+            for m in re.finditer(pattern, self.text[:end])
+            if m.start() >= start and not any(a <= m.start() < b for a, b in spans)
+        ]
 
     def block(self, tag_open: str):
         """(start of the inside, start of the closing tag line) of the first live `<tag_open ...>` element."""
@@ -175,7 +199,7 @@ class _File:
         if value is None:
             for match in reversed(found):
                 old = match.group(0).replace("--", "- -")
-                self.text = self.text[:match.start()] + f"<!-- off for fsctl: {old} -->" + self.text[match.end():]
+                self.text = self.text[: match.start()] + f"<!-- off for fsctl: {old} -->" + self.text[match.end() :]
                 self.changes.append(Change(self.rel, f'{name} off (was "{match.group(1)}")'))
             return
         if not found:
@@ -184,8 +208,9 @@ class _File:
             return
         for match in reversed(found):  # every live occurrence: FreeSWITCH reads them all, the last wins
             if match.group(1) != value:
-                self.text = (self.text[:match.start()] + f'<param name="{name}" value="{value}"/>'
-                             + self.text[match.end():])
+                self.text = (
+                    self.text[: match.start()] + f'<param name="{name}" value="{value}"/>' + self.text[match.end() :]
+                )
                 self.changes.append(Change(self.rel, f'{name} "{value}" (was "{match.group(1)}")'))
 
     def ensure_line(self, block: str, needle: str, line: str, what: str, in_comments: bool = False):
@@ -221,19 +246,31 @@ class _File:
 def _check_value(field: str, value: str, secret: bool = False):
     if not _SAFE_VALUE.match(value or ""):
         shown = "(hidden)" if secret else value
-        raise ValidationError(field, shown, "may only hold letters, digits and . _ ~ + = : @ % ^ * ! # / , - "
-                                            "(it is written into FreeSWITCH's XML)")
+        raise ValidationError(
+            field,
+            shown,
+            "may only hold letters, digits and . _ ~ + = : @ % ^ * ! # / , - (it is written into FreeSWITCH's XML)",
+        )
 
 
-def setup(conf, *, fsctl_conf_dir: str, esl_port: int, esl_password: str, xml_cdr_dir: str,
-          sessions_per_second: int = DEFAULT_SESSIONS_PER_SECOND, dry_run: bool = False) -> list[Change]:
+def setup(
+    conf,
+    *,
+    fsctl_conf_dir: str,
+    esl_port: int,
+    esl_password: str,
+    xml_cdr_dir: str,
+    sessions_per_second: int = DEFAULT_SESSIONS_PER_SECOND,
+    dry_run: bool = False,
+) -> list[Change]:
     """Apply the install steps to the FreeSWITCH configuration folder `conf`; the changes made (or to make)."""
     conf = Path(conf)
     if not (conf / "freeswitch.xml").is_file():
         raise ValidationError("conf", str(conf), "must be FreeSWITCH's configuration folder (with freeswitch.xml)")
     if esl_password == STOCK_ESL_PASSWORD:
-        raise ValidationError("esl_password", esl_password,
-                              "must not be FreeSWITCH's public default; set your own in fsctl.toml")
+        raise ValidationError(
+            "esl_password", esl_password, "must not be FreeSWITCH's public default; set your own in fsctl.toml"
+        )
     _check_value("esl_password", esl_password, secret=True)
     if not isinstance(esl_port, int) or not 1 <= esl_port <= 65535:
         raise ValidationError("esl_port", esl_port, "must be a TCP port (1-65535)")
@@ -254,8 +291,13 @@ def setup(conf, *, fsctl_conf_dir: str, esl_port: int, esl_password: str, xml_cd
     for rel, container, folder in INCLUDES:
         line = include_line(folder, reference)
         # X-PRE-PROCESS runs even inside a comment: an include line anywhere is in force.
-        edit(rel).ensure_line(container, f'data="{reference}/{folder}/*.xml"', line,
-                              f"include {reference}/{folder}/*.xml", in_comments=True)
+        edit(rel).ensure_line(
+            container,
+            f'data="{reference}/{folder}/*.xml"',
+            line,
+            f"include {reference}/{folder}/*.xml",
+            in_comments=True,
+        )
     for name, value in INTERNAL_PROFILE:
         edit("sip_profiles/internal.xml").set_param("settings", name, value)
     for name, value in EXTERNAL_PROFILE:
@@ -264,7 +306,8 @@ def setup(conf, *, fsctl_conf_dir: str, esl_port: int, esl_password: str, xml_cd
         edit("autoload_configs/event_socket.conf.xml").set_param("settings", name, value)
     for module in MODULES:
         edit("autoload_configs/modules.conf.xml").ensure_line(
-            "modules", f'<load module="{module}"/>', f'<load module="{module}"/>', f"load {module}")
+            "modules", f'<load module="{module}"/>', f'<load module="{module}"/>', f"load {module}"
+        )
     for name, value in xml_cdr_params(xml_cdr_dir):
         edit("autoload_configs/xml_cdr.conf.xml").set_param("settings", name, value)
     edit("autoload_configs/switch.conf.xml").set_param("settings", "sessions-per-second", str(sessions_per_second))
@@ -276,4 +319,4 @@ def setup(conf, *, fsctl_conf_dir: str, esl_port: int, esl_password: str, xml_cd
         Path(xml_cdr_dir).mkdir(parents=True, exist_ok=True)
         Path(fsctl_conf_dir).mkdir(parents=True, exist_ok=True)
     # A password is never printed.
-    return [Change(c.path, 'password (set)') if c.what.startswith('password "') else c for c in changes]
+    return [Change(c.path, "password (set)") if c.what.startswith('password "') else c for c in changes]

@@ -24,8 +24,9 @@ list_groups = lister("group")
 remove_group = remover("group")
 
 
-def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring_time=20, members=(),
-              fallback="hangup"):
+def add_group(
+    domain, number, name, strategy="simultaneous", order="fixed", ring_time=20, members=(), fallback="hangup"
+):
     """Create a group with its members in order."""
     tenant = get_tenant(domain)
     number = validate.extension(number, "group.number")
@@ -45,8 +46,18 @@ def add_group(domain, number, name, strategy="simultaneous", order="fixed", ring
     return group
 
 
-def edit_group(domain, number, name=None, strategy=None, order=None, ring_time=None, members=None,
-               add_members=(), remove_members=(), fallback=None):
+def edit_group(
+    domain,
+    number,
+    name=None,
+    strategy=None,
+    order=None,
+    ring_time=None,
+    members=None,
+    add_members=(),
+    remove_members=(),
+    fallback=None,
+):
     """Change a group; `members` replaces the list, add/remove change it."""
     tenant = get_tenant(domain)
     group = get_numbered(tenant, "group", number)
@@ -76,7 +87,10 @@ def edit_group(domain, number, name=None, strategy=None, order=None, ring_time=N
 def member_rows(group):
     """The group's members in ring order."""
     return list(
-        GroupMember.select(GroupMember, User).join(User).where(GroupMember.group == group).order_by(GroupMember.position)
+        GroupMember.select(GroupMember, User)
+        .join(User)
+        .where(GroupMember.group == group)
+        .order_by(GroupMember.position)
     )
 
 
@@ -126,7 +140,8 @@ def _set_members(tenant, group, numbers):
         if group.strategy == "sequential" and user.forwarding():
             active = ", ".join(f.replace("fwd_", "") for f in user.forwarding())
             raise ValidationError(
-                "group.member", n,
+                "group.member",
+                n,
                 f"user {n} has forwarding active ({active}); members of a sequential group cannot forward (R-SEQ)",
             )
         users.append(user)

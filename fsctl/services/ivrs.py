@@ -24,8 +24,19 @@ list_ivrs = lister("ivr")
 remove_ivr = remover("ivr", own=lambda ivr: [(IvrEntry, e.id) for e in ivr.entries] + [(Ivr, ivr.id)])
 
 
-def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, max_failures=3, max_timeouts=3,
-            digit_len=4, exit_destination="hangup", entries=None):
+def add_ivr(
+    domain,
+    number,
+    name,
+    greeting=None,
+    invalid_sound=None,
+    timeout=5,
+    max_failures=3,
+    max_timeouts=3,
+    digit_len=4,
+    exit_destination="hangup",
+    entries=None,
+):
     """Create a menu; `entries` maps digits to destination texts."""
     tenant = get_tenant(domain)
     number = validate.extension(number, "ivr.number")
@@ -48,8 +59,20 @@ def add_ivr(domain, number, name, greeting=None, invalid_sound=None, timeout=5, 
     return ivr
 
 
-def edit_ivr(domain, number, name=None, greeting=None, invalid_sound=None, timeout=None, max_failures=None,
-             max_timeouts=None, digit_len=None, exit_destination=None, set_entries=None, remove_entries=()):
+def edit_ivr(
+    domain,
+    number,
+    name=None,
+    greeting=None,
+    invalid_sound=None,
+    timeout=None,
+    max_failures=None,
+    max_timeouts=None,
+    digit_len=None,
+    exit_destination=None,
+    set_entries=None,
+    remove_entries=(),
+):
     """Change a menu; `set_entries` adds or replaces digit actions, `remove_entries` drops them."""
     tenant = get_tenant(domain)
     ivr = get_numbered(tenant, "ivr", number)
@@ -68,8 +91,9 @@ def edit_ivr(domain, number, name=None, greeting=None, invalid_sound=None, timeo
     if digit_len is not None:
         ivr.digit_len = validate.integer(digit_len, "ivr.digit_len", 1, 8)
     if exit_destination is not None:
-        ivr.exit_destination = check_destination(tenant, exit_destination, "ivr.exit_destination",
-                                                 source=f"ivr:{ivr.number}")
+        ivr.exit_destination = check_destination(
+            tenant, exit_destination, "ivr.exit_destination", source=f"ivr:{ivr.number}"
+        )
     ivr.save()
     for digits in remove_entries:
         deleted = IvrEntry.delete().where((IvrEntry.ivr == ivr) & (IvrEntry.digits == digits)).execute()
@@ -115,4 +139,3 @@ def _set_entry(tenant, ivr, digits, target):
     else:
         entry.destination = text
         entry.save()
-

@@ -137,8 +137,12 @@ def apply_routing(settings, kamcmd=None) -> dict:
     changed = [rel for rel, text in files.items() if _read(folder / rel) != text]
     pending = (folder / PENDING).exists()
     if not changed and not pending:
-        return {"summary": f"routing unchanged ({len(routing['domains'])} domains, {len(routing['dids'])} DIDs, "
-                           f"{len(routing['sets'])} sets): no reload", "changed": [], "reloaded": []}
+        return {
+            "summary": f"routing unchanged ({len(routing['domains'])} domains, {len(routing['dids'])} DIDs, "
+            f"{len(routing['sets'])} sets): no reload",
+            "changed": [],
+            "reloaded": [],
+        }
     folder.mkdir(parents=True, exist_ok=True)
     _write(folder / PENDING, "routing written, reload pending\n")
     # Sets first, then the tables that point at them.
@@ -147,8 +151,9 @@ def apply_routing(settings, kamcmd=None) -> dict:
     for rel in order:
         path = folder / rel
         if rel in changed:
-            _write(path, files[rel], newer_than=path.stat().st_mtime if rel.startswith(DBTEXT) and path.exists()
-                   else None)
+            _write(
+                path, files[rel], newer_than=path.stat().st_mtime if rel.startswith(DBTEXT) and path.exists() else None
+            )
         if rel == DISPATCHER and (rel in changed or pending):
             kamcmd("dispatcher.reload")
             reloaded.append("dispatcher")
@@ -157,8 +162,12 @@ def apply_routing(settings, kamcmd=None) -> dict:
             kamcmd("htable.reload", table)
             reloaded.append(table)
     os.unlink(folder / PENDING)
-    return {"summary": f"{len(routing['domains'])} domains, {len(routing['dids'])} DIDs, {len(routing['sets'])} "
-                       f"sets; reloaded {', '.join(reloaded)}", "changed": changed, "reloaded": reloaded}
+    return {
+        "summary": f"{len(routing['domains'])} domains, {len(routing['dids'])} DIDs, {len(routing['sets'])} "
+        f"sets; reloaded {', '.join(reloaded)}",
+        "changed": changed,
+        "reloaded": reloaded,
+    }
 
 
 def routing_hook(settings, kamcmd=None):

@@ -34,7 +34,9 @@ def convert_wav(data, field="media.file"):
             channels, width, rate, frames = src.getnchannels(), src.getsampwidth(), src.getframerate(), src.getnframes()
             raw = src.readframes(frames)
     except (wave.Error, EOFError):
-        raise ValidationError(field, "<audio>", "must be a PCM WAV file (convert MP3/OGG with sox or ffmpeg first)") from None
+        raise ValidationError(
+            field, "<audio>", "must be a PCM WAV file (convert MP3/OGG with sox or ffmpeg first)"
+        ) from None
     if channels not in (1, 2):
         raise ValidationError(field, f"{channels} channels", "must be mono or stereo")
     if width not in (1, 2, 3, 4):
@@ -72,7 +74,11 @@ def _to_int16(raw, width):
         return array.array("h", ((b - 128) << 8 for b in raw))
     step = width
     return array.array(
-        "h", (int.from_bytes(raw[i + step - 2 : i + step], "little", signed=True) for i in range(0, len(raw) - step + 1, step))
+        "h",
+        (
+            int.from_bytes(raw[i + step - 2 : i + step], "little", signed=True)
+            for i in range(0, len(raw) - step + 1, step)
+        ),
     )
 
 
@@ -89,8 +95,9 @@ def add_media(domain, name, data, media_dir, replace=False):
     _write_atomic(path, wav)
     digest = hashlib.sha256(wav).hexdigest()
     if existing is None:
-        media = Media.create(tenant=tenant, name=name, path=str(path), duration_ms=duration_ms, size=len(wav),
-                             sha256=digest)
+        media = Media.create(
+            tenant=tenant, name=name, path=str(path), duration_ms=duration_ms, size=len(wav), sha256=digest
+        )
     else:
         existing.path, existing.duration_ms, existing.size, existing.sha256 = str(path), duration_ms, len(wav), digest
         existing.save()
@@ -109,10 +116,14 @@ def remove_media(domain, name):
     """Remove a media file; refused while a menu or queue plays it."""
     media = get_media(domain, name)
     tenant = media.tenant
-    users = [f"ivr {i.number}" for i in Ivr.select().where(
-        (Ivr.tenant == tenant) & ((Ivr.greeting == name) | (Ivr.invalid_sound == name)))]
-    users += [f"queue {q.number}" for q in Queue.select().where(
-        (Queue.tenant == tenant) & ((Queue.moh == name) | (Queue.announce == name)))]
+    users = [
+        f"ivr {i.number}"
+        for i in Ivr.select().where((Ivr.tenant == tenant) & ((Ivr.greeting == name) | (Ivr.invalid_sound == name)))
+    ]
+    users += [
+        f"queue {q.number}"
+        for q in Queue.select().where((Queue.tenant == tenant) & ((Queue.moh == name) | (Queue.announce == name)))
+    ]
     if users:
         raise ConflictError(f"media {name} is still played by {', '.join(users)}: change those first")
     media.delete_instance()
@@ -130,8 +141,13 @@ def delete_media_file(media):
 
 def media_dict(media):
     """The stable JSON shape of a media entry."""
-    return {"name": media.name, "path": media.path, "duration_ms": media.duration_ms, "size": media.size,
-            "sha256": media.sha256}
+    return {
+        "name": media.name,
+        "path": media.path,
+        "duration_ms": media.duration_ms,
+        "size": media.size,
+        "sha256": media.sha256,
+    }
 
 
 def _write_atomic(path, data):

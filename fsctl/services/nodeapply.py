@@ -49,9 +49,13 @@ def node_conf_dir(settings, node) -> Path:
 
 def node_settings(settings, node):
     """The settings with the node's Event Socket and recordings folder in place of the single FreeSWITCH's."""
-    return dataclasses.replace(settings, esl_host=node.esl_host, esl_port=node.esl_port,
-                               esl_password=node.esl_password or settings.esl_password,
-                               recordings_dir=node_recordings_dir(settings, node))
+    return dataclasses.replace(
+        settings,
+        esl_host=node.esl_host,
+        esl_port=node.esl_port,
+        esl_password=node.esl_password or settings.esl_password,
+        recordings_dir=node_recordings_dir(settings, node),
+    )
 
 
 def node_reloader(settings, node, factory=None):
@@ -150,8 +154,9 @@ def tenant_channels(reply: str, domain: str) -> int:
     count = 0
     for row in rows:
         host = str(row.get("name", "")).rpartition("@")[2].split(":")[0]
-        if domain in (row.get("context"), row.get("initial_context"), host) \
-                or str(row.get("presence_id", "")).endswith("@" + domain):
+        if domain in (row.get("context"), row.get("initial_context"), host) or str(row.get("presence_id", "")).endswith(
+            "@" + domain
+        ):
             count += 1
     return count
 
@@ -159,8 +164,11 @@ def tenant_channels(reply: str, domain: str) -> int:
 def drain(reloaders: dict, now) -> list:
     """Take tenants off their draining node once due and without calls there; return (domain, node)."""
     done = []
-    due = (Tenant.select().where(Tenant.draining_node.is_null(False) & Tenant.drain_after.is_null(False)
-                                 & (Tenant.drain_after <= now)).order_by(Tenant.domain))
+    due = (
+        Tenant.select()
+        .where(Tenant.draining_node.is_null(False) & Tenant.drain_after.is_null(False) & (Tenant.drain_after <= now))
+        .order_by(Tenant.domain)
+    )
     for tenant in due:
         reloader = reloaders.get(tenant.draining_node_id)
         if reloader is None:
@@ -174,7 +182,8 @@ def drain(reloaders: dict, now) -> list:
         node = tenant.draining_node.name
         with transaction():
             Tenant.update(draining_node=None, drain_after=None).where(
-                (Tenant.id == tenant.id) & (Tenant.draining_node == tenant.draining_node_id)).execute()
+                (Tenant.id == tenant.id) & (Tenant.draining_node == tenant.draining_node_id)
+            ).execute()
         done.append((tenant.domain, node))
     return done
 
@@ -187,15 +196,19 @@ def start_draining(now, drain_seconds) -> list:
         if routed_home(tenant):
             with transaction():
                 Tenant.update(drain_after=now + dt.timedelta(seconds=drain_seconds)).where(
-                    Tenant.id == tenant.id).execute()
+                    Tenant.id == tenant.id
+                ).execute()
             started.append(tenant.domain)
     return started
 
 
 def routed_home(tenant) -> bool:
     """True when the tenant's home node runs its configuration (any revision): Kamailio may send it there."""
-    return NodeConfig.select().where((NodeConfig.node == tenant.home_node_id)
-                                     & (NodeConfig.domain == tenant.domain)).exists()
+    return (
+        NodeConfig.select()
+        .where((NodeConfig.node == tenant.home_node_id) & (NodeConfig.domain == tenant.domain))
+        .exists()
+    )
 
 
 def _text(reply):
@@ -215,8 +228,13 @@ class NodeResult:
     pending: int = 0  # tenants still to render or remove there
 
     def as_dict(self):
-        return {"node": self.node, "ok": not self.error, "error": self.error, "pending": self.pending,
-                "result": self.result.as_dict() if self.result else None}
+        return {
+            "node": self.node,
+            "ok": not self.error,
+            "error": self.error,
+            "pending": self.pending,
+            "result": self.result.as_dict() if self.result else None,
+        }
 
 
 @dataclasses.dataclass
@@ -239,14 +257,18 @@ class ClusterResult:
         return 3 if 3 in codes else max(codes)
 
     def as_dict(self):
-        return {"nodes": [n.as_dict() for n in self.nodes],
-                "drained": [{"domain": d, "node": n} for d, n in self.drained],
-                "draining_started": self.draining_started,
-                "kamailio": self.kamailio, "kamailio_error": self.kamailio_error}
+        return {
+            "nodes": [n.as_dict() for n in self.nodes],
+            "drained": [{"domain": d, "node": n} for d, n in self.drained],
+            "draining_started": self.draining_started,
+            "kamailio": self.kamailio,
+            "kamailio_error": self.kamailio_error,
+        }
 
 
-def apply_nodes(settings, *, full=False, now=None, reloader_factory=None, sftp_connect=None, env=None,
-                kamailio=None, only=None):
+def apply_nodes(
+    settings, *, full=False, now=None, reloader_factory=None, sftp_connect=None, env=None, kamailio=None, only=None
+):
     """Apply every node (or `only` the named ones); a node that fails is reported and skipped.
 
     `reloader_factory(settings, node)` builds a node's reloader (tests: fake FreeSWITCHes);
@@ -262,8 +284,9 @@ def apply_nodes(settings, *, full=False, now=None, reloader_factory=None, sftp_c
         nodes = [n for n in nodes if n.name in only]
     make = reloader_factory or node_reloader
     reloaders = {n.id: make(settings, n) for n in nodes}
-    env = env or render.make_environment(settings.templates_dir,
-                                         bytecode_dir=Path(settings.conf_dir) / single.CACHE_DIR)
+    env = env or render.make_environment(
+        settings.templates_dir, bytecode_dir=Path(settings.conf_dir) / single.CACHE_DIR
+    )
     try:
         out.drained = drain(reloaders, now)
         for node in nodes:
@@ -288,9 +311,16 @@ def _apply_node(settings, node, reloader, full, env, sftp_connect):
     scope = OnNode(node)
     try:
         _preflight(node, reloader, push)
-        outcome.result = single.apply_config(conf, _KeepOpen(reloader), templates_dir=settings.templates_dir,
-                                             watchdog=settings.handoff_watchdog, full=full, env=env, scope=scope,
-                                             push=push)
+        outcome.result = single.apply_config(
+            conf,
+            _KeepOpen(reloader),
+            templates_dir=settings.templates_dir,
+            watchdog=settings.handoff_watchdog,
+            full=full,
+            env=env,
+            scope=scope,
+            push=push,
+        )
     except CallcenterError as exc:  # the XML is applied there; mod_callcenter still owes commands
         outcome.result, outcome.error, outcome.exit_code = exc.result, str(exc), exc.exit_code
     except FsctlError as exc:
@@ -328,14 +358,17 @@ def _preflight(node, reloader, push):
     except EslAuthError:
         raise FsctlError("FreeSWITCH refused the Event Socket password: nothing applied there") from None
     except EslError as exc:
-        raise UnreachableError(f"FreeSWITCH {node.esl_host}:{node.esl_port} unreachable ({exc}): nothing applied "
-                               "there, its tenants stay pending; the next fsctl apply retries") from None
+        raise UnreachableError(
+            f"FreeSWITCH {node.esl_host}:{node.esl_port} unreachable ({exc}): nothing applied "
+            "there, its tenants stay pending; the next fsctl apply retries"
+        ) from None
     if push is not None:
         try:
             push.connection()
         except UnreachableError as exc:
-            raise UnreachableError(f"{exc}: nothing applied there, its tenants stay pending; the next fsctl apply "
-                                   "retries") from None
+            raise UnreachableError(
+                f"{exc}: nothing applied there, its tenants stay pending; the next fsctl apply retries"
+            ) from None
 
 
 # --------------------------------------------------------------------------- status
@@ -371,8 +404,11 @@ def node_status(settings, callcenter_pending=None) -> list:
             continue
         name = row["node"]
         if name not in pending_cc:
-            pending_cc[name] = (callcenter_pending(nodes[name]) if callcenter_pending
-                                else set(load_pending(node_conf_dir(settings, nodes[name]))))
+            pending_cc[name] = (
+                callcenter_pending(nodes[name])
+                if callcenter_pending
+                else set(load_pending(node_conf_dir(settings, nodes[name])))
+            )
         if row["domain"] in pending_cc[name]:
             row["status"], row["change"] = "pending", "callcenter"
     return sorted(rows, key=lambda r: (r["domain"], r["node"]))
@@ -380,8 +416,13 @@ def node_status(settings, callcenter_pending=None) -> list:
 
 def _row(domain, node, role, state, applied, revision, status, change):
     return {
-        "domain": domain, "node": node, "role": role, "state": state,
-        "applied_revision": applied.revision if applied else None, "revision": revision,
-        "status": status, "change": change,
+        "domain": domain,
+        "node": node,
+        "role": role,
+        "state": state,
+        "applied_revision": applied.revision if applied else None,
+        "revision": revision,
+        "status": status,
+        "change": change,
         "applied_at": applied.applied_at.isoformat(sep=" ", timespec="seconds") if applied else None,
     }

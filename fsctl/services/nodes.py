@@ -49,8 +49,9 @@ def node_name(value, field="node.name"):
     """A node's name: a lowercase letter, then letters, digits or '-' (max 32)."""
     text = (value or "").strip()
     if not NAME_RE.match(text):
-        raise ValidationError(field, value, "must start with a lowercase letter, then lowercase letters, digits "
-                                            "or '-' (max 32)")
+        raise ValidationError(
+            field, value, "must start with a lowercase letter, then lowercase letters, digits or '-' (max 32)"
+        )
     return text
 
 
@@ -78,14 +79,23 @@ def list_nodes():
     return list(Node.select().order_by(Node.name))
 
 
-def add_node(name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="", remote_dir="", now=None,
-             recordings_dir=""):
+def add_node(
+    name, esl, sip, public=None, esl_password=None, conf_dir="", sftp="", remote_dir="", now=None, recordings_dir=""
+):
     """Add a node; tenants without a home or a standby get one (by load). Returns (node, placed tenants)."""
     name = node_name(name)
     if Node.select().where(Node.name == name).exists():
         raise ConflictError(f'node "{name}" already exists')
-    values = _node_values(esl=esl, sip=sip, public=public, esl_password=esl_password, conf_dir=conf_dir,
-                          sftp=sftp, remote_dir=remote_dir, recordings_dir=recordings_dir)
+    values = _node_values(
+        esl=esl,
+        sip=sip,
+        public=public,
+        esl_password=esl_password,
+        conf_dir=conf_dir,
+        sftp=sftp,
+        remote_dir=remote_dir,
+        recordings_dir=recordings_dir,
+    )
     if "public_host" not in values:
         values["public_host"], values["public_port"] = values["sip_host"], values["sip_port"] + PUBLIC_PORT_OFFSET
     _check_sftp(values)
@@ -122,14 +132,17 @@ def remove_node(name):
     counts = _role_counts(node)
     if any(counts.values()):
         what = ", ".join(f"{n} as {role}" for role, n in counts.items() if n)
-        raise ConflictError(f'node "{node.name}" still holds tenants ({what}): move them first '
-                            f"(fsctl tenant move DOMAIN --to NODE [--standby NODE])")
+        raise ConflictError(
+            f'node "{node.name}" still holds tenants ({what}): move them first '
+            f"(fsctl tenant move DOMAIN --to NODE [--standby NODE])"
+        )
     node.delete_instance(recursive=True)  # its NodeConfig rows go with it
     return node
 
 
-def _node_values(esl=None, sip=None, public=None, esl_password=None, conf_dir=None, sftp=None, remote_dir=None,
-                 recordings_dir=None):
+def _node_values(
+    esl=None, sip=None, public=None, esl_password=None, conf_dir=None, sftp=None, remote_dir=None, recordings_dir=None
+):
     values = {}
     if esl is not None:
         values["esl_host"], values["esl_port"] = address(esl, "node.esl")
@@ -163,8 +176,11 @@ def _check_sftp(values):
     # --sftp alone is the node's SSH account for its recordings (rec pull, rec publish); with
     # --remote-dir the XML goes that way too.
     if values.get("remote_dir") and not values.get("sftp"):
-        raise ValidationError("node.remote_dir", values.get("remote_dir"),
-                              "needs --sftp USER@HOST[:PORT] (the account that uploads the files there)")
+        raise ValidationError(
+            "node.remote_dir",
+            values.get("remote_dir"),
+            "needs --sftp USER@HOST[:PORT] (the account that uploads the files there)",
+        )
 
 
 def pushes_over_sftp(node) -> bool:
@@ -202,11 +218,20 @@ def loads(now=None) -> dict:
     """{node id: load}: users of the tenants homed there plus their calls of the last 24 hours."""
     now = now or utcnow()
     out = {n.id: 0 for n in Node.select(Node.id)}
-    users = (User.select(Tenant.home_node, pw.fn.COUNT(User.id)).join(Tenant)
-             .where(Tenant.home_node.is_null(False)).group_by(Tenant.home_node).tuples())
-    calls = (CallRecord.select(Tenant.home_node, pw.fn.COUNT(CallRecord.id)).join(Tenant)
-             .where(Tenant.home_node.is_null(False) & (CallRecord.started_at >= now - RECENT))
-             .group_by(Tenant.home_node).tuples())
+    users = (
+        User.select(Tenant.home_node, pw.fn.COUNT(User.id))
+        .join(Tenant)
+        .where(Tenant.home_node.is_null(False))
+        .group_by(Tenant.home_node)
+        .tuples()
+    )
+    calls = (
+        CallRecord.select(Tenant.home_node, pw.fn.COUNT(CallRecord.id))
+        .join(Tenant)
+        .where(Tenant.home_node.is_null(False) & (CallRecord.started_at >= now - RECENT))
+        .group_by(Tenant.home_node)
+        .tuples()
+    )
     for node_id, count in list(users) + list(calls):
         out[node_id] = out.get(node_id, 0) + count
     return out
@@ -241,8 +266,9 @@ def place_unplaced(now=None) -> list:
     """Give every tenant without a home, or without a standby, one (by load); return their domains."""
     placed = []
     load = loads(now)
-    for tenant in Tenant.select().where(Tenant.home_node.is_null() | Tenant.standby_node.is_null()) \
-            .order_by(Tenant.domain):
+    for tenant in (
+        Tenant.select().where(Tenant.home_node.is_null() | Tenant.standby_node.is_null()).order_by(Tenant.domain)
+    ):
         changed = False
         if tenant.home_node_id is None:
             tenant.home_node = _least_loaded(load)
@@ -261,8 +287,10 @@ def place_unplaced(now=None) -> list:
 
 def _tenant_load(tenant, now=None):
     now = now or utcnow()
-    return (User.select().where(User.tenant == tenant).count()
-            + CallRecord.select().where((CallRecord.tenant == tenant) & (CallRecord.started_at >= now - RECENT)).count())
+    return (
+        User.select().where(User.tenant == tenant).count()
+        + CallRecord.select().where((CallRecord.tenant == tenant) & (CallRecord.started_at >= now - RECENT)).count()
+    )
 
 
 def move_tenant(tenant, to, standby=None):
@@ -284,8 +312,10 @@ def move_tenant(tenant, to, standby=None):
     if new_standby is not None and new_standby.id == new_home.id:
         raise ValidationError("tenant.standby", new_standby.name, "must differ from the home node")
     if new_home.id == old_home.id and (new_standby.id if new_standby else None) == tenant.standby_node_id:
-        raise ConflictError(f'tenant "{tenant.domain}" already lives on {new_home.name}'
-                            + (f" with standby {new_standby.name}" if new_standby else ""))
+        raise ConflictError(
+            f'tenant "{tenant.domain}" already lives on {new_home.name}'
+            + (f" with standby {new_standby.name}" if new_standby else "")
+        )
     if new_home.id != old_home.id:
         keeps = {new_home.id, new_standby.id if new_standby else None}
         if old_home.id not in keeps:

@@ -74,14 +74,25 @@ def publish_time(day, tz, hour):
 
 def day_bounds_utc(day, tz):
     """[start, end) of a local day as naive UTC (DST-safe)."""
+
     def utc(d):
         return _dt.datetime.combine(d, _dt.time(), tzinfo=tz).astimezone(_dt.timezone.utc).replace(tzinfo=None)
 
     return utc(day), utc(day + _dt.timedelta(days=1))
 
 
-def publish(recordings_dir, publish_dir, hour=6, keep_days=3, day=None, now=None, force=False, domains=None,
-            link=os.link, fetch=None):
+def publish(
+    recordings_dir,
+    publish_dir,
+    hour=6,
+    keep_days=3,
+    day=None,
+    now=None,
+    force=False,
+    domains=None,
+    link=os.link,
+    fetch=None,
+):
     """Publish the day's recordings of each tenant (or of `domains`) and expire old day folders.
 
     `link(source, target)` makes the hard link; when it raises OSError (another file system),
@@ -100,8 +111,12 @@ def publish(recordings_dir, publish_dir, hour=6, keep_days=3, day=None, now=None
         wanted = day or default_day(now, tz, hour)
         ready = publish_time(wanted, tz, hour)
         if not force and now.replace(tzinfo=_dt.timezone.utc) < ready:
-            raise ValidationError("--date", wanted.isoformat(), f"{tenant.domain} may publish it from "
-                                  f"{ready:%Y-%m-%d %H:%M} {tenant.timezone} (use --force to publish early)")
+            raise ValidationError(
+                "--date",
+                wanted.isoformat(),
+                f"{tenant.domain} may publish it from "
+                f"{ready:%Y-%m-%d %H:%M} {tenant.timezone} (use --force to publish early)",
+            )
         plan.append((tenant, tz, wanted))
     return [_publish_tenant(t, tz, d, recordings_dir, publish_dir, keep_days, now, link, fetch) for t, tz, d in plan]
 
@@ -111,9 +126,11 @@ def _publish_tenant(tenant, tz, day, recordings_dir, publish_dir, keep_days, now
     root = os.path.join(publish_dir, tenant.domain)
     folder = os.path.join(root, day.isoformat())
     start, end = day_bounds_utc(day, tz)
-    rows = list(Recording.select(Recording.path, Recording.sha256, Recording.size, Recording.node)
-                .where((Recording.tenant == tenant) & (Recording.started_at >= start) & (Recording.started_at < end))
-                .order_by(Recording.path))
+    rows = list(
+        Recording.select(Recording.path, Recording.sha256, Recording.size, Recording.node)
+        .where((Recording.tenant == tenant) & (Recording.started_at >= start) & (Recording.started_at < end))
+        .order_by(Recording.path)
+    )
     lines = {}  # row index -> manifest line, in the rows' order
     changed = False
     remote = []  # (index, row, target): on a node, not in the day folder yet
@@ -249,8 +266,12 @@ def _expire(root, today, keep_days, now_ts):
         except ValueError:
             continue
         path = os.path.join(root, name)
-        if folder_day < oldest and os.path.isdir(path) and not os.path.islink(path) \
-                and not _published_within(path, now_ts, keep_days):
+        if (
+            folder_day < oldest
+            and os.path.isdir(path)
+            and not os.path.islink(path)
+            and not _published_within(path, now_ts, keep_days)
+        ):
             shutil.rmtree(path)
             removed.append(name)
     return removed

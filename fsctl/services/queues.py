@@ -31,8 +31,18 @@ list_queues = lister("queue")
 remove_queue = remover("queue")
 
 
-def add_queue(domain, number, name, strategy="longest-idle-agent", agents=(), max_wait=300, overflow="hangup",
-              moh=None, announce=None, announce_frequency=30):
+def add_queue(
+    domain,
+    number,
+    name,
+    strategy="longest-idle-agent",
+    agents=(),
+    max_wait=300,
+    overflow="hangup",
+    moh=None,
+    announce=None,
+    announce_frequency=30,
+):
     """Create a queue with its agents (user numbers, in tier order)."""
     tenant = get_tenant(domain)
     number = validate.extension(number, "queue.number")
@@ -53,8 +63,18 @@ def add_queue(domain, number, name, strategy="longest-idle-agent", agents=(), ma
     return queue
 
 
-def edit_queue(domain, number, name=None, strategy=None, agents=None, max_wait=None, overflow=None, moh=None,
-               announce=None, announce_frequency=None):
+def edit_queue(
+    domain,
+    number,
+    name=None,
+    strategy=None,
+    agents=None,
+    max_wait=None,
+    overflow=None,
+    moh=None,
+    announce=None,
+    announce_frequency=None,
+):
     """Change a queue; `agents` replaces the agent list."""
     tenant = get_tenant(domain)
     queue = get_numbered(tenant, "queue", number)
@@ -81,8 +101,12 @@ def edit_queue(domain, number, name=None, strategy=None, agents=None, max_wait=N
 
 def agent_rows(queue):
     """The queue's agents by tier."""
-    return list(QueueAgent.select(QueueAgent, User).join(User).where(QueueAgent.queue == queue)
-                .order_by(QueueAgent.tier, User.number))
+    return list(
+        QueueAgent.select(QueueAgent, User)
+        .join(User)
+        .where(QueueAgent.queue == queue)
+        .order_by(QueueAgent.tier, User.number)
+    )
 
 
 def queue_dict(queue):
@@ -115,4 +139,3 @@ def _set_agents(tenant, queue, numbers):
     QueueAgent.delete().where(QueueAgent.queue == queue).execute()
     for user, tier in rows:
         QueueAgent.create(queue=queue, user=user, tier=tier)
-

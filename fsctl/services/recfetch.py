@@ -45,13 +45,18 @@ def source_of(settings, node_name, known=None) -> Source:
         return Source(None, Endpoint.from_settings(settings), settings.sftp_remote_dir)
     node = (known or {}).get(node_name) if known is not None else Node.get_or_none(Node.name == node_name)
     if node is None:
-        return Source(node_name, None, settings.recordings_dir,
-                      f"node {node_name} no longer exists (the file stayed on its disk)")
+        return Source(
+            node_name, None, settings.recordings_dir, f"node {node_name} no longer exists (the file stayed on its disk)"
+        )
     folder = nodes_svc.node_recordings_dir(settings, node)
     endpoint = nodes_svc.node_endpoint(settings, node)
     if endpoint is None:
-        return Source(node_name, None, folder, f"node {node_name} has no SFTP account "
-                                               f"(fsctl node edit {node_name} --sftp USER@HOST[:PORT])")
+        return Source(
+            node_name,
+            None,
+            folder,
+            f"node {node_name} has no SFTP account (fsctl node edit {node_name} --sftp USER@HOST[:PORT])",
+        )
     return Source(node_name, endpoint, folder)
 
 
@@ -137,8 +142,7 @@ def _fetch_group(sftp, report, source, indexes, group, jobs, progress, connect, 
             started.close()
     else:
         try:
-            results = sftp.fetch_all(source.endpoint, group, jobs, progress=progress, connect=connect,
-                                     started=started)
+            results = sftp.fetch_all(source.endpoint, group, jobs, progress=progress, connect=connect, started=started)
         except UnreachableError as exc:
             report.unreachable[source.label] = str(exc)
             results = _not_fetched(sftp, group, f"{source.label} unreachable", progress)

@@ -37,11 +37,15 @@ def edit_recgroup(domain, name, members=None, supervisors=None):
 
 def recgroup_dict(group):
     """The stable JSON shape of a recording group."""
+
     def numbers(model):
         return sorted(r.user.number for r in model.select(model, User).join(User).where(model.group == group))
 
-    return {"name": group.name, "members": numbers(RecordingGroupMember),
-            "supervisors": numbers(RecordingGroupSupervisor)}
+    return {
+        "name": group.name,
+        "members": numbers(RecordingGroupMember),
+        "supervisors": numbers(RecordingGroupSupervisor),
+    }
 
 
 def _set(tenant, group, model, numbers, field):

@@ -122,8 +122,13 @@ def parse_relpath(rel):
 def check_relpath(rel):
     """A clean relative path inside the recordings folder (no '..', no absolute path, no tricks)."""
     text = str(rel)
-    if (not text or text.startswith("/") or "\\" in text or "\x00" in text
-            or any(p in ("", ".", "..") for p in text.split("/"))):
+    if (
+        not text
+        or text.startswith("/")
+        or "\\" in text
+        or "\x00" in text
+        or any(p in ("", ".", "..") for p in text.split("/"))
+    ):
         raise ValidationError("recording.path", rel, "must be a relative path inside the recordings folder")
     return text
 
@@ -176,8 +181,10 @@ def wav_seconds(path):
 
 # --- the catalogue ---------------------------------------------------------------------------
 
-def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, direction=None, counterpart=None,
-                        node=None):
+
+def catalogue_recording(
+    path, recordings_dir, duration=None, call_uuid=None, direction=None, counterpart=None, node=None
+):
     """Add (or refresh) the catalogue row of a finished recording; None when FreeSWITCH deleted it.
 
     `path` is the channel variable `fsctl_recording_path` (absolute, or relative to
@@ -189,9 +196,11 @@ def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, dir
     rel = relative_to_root(path, recordings_dir)
     fields = parse_relpath(rel)
     if not fields.direction and direction:
-        fields = dataclasses.replace(fields, direction=validate.choice(direction, "recording.direction", DIRECTIONS),
-                                     counterpart=validate.phone(counterpart, "recording.counterpart")
-                                     if counterpart else "")
+        fields = dataclasses.replace(
+            fields,
+            direction=validate.choice(direction, "recording.direction", DIRECTIONS),
+            counterpart=validate.phone(counterpart, "recording.counterpart") if counterpart else "",
+        )
     full = resolve(recordings_dir, rel)
     if not os.path.isfile(full):
         log.info("recording %s is gone (shorter than RECORD_MIN_SEC?): not catalogued", rel)
@@ -204,8 +213,13 @@ def catalogue_recording(path, recordings_dir, duration=None, call_uuid=None, dir
     with database.atomic():
         row = Recording.get_or_none(Recording.path == rel)
         if row is not None and not _may_claim(row.node, node, _node_names()):
-            log.warning("recording %s: catalogued on node %s, found on %s too: the catalogue keeps %s", rel,
-                        row.node, node or "the local FreeSWITCH", row.node)
+            log.warning(
+                "recording %s: catalogued on node %s, found on %s too: the catalogue keeps %s",
+                rel,
+                row.node,
+                node or "the local FreeSWITCH",
+                row.node,
+            )
             return row
         return _upsert(tenant, rel, fields, size, digest, seconds, call_uuid or fields.call_uuid, node, row)
 
@@ -230,9 +244,19 @@ def _upsert(tenant, rel, fields, size, digest, seconds, call_uuid, node=None, ro
         user = User.get_or_none((User.tenant == tenant) & (User.number == fields.user))
         name = user.name if user else ""
         return Recording.create(
-            tenant=tenant, user_number=fields.user, user_name=name, user_name_fold=fold(name),
-            direction=fields.direction, counterpart=fields.counterpart, started_at=fields.started_at,
-            duration=seconds, path=rel, size=size, sha256=digest, call_uuid=call_uuid, node=node,
+            tenant=tenant,
+            user_number=fields.user,
+            user_name=name,
+            user_name_fold=fold(name),
+            direction=fields.direction,
+            counterpart=fields.counterpart,
+            started_at=fields.started_at,
+            duration=seconds,
+            path=rel,
+            size=size,
+            sha256=digest,
+            call_uuid=call_uuid,
+            node=node,
         )
     # A row exists (import ran first, or the event came twice): refresh the file facts, keep the marks.
     row.size, row.sha256, row.duration = size, digest, seconds or row.duration
@@ -266,8 +290,9 @@ def import_recordings(recordings_dir, settle_seconds=10, now=None, node=None):
     base = os.path.realpath(recordings_dir)
     if not os.path.isdir(base):
         raise ValidationError("recordings_dir", recordings_dir, "must be an existing folder")
-    known = {path: (size, on) for path, size, on in Recording.select(Recording.path, Recording.size,
-                                                                      Recording.node).tuples()}
+    known = {
+        path: (size, on) for path, size, on in Recording.select(Recording.path, Recording.size, Recording.node).tuples()
+    }
     nodes = _node_names()
     tenants = {t.domain: t for t in Tenant.select()}
     for dirpath, dirnames, filenames in os.walk(base):
@@ -315,6 +340,7 @@ def import_recordings(recordings_dir, settle_seconds=10, now=None, node=None):
 
 # --- access rights -----------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Viewer:
     """Who is asking: a user of a tenant and the user numbers whose recordings they see (None: all)."""
@@ -346,10 +372,14 @@ def viewer(as_user):
     elif user.role != "supervisor":  # listed as a group's supervisor, but without the role: own only
         numbers = frozenset([user.number])
     else:
-        supervised = (RecordingGroupMember.select(User.number).join(User)
-                      .switch(RecordingGroupMember).join(RecordingGroup)
-                      .join(RecordingGroupSupervisor, on=RecordingGroupSupervisor.group == RecordingGroup.id)
-                      .where(RecordingGroupSupervisor.user == user))
+        supervised = (
+            RecordingGroupMember.select(User.number)
+            .join(User)
+            .switch(RecordingGroupMember)
+            .join(RecordingGroup)
+            .join(RecordingGroupSupervisor, on=RecordingGroupSupervisor.group == RecordingGroup.id)
+            .where(RecordingGroupSupervisor.user == user)
+        )
         numbers = frozenset([user.number, *(n for (n,) in supervised.tuples())])
     return Viewer(tenant.id, tenant.domain, user.number, user.role, numbers)
 
@@ -380,6 +410,7 @@ def get_recording(recording_id, as_user=None):
 
 
 # --- marks ---------------------------------------------------------------------------------------
+
 
 def check_mark(note=None, colour=None, fields=None):
     """Validate marks; returns {column: clean value} for what is given (None = unchanged)."""
@@ -417,13 +448,16 @@ class MarkConflictError(ConflictError):
 
     def __init__(self, row, given):
         self.row, self.field, self.value = row, "version", given
-        self.rule = (f"the marks of recording {row.id} were changed meanwhile: the current version is "
-                     f"{mark_version(row)} (read them again, then save)")
+        self.rule = (
+            f"the marks of recording {row.id} were changed meanwhile: the current version is "
+            f"{mark_version(row)} (read them again, then save)"
+        )
         super().__init__(f'{self.field} "{given}": {self.rule}')
 
 
-def mark(recording_id, as_user=None, note=None, colour=None, fields=None, actor=None, via="lib", now=None,
-         if_version=None):
+def mark(
+    recording_id, as_user=None, note=None, colour=None, fields=None, actor=None, via="lib", now=None, if_version=None
+):
     """The marking API: set note, colour and free fields of a recording the viewer may see.
 
     `fields` maps field1/field2/field3 (or 1/2/3) to text of at most 128 characters; longer
@@ -443,14 +477,23 @@ def mark(recording_id, as_user=None, note=None, colour=None, fields=None, actor=
         if changed:
             folded = {f"{key}_fold": fold(value) for key, (_, value) in changed.items() if key in FOLDED}
             unchanged_since_read = [getattr(Recording, key) == getattr(row, key) for key in MARK_COLUMNS]
-            written = Recording.update({**{k: v for k, (_, v) in changed.items()}, **folded}).where(
-                Recording.id == row.id, *unchanged_since_read).execute()
+            written = (
+                Recording.update({**{k: v for k, (_, v) in changed.items()}, **folded})
+                .where(Recording.id == row.id, *unchanged_since_read)
+                .execute()
+            )
             if written != 1:  # another save came between the read and this write
                 raise MarkConflictError(get_recording(row.id, as_user), if_version or mark_version(row))
             for key, (_, value) in changed.items():
                 setattr(row, key, value)
-            MarkAudit.create(tenant=row.tenant_id, recording_id=row.id, actor=actor or _actor(as_user), via=via,
-                             at=now or utcnow(), changes=json.dumps(changed, ensure_ascii=False, sort_keys=True))
+            MarkAudit.create(
+                tenant=row.tenant_id,
+                recording_id=row.id,
+                actor=actor or _actor(as_user),
+                via=via,
+                at=now or utcnow(),
+                changes=json.dumps(changed, ensure_ascii=False, sort_keys=True),
+            )
     return row
 
 
@@ -479,8 +522,15 @@ def mark_audit(as_user=None, recording_id=None, limit=100, offset=0):
 
 def audit_dict(row):
     """The stable JSON shape of a mark audit row."""
-    return {"id": row.id, "tenant": row.tenant.domain, "recording_id": row.recording_id, "actor": row.actor,
-            "via": row.via, "at": row.at.strftime("%Y-%m-%dT%H:%M:%SZ"), "changes": json.loads(row.changes)}
+    return {
+        "id": row.id,
+        "tenant": row.tenant.domain,
+        "recording_id": row.recording_id,
+        "actor": row.actor,
+        "via": row.via,
+        "at": row.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "changes": json.loads(row.changes),
+    }
 
 
 # --- search --------------------------------------------------------------------------------------
@@ -522,9 +572,23 @@ def parse_time(value, field, end=False):
     return moment
 
 
-def make_filters(tenant=None, since=None, until=None, min_length=None, max_length=None, user=None,
-                 counterpart=None, colour=None, note=None, field1=None, field2=None, field3=None, user_name=None):
+def make_filters(
+    tenant=None,
+    since=None,
+    until=None,
+    min_length=None,
+    max_length=None,
+    user=None,
+    counterpart=None,
+    colour=None,
+    note=None,
+    field1=None,
+    field2=None,
+    field3=None,
+    user_name=None,
+):
     """Validated Filters from text values (the CLI's options)."""
+
     def seconds(value, field):
         if value is None:
             return None
@@ -616,12 +680,15 @@ def _trigram_candidates(texts):
     terms = {name: text for name, text in texts.items() if len(text) >= TRIGRAM}
     if not terms or not _is_sqlite():
         return None
-    if not database.execute_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recording_fts'") \
-            .fetchone():
+    if not database.execute_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recording_fts'"
+    ).fetchone():
         return None
     match = " AND ".join(f'{name}_fold : "{text.replace(chr(34), chr(34) * 2)}"' for name, text in terms.items())
-    found = database.execute_sql("SELECT count(*) FROM (SELECT 1 FROM recording_fts WHERE recording_fts MATCH ? "
-                                 "LIMIT ?)", [match, MAX_CANDIDATES + 1]).fetchone()[0]
+    found = database.execute_sql(
+        "SELECT count(*) FROM (SELECT 1 FROM recording_fts WHERE recording_fts MATCH ? LIMIT ?)",
+        [match, MAX_CANDIDATES + 1],
+    ).fetchone()[0]
     if found > MAX_CANDIDATES:
         return None
     return peewee.SQL("(SELECT rowid FROM recording_fts WHERE recording_fts MATCH ?)", [match])
@@ -660,6 +727,7 @@ def recording_dict(row):
 
 # --- retention and quota -------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class PurgeItem:
     """A recording to remove and why (expired | quota), and the node whose disk holds it (None: the single one)."""
@@ -696,20 +764,37 @@ def plan_purge(retention_days, quota_mb, now=None):
     now = now or utcnow()
     cutoff = now - _dt.timedelta(days=retention_days)
     limit = quota_mb * 1024 * 1024
-    cols = (Recording.id, Tenant.domain, Recording.user_number, Recording.path, Recording.size, Recording.started_at,
-            Recording.node)
+    cols = (
+        Recording.id,
+        Tenant.domain,
+        Recording.user_number,
+        Recording.path,
+        Recording.size,
+        Recording.started_at,
+        Recording.node,
+    )
     base = Recording.select(*cols).join(Tenant)
-    items = [PurgeItem(*r, "expired") for r in
-             base.where(Recording.started_at < cutoff).order_by(Recording.started_at, Recording.id).tuples()]
+    items = [
+        PurgeItem(*r, "expired")
+        for r in base.where(Recording.started_at < cutoff).order_by(Recording.started_at, Recording.id).tuples()
+    ]
     warnings = []
-    over = (Recording.select(Recording.tenant, Recording.user_number, _sum_size())
-            .where(Recording.started_at >= cutoff)
-            .group_by(Recording.tenant, Recording.user_number)
-            .having(_sum_size() > limit).order_by(Recording.tenant, Recording.user_number).tuples())
+    over = (
+        Recording.select(Recording.tenant, Recording.user_number, _sum_size())
+        .where(Recording.started_at >= cutoff)
+        .group_by(Recording.tenant, Recording.user_number)
+        .having(_sum_size() > limit)
+        .order_by(Recording.tenant, Recording.user_number)
+        .tuples()
+    )
     for tenant_id, number, total in over:
-        rows = list(base.where((Recording.tenant == tenant_id) & (Recording.user_number == number)
-                               & (Recording.started_at >= cutoff))
-                    .order_by(Recording.started_at, Recording.id).tuples())
+        rows = list(
+            base.where(
+                (Recording.tenant == tenant_id) & (Recording.user_number == number) & (Recording.started_at >= cutoff)
+            )
+            .order_by(Recording.started_at, Recording.id)
+            .tuples()
+        )
         removed = []
         for r in rows[:-1]:
             if total <= limit:
@@ -718,8 +803,9 @@ def plan_purge(retention_days, quota_mb, now=None):
             total -= r[4]
         items.extend(removed)
         domain = rows[0][1]
-        line = (f"{domain} user {number} is over the {quota_mb} MB recording quota: "
-                f"{len(removed)} oldest recordings purged")
+        line = (
+            f"{domain} user {number} is over the {quota_mb} MB recording quota: {len(removed)} oldest recordings purged"
+        )
         if total > limit:
             line += f", the newest alone is {total / 1048576:.1f} MB"
         warnings.append(line)
@@ -780,8 +866,11 @@ def catalogue_from_hangups(batch, recordings_dir, node=None):
         except DatabaseError as exc:  # that recording only: the others of the batch go on
             if isinstance(exc, OperationalError):
                 raise
-            log.warning("recording of call %s not catalogued: the database refused it: %s (fsctl rec import "
-                        "takes it later)", headers.get(chanvars.UNIQUE_ID, "?"), first_line(exc))
+            log.warning(
+                "recording of call %s not catalogued: the database refused it: %s (fsctl rec import takes it later)",
+                headers.get(chanvars.UNIQUE_ID, "?"),
+                first_line(exc),
+            )
             continue
         if row is not None:
             rows.append(row)

@@ -42,8 +42,15 @@ def _nice_max(value: float) -> float:
     return 10 * exp
 
 
-def bar_chart_svg(title: str, labels: list[str], series: list[tuple[str, list[float], str]],
-                  stacked: bool = True, unit: str = "", width: int = 860, height: int = 260) -> str:
+def bar_chart_svg(
+    title: str,
+    labels: list[str],
+    series: list[tuple[str, list[float], str]],
+    stacked: bool = True,
+    unit: str = "",
+    width: int = 860,
+    height: int = 260,
+) -> str:
     """An inline SVG bar chart: one group per label, series stacked or side by side (pure)."""
     left, right, top, bottom = 48, 12, 30, 46
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -58,7 +65,7 @@ def bar_chart_svg(title: str, labels: list[str], series: list[tuple[str, list[fl
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f'<title>{escape(title)}</title>',
+        f"<title>{escape(title)}</title>",
         f'<text x="{left}" y="18" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
     for k in range(5):  # grid lines and axis values
@@ -79,7 +86,7 @@ def bar_chart_svg(title: str, labels: list[str], series: list[tuple[str, list[fl
             if h > 0:
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
-                    f'<title>{escape(f"{label} {name}: {value:g}{unit}")}</title></rect>'
+                    f"<title>{escape(f'{label} {name}: {value:g}{unit}')}</title></rect>"
                 )
             if stacked:
                 base = y
@@ -120,8 +127,11 @@ def build_report_context(tenant: Tenant, start: _dt.datetime, end: _dt.datetime)
 
 
 def _status_series(rows: list[dict]) -> list[tuple[str, list[float], str]]:
-    return [(s, [r[s] for r in rows], COLOURS[s]) for s in ("answered", "missed", "abandoned", "busy", "failed",
-                                                              "refused") if any(r[s] for r in rows)]
+    return [
+        (s, [r[s] for r in rows], COLOURS[s])
+        for s in ("answered", "missed", "abandoned", "busy", "failed", "refused")
+        if any(r[s] for r in rows)
+    ]
 
 
 def charts(context: dict) -> dict:
@@ -129,15 +139,24 @@ def charts(context: dict) -> dict:
     daily, hourly, users = context["daily"], context["hourly"], context["users"]
     return {
         "daily": bar_chart_svg("Calls per day", [d["date"][5:] for d in daily], _status_series(daily)),
-        "hourly": bar_chart_svg("Calls by hour of the day", [f"{h['hour']:02d}" for h in hourly],
-                                _status_series(hourly)),
+        "hourly": bar_chart_svg(
+            "Calls by hour of the day", [f"{h['hour']:02d}" for h in hourly], _status_series(hourly)
+        ),
         "users": bar_chart_svg(
-            "Answered and missed calls per user", [u["user"] for u in users],
-            [("answered", [u["answered"] for u in users], COLOURS["answered"]),
-             ("missed", [u["missed"] for u in users], COLOURS["missed"])], stacked=False),
-        "talk": bar_chart_svg("Average incoming talk time per user", [u["user"] for u in users],
-                              [("average talk time", [u["avg_talk_time"] for u in users], COLOURS["talk"])],
-                              unit=" s"),
+            "Answered and missed calls per user",
+            [u["user"] for u in users],
+            [
+                ("answered", [u["answered"] for u in users], COLOURS["answered"]),
+                ("missed", [u["missed"] for u in users], COLOURS["missed"]),
+            ],
+            stacked=False,
+        ),
+        "talk": bar_chart_svg(
+            "Average incoming talk time per user",
+            [u["user"] for u in users],
+            [("average talk time", [u["avg_talk_time"] for u in users], COLOURS["talk"])],
+            unit=" s",
+        ),
     }
 
 
@@ -176,9 +195,15 @@ def render_report(context: dict) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     svg = {k: jinja2.utils.markupsafe.Markup(v) for k, v in charts(context).items()}
     return env.from_string(TEMPLATE).render(
-        **context, charts=svg, user_columns=stats.USER_COLUMNS, keyed_columns=stats.KEYED_COLUMNS,
-        sections=(("Groups", "group", context["groups"]), ("Queues", "queue", context["queues"]),
-                  ("Public numbers", "did", context["dids"])),
+        **context,
+        charts=svg,
+        user_columns=stats.USER_COLUMNS,
+        keyed_columns=stats.KEYED_COLUMNS,
+        sections=(
+            ("Groups", "group", context["groups"]),
+            ("Queues", "queue", context["queues"]),
+            ("Public numbers", "did", context["dids"]),
+        ),
     )
 
 
@@ -200,8 +225,13 @@ def write_report(tenant: Tenant, start, end, path, png_dir=None) -> list[str]:
         for name, series in (
             ("daily", _status_series(context["daily"])),
             ("hourly", _status_series(context["hourly"])),
-            ("users", [("answered", [u["answered"] for u in users], COLOURS["answered"]),
-                       ("missed", [u["missed"] for u in users], COLOURS["missed"])]),
+            (
+                "users",
+                [
+                    ("answered", [u["answered"] for u in users], COLOURS["answered"]),
+                    ("missed", [u["missed"] for u in users], COLOURS["missed"]),
+                ],
+            ),
         ):
             target = os.path.join(png_dir, f"{name}.png")
             _write_atomic(target, bar_chart_png(series))
@@ -210,6 +240,7 @@ def write_report(tenant: Tenant, start, end, path, png_dir=None) -> list[str]:
 
 
 # --- PNG bar charts (for e-mail clients that do not show SVG) --------------------------------
+
 
 def _png(width: int, height: int, rows: list[bytes]) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:

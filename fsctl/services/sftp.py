@@ -125,11 +125,22 @@ def ssh_command(endpoint):
         raise OperationError("sftp: the OpenSSH client (ssh) is not installed (Debian package openssh-client)")
     timeout = max(1, int(round(endpoint.timeout)))
     options = {
-        "BatchMode": "yes", "StrictHostKeyChecking": "yes", "UpdateHostKeys": "no", "CheckHostIP": "no",
-        "UserKnownHostsFile": os.path.expanduser(endpoint.known_hosts), "GlobalKnownHostsFile": "/dev/null",
-        "IdentityAgent": "none", "ConnectTimeout": str(timeout), "ServerAliveInterval": str(timeout),
-        "ServerAliveCountMax": "3", "Ciphers": CIPHERS, "LogLevel": "ERROR", "ControlPath": "none",
-        "ForwardAgent": "no", "ForwardX11": "no", "ClearAllForwardings": "yes",
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "yes",
+        "UpdateHostKeys": "no",
+        "CheckHostIP": "no",
+        "UserKnownHostsFile": os.path.expanduser(endpoint.known_hosts),
+        "GlobalKnownHostsFile": "/dev/null",
+        "IdentityAgent": "none",
+        "ConnectTimeout": str(timeout),
+        "ServerAliveInterval": str(timeout),
+        "ServerAliveCountMax": "3",
+        "Ciphers": CIPHERS,
+        "LogLevel": "ERROR",
+        "ControlPath": "none",
+        "ForwardAgent": "no",
+        "ForwardX11": "no",
+        "ClearAllForwardings": "yes",
     }
     if endpoint.key_file:
         options["IdentitiesOnly"] = "yes"
@@ -160,8 +171,9 @@ class Connection:
                 pass
             command = ssh_command(endpoint)
         except OSError as exc:
-            self._error = HostKeyError(f'sftp known_hosts "{known}": cannot be read ({exc.strerror or exc}): '
-                                       "refusing to connect")
+            self._error = HostKeyError(
+                f'sftp known_hosts "{known}": cannot be read ({exc.strerror or exc}): refusing to connect'
+            )
         except OperationError as exc:
             self._error = exc
         if self._error is not None:
@@ -169,8 +181,9 @@ class Connection:
                 raise self._error
             return
         self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, bufsize=0, close_fds=True)
+        self.proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, close_fds=True
+        )
         self._reader = self.proc.stdout
         self._out = self.proc.stdin.fileno()
         try:
@@ -223,17 +236,26 @@ class Connection:
         self.close()
         ep, known = self.endpoint, self._known
         if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text or "Host key for " in text and "has changed" in text:
-            return HostKeyError(f"sftp server {ep}: host key differs from the one in {known}: refusing to connect "
-                                "(possible impostor; check and update known_hosts)")
+            return HostKeyError(
+                f"sftp server {ep}: host key differs from the one in {known}: refusing to connect "
+                "(possible impostor; check and update known_hosts)"
+            )
         if "Host key verification failed" in text or "host key is known for" in text:
-            return HostKeyError(f"sftp server {ep}: host key is not in {known}: refusing to connect "
-                                "(verify its fingerprint, then add it to known_hosts)")
+            return HostKeyError(
+                f"sftp server {ep}: host key is not in {known}: refusing to connect "
+                "(verify its fingerprint, then add it to known_hosts)"
+            )
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         last = lines[-1] if lines else f"ssh exited with status {code}"
         if "Permission denied" in text or "Too many authentication failures" in text:
             return OperationError(f"sftp server {ep}: authentication as {ep.username} failed: {last}")
-        if last.startswith("ssh: ") or "Connection closed" in last or "Connection reset" in last \
-                or "timed out" in last or code == 255:
+        if (
+            last.startswith("ssh: ")
+            or "Connection closed" in last
+            or "Connection reset" in last
+            or "timed out" in last
+            or code == 255
+        ):
             reason = last.rsplit(": ", 1)[-1] if last.startswith("ssh: ") else last
             return UnreachableError(f"sftp server {ep} is unreachable: {reason}")
         return OperationError(f"sftp server {ep}: the SFTP session failed: {last}")
@@ -248,7 +270,7 @@ class Connection:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._out, view):]
+                view = view[os.write(self._out, view) :]
         except OSError as exc:  # ssh has gone: the reader sees the end of its output
             raise ConnectionLost(f"the connection was lost ({exc.strerror or exc})") from None
 
@@ -289,12 +311,12 @@ class Connection:
                 if end - start < 4 + size:
                     break
                 self._start = start + 4 + size
-                yield buf[start + 4], view[start + 5:start + 4 + size]
+                yield buf[start + 4], view[start + 5 : start + 4 + size]
                 start, end = self._start, self._end
             if start == end:
                 start = end = 0
             elif len(buf) - end < MAX_PACKET + 4:  # move the partial packet to the front (at most one packet)
-                buf[:end - start] = buf[start:end]
+                buf[: end - start] = buf[start:end]
                 start, end = 0, end - start
             self._start, self._end = start, end  # (the next generator, exchange's, starts from here)
             try:
@@ -382,8 +404,21 @@ def _discard(path):
 class _File:
     """One transfer in a session: its .part, its hash so far, its requests and early replies."""
 
-    __slots__ = ("index", "transfer", "end", "part", "hash", "offset", "written", "requested", "handle", "fd",
-                 "early", "probed", "done")
+    __slots__ = (
+        "index",
+        "transfer",
+        "end",
+        "part",
+        "hash",
+        "offset",
+        "written",
+        "requested",
+        "handle",
+        "fd",
+        "early",
+        "probed",
+        "done",
+    )
 
     def __init__(self, index, transfer):
         self.index, self.transfer, self.end = index, transfer, transfer.size
@@ -430,13 +465,22 @@ class _Session:
         self.out += body
 
     def _read(self, f, offset, length):
-        self._request(f, _FXP_READ, struct.pack(">I", len(f.handle)) + f.handle + struct.pack(">QI", offset, length),
-                      offset, length)
+        self._request(
+            f,
+            _FXP_READ,
+            struct.pack(">I", len(f.handle)) + f.handle + struct.pack(">QI", offset, length),
+            offset,
+            length,
+        )
         self.in_flight += length
 
     def _open_more(self):
-        while self.more and len(self.files) < MAX_OPEN_AHEAD and self.in_flight < MAX_IN_FLIGHT and (
-                not self.files or self.files[-1].probed):
+        while (
+            self.more
+            and len(self.files) < MAX_OPEN_AHEAD
+            and self.in_flight < MAX_IN_FLIGHT
+            and (not self.files or self.files[-1].probed)
+        ):
             item = self.take()
             if item is None:
                 self.more = False
@@ -487,8 +531,14 @@ class _Session:
             f.done = True
             f.close_fd()
             if f.written > f.offset:
-                self.finish(f.index, Result(f.transfer, "failed", error=f'"{f.transfer.remote_path}": {reason} '
-                                            "(partial file kept; run again to resume)"))
+                self.finish(
+                    f.index,
+                    Result(
+                        f.transfer,
+                        "failed",
+                        error=f'"{f.transfer.remote_path}": {reason} (partial file kept; run again to resume)',
+                    ),
+                )
             else:
                 self.give_back(f.index)
         self.files.clear()
@@ -506,20 +556,23 @@ class _Session:
         if request == _FXP_OPEN:
             if kind == _FXP_HANDLE:
                 (n,) = struct.unpack_from(">I", payload, 4)
-                f.handle = bytes(payload[8:8 + n])
+                f.handle = bytes(payload[8 : 8 + n])
                 if self.progress and f.offset:
                     self.progress(f.transfer, f.offset)
             else:
                 code, message = _status(kind, payload)
-                what = "missing on the sftp server" if code == _FX_NO_SUCH_FILE else \
-                    f"cannot be opened on the sftp server ({message or f'SFTP status {code}'})"
+                what = (
+                    "missing on the sftp server"
+                    if code == _FX_NO_SUCH_FILE
+                    else f"cannot be opened on the sftp server ({message or f'SFTP status {code}'})"
+                )
                 self._fail(f, f'"{f.transfer.remote_path}": {what}', discard=False)
         elif request == _FXP_READ:
             if kind == _FXP_DATA:
                 (n,) = struct.unpack_from(">I", payload, 4)
                 if n > length or n > len(payload) - 8:
                     raise ConnectionLost(f"the sftp server sent {n} bytes for a read of {length}")
-                data = payload[8:8 + n]
+                data = payload[8 : 8 + n]
                 if 0 < n < length and offset < f.end:  # a short read: ask for the rest
                     if n >= 1 << 14 and offset + n < f.end:
                         self.read_size = min(self.read_size, n)
@@ -555,7 +608,7 @@ class _Session:
                     return
             view = memoryview(data)
             while view:
-                view = view[os.write(f.fd, view):]
+                view = view[os.write(f.fd, view) :]
             f.hash.update(data)
             f.written += len(data)
             if self.progress:
@@ -601,7 +654,7 @@ def _status(kind, payload):
     message = ""
     if len(payload) >= 12:
         (n,) = struct.unpack_from(">I", payload, 8)
-        message = bytes(payload[12:12 + n]).decode("utf-8", "replace")
+        message = bytes(payload[12 : 12 + n]).decode("utf-8", "replace")
     return code, message
 
 
@@ -671,8 +724,11 @@ def fetch_all(endpoint, transfers, jobs=None, progress=None, connect=Connection,
         t.join()
     for i, result in enumerate(results):
         if result is None:
-            results[i] = Result(transfers[i], "failed", error=f'"{transfers[i].remote_path}": not fetched, '
-                                "the connections were lost (run again)")
+            results[i] = Result(
+                transfers[i],
+                "failed",
+                error=f'"{transfers[i].remote_path}": not fetched, the connections were lost (run again)',
+            )
     return results
 
 
@@ -695,16 +751,19 @@ def push_files(connection, local_root, remote_root, paths):
                 _remote_makedirs(connection, folder, made)
                 tmp = f"{folder}/.{name}.fsctl-tmp"
                 _upload(connection, local, tmp)
-                _expect_ok(connection.exchange([(_FXP_EXTENDED, _strings(b"posix-rename@openssh.com", tmp, remote))]),
-                           f"renaming {tmp}")
+                _expect_ok(
+                    connection.exchange([(_FXP_EXTENDED, _strings(b"posix-rename@openssh.com", tmp, remote))]),
+                    f"renaming {tmp}",
+                )
             else:
                 [(kind, payload)] = connection.exchange([(_FXP_REMOVE, _strings(remote))])
                 code, message = _status(kind, payload)
                 if code not in (_FX_OK, _FX_NO_SUCH_FILE):
                     raise SftpStatusError(f"removing {remote}: {message or f'SFTP status {code}'}")
     except (OSError, ConnectionLost, SftpStatusError) as exc:
-        raise UnreachableError(f"sftp server {connection.endpoint}: pushing {remote_root} failed: {_reason(exc)}") \
-            from None
+        raise UnreachableError(
+            f"sftp server {connection.endpoint}: pushing {remote_root} failed: {_reason(exc)}"
+        ) from None
 
 
 class SftpStatusError(Exception):
@@ -755,13 +814,15 @@ def _upload(connection, local, remote):
         code, message = _status(kind, payload)
         raise SftpStatusError(f"opening {remote}: {message or f'SFTP status {code}'}")
     (n,) = struct.unpack_from(">I", payload, 4)
-    handle = bytes(payload[8:8 + n])
+    handle = bytes(payload[8 : 8 + n])
     size = 0
     try:
         with open(local, "rb") as fh:
             while chunk := fh.read(WRITE_SIZE * 64):  # at most 64 WRITEs in flight
-                writes = [(_FXP_WRITE, _strings(handle) + struct.pack(">Q", size + i) + _strings(chunk[i:i + WRITE_SIZE]))
-                          for i in range(0, len(chunk), WRITE_SIZE)]
+                writes = [
+                    (_FXP_WRITE, _strings(handle) + struct.pack(">Q", size + i) + _strings(chunk[i : i + WRITE_SIZE]))
+                    for i in range(0, len(chunk), WRITE_SIZE)
+                ]
                 _expect_ok(connection.exchange(writes), f"writing {remote}")
                 size += len(chunk)
     finally:

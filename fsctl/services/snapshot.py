@@ -31,8 +31,9 @@ from ..model import (
 def build_tenant_config(tenant, recordings_root=None):
     """The TenantConfig of a Tenant row."""
     extra = {"recordings_root": recordings_root} if recordings_root else {}
-    snap_tenant = cc.Tenant(domain=tenant.domain, timezone=tenant.timezone, fallback=tenant.fallback,
-                            gateway=tenant.gateway, **extra)
+    snap_tenant = cc.Tenant(
+        domain=tenant.domain, timezone=tenant.timezone, fallback=tenant.fallback, gateway=tenant.gateway, **extra
+    )
     dids = list(Did.select().where(Did.tenant == tenant).order_by(Did.number))
     did_names = {d.number: d.name for d in dids}
     default_cid = dids[0].number if dids else None  # the rendered directory's default caller ID too
@@ -42,22 +43,37 @@ def build_tenant_config(tenant, recordings_root=None):
             name=u.name,
             record=u.record,
             vm_enabled=u.vm_enabled,
-            forwarding=cc.Forwarding(always=u.fwd_always, busy=u.fwd_busy, no_answer=u.fwd_no_answer,
-                                     unreachable=u.fwd_unreachable),
+            forwarding=cc.Forwarding(
+                always=u.fwd_always, busy=u.fwd_busy, no_answer=u.fwd_no_answer, unreachable=u.fwd_unreachable
+            ),
             no_answer_timeout=u.no_answer_timeout,
-            outbound_name=cc.outbound_name(tenant.name, tenant.outbound_name,
-                                           did_names.get(u.caller_id_number or default_cid), u.outbound_name),
+            outbound_name=cc.outbound_name(
+                tenant.name, tenant.outbound_name, did_names.get(u.caller_id_number or default_cid), u.outbound_name
+            ),
         )
         for u in User.select().where(User.tenant == tenant)
     ]
     members = defaultdict(list)
-    query = (GroupMember.select(GroupMember.group, GroupMember.position, User.number).join(User)
-             .join_from(GroupMember, Group).where(Group.tenant == tenant).order_by(GroupMember.position).tuples())
+    query = (
+        GroupMember.select(GroupMember.group, GroupMember.position, User.number)
+        .join(User)
+        .join_from(GroupMember, Group)
+        .where(Group.tenant == tenant)
+        .order_by(GroupMember.position)
+        .tuples()
+    )
     for group_id, _position, number in query:
         members[group_id].append(number)
     groups = [
-        cc.Group(number=g.number, name=g.name, strategy=g.strategy, order=g.order, ring_time=g.ring_time,
-                 members=tuple(members[g.id]), fallback=g.fallback)
+        cc.Group(
+            number=g.number,
+            name=g.name,
+            strategy=g.strategy,
+            order=g.order,
+            ring_time=g.ring_time,
+            members=tuple(members[g.id]),
+            fallback=g.fallback,
+        )
         for g in Group.select().where(Group.tenant == tenant)
     ]
     ranges, holidays = defaultdict(list), defaultdict(list)
@@ -66,8 +82,14 @@ def build_tenant_config(tenant, recordings_root=None):
     for h in Holiday.select().join(TimeRule).where(TimeRule.tenant == tenant).order_by(Holiday.id):
         holidays[h.rule_id].append(cc.Holiday(h.start_date, h.end_date, h.start_time, h.end_time, h.name))
     rules = [
-        cc.TimeRule(name=r.name, ranges=tuple(ranges[r.id]), holidays=tuple(holidays[r.id]),
-                    match=r.match_destination, nomatch=r.nomatch_destination, timezone=r.timezone)
+        cc.TimeRule(
+            name=r.name,
+            ranges=tuple(ranges[r.id]),
+            holidays=tuple(holidays[r.id]),
+            match=r.match_destination,
+            nomatch=r.nomatch_destination,
+            timezone=r.timezone,
+        )
         for r in TimeRule.select().where(TimeRule.tenant == tenant)
     ]
     return cc.TenantConfig.build(
@@ -75,20 +97,29 @@ def build_tenant_config(tenant, recordings_root=None):
         users=users,
         groups=groups,
         dids=[cc.Did(d.number, d.destination, d.name) for d in dids],
-        ivrs=[cc.Ivr(i.number, i.name, i.greeting, i.exit_destination) for i in Ivr.select().where(Ivr.tenant == tenant)],
+        ivrs=[
+            cc.Ivr(i.number, i.name, i.greeting, i.exit_destination) for i in Ivr.select().where(Ivr.tenant == tenant)
+        ],
         time_rules=rules,
-        queues=[cc.Queue(q.number, q.name, q.overflow, q.max_wait) for q in Queue.select().where(Queue.tenant == tenant)],
-        conferences=[cc.Conference(c.number, c.name, c.pin) for c in Conference.select().where(Conference.tenant == tenant)],
-        blacklist=[cc.BlacklistEntry(b.pattern, b.match, b.note)
-                   for b in BlacklistEntry.select().where(BlacklistEntry.tenant == tenant)],
+        queues=[
+            cc.Queue(q.number, q.name, q.overflow, q.max_wait) for q in Queue.select().where(Queue.tenant == tenant)
+        ],
+        conferences=[
+            cc.Conference(c.number, c.name, c.pin) for c in Conference.select().where(Conference.tenant == tenant)
+        ],
+        blacklist=[
+            cc.BlacklistEntry(b.pattern, b.match, b.note)
+            for b in BlacklistEntry.select().where(BlacklistEntry.tenant == tenant)
+        ],
         contacts=list(Contact.select(Contact.number, Contact.name).where(Contact.tenant == tenant).tuples()),
     )
 
 
 def load_rotation(tenant):
     """The rotation state of the tenant's rotating groups (group number -> next start index)."""
-    query = (GroupRotation.select(Group.number, GroupRotation.next_start).join(Group)
-             .where(Group.tenant == tenant).tuples())
+    query = (
+        GroupRotation.select(Group.number, GroupRotation.next_start).join(Group).where(Group.tenant == tenant).tuples()
+    )
     return RotationState(dict(query))
 
 
@@ -115,9 +146,11 @@ def save_rotation(tenant, updates):
             except Exception:  # noqa: BLE001 - IntegrityError of either engine: the race was lost
                 lost.append(group_number)
             continue
-        changed = (GroupRotation.update(next_start=next_start, calls=GroupRotation.calls + calls,
-                                        updated_at=utcnow())
-                   .where((GroupRotation.id == row.id) & (GroupRotation.next_start == previous)).execute())
+        changed = (
+            GroupRotation.update(next_start=next_start, calls=GroupRotation.calls + calls, updated_at=utcnow())
+            .where((GroupRotation.id == row.id) & (GroupRotation.next_start == previous))
+            .execute()
+        )
         if not changed:
             lost.append(group_number)
     return lost

@@ -46,8 +46,21 @@ KEYED_COLUMNS = ("calls",) + STATUS_COLUMNS + ("avg_talk_time", "talk_time")
 HOURLY_COLUMNS = ("hour", "calls") + STATUS_COLUMNS + ("talk_time",)
 DAILY_COLUMNS = ("date", "calls") + STATUS_COLUMNS + ("talk_time",)
 CALL_COLUMNS = (
-    "uuid", "started_at", "direction", "caller", "caller_name", "callee", "did", "target", "status",
-    "answered_by", "missed_by", "duration", "talk_time", "hangup_cause", "recording",
+    "uuid",
+    "started_at",
+    "direction",
+    "caller",
+    "caller_name",
+    "callee",
+    "did",
+    "target",
+    "status",
+    "answered_by",
+    "missed_by",
+    "duration",
+    "talk_time",
+    "hangup_cause",
+    "recording",
 )
 # The operator's call log (`fsctl cdr list`) also says which node took each call (None: the single FreeSWITCH).
 LOG_COLUMNS = CALL_COLUMNS + ("node",)
@@ -80,6 +93,7 @@ def _ph() -> str:
 
 
 # --- the period ---------------------------------------------------------------------------
+
 
 def _moment(value: str, field: str, tz: zoneinfo.ZoneInfo, end: bool) -> _dt.datetime:
     text = (value or "").strip()
@@ -149,6 +163,7 @@ def stream(sql: str, params: Iterable, size: int = 500) -> Iterator[tuple]:
 
 # --- statistics ---------------------------------------------------------------------------
 
+
 def user_stats_sql(tenant_id: int, start, end) -> tuple[str, list]:
     """The per-user aggregate (SQL, parameters): one row per user number."""
     p = _ph()
@@ -177,8 +192,16 @@ def user_rows(tenant: Tenant, start, end, all_users: bool = True) -> Iterator[tu
         if i < len(pending) and pending[i] == number:
             i += 1
         answered, talk = int(answered or 0), int(talk or 0)
-        yield (number, names.get(number, ""), int(received or 0), answered, int(missed or 0), int(placed or 0),
-               _avg(talk, answered), talk)
+        yield (
+            number,
+            names.get(number, ""),
+            int(received or 0),
+            answered,
+            int(missed or 0),
+            int(placed or 0),
+            _avg(talk, answered),
+            talk,
+        )
     for user in pending[i:]:
         yield (user, names.get(user, ""), 0, 0, 0, 0, 0.0, 0)
 
@@ -380,6 +403,7 @@ def report_rows(name: str, tenant: Tenant, start, end) -> tuple[tuple, Iterator[
 
 # --- the call log -------------------------------------------------------------------------
 
+
 def _iso_sql(column: str) -> str:
     """A stored naive-UTC time as ISO 8601 with Z, to the second, in SQL (what model.iso_utc makes of it)."""
     if _is_pg():
@@ -388,8 +412,7 @@ def _iso_sql(column: str) -> str:
     return f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || 'Z'"
 
 
-def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: str | None = None,
-                  node: bool = False):
+def call_rows_sql(tenant_id: int, start, end, user: str | None = None, status: str | None = None, node: bool = False):
     """The call log's query (SQL, parameters): tuples in CALL_COLUMNS order (LOG_COLUMNS with
     `node`: the node each call ran on too), formatted by the database."""
     p = _ph()
@@ -421,8 +444,9 @@ def _call_columns_sql() -> str:
     )
 
 
-def call_rows(tenant: Tenant, start, end, user: str | None = None, status: str | None = None,
-              size: int = 500, node: bool = False) -> Iterator[list]:
+def call_rows(
+    tenant: Tenant, start, end, user: str | None = None, status: str | None = None, size: int = 500, node: bool = False
+) -> Iterator[list]:
     """The call log as lists of tuples in CALL_COLUMNS order (LOG_COLUMNS with `node`), formatted
     by the database, streamed."""
     sql, params = call_rows_sql(tenant.id, start, end, user, status, node=node)
@@ -435,8 +459,16 @@ def iter_calls(tenant: Tenant, start, end, user: str | None = None, status: str 
     return _dicts(LOG_COLUMNS, itertools.chain.from_iterable(batches))
 
 
-def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False, status: str | None = None,
-             limit: int = 50, offset: int = 0) -> list[dict]:
+def call_log(
+    tenant: Tenant,
+    start,
+    end,
+    users=None,
+    missed_first: bool = False,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict]:
     """One page of the call log, newest first; `users` (numbers) keeps the calls they took part in.
 
     `missed_first`: the calls that are a missed call (for one of `users`, or for anybody when
@@ -460,8 +492,10 @@ def call_log(tenant: Tenant, start, end, users=None, missed_first: bool = False,
         params.append(validate.choice(status, "--status", _statuses()))
     limit = validate.integer(limit, "--limit", low=1, high=10000)
     offset = validate.integer(offset, "--offset", low=0, high=10**9)
-    missed = f"CASE WHEN EXISTS (SELECT 1 FROM call_party p WHERE p.call_id = c.id AND p.missed = 1{in_users}) " \
-             "THEN 1 ELSE 0 END"
+    missed = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM call_party p WHERE p.call_id = c.id AND p.missed = 1{in_users}) "
+        "THEN 1 ELSE 0 END"
+    )
     order = "m DESC, c.started_at DESC, c.id DESC" if missed_first else "c.started_at DESC, c.id DESC"
     sql = (
         f"SELECT {_call_columns_sql()}, {missed} AS m FROM call_record c WHERE {' AND '.join(where)} "
@@ -480,9 +514,11 @@ def user_daily(tenant: Tenant, start, end, number: str) -> list[dict]:
     number = validate.extension(number, "--user")
     tz = zoneinfo.ZoneInfo(tenant.timezone or "UTC")
     p = _ph()
-    sql = (f"SELECT {_bucket_sql()} AS b, SUM(received), SUM(answered), SUM(missed), SUM(placed), SUM(talk_time) "
-           f"FROM call_party WHERE tenant_id = {p} AND user_number = {p} AND started_at >= {p} AND started_at < {p} "
-           "GROUP BY b ORDER BY b")
+    sql = (
+        f"SELECT {_bucket_sql()} AS b, SUM(received), SUM(answered), SUM(missed), SUM(placed), SUM(talk_time) "
+        f"FROM call_party WHERE tenant_id = {p} AND user_number = {p} AND started_at >= {p} AND started_at < {p} "
+        "GROUP BY b ORDER BY b"
+    )
     first = start.replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
     last = (end - _dt.timedelta(seconds=1)).replace(tzinfo=_dt.timezone.utc).astimezone(tz).date()
     days = {}
@@ -499,6 +535,7 @@ def user_daily(tenant: Tenant, start, end, number: str) -> list[dict]:
 
 
 # --- writers ------------------------------------------------------------------------------
+
 
 def write_csv(rows: Iterable[dict], columns: tuple, out: IO[str]) -> int:
     """Rows (dicts) as CSV with a header line, written as they come; returns the row count."""

@@ -9,8 +9,18 @@ from .common import check_destination, get_tenant, outbound_name_value  # noqa: 
 STATES = ("active", "suspended")
 
 
-def add_tenant(domain, name, timezone="UTC", max_users=None, max_channels=None, gateway="default", node=None,
-               standby=None, now=None, outbound_name=None):
+def add_tenant(
+    domain,
+    name,
+    timezone="UTC",
+    max_users=None,
+    max_channels=None,
+    gateway="default",
+    node=None,
+    standby=None,
+    now=None,
+    outbound_name=None,
+):
     """Create a tenant; its fallback starts as hang-up.
 
     With nodes defined it gets a home and a standby node: `node` / `standby` by name, else the
@@ -40,8 +50,17 @@ def list_tenants():
     return list(Tenant.select().order_by(Tenant.domain))
 
 
-def edit_tenant(domain, name=None, timezone=None, state=None, max_users=None, max_channels=None,
-                fallback=None, gateway=None, outbound_name=None):
+def edit_tenant(
+    domain,
+    name=None,
+    timezone=None,
+    state=None,
+    max_users=None,
+    max_channels=None,
+    fallback=None,
+    gateway=None,
+    outbound_name=None,
+):
     """Change a tenant's settings; only the given ones."""
     tenant = get_tenant(domain)
     changes = {}

@@ -34,7 +34,9 @@ def parse_holiday(text, field="timerule.holiday"):
     """'2026-12-24', '2026-12-24..2026-12-26' or '2026-12-31 14:00-24:00' -> (start, end, t0, t1)."""
     parts = text.strip().split()
     if not parts or len(parts) > 2:
-        raise ValidationError(field, text, "must look like 2026-12-24, 2026-12-24..2026-12-26 or '2026-12-31 14:00-24:00'")
+        raise ValidationError(
+            field, text, "must look like 2026-12-24, 2026-12-24..2026-12-26 or '2026-12-31 14:00-24:00'"
+        )
     if ".." in parts[0]:
         a, b = parts[0].split("..", 1)
     else:
@@ -83,8 +85,7 @@ def add_timerule(domain, name, match, nomatch, ranges=(), holidays=(), timezone=
     return rule
 
 
-def edit_timerule(domain, name, match=None, nomatch=None, ranges=None, holidays=None, timezone=None,
-                  add_holidays=()):
+def edit_timerule(domain, name, match=None, nomatch=None, ranges=None, holidays=None, timezone=None, add_holidays=()):
     """Change a time rule; `ranges`/`holidays` replace the lists, `add_holidays` appends."""
     rule = get_timerule(domain, name)
     tenant = rule.tenant
@@ -131,8 +132,9 @@ def _dest(tenant, rule, text, field):
 
 def _timerule_circle(tenant, name, value):
     """The time rules from `value` back to rule `name` through time rules only, or []."""
-    rules = {r.name: (r.match_destination, r.nomatch_destination)
-             for r in TimeRule.select().where(TimeRule.tenant == tenant)}
+    rules = {
+        r.name: (r.match_destination, r.nomatch_destination) for r in TimeRule.select().where(TimeRule.tenant == tenant)
+    }
     stack = [(value, [name])]
     seen = set()
     while stack:

@@ -33,8 +33,7 @@ def add_token(domain, name, scope="read", now=None):
 def list_tokens(domain):
     """The tenant's tokens, by name."""
     tenant = get_tenant(domain)
-    return list(ApiToken.select(ApiToken, Tenant).join(Tenant).where(ApiToken.tenant == tenant)
-                .order_by(ApiToken.name))
+    return list(ApiToken.select(ApiToken, Tenant).join(Tenant).where(ApiToken.tenant == tenant).order_by(ApiToken.name))
 
 
 def revoke_token(domain, name, now=None):
@@ -51,8 +50,7 @@ def authenticate(secret, now=None):
     """The live ApiToken (with its tenant) of a secret, or None; records when it was last used."""
     if not secret or not secret.startswith(PREFIX) or len(secret) > 200:
         return None
-    row = (ApiToken.select(ApiToken, Tenant).join(Tenant)
-           .where((ApiToken.token_hash == digest(secret))).first())
+    row = ApiToken.select(ApiToken, Tenant).join(Tenant).where((ApiToken.token_hash == digest(secret))).first()
     if row is None or row.tenant.state != "active":
         return None
     now = now or utcnow()
@@ -63,8 +61,14 @@ def authenticate(secret, now=None):
 
 def token_dict(row):
     """The stable JSON shape of a token (never the secret)."""
+
     def iso(value):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
-    return {"tenant": row.tenant.domain, "name": row.name, "scope": row.scope, "created_at": iso(row.created_at),
-            "last_used_at": iso(row.last_used_at)}
+    return {
+        "tenant": row.tenant.domain,
+        "name": row.name,
+        "scope": row.scope,
+        "created_at": iso(row.created_at),
+        "last_used_at": iso(row.last_used_at),
+    }

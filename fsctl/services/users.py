@@ -42,8 +42,21 @@ def generate_pin(length=6):
     return "".join(secrets.choice(string.digits) for _ in range(length))
 
 
-def add_user(domain, number, name, email=None, password=None, role="user", vm_enabled=True, vm_pin=None,
-             record=False, toll="national", caller_id_number=None, no_answer_timeout=20, outbound_name=None):
+def add_user(
+    domain,
+    number,
+    name,
+    email=None,
+    password=None,
+    role="user",
+    vm_enabled=True,
+    vm_pin=None,
+    record=False,
+    toll="national",
+    caller_id_number=None,
+    no_answer_timeout=20,
+    outbound_name=None,
+):
     """Create a user; the SIP password and voicemail PIN are generated when not given."""
     tenant = get_tenant(domain)
     number = validate.extension(number, "user.number")
@@ -51,7 +64,9 @@ def add_user(domain, number, name, email=None, password=None, role="user", vm_en
     if tenant.max_users is not None:
         count = User.select().where(User.tenant == tenant).count()
         if count >= tenant.max_users:
-            raise ValidationError("user.number", number, f"tenant {tenant.domain} is limited to {tenant.max_users} users")
+            raise ValidationError(
+                "user.number", number, f"tenant {tenant.domain} is limited to {tenant.max_users} users"
+            )
     user = User.create(
         tenant=tenant,
         number=number,
@@ -71,9 +86,24 @@ def add_user(domain, number, name, email=None, password=None, role="user", vm_en
     return user
 
 
-def edit_user(domain, number, name=None, email=None, password=None, role=None, vm_enabled=None, vm_pin=None,
-              record=None, toll=None, caller_id_number=None, no_answer_timeout=None, new_number=None,
-              forward=None, unforward=(), outbound_name=None):
+def edit_user(
+    domain,
+    number,
+    name=None,
+    email=None,
+    password=None,
+    role=None,
+    vm_enabled=None,
+    vm_pin=None,
+    record=None,
+    toll=None,
+    caller_id_number=None,
+    no_answer_timeout=None,
+    new_number=None,
+    forward=None,
+    unforward=(),
+    outbound_name=None,
+):
     """Change a user; `forward` maps always/busy/no_answer/unreachable to a destination text."""
     tenant = get_tenant(domain)
     user = get_numbered(tenant, "user", number)
@@ -105,8 +135,9 @@ def edit_user(domain, number, name=None, email=None, password=None, role=None, v
     if new_number is not None and new_number != user.number:
         new_number = validate.extension(new_number, "user.number")
         assert_number_free(tenant, new_number, "user.number")
-        release_references(tenant, [f"user:{user.number}", f"voicemail:{user.number}"],
-                           f"user {user.number}", force=False)
+        release_references(
+            tenant, [f"user:{user.number}", f"voicemail:{user.number}"], f"user {user.number}", force=False
+        )
         changes["number"] = new_number
     for option in unforward:
         column = FORWARD_OPTIONS[validate.choice(option, "user.forward", tuple(FORWARD_OPTIONS))]
@@ -132,11 +163,15 @@ def remove_user(domain, number, force=False):
     tenant = get_tenant(domain)
     user = get_numbered(tenant, "user", number)
     report = release_references(
-        tenant, [f"user:{user.number}", f"voicemail:{user.number}"], f"user {user.number}", force,
+        tenant,
+        [f"user:{user.number}", f"voicemail:{user.number}"],
+        f"user {user.number}",
+        force,
         exclude=[(User, user.id)],
     )
     memberships = [
-        f"group {m.group.number}" for m in GroupMember.select(GroupMember, Group).join(Group).where(GroupMember.user == user)
+        f"group {m.group.number}"
+        for m in GroupMember.select(GroupMember, Group).join(Group).where(GroupMember.user == user)
     ] + [f"queue {a.queue.number}" for a in QueueAgent.select().where(QueueAgent.user == user)]
     if memberships and not force:
         raise ConflictError(f"user {user.number} is still a member of {', '.join(memberships)}: use --force")
@@ -208,7 +243,8 @@ def _refuse_forwarding_in_sequential_group(user, field, target):
     )
     for group in groups:
         raise ValidationError(
-            field, target,
+            field,
+            target,
             f"user {user.number} is in sequential group {group.number}; its members cannot forward (R-SEQ)",
         )
 

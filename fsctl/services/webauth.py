@@ -131,6 +131,7 @@ def has_web_password(user):
 
 # --- throttling ----------------------------------------------------------------------------------
 
+
 def _throttle_row(key, now):
     row = SignInThrottle.get_or_none(SignInThrottle.key == key)
     if row is not None and row.window_start <= now - _dt.timedelta(minutes=WINDOW_MINUTES):
@@ -157,7 +158,8 @@ def record_failure(keys, now=None):
             SignInThrottle.create(key=key, failures=1, window_start=now)
         else:
             SignInThrottle.update(failures=row.failures + 1, window_start=row.window_start).where(
-                SignInThrottle.id == row.id).execute()
+                SignInThrottle.id == row.id
+            ).execute()
 
 
 def _keys(login, client):
@@ -168,6 +170,7 @@ def _keys(login, client):
 
 
 # --- sign-in -------------------------------------------------------------------------------------
+
 
 def sign_in(login, password, client=None, now=None):
     """Check USER@DOMAIN and web password (throttled) and open a session: (cookie token, SessionInfo).
@@ -200,8 +203,13 @@ def open_session(user, now=None):
     """A new session for `user`: (the token for the cookie, SessionInfo)."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
-    row = WebSession.create(token_hash=digest(token), user=user, csrf_token=secrets.token_urlsafe(32),
-                            created_at=now, expires_at=now + _dt.timedelta(hours=SESSION_HOURS))
+    row = WebSession.create(
+        token_hash=digest(token),
+        user=user,
+        csrf_token=secrets.token_urlsafe(32),
+        created_at=now,
+        expires_at=now + _dt.timedelta(hours=SESSION_HOURS),
+    )
     return token, _info(row, user)
 
 
@@ -215,8 +223,13 @@ def session(token, now=None):
     if not token or len(token) > 200:
         return None
     now = now or utcnow()
-    row = (WebSession.select(WebSession, User, Tenant).join(User).join(Tenant)
-           .where(WebSession.token_hash == digest(token)).first())
+    row = (
+        WebSession.select(WebSession, User, Tenant)
+        .join(User)
+        .join(Tenant)
+        .where(WebSession.token_hash == digest(token))
+        .first()
+    )
     if row is None:
         return None
     if row.expires_at <= now or row.user.tenant.state != "active":
@@ -236,12 +249,16 @@ def purge_expired(now=None):
     now = now or utcnow()
     n = WebSession.delete().where(WebSession.expires_at <= now).execute()
     n += SignInLink.delete().where((SignInLink.expires_at <= now) | SignInLink.used_at.is_null(False)).execute()
-    n += SignInThrottle.delete().where(
-        SignInThrottle.window_start <= now - _dt.timedelta(minutes=WINDOW_MINUTES)).execute()
+    n += (
+        SignInThrottle.delete()
+        .where(SignInThrottle.window_start <= now - _dt.timedelta(minutes=WINDOW_MINUTES))
+        .execute()
+    )
     return n
 
 
 # --- one-time links ------------------------------------------------------------------------------
+
 
 def create_sign_in_link(login, client=None, now=None):
     """A one-time sign-in token for a user with an e-mail address: (token, user), or None.
@@ -260,8 +277,9 @@ def create_sign_in_link(login, client=None, now=None):
     if not user.email or user.tenant.state != "active":
         return None
     token = secrets.token_urlsafe(32)
-    SignInLink.create(token_hash=digest(token), user=user, created_at=now,
-                      expires_at=now + _dt.timedelta(minutes=LINK_MINUTES))
+    SignInLink.create(
+        token_hash=digest(token), user=user, created_at=now, expires_at=now + _dt.timedelta(minutes=LINK_MINUTES)
+    )
     return token, user
 
 
@@ -270,8 +288,13 @@ def use_sign_in_link(token, now=None):
     now = now or utcnow()
     if not token or len(token) > 200:
         raise SignInError("this sign-in link is not valid (used, expired or mistyped): ask for a new one")
-    link = (SignInLink.select(SignInLink, User, Tenant).join(User).join(Tenant)
-            .where(SignInLink.token_hash == digest(token)).first())
+    link = (
+        SignInLink.select(SignInLink, User, Tenant)
+        .join(User)
+        .join(Tenant)
+        .where(SignInLink.token_hash == digest(token))
+        .first()
+    )
     if link is None or link.used_at is not None or link.expires_at <= now or link.user.tenant.state != "active":
         raise SignInError("this sign-in link is not valid (used, expired or mistyped): ask for a new one")
     # Compare-and-set: two clicks at once open one session.

@@ -107,14 +107,24 @@ def mark(ctx):
         if key != "version" and value is not None and not isinstance(value, str):
             raise ValidationError(f"recording.{key}", value, "must be text")
     try:
-        row = recordings.mark(ctx.request.path_params["rid"], ctx.who.viewer, note=body.get("note"),
-                              colour=body.get("colour"),
-                              fields={k: body[k] for k in recordings.FIELD_NAMES if k in body},
-                              actor=ctx.who.actor, via="api", now=ctx.web.now(), if_version=_if_version(ctx))
+        row = recordings.mark(
+            ctx.request.path_params["rid"],
+            ctx.who.viewer,
+            note=body.get("note"),
+            colour=body.get("colour"),
+            fields={k: body[k] for k in recordings.FIELD_NAMES if k in body},
+            actor=ctx.who.actor,
+            via="api",
+            now=ctx.web.now(),
+            if_version=_if_version(ctx),
+        )
     except recordings.MarkConflictError as exc:
         current = _public(exc.row)
-        return JSONResponse({"error": {"field": exc.field, "value": exc.value, "rule": exc.rule}, "current": current},
-                            status_code=409, headers={"etag": f'"{current["mark_version"]}"'})
+        return JSONResponse(
+            {"error": {"field": exc.field, "value": exc.value, "rule": exc.rule}, "current": current},
+            status_code=409,
+            headers={"etag": f'"{current["mark_version"]}"'},
+        )
     return _with_etag(row)
 
 
@@ -125,16 +135,24 @@ def audio(ctx):
     path = recordings.resolve(ctx.web.settings.recordings_dir, row.path)
     if not os.path.isfile(path):
         raise NotFoundError("recording file", row.path)
-    return FileResponse(path, media_type="audio/wav", filename=os.path.basename(row.path),
-                        headers={"cache-control": "private, no-store", "x-content-sha256": row.sha256})
+    return FileResponse(
+        path,
+        media_type="audio/wav",
+        filename=os.path.basename(row.path),
+        headers={"cache-control": "private, no-store", "x-content-sha256": row.sha256},
+    )
 
 
 @handler("api", admin=True)
 def audit(ctx):
     """Who marked what, newest first (a token, or a signed-in admin)."""
     _unknown_params(ctx, {"recording", "limit", "offset"})
-    rows = recordings.mark_audit(ctx.who.viewer, ctx.query.get("recording") or None,
-                                 _int_param(ctx, "limit", 100, 1, MAX_PAGE), _int_param(ctx, "offset", 0, 0, 10**9))
+    rows = recordings.mark_audit(
+        ctx.who.viewer,
+        ctx.query.get("recording") or None,
+        _int_param(ctx, "limit", 100, 1, MAX_PAGE),
+        _int_param(ctx, "offset", 0, 0, 10**9),
+    )
     return JSONResponse({"audit": [recordings.audit_dict(r) for r in rows]})
 
 
@@ -161,9 +179,16 @@ def calls(ctx):
         user = validate.extension(user, "user")
         numbers = {user} if numbers is None or user in numbers else set()
     missed_first = validate.choice(ctx.query.get("missed_first", "false"), "missed_first", ("true", "false"))
-    rows = stats.call_log(tenant, start, end, users=numbers, missed_first=missed_first == "true",
-                          status=ctx.query.get("status") or None, limit=_int_param(ctx, "limit", 50, 1, MAX_PAGE),
-                          offset=_int_param(ctx, "offset", 0, 0, 10**9))
+    rows = stats.call_log(
+        tenant,
+        start,
+        end,
+        users=numbers,
+        missed_first=missed_first == "true",
+        status=ctx.query.get("status") or None,
+        limit=_int_param(ctx, "limit", 50, 1, MAX_PAGE),
+        offset=_int_param(ctx, "offset", 0, 0, 10**9),
+    )
     return JSONResponse({"calls": rows, "from": stats.iso_utc(start), "to": stats.iso_utc(end)})
 
 
@@ -179,8 +204,9 @@ def statistics(ctx):
     if numbers is not None and name != "users":
         from .identity import ForbiddenError
 
-        raise ForbiddenError(f"the {name} report is the admin's: a user sees the users report of their own calls",
-                             value=ctx.who.role)
+        raise ForbiddenError(
+            f"the {name} report is the admin's: a user sees the users report of their own calls", value=ctx.who.role
+        )
     _columns, rows = stats.report_rows(name, tenant, start, end)
     # Bounded (users, groups, queues, numbers, 24 hours, the days of the period): read inside the transaction.
     rows = [r for r in rows if numbers is None or r["user"] in numbers]

@@ -14,8 +14,11 @@ def create_app(settings, clock=None, open_db=True, mailer=None, rate_timer=None)
     if open_db:
         open_database(settings.database, create=False)  # only `fsctl init` creates the database
     web = Web(settings, clock, mailer, rate_timer)
-    routes = [*pages.ROUTES, *api.ROUTES,
-              Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static")]
+    routes = [
+        *pages.ROUTES,
+        *api.ROUTES,
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
     app = Starlette(routes=routes)
     app.state.web = web
     return app

@@ -32,8 +32,15 @@ def main(argv=None):
         return exc.exit_code
     import uvicorn
 
-    uvicorn.run(app, host=args.host or settings.web_host, port=args.port or settings.web_port,
-                log_level=args.log_level, proxy_headers=True, forwarded_allow_ips="127.0.0.1", server_header=False)
+    uvicorn.run(
+        app,
+        host=args.host or settings.web_host,
+        port=args.port or settings.web_port,
+        log_level=args.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        server_header=False,
+    )
     return 0
 
 

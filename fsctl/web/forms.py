@@ -47,9 +47,18 @@ def save_fields(steps):
 
 # The recording search's parameters (pages and API) -> recordings.make_filters' arguments.
 FILTER_PARAMS = {
-    "from": "since", "to": "until", "min_length": "min_length", "max_length": "max_length", "user": "user",
-    "user_name": "user_name", "counterpart": "counterpart", "colour": "colour", "note": "note",
-    "field1": "field1", "field2": "field2", "field3": "field3",
+    "from": "since",
+    "to": "until",
+    "min_length": "min_length",
+    "max_length": "max_length",
+    "user": "user",
+    "user_name": "user_name",
+    "counterpart": "counterpart",
+    "colour": "colour",
+    "note": "note",
+    "field1": "field1",
+    "field2": "field2",
+    "field3": "field3",
 }
 
 

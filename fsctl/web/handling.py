@@ -27,7 +27,7 @@ PRE_COOKIE = "fsctl_pre"  # double-submit CSRF token of the forms shown before s
 FLASH_COOKIE = "fsctl_flash"
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; "
-                               "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -52,10 +52,17 @@ class Web:
         self.settings = settings
         self._clock = clock
         self.mailer = mailer  # callable(EmailMessage); default: SMTP from the settings
-        self.limiter = (RateLimiter(settings.web_api_rate_per_minute, rate_timer) if rate_timer
-                        else RateLimiter(settings.web_api_rate_per_minute))
-        self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
-                                      trim_blocks=True, lstrip_blocks=True)
+        self.limiter = (
+            RateLimiter(settings.web_api_rate_per_minute, rate_timer)
+            if rate_timer
+            else RateLimiter(settings.web_api_rate_per_minute)
+        )
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
 
     def now(self):
         return self._clock() if self._clock else utcnow()
@@ -116,8 +123,16 @@ def error_parts(exc):
     return None, None, str(exc)
 
 
-STATUS = ((BadRequestError, 400), (UnauthenticatedError, 401), (webauth.SignInError, 401), (ForbiddenError, 403),
-          (NotFoundError, 404), (ConflictError, 409), (ValidationError, 422), (webauth.ThrottledError, 429))
+STATUS = (
+    (BadRequestError, 400),
+    (UnauthenticatedError, 401),
+    (webauth.SignInError, 401),
+    (ForbiddenError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (ValidationError, 422),
+    (webauth.ThrottledError, 429),
+)
 
 
 def status_of(exc):
@@ -160,13 +175,15 @@ def _run(web, fn, request, kind, public, admin, scope, form, body):
         log.exception("%s %s failed", request.method, request.url.path)
         if kind == "api":
             return _json_error(500, None, None, "internal error (logged on the server)")
-        return HTMLResponse("<h1>Internal error</h1><p>It is logged on the server.</p>", status_code=500,
-                            headers=SECURITY_HEADERS)
+        return HTMLResponse(
+            "<h1>Internal error</h1><p>It is logged on the server.</p>", status_code=500, headers=SECURITY_HEADERS
+        )
 
 
 def _json_error(status, field, value, rule, headers=None):
-    return JSONResponse(_error_body(field, value, rule), status_code=status, headers={**SECURITY_HEADERS,
-                                                                                     **(headers or {})})
+    return JSONResponse(
+        _error_body(field, value, rule), status_code=status, headers={**SECURITY_HEADERS, **(headers or {})}
+    )
 
 
 def _run_inner(web, fn, request, kind, public, admin, scope, form, body):
@@ -177,9 +194,13 @@ def _run_inner(web, fn, request, kind, public, admin, scope, form, body):
             ctx.who = _api_identity(web, request, now)
             wait = web.limiter.hit(ctx.who.rate_key)
             if wait:
-                return _json_error(429, "rate", web.settings.web_api_rate_per_minute,
-                                   f"at most {web.settings.web_api_rate_per_minute} requests a minute: "
-                                   f"retry in {wait} s", {"retry-after": str(wait)})
+                return _json_error(
+                    429,
+                    "rate",
+                    web.settings.web_api_rate_per_minute,
+                    f"at most {web.settings.web_api_rate_per_minute} requests a minute: retry in {wait} s",
+                    {"retry-after": str(wait)},
+                )
             if request.method != "GET":
                 ctx.who.require_scope(scope)
                 if ctx.who.kind == "session":
@@ -191,8 +212,9 @@ def _run_inner(web, fn, request, kind, public, admin, scope, form, body):
             token = request.cookies.get(web.session_cookie)
             info = webauth.session(token, now) if token else None
             if info is not None:
-                ctx.who = Identity("session", info.tenant_id, info.domain, info.login, info.role, "mark",
-                                   info.number, info)
+                ctx.who = Identity(
+                    "session", info.tenant_id, info.domain, info.login, info.role, "mark", info.number, info
+                )
             ctx.pre_token = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
             ctx.flash = request.cookies.get(FLASH_COOKIE, "")
             if not public and ctx.who is None:
@@ -242,15 +264,17 @@ def _finish(ctx, response, kind):
             if value is None:
                 response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="strict")
             else:
-                response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure,
-                                    path="/")
+                response.set_cookie(
+                    name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure, path="/"
+                )
     return response
 
 
 def _check_csrf(given, expected):
     if not expected or not given or not hmac.compare_digest(str(given), str(expected)):
-        raise ForbiddenError("the form is stale or did not come from this site: reload the page and try again",
-                             field="csrf", value="")
+        raise ForbiddenError(
+            "the form is stale or did not come from this site: reload the page and try again", field="csrf", value=""
+        )
 
 
 def _api_identity(web, request, now):

@@ -52,8 +52,11 @@ class Identity:
 
     def require_scope(self, scope):
         if scope == "mark" and self.scope != "mark":
-            raise ForbiddenError("this token's scope is read: marking needs a token with scope mark",
-                                 field="token.scope", value=self.scope)
+            raise ForbiddenError(
+                "this token's scope is read: marking needs a token with scope mark",
+                field="token.scope",
+                value=self.scope,
+            )
 
     def require_admin(self):
         if self.kind != "token" and self.role not in ROLES_ADMIN:

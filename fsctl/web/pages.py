@@ -19,6 +19,7 @@ PAGE_SIZE = 50
 
 # --- sign-in and sign-out --------------------------------------------------------------------------
 
+
 def _safe_next(value):
     text = str(value or "")
     return text if text.startswith("/") and not text.startswith("//") and "\\" not in text else "/recordings"
@@ -50,8 +51,9 @@ def sign_in_post(ctx):
         token, _info = webauth.sign_in(login, ctx.form.get("password", ""), _client(ctx), ctx.web.now())
     except (webauth.SignInError, webauth.ThrottledError) as exc:
         status = 429 if isinstance(exc, webauth.ThrottledError) else 401
-        return ctx.render("sign_in.html", status=status, next=target, login=login, errors={"password": str(exc)},
-                          sent=False)
+        return ctx.render(
+            "sign_in.html", status=status, next=target, login=login, errors={"password": str(exc)}, sent=False
+        )
     _session_cookie(ctx, token)
     return redirect(target)
 
@@ -63,17 +65,26 @@ def sign_in_link_request(ctx):
     try:
         made = webauth.create_sign_in_link(login, _client(ctx), ctx.web.now())
     except webauth.ThrottledError as exc:
-        return ctx.render("sign_in.html", status=429, next="/recordings", login=login, errors={"login": str(exc)},
-                          sent=False)
+        return ctx.render(
+            "sign_in.html", status=429, next="/recordings", login=login, errors={"login": str(exc)}, sent=False
+        )
     if made is not None:
         token, user = made
         url = ctx.web.settings.web_base_url.rstrip("/") + "/sign-in/link/" + token
         try:
             ctx.web.send_mail(webauth.sign_in_email(user, url, ctx.web.settings.smtp_from))
         except Exception as exc:  # noqa: BLE001 - the mail server's failure is shown, not a 500
-            return ctx.render("sign_in.html", status=503, next="/recordings", login=login,
-                              errors={"login": f"the e-mail could not be sent ({exc.__class__.__name__}): "
-                                               "try again later or ask your admin"}, sent=False)
+            return ctx.render(
+                "sign_in.html",
+                status=503,
+                next="/recordings",
+                login=login,
+                errors={
+                    "login": f"the e-mail could not be sent ({exc.__class__.__name__}): "
+                    "try again later or ask your admin"
+                },
+                sent=False,
+            )
     return ctx.render("sign_in.html", next="/recordings", login=login, errors={}, sent=True)
 
 
@@ -89,8 +100,9 @@ def sign_in_link_post(ctx):
     try:
         token, _info = webauth.use_sign_in_link(ctx.request.path_params["token"], ctx.web.now())
     except webauth.SignInError as exc:
-        return ctx.render("sign_in.html", status=401, next="/recordings", login="", errors={"login": str(exc)},
-                          sent=False)
+        return ctx.render(
+            "sign_in.html", status=401, next="/recordings", login="", errors={"login": str(exc)}, sent=False
+        )
     _session_cookie(ctx, token)
     return redirect("/recordings")
 
@@ -110,6 +122,7 @@ def home(ctx):
 
 # --- recordings --------------------------------------------------------------------------------------
 
+
 def _page_number(ctx):
     try:
         return max(1, min(int(ctx.query.get("page", "1")), 10**6))
@@ -128,9 +141,18 @@ def recordings_page(ctx):
         rows, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
     status = 422 if errors else 200
     query = urlencode(given)
-    return ctx.render("recordings.html", status=status, rows=[recordings.recording_dict(r) for r in rows],
-                      errors=errors, given=given, page=page, more=more, query=query,
-                      colours=recordings.COLOURS, newest=rows[0].id if rows and page == 1 else 0)
+    return ctx.render(
+        "recordings.html",
+        status=status,
+        rows=[recordings.recording_dict(r) for r in rows],
+        errors=errors,
+        given=given,
+        page=page,
+        more=more,
+        query=query,
+        colours=recordings.COLOURS,
+        newest=rows[0].id if rows and page == 1 else 0,
+    )
 
 
 @handler("page")
@@ -157,9 +179,17 @@ def recording_page(ctx, errors=None, form=None, status=200):
     audit = []
     if ctx.who.role == "admin":
         audit = [recordings.audit_dict(a) for a in recordings.mark_audit(ctx.who.viewer, row.id, limit=20)]
-    return ctx.render("recording.html", status=status, rec=recordings.recording_dict(row),
-                      form=_mark_form(row, form), errors=errors or {}, colours=recordings.COLOURS,
-                      field_max=recordings.FIELD_MAX, note_max=recordings.NOTE_MAX, audit=audit)
+    return ctx.render(
+        "recording.html",
+        status=status,
+        rec=recordings.recording_dict(row),
+        form=_mark_form(row, form),
+        errors=errors or {},
+        colours=recordings.COLOURS,
+        field_max=recordings.FIELD_MAX,
+        note_max=recordings.NOTE_MAX,
+        audit=audit,
+    )
 
 
 @handler("page")
@@ -178,13 +208,26 @@ def recording_mark(ctx):
     if errors:
         return recording_page.__wrapped__(ctx, errors=errors, form=given, status=422)
     try:  # saved on the version the page showed: another tab or user saving meanwhile is not overwritten
-        recordings.mark(row.id, ctx.who.viewer, note=given.get("note"), colour=given.get("colour"),
-                        fields={k: given[k] for k in recordings.FIELD_NAMES if k in given}, actor=ctx.who.actor,
-                        via="web", now=ctx.web.now(), if_version=str(ctx.form.get("version", "")) or None)
+        recordings.mark(
+            row.id,
+            ctx.who.viewer,
+            note=given.get("note"),
+            colour=given.get("colour"),
+            fields={k: given[k] for k in recordings.FIELD_NAMES if k in given},
+            actor=ctx.who.actor,
+            via="web",
+            now=ctx.web.now(),
+            if_version=str(ctx.form.get("version", "")) or None,
+        )
     except recordings.MarkConflictError:
-        return recording_page.__wrapped__(ctx, status=409, errors={
-            "version": "Someone saved other marks meanwhile: yours are not saved. The current marks are shown; "
-                       "change them and save again."})
+        return recording_page.__wrapped__(
+            ctx,
+            status=409,
+            errors={
+                "version": "Someone saved other marks meanwhile: yours are not saved. The current marks are shown; "
+                "change them and save again."
+            },
+        )
     return redirect(f"/recordings/{row.id}", ctx, "marks saved")
 
 
@@ -194,9 +237,13 @@ def _file(ctx, attachment):
     if not os.path.isfile(path):
         raise NotFoundError("recording file", row.path)
     name = os.path.basename(row.path)
-    return FileResponse(path, media_type="audio/wav", filename=name,
-                        content_disposition_type="attachment" if attachment else "inline",
-                        headers={"cache-control": "private, no-store", "x-content-sha256": row.sha256})
+    return FileResponse(
+        path,
+        media_type="audio/wav",
+        filename=name,
+        content_disposition_type="attachment" if attachment else "inline",
+        headers={"cache-control": "private, no-store", "x-content-sha256": row.sha256},
+    )
 
 
 @handler("page")
@@ -212,6 +259,7 @@ def recording_download(ctx):
 
 
 # --- my calls --------------------------------------------------------------------------------------
+
 
 def _period(ctx, tenant):
     today = ctx.web.now().replace(tzinfo=_dt.timezone.utc)
@@ -244,20 +292,38 @@ def calls_page(ctx):
         else:
             numbers = {who_filter} if numbers is None or who_filter in numbers else set()
     page = _page_number(ctx)
-    calls = stats.call_log(tenant, start, end, users=numbers, missed_first=True, limit=PAGE_SIZE + 1,
-                           offset=(page - 1) * PAGE_SIZE)
+    calls = stats.call_log(
+        tenant, start, end, users=numbers, missed_first=True, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
     mine = next((u for u in stats.user_stats(tenant, start, end) if u["user"] == ctx.who.number), None)
     daily = stats.user_daily(tenant, start, end, ctx.who.number)
     chart = report.bar_chart_svg(
-        f"My calls per day ({ctx.who.number})", [d["date"][5:] for d in daily],
-        [("answered", [d["answered"] for d in daily], report.COLOURS["answered"]),
-         ("missed", [d["missed"] for d in daily], report.COLOURS["missed"]),
-         ("placed", [d["placed"] for d in daily], report.COLOURS["talk"])])
+        f"My calls per day ({ctx.who.number})",
+        [d["date"][5:] for d in daily],
+        [
+            ("answered", [d["answered"] for d in daily], report.COLOURS["answered"]),
+            ("missed", [d["missed"] for d in daily], report.COLOURS["missed"]),
+            ("placed", [d["placed"] for d in daily], report.COLOURS["talk"]),
+        ],
+    )
     query = urlencode({k: v for k, v in {**given, "user": who_filter}.items() if v})
-    return ctx.render("calls.html", status=422 if errors else 200, calls=calls[:PAGE_SIZE],
-                      more=len(calls) > PAGE_SIZE, page=page, mine=mine, chart=_markup(chart), given=given,
-                      errors=errors, user_filter=who_filter, query=query, start=start, end=end,
-                      everyone=viewer.numbers is None, timezone=tenant.timezone)
+    return ctx.render(
+        "calls.html",
+        status=422 if errors else 200,
+        calls=calls[:PAGE_SIZE],
+        more=len(calls) > PAGE_SIZE,
+        page=page,
+        mine=mine,
+        chart=_markup(chart),
+        given=given,
+        errors=errors,
+        user_filter=who_filter,
+        query=query,
+        start=start,
+        end=end,
+        everyone=viewer.numbers is None,
+        timezone=tenant.timezone,
+    )
 
 
 def _markup(svg):
@@ -268,6 +334,7 @@ def _markup(svg):
 
 # --- my settings -------------------------------------------------------------------------------------
 
+
 @handler("page")
 def settings_page(ctx, errors=None, form=None, status=200):
     """Self-service: forwarding, voicemail PIN, the SIP settings for a phone."""
@@ -277,8 +344,15 @@ def settings_page(ctx, errors=None, form=None, status=200):
     if form:
         forward.update({opt: form.get(f"fwd_{opt}", "") for opt in users.FORWARD_OPTIONS})
     sip = users.sip_config(ctx.who.domain, ctx.who.number, ctx.web.settings.web_sip_server)
-    return ctx.render("settings.html", status=status, user=data, forward=forward, sip=sip, errors=errors or {},
-                      options=tuple(users.FORWARD_OPTIONS))
+    return ctx.render(
+        "settings.html",
+        status=status,
+        user=data,
+        forward=forward,
+        sip=sip,
+        errors=errors or {},
+        options=tuple(users.FORWARD_OPTIONS),
+    )
 
 
 @handler("page")
@@ -289,11 +363,11 @@ def settings_forwarding(ctx):
     for opt in users.FORWARD_OPTIONS:
         value = str(ctx.form.get(f"fwd_{opt}", "")).strip()
         if value and value != current.get(opt):
-            steps.append((f"fwd_{opt}", lambda o=opt, v=value: users.edit_user(ctx.who.domain, ctx.who.number,
-                                                                              forward={o: v})))
+            steps.append(
+                (f"fwd_{opt}", lambda o=opt, v=value: users.edit_user(ctx.who.domain, ctx.who.number, forward={o: v}))
+            )
         elif not value and current.get(opt):
-            steps.append((f"fwd_{opt}", lambda o=opt: users.edit_user(ctx.who.domain, ctx.who.number,
-                                                                     unforward=[o])))
+            steps.append((f"fwd_{opt}", lambda o=opt: users.edit_user(ctx.who.domain, ctx.who.number, unforward=[o])))
     errors = save_fields(steps)
     if errors:
         return settings_page.__wrapped__(ctx, errors=errors, form=ctx.form, status=422)
@@ -304,8 +378,9 @@ def settings_forwarding(ctx):
 @handler("page")
 def settings_pin(ctx):
     """Change the voicemail PIN."""
-    errors = save_fields([("vm_pin", lambda: users.edit_user(ctx.who.domain, ctx.who.number,
-                                                              vm_pin=str(ctx.form.get("vm_pin", ""))))])
+    errors = save_fields(
+        [("vm_pin", lambda: users.edit_user(ctx.who.domain, ctx.who.number, vm_pin=str(ctx.form.get("vm_pin", ""))))]
+    )
     if errors:
         return settings_page.__wrapped__(ctx, errors=errors, status=422)
     ctx.changed = True
@@ -322,8 +397,9 @@ def settings_password(ctx):
         errors["current"] = str(exc)
     new = ctx.form.get("new", "")
     if not errors:
-        errors = save_fields([("new", lambda: webauth.set_web_password(ctx.who.domain, ctx.who.number, new,
-                                                                       ctx.web.now()))])
+        errors = save_fields(
+            [("new", lambda: webauth.set_web_password(ctx.who.domain, ctx.who.number, new, ctx.web.now()))]
+        )
     if errors:
         return settings_page.__wrapped__(ctx, errors=errors, status=422)
     token, _info = webauth.open_session(User.get_by_id(ctx.who.session.user_id), ctx.web.now())
@@ -333,18 +409,22 @@ def settings_password(ctx):
 
 # --- the admin's pages -------------------------------------------------------------------------------
 
+
 @handler("page", admin=True)
 def admin_users(ctx, errors=None, status=200, failed=None):
     """The tenant's users: recording on/off, role, web password."""
     rows = []
     from ..model import WebCredential
 
-    with_password = {u for (u,) in WebCredential.select(WebCredential.user).join(User)
-                     .where(User.tenant == ctx.who.tenant_id).tuples()}
+    with_password = {
+        u
+        for (u,) in WebCredential.select(WebCredential.user).join(User).where(User.tenant == ctx.who.tenant_id).tuples()
+    }
     for user in users.list_users(ctx.who.domain):
         rows.append({**users.user_dict(user), "web_password": user.id in with_password})
-    return ctx.render("admin_users.html", status=status, users=rows, roles=users.ROLES, errors=errors or {},
-                      failed=failed)
+    return ctx.render(
+        "admin_users.html", status=status, users=rows, roles=users.ROLES, errors=errors or {}, failed=failed
+    )
 
 
 @handler("page", admin=True)
@@ -361,13 +441,15 @@ def admin_user_save(ctx):
         steps.append(("record", lambda: users.edit_user(ctx.who.domain, number, record=record)))
     password = str(ctx.form.get("web_password", ""))
     if password:
-        steps.append(("web_password", lambda: webauth.set_web_password(ctx.who.domain, number, password,
-                                                                         ctx.web.now())))
+        steps.append(
+            ("web_password", lambda: webauth.set_web_password(ctx.who.domain, number, password, ctx.web.now()))
+        )
     if ctx.form.get("clear_password") == "on" and not password:
         steps.append(("web_password", lambda: webauth.clear_web_password(ctx.who.domain, number)))
     if number == ctx.who.number and role != "admin":
-        steps.insert(0, ("role", lambda: _refuse(ValidationError("user.role", role, "you cannot take away your "
-                                                                                   "own admin role"))))
+        steps.insert(
+            0, ("role", lambda: _refuse(ValidationError("user.role", role, "you cannot take away your own admin role")))
+        )
     errors = save_fields(steps)
     if errors:
         return admin_users.__wrapped__(ctx, errors=errors, status=422, failed=number)
@@ -387,16 +469,25 @@ def _numbers(text):
 def admin_recgroups(ctx, errors=None, status=200, failed=None, form=None):
     """Recording groups and their supervisors."""
     groups = [recgroups.recgroup_dict(g) for g in recgroups.list_recgroups(ctx.who.domain)]
-    return ctx.render("admin_recgroups.html", status=status, groups=groups, errors=errors or {}, failed=failed,
-                      form=form or {})
+    return ctx.render(
+        "admin_recgroups.html", status=status, groups=groups, errors=errors or {}, failed=failed, form=form or {}
+    )
 
 
 @handler("page", admin=True)
 def admin_recgroup_add(ctx):
     """Add a recording group."""
     name = str(ctx.form.get("name", "")).strip()
-    errors = save_fields([("name", lambda: recgroups.add_recgroup(
-        ctx.who.domain, name, _numbers(ctx.form.get("members")), _numbers(ctx.form.get("supervisors"))))])
+    errors = save_fields(
+        [
+            (
+                "name",
+                lambda: recgroups.add_recgroup(
+                    ctx.who.domain, name, _numbers(ctx.form.get("members")), _numbers(ctx.form.get("supervisors"))
+                ),
+            )
+        ]
+    )
     if errors:
         return admin_recgroups.__wrapped__(ctx, errors=errors, status=422, failed="", form=ctx.form)
     return redirect("/admin/recgroups", ctx, f"recording group {name} added")
@@ -410,11 +501,20 @@ def admin_recgroup_save(ctx):
     if ctx.form.get("remove") == "on":
         recgroups.remove_recgroup(ctx.who.domain, name)
         return redirect("/admin/recgroups", ctx, f"recording group {name} removed")
-    errors = save_fields([
-        ("members", lambda: recgroups.edit_recgroup(ctx.who.domain, name, members=_numbers(ctx.form.get("members")))),
-        ("supervisors", lambda: recgroups.edit_recgroup(ctx.who.domain, name,
-                                                        supervisors=_numbers(ctx.form.get("supervisors")))),
-    ])
+    errors = save_fields(
+        [
+            (
+                "members",
+                lambda: recgroups.edit_recgroup(ctx.who.domain, name, members=_numbers(ctx.form.get("members"))),
+            ),
+            (
+                "supervisors",
+                lambda: recgroups.edit_recgroup(
+                    ctx.who.domain, name, supervisors=_numbers(ctx.form.get("supervisors"))
+                ),
+            ),
+        ]
+    )
     if errors:
         return admin_recgroups.__wrapped__(ctx, errors=errors, status=422, failed=name)
     return redirect("/admin/recgroups", ctx, f"recording group {name} saved")
@@ -431,12 +531,21 @@ def admin_stats(ctx):
         return ctx.render("error.html", status=422, status_code=422, message=f"{field}: {message(exc)}")
     context = report.build_report_context(tenant, start, end)
     if ctx.query.get("format") == "html":
-        return Response(report.render_report(context), media_type="text/html; charset=utf-8",
-                        headers={"content-disposition": f'attachment; filename="report-{tenant.domain}.html"'})
+        return Response(
+            report.render_report(context),
+            media_type="text/html; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="report-{tenant.domain}.html"'},
+        )
     charts = {k: _markup(v) for k, v in report.charts(context).items()}
-    return ctx.render("admin_stats.html", report=context, charts=charts, given=given,
-                      user_columns=stats.USER_COLUMNS, keyed_columns=stats.KEYED_COLUMNS,
-                      query=urlencode({k: v for k, v in given.items() if v}))
+    return ctx.render(
+        "admin_stats.html",
+        report=context,
+        charts=charts,
+        given=given,
+        user_columns=stats.USER_COLUMNS,
+        keyed_columns=stats.KEYED_COLUMNS,
+        query=urlencode({k: v for k, v in given.items() if v}),
+    )
 
 
 @handler("page", admin=True)
@@ -444,8 +553,12 @@ def admin_audit(ctx):
     """Who marked which recording, when and how (cli, web, api)."""
     page = _page_number(ctx)
     rows = recordings.mark_audit(ctx.who.viewer, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
-    return ctx.render("admin_audit.html", rows=[recordings.audit_dict(r) for r in rows[:PAGE_SIZE]], page=page,
-                      more=len(rows) > PAGE_SIZE)
+    return ctx.render(
+        "admin_audit.html",
+        rows=[recordings.audit_dict(r) for r in rows[:PAGE_SIZE]],
+        page=page,
+        more=len(rows) > PAGE_SIZE,
+    )
 
 
 ROUTES = [

@@ -55,9 +55,13 @@ class Cluster:
 
     def fsctl(self, *args, ok=True, clock=None):
         """fsctl with the cluster's settings; `clock`: the commands' "now" (naive UTC), else the real one."""
-        result = CliRunner().invoke(cli, ["--config", str(self.settings), *args],
-                                    env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
-                                    catch_exceptions=False, obj={"clock": clock} if clock else None)
+        result = CliRunner().invoke(
+            cli,
+            ["--config", str(self.settings), *args],
+            env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
+            catch_exceptions=False,
+            obj={"clock": clock} if clock else None,
+        )
         if ok and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}{result.stdout}")
         return result
@@ -66,9 +70,21 @@ class Cluster:
         """Another node started and added (`fsctl node add`) while the platform runs; stopped with the others."""
         node = self.nodes[name] = FreeSwitch(build_prefix(), name, ESL_PASSWORD)
         node.start()
-        self.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
-                   "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
-                   "--conf-dir", str(node.fsctl_dir), "--recordings-dir", str(node.recordings))
+        self.fsctl(
+            "node",
+            "add",
+            name,
+            "--esl",
+            f"127.0.0.1:{node.esl_port}",
+            "--sip",
+            f"127.0.0.1:{node.internal_port}",
+            "--public",
+            f"127.0.0.1:{node.external_port}",
+            "--conf-dir",
+            str(node.fsctl_dir),
+            "--recordings-dir",
+            str(node.recordings),
+        )
         return node
 
     @property
@@ -84,9 +100,23 @@ class Cluster:
         """`fs-scripts run --node NAME` (its health endpoint tells when it is connected)."""
         port = free_port()
         log = open(self.work / f"fs-scripts-{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run",
-                                 "--node", name, "--config", str(self.settings), "--health-port", str(port)],
-                                stdout=log, stderr=log, env=dict(os.environ, FSCTL_CONFIG=str(self.settings)))
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from fs_scripts.cli import main; main()",
+                "run",
+                "--node",
+                name,
+                "--config",
+                str(self.settings),
+                "--health-port",
+                str(port),
+            ],
+            stdout=log,
+            stderr=log,
+            env=dict(os.environ, FSCTL_CONFIG=str(self.settings)),
+        )
         self.services[name] = (proc, port, log)
         self.wait_service(name)
 
@@ -155,10 +185,18 @@ def cluster(postgres_server, tmp_path_factory):
     cl = None
     try:
         sshd.start()
-        values = {"database": _database(postgres_server), "conf_dir": str(work / "conf"),
-                  "esl_password": ESL_PASSWORD, "esl_timeout": 5.0, "recordings_dir": str(work / "recordings"),
-                  "media_dir": str(work / "media"), **kam.settings_values(), "kamailio_expires": 60,
-                  "sftp_key": sshd.client_key, "sftp_known_hosts": sshd.known_hosts}
+        values = {
+            "database": _database(postgres_server),
+            "conf_dir": str(work / "conf"),
+            "esl_password": ESL_PASSWORD,
+            "esl_timeout": 5.0,
+            "recordings_dir": str(work / "recordings"),
+            "media_dir": str(work / "media"),
+            **kam.settings_values(),
+            "kamailio_expires": 60,
+            "sftp_key": sshd.client_key,
+            "sftp_known_hosts": sshd.known_hosts,
+        }
         settings = work / "fsctl.toml"
         settings.write_text("[fsctl]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
         for node in nodes.values():
@@ -166,10 +204,23 @@ def cluster(postgres_server, tmp_path_factory):
         cl = Cluster(work, settings, nodes, kam)
         cl.fsctl("init")  # only init creates the database
         for name, node in nodes.items():
-            cl.fsctl("node", "add", name, "--esl", f"127.0.0.1:{node.esl_port}",
-                     "--sip", f"127.0.0.1:{node.internal_port}", "--public", f"127.0.0.1:{node.external_port}",
-                     "--conf-dir", str(node.fsctl_dir), "--recordings-dir", str(node.recordings),
-                     "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
+            cl.fsctl(
+                "node",
+                "add",
+                name,
+                "--esl",
+                f"127.0.0.1:{node.esl_port}",
+                "--sip",
+                f"127.0.0.1:{node.internal_port}",
+                "--public",
+                f"127.0.0.1:{node.external_port}",
+                "--conf-dir",
+                str(node.fsctl_dir),
+                "--recordings-dir",
+                str(node.recordings),
+                "--sftp",
+                f"{sshd.user}@127.0.0.1:{sshd.port}",
+            )
         cl.fsctl("render", "kamailio")
         kam.start()
         yield cl

@@ -107,9 +107,18 @@ class Phone:
 
     def _request(self, method, uri, call_id, cseq, from_, to, extra=(), body="", branch=None):
         branch = branch or "z9hG4bK" + uuid.uuid4().hex
-        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
-                 "Max-Forwards: 70", f"From: {from_}", f"To: {to}", f"Call-ID: {call_id}", f"CSeq: {cseq} {method}",
-                 f"Contact: {self.contact}", "User-Agent: fsctl-cluster-test", *extra]
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: {from_}",
+            f"To: {to}",
+            f"Call-ID: {call_id}",
+            f"CSeq: {cseq} {method}",
+            f"Contact: {self.contact}",
+            "User-Agent: fsctl-cluster-test",
+            *extra,
+        ]
         if body:
             lines.append("Content-Type: application/sdp")
         lines.append(f"Content-Length: {len(body.encode())}")
@@ -174,9 +183,11 @@ class Phone:
 
     # ------------------------------------------------------------------ calls
     def _sdp(self):
-        return (f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {self.port + 1} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-                "a=sendrecv\r\n")
+        return (
+            f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {self.port + 1} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+            "a=sendrecv\r\n"
+        )
 
     def call(self, number, domain=None, timeout=30.0) -> Call:
         """INVITE number@domain (answering challenges); the Call, answered (status 200) or not."""
@@ -267,8 +278,14 @@ class Phone:
         to = hdr(req, "To")
         if to_tag and not tag_of(to):
             to += f";tag={to_tag}"
-        lines += [f"From: {hdr(req, 'From')}", f"To: {to}", f"Call-ID: {hdr(req, 'Call-ID')}",
-                  f"CSeq: {hdr(req, 'CSeq')}", f"Contact: {self.contact}", *extra]
+        lines += [
+            f"From: {hdr(req, 'From')}",
+            f"To: {to}",
+            f"Call-ID: {hdr(req, 'Call-ID')}",
+            f"CSeq: {hdr(req, 'CSeq')}",
+            f"Contact: {self.contact}",
+            *extra,
+        ]
         if body:
             lines.append("Content-Type: application/sdp")
         lines.append(f"Content-Length: {len(body.encode())}")

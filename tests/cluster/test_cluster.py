@@ -29,8 +29,10 @@ ALPHA_QUEUE_DID = "+37052100003"  # alpha's queue 600, agent 101
 def platform(cluster):
     """The two tenants provisioned and applied; fs-scripts running for each node."""
     fsctl = cluster.fsctl
-    for domain, home, standby, did, target in ((ALPHA, "fs1", "fs2", ALPHA_DID, "user:101"),
-                                               (BETA, "fs2", "fs1", BETA_DID, "user:102")):
+    for domain, home, standby, did, target in (
+        (ALPHA, "fs1", "fs2", ALPHA_DID, "user:101"),
+        (BETA, "fs2", "fs1", BETA_DID, "user:102"),
+    ):
         fsctl("tenant", "add", domain, "--name", domain, "--node", home, "--standby", standby)
         for number in ("101", "102"):
             fsctl("user", "add", domain, number, "--name", f"User {number}", "--password", PASSWORD)
@@ -82,8 +84,11 @@ def test_apply_places_each_tenant_on_its_two_nodes_and_kamailio_knows_them(clust
     assert lines[4] == "kamailio: 2 domains, 3 DIDs, 4 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
     rows = json.loads(cluster.fsctl("status", "--json").stdout)
     assert [(r["domain"], r["node"], r["role"], r["status"]) for r in rows] == [
-        (ALPHA, "fs1", "home", "applied"), (ALPHA, "fs2", "standby", "applied"),
-        (BETA, "fs1", "standby", "applied"), (BETA, "fs2", "home", "applied")]
+        (ALPHA, "fs1", "home", "applied"),
+        (ALPHA, "fs2", "standby", "applied"),
+        (BETA, "fs1", "standby", "applied"),
+        (BETA, "fs2", "home", "applied"),
+    ]
     assert "alpha.cluster.test" in cluster.kam.kamcmd("htable.dump", "fsctl_domains")
 
 
@@ -117,8 +122,10 @@ def test_a_did_reaches_the_node_of_its_tenant(cluster, platform):
         call = cluster.carrier.call(did, "127.0.0.1")
         assert call.status == 200, (did, call.status)
         assert phone.wait_ringing(start=start) is not None
-        wait_for(lambda n=home, d=did: any(r.get("initial_dest") == d for r in calls_on(n)),
-                 what=f"the call of {did} on its home node")
+        wait_for(
+            lambda n=home, d=did: any(r.get("initial_dest") == d for r in calls_on(n)),
+            what=f"the call of {did} on its home node",
+        )
         assert not any(r.get("initial_dest") == did for r in calls_on(other))
         assert cluster.carrier.hangup(call) == 200
     # A number no tenant has: Kamailio refuses it.
@@ -135,14 +142,18 @@ def test_check_asks_each_node_on_its_own_event_socket(cluster, platform):
     """`fsctl check` with nodes: every node's install steps, from its own FreeSWITCH; --node one of them."""
     fs1, fs2 = cluster.nodes["fs1"], cluster.nodes["fs2"]
     # fs-scripts stamps its heartbeat every 5 s once connected: wait for both nodes' first one.
-    wait_for(lambda: all(f["ok"] for (_, check), f in node_checks(cluster)[0].items() if check == "call-logic service"),
-             what="both nodes' call-logic heartbeat")
+    wait_for(
+        lambda: all(f["ok"] for (_, check), f in node_checks(cluster)[0].items() if check == "call-logic service"),
+        what="both nodes' call-logic heartbeat",
+    )
     findings, result = node_checks(cluster)
     assert {node for node, _ in findings} == {"fs1", "fs2"}
     # Each node has both tenants (home of one, standby of the other) and finds their XML where its includes put it.
     for node in ("fs1", "fs2"):
-        assert findings[(node, "include lines")]["ok"] and \
-            findings[(node, "include lines")]["detail"] == "the XML of 2 applied tenants found", node
+        assert (
+            findings[(node, "include lines")]["ok"]
+            and findings[(node, "include lines")]["detail"] == "the XML of 2 applied tenants found"
+        ), node
         assert findings[(node, "call-logic service")]["detail"].startswith("fs-scripts connected")
     # The only thing missing: these test nodes write mod_xml_cdr files into their own folders (two nodes on one
     # machine), not the xml_cdr_dir setting; each line names the folder that node's FreeSWITCH loaded.
@@ -179,22 +190,37 @@ def test_each_nodes_recordings_and_calls_carry_their_node_and_come_from_it(clust
     rows = wait_for(lambda: len(recordings()) == 2 and recordings(), what="both recordings catalogued")
     by_tenant = {r["tenant"]: r for r in rows}
     assert (by_tenant[ALPHA]["node"], by_tenant[BETA]["node"]) == ("fs1", "fs2")
-    assert (fs1.recordings / by_tenant[ALPHA]["path"]).is_file() and (fs2.recordings / by_tenant[BETA]["path"]).is_file()
+    assert (fs1.recordings / by_tenant[ALPHA]["path"]).is_file() and (
+        fs2.recordings / by_tenant[BETA]["path"]
+    ).is_file()
     assert not (fs2.recordings / by_tenant[ALPHA]["path"]).exists()
 
     def calls(domain):
-        return json.loads(cluster.fsctl("cdr", "list", domain, "--from", "2000-01-01", "--to", "2100-01-01",
-                                        "--json").stdout)
+        return json.loads(
+            cluster.fsctl("cdr", "list", domain, "--from", "2000-01-01", "--to", "2100-01-01", "--json").stdout
+        )
 
-    with_recording = {d: wait_for(lambda d=d: [c for c in calls(d) if c["recording"]], what=f"{d}'s recorded call")
-                      for d in (ALPHA, BETA)}
+    with_recording = {
+        d: wait_for(lambda d=d: [c for c in calls(d) if c["recording"]], what=f"{d}'s recorded call")
+        for d in (ALPHA, BETA)
+    }
     assert [c["node"] for c in with_recording[ALPHA]] == ["fs1"]
     assert [c["node"] for c in with_recording[BETA]] == ["fs2"]
     before = {d: len(calls(d)) for d in (ALPHA, BETA)}
     # each node's mod_xml_cdr folder, imported as its timer does: the calls are there already, merged
     for name, node in (("fs1", fs1), ("fs2", fs2)):
-        report = json.loads(cluster.fsctl("cdr", "import", str(node.xml_cdr), "--node", name, "--move-to",
-                                          str(tmp_path / f"archive-{name}"), "--json").stdout)
+        report = json.loads(
+            cluster.fsctl(
+                "cdr",
+                "import",
+                str(node.xml_cdr),
+                "--node",
+                name,
+                "--move-to",
+                str(tmp_path / f"archive-{name}"),
+                "--json",
+            ).stdout
+        )
         assert report["failed"] == [] and report["calls_created"] == 0 and report["calls_updated"] > 0, report
     assert {d: len(calls(d)) for d in (ALPHA, BETA)} == before
     assert [c["node"] for c in calls(ALPHA) if c["recording"]] == ["fs1"]
@@ -269,8 +295,10 @@ def test_node_down_its_tenant_fails_over_and_comes_back(cluster, platform):
     findings, result = node_checks(cluster)
     assert result.exit_code == 3 and {node for node, _ in findings} == {"fs2"}, result.stderr
     assert f"fs1: not checked: FreeSWITCH fs1 (127.0.0.1:{fs1.esl_port}) unreachable" in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == \
-        "Error: fs1 not checked: FreeSWITCH unreachable (the others are above)"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "Error: fs1 not checked: FreeSWITCH unreachable (the others are above)"
+    )
 
     # fs1 is back: probing brings it in again, the next apply catches up, phones return to it.
     fs1.start()
@@ -308,7 +336,6 @@ def test_a_move_keeps_the_call_in_progress_and_sends_new_ones_to_the_new_home(cl
     wait_for(lambda: not any(r.get("context") == BETA for r in calls_on(fs2)), what="the call over on fs2")
 
 
-
 def test_the_old_home_drains_keeping_the_tenant_until_its_last_call_there_ends(cluster, platform):
     """A move to a third node: the old home (neither the new home nor the standby) drains. fsctl apply keeps
     the tenant's configuration there while a call of the tenant is up on it (`show channels`), even past
@@ -325,8 +352,9 @@ def test_the_old_home_drains_keeping_the_tenant_until_its_last_call_there_ends(c
     assert "home fs3, standby fs2, draining fs1" in moved.stderr, moved.stderr
     applied = cluster.fsctl("apply")
     assert "fs3: 1 tenants rendered" in applied.stderr, applied.stderr
-    roles = {(r["domain"], r["node"]): (r["role"], r["status"])
-             for r in json.loads(cluster.fsctl("status", "--json").stdout)}
+    roles = {
+        (r["domain"], r["node"]): (r["role"], r["status"]) for r in json.loads(cluster.fsctl("status", "--json").stdout)
+    }
     assert roles[(BETA, "fs1")] == ("draining", "applied") and roles[(BETA, "fs3")] == ("home", "applied")
     # New registrations go to fs3 (Kamailio's new set for beta: fs3, then fs2).
     assert cluster.wait_flags("fs3", "A"), cluster.kam.destinations()

@@ -31,8 +31,19 @@ AGENT_TYPES = ("callback", "uuid-standby")
 AGENT_STATUSES = ("logged out", "available", "available (on demand)", "on break")
 AGENT_STATES = ("waiting", "receiving", "in a queue call", "idle")
 TIER_STATES = ("no answer", "ready", "offering", "active inbound", "standby")
-AGENT_KEYS = ("status", "state", "uuid", "contact", "ready_time", "busy_delay_time", "reject_delay_time",
-              "no_answer_delay_time", "type", "max_no_answer", "wrap_up_time")
+AGENT_KEYS = (
+    "status",
+    "state",
+    "uuid",
+    "contact",
+    "ready_time",
+    "busy_delay_time",
+    "reject_delay_time",
+    "no_answer_delay_time",
+    "type",
+    "max_no_answer",
+    "wrap_up_time",
+)
 
 OK = "+OK\n"
 INVALID = "-ERR Invalid!\n"

@@ -20,8 +20,21 @@ import re
 
 _VAR_RE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 _CAPTURE_RE = re.compile(r"\$(\d)")
-_TIME_ATTRS = {"year", "yday", "mon", "mday", "week", "mweek", "wday", "hour", "minute", "minute-of-day",
-               "time-of-day", "date-time", "tod_tz_offset"}
+_TIME_ATTRS = {
+    "year",
+    "yday",
+    "mon",
+    "mday",
+    "week",
+    "mweek",
+    "wday",
+    "hour",
+    "minute",
+    "minute-of-day",
+    "time-of-day",
+    "date-time",
+    "tod_tz_offset",
+}
 
 
 def expand(text: str, channel: dict) -> str:
@@ -62,8 +75,10 @@ def _parse_exten(extension, channel, queued) -> bool:
         for action in condition.iterchildren("action"):
             data = action.get("data")
             if data is not None and match is not None and "(" in expression:
-                data = _CAPTURE_RE.sub(lambda m: match.group(int(m.group(1))) or ""
-                                       if int(m.group(1)) <= (match.re.groups or 0) else "", data)
+                data = _CAPTURE_RE.sub(
+                    lambda m: match.group(int(m.group(1))) or "" if int(m.group(1)) <= (match.re.groups or 0) else "",
+                    data,
+                )
             if action.get("inline") == "true":
                 if action.get("application") != "set":
                     raise NotImplementedError(f"inline {action.get('application')} is not modelled")

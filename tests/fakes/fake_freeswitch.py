@@ -94,7 +94,8 @@ AUTH_OK = "esl_auth_ok_exit.txt"
 _UNSET = object()
 
 # switch_event.c EVENT_NAMES (what "event plain" accepts; anything else is ignored).
-KNOWN_EVENTS = frozenset("""
+KNOWN_EVENTS = frozenset(
+    """
 CUSTOM CLONE CHANNEL_CREATE CHANNEL_DESTROY CHANNEL_STATE CHANNEL_CALLSTATE CHANNEL_ANSWER
 CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HOLD
 CHANNEL_UNHOLD CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA
@@ -109,10 +110,11 @@ SEND_INFO RECV_INFO RECV_RTCP_MESSAGE SEND_RTCP_MESSAGE CALL_SECURE NAT RECORD_S
 PLAYBACK_START PLAYBACK_STOP CALL_UPDATE FAILURE SOCKET_DATA MEDIA_BUG_START MEDIA_BUG_STOP
 CONFERENCE_DATA_QUERY CONFERENCE_DATA CALL_SETUP_REQ CALL_SETUP_RESULT CALL_DETAIL DEVICE_STATE
 TEXT SHUTDOWN_REQUESTED ALL
-""".split())
+""".split()
+)
 
 # switch_utils.c switch_url_encode: these and every byte outside printable ASCII are escaped.
-_URL_UNSAFE = set(b"\r\n #%&+:;<=>?@[\\]^`{|}\"")
+_URL_UNSAFE = set(b'\r\n #%&+:;<=>?@[\\]^`{|}"')
 # byte -> its encoding, for str.translate over the UTF-8 bytes read as latin-1 (one char per byte).
 _URL_TABLE = {b: "%%%02X" % b if b in _URL_UNSAFE or b < 0x20 or b > 0x7E else chr(b) for b in range(256)}
 
@@ -283,11 +285,18 @@ class _Templates:
         self.job_uuid = send.command.split("Job-UUID: ")[1].strip()
         self.bgapi_reply = recvs[0].data
         self.background_job = PlainEvent(recvs[1].body)
-        self.sendmsg_ok = next(r for s, rs in call.exchanges() if s.command.startswith("sendmsg")
-                               for r in rs if r.content_type == "command/reply").data
+        self.sendmsg_ok = next(
+            r
+            for s, rs in call.exchanges()
+            if s.command.startswith("sendmsg")
+            for r in rs
+            if r.content_type == "command/reply"
+        ).data
         self.invalid_session = next(rs[0].data for s, rs in idle.exchanges() if s.command.startswith("sendmsg"))
-        self.enabled = {"plain": self.replies["event plain BACKGROUND_JOB"],
-                        "json": self.replies["event json BACKGROUND_JOB"]}
+        self.enabled = {
+            "plain": self.replies["event plain BACKGROUND_JOB"],
+            "json": self.replies["event json BACKGROUND_JOB"],
+        }
         self.no_keywords = self.replies["event plain NOSUCHEVENT"]
         self.nixed = self.replies["nixevent BACKGROUND_JOB"]
         self.noevents = self.replies["noevents"]
@@ -309,8 +318,13 @@ class _Templates:
             if rec.kind == "note":
                 m = re.match(r"CASE (\S+)", rec.text)
                 label = m.group(1) if m else label
-            elif rec.kind == "recv" and label and rec.content_type == "api/response" \
-                    and rec.body.startswith(b"+OK [") and label not in self.reloadxml_cases:
+            elif (
+                rec.kind == "recv"
+                and label
+                and rec.content_type == "api/response"
+                and rec.body.startswith(b"+OK [")
+                and label not in self.reloadxml_cases
+            ):
                 self.reloadxml_cases[label] = rec.data
 
 
@@ -434,8 +448,9 @@ class _Conn:
         if not self.authed or self.fmt is None or self.closed:
             return False
         name = ev.name
-        if not (self.all_events or name in self.events or
-                (name == "CUSTOM" and ev.get("Event-Subclass") in self.subclasses)):
+        if not (
+            self.all_events or name in self.events or (name == "CUSTOM" and ev.get("Event-Subclass") in self.subclasses)
+        ):
             return False
         for header, value in self.filters:
             if ev.get(header) != value:
@@ -817,8 +832,15 @@ class FakeFreeSWITCH:
         """A copy of the ``index``-th recorded event ``name`` of a capture."""
         return _recorded(capture, name, index).copy()
 
-    def inject_recorded(self, name: str, *, uuid: str | None = None, headers: dict | None = None,
-                        capture: str = PLAIN_CALL, index: int = 0) -> str | None:
+    def inject_recorded(
+        self,
+        name: str,
+        *,
+        uuid: str | None = None,
+        headers: dict | None = None,
+        capture: str = PLAIN_CALL,
+        index: int = 0,
+    ) -> str | None:
         """Replay a recorded event, its call uuid replaced by ``uuid``; return the Unique-ID."""
         ev = self.recorded_event(name, capture=capture, index=index)
         old = ev.get("Unique-ID")
@@ -917,7 +939,7 @@ class FakeFreeSWITCH:
         """Send the BACKGROUND_JOB events held while ``hold_jobs`` was set; return how many."""
         with self._lock:
             held, self._held_jobs = self._held_jobs, []
-        for job, command in (reversed(held) if reverse else held):
+        for job, command in reversed(held) if reverse else held:
             self._background_job(job, command, hold=False)
         return len(held)
 
@@ -953,8 +975,9 @@ class FakeFreeSWITCH:
             self.executions.append((uuid, app, arg, app_uuid))
 
         def make(template: PlainEvent, **more) -> PlainEvent:
-            return template.derive(t.call_uuid, uuid, {"Application": app, "Application-Data": arg,
-                                                       "Application-UUID": app_uuid, **more})
+            return template.derive(
+                t.call_uuid, uuid, {"Application": app, "Application-Data": arg, "Application-UUID": app_uuid, **more}
+            )
 
         def run() -> None:
             if self._subscribed("CHANNEL_EXECUTE"):
@@ -994,9 +1017,11 @@ class FakeFreeSWITCH:
 
     def wait_for_command(self, prefix: str, timeout: float = 2.0, start: int = 0) -> str:
         """Wait until a command starting with ``prefix`` was received; return it."""
+
         def find():
             with self._lock:
                 return next((c for c in self.received[start:] if c.startswith(prefix)), None)
+
         return self.wait_for(find, timeout, f"a command starting with {prefix!r}")
 
     def wait_connections(self, n: int = 1, timeout: float = 2.0) -> None:

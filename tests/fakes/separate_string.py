@@ -21,10 +21,10 @@ def expand_argument(text: str) -> str:
         return text
     out, i = [], 0
     while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 2] == "\\":
+        if text[i] == "\\" and text[i + 1 : i + 2] == "\\":
             out.append("\\")
             i += 2
-        elif text[i] == "\\" and text[i + 1:i + 2] == "'":
+        elif text[i] == "\\" and text[i + 1 : i + 2] == "'":
             i += 2
         else:
             out.append(text[i])
@@ -69,7 +69,7 @@ def separate_string_char_delim(buf: str, delim: str, arraylen: int = 256) -> lis
         ch = buf[i]
         if ch == ESCAPE_META:
             i += 1  # the escaped character is skipped (C: past the end if the text ends in `\`)
-        elif ch == "'" and (inside or "'" in buf[i + 1:]):
+        elif ch == "'" and (inside or "'" in buf[i + 1 :]):
             inside = not inside
         elif ch == delim and not inside:
             parts[-1] = buf[start:i]
@@ -95,7 +95,7 @@ def cleanup_separated_string(part: str, delim: str) -> str:
                 end = len(out)
                 i += 2
                 continue
-        if ch == "'" and (inside or "'" in part[i + 1:]):
+        if ch == "'" and (inside or "'" in part[i + 1 :]):
             inside = not inside
             if inside:
                 end = len(out)

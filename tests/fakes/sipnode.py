@@ -50,8 +50,14 @@ def reply_to(request: dict, code: int, reason: str, extra=(), to_tag=True) -> by
     to = header(request, "To")
     if to_tag and ";tag=" not in to:
         to += ";tag=" + uuid.uuid4().hex[:8]
-    lines += [f"From: {header(request, 'From')}", f"To: {to}", f"Call-ID: {header(request, 'Call-ID')}",
-              f"CSeq: {header(request, 'CSeq')}", *extra, "Content-Length: 0"]
+    lines += [
+        f"From: {header(request, 'From')}",
+        f"To: {to}",
+        f"Call-ID: {header(request, 'Call-ID')}",
+        f"CSeq: {header(request, 'CSeq')}",
+        *extra,
+        "Content-Length: 0",
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -67,10 +73,18 @@ class UdpClient:
         """Send one request to `target` (host, port); return the final reply (dict), or None at the deadline."""
         branch = "z9hG4bK" + uuid.uuid4().hex
         call_id = call_id or uuid.uuid4().hex
-        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
-                 "Max-Forwards: 70", f"From: <{from_uri}>;tag={uuid.uuid4().hex[:8]}", f"To: <{to_uri or from_uri}>",
-                 f"Call-ID: {call_id}", f"CSeq: 1 {method}", f"Contact: <sip:test@127.0.0.1:{self.port}>",
-                 *extra, "Content-Length: 0"]
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch={branch};rport",
+            "Max-Forwards: 70",
+            f"From: <{from_uri}>;tag={uuid.uuid4().hex[:8]}",
+            f"To: <{to_uri or from_uri}>",
+            f"Call-ID: {call_id}",
+            f"CSeq: 1 {method}",
+            f"Contact: <sip:test@127.0.0.1:{self.port}>",
+            *extra,
+            "Content-Length: 0",
+        ]
         self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), target)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -143,10 +157,18 @@ class FakeNode:
 
     def send_via(self, proxy, method, uri, route, call_id=None):
         """Send a request from this node to `uri` through `proxy`, with `route` as its Route (a phone's Path)."""
-        lines = [f"{method} {uri} SIP/2.0", f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex}",
-                 "Max-Forwards: 70", f"Route: {route}", f"From: <sip:node@127.0.0.1:{self.port}>;tag=n1",
-                 f"To: <{uri}>", f"Call-ID: {call_id or uuid.uuid4().hex}", f"CSeq: 1 {method}",
-                 f"Contact: <sip:node@127.0.0.1:{self.port}>", "Content-Length: 0"]
+        lines = [
+            f"{method} {uri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{uuid.uuid4().hex}",
+            "Max-Forwards: 70",
+            f"Route: {route}",
+            f"From: <sip:node@127.0.0.1:{self.port}>;tag=n1",
+            f"To: <{uri}>",
+            f"Call-ID: {call_id or uuid.uuid4().hex}",
+            f"CSeq: 1 {method}",
+            f"Contact: <sip:node@127.0.0.1:{self.port}>",
+            "Content-Length: 0",
+        ]
         self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), proxy)
 
     def wait_request(self, method, timeout=10.0, start=0):

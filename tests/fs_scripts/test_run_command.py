@@ -21,8 +21,12 @@ def _service(args, env, tmp_path):
     """`fs-scripts ARGS` as a process whose output goes to a file (never a pipe nobody reads),
     stopped with SIGTERM as systemd stops it."""
     with open(tmp_path / "fs-scripts.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-c", "from fs_scripts.cli import main; main()", *args],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from fs_scripts.cli import main; main()", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             yield proc
         finally:
@@ -44,8 +48,10 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
     groups.add_group("acme.example", "200", "G", members=["101", "102"])
     close_database()
     cfg = tmp_path / "fsctl.toml"
-    cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {fake_fs.port}\n'
-                   f'esl_password = "ClueCon"\nrecordings_dir = "{tmp_path}/rec"\n')
+    cfg.write_text(
+        f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {fake_fs.port}\n'
+        f'esl_password = "ClueCon"\nrecordings_dir = "{tmp_path}/rec"\n'
+    )
     port = free_port()
     env = dict(os.environ, FSCTL_CONFIG=str(cfg))
     with _service(["run", "--health-port", str(port)], env, tmp_path) as service:
@@ -60,16 +66,24 @@ def test_run_routes_a_parked_call_and_reports_health(fake_fs, tmp_path):
                 continue
         assert health is not None and health["freeswitch"] == "connected"
         fake_fs.wait_subscribed(5)
-        uuid = fake_fs.park_call(headers={"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
-                                          "variable_fsctl_tenant": "acme.example"})
+        uuid = fake_fs.park_call(
+            headers={
+                "Caller-Destination-Number": "200",
+                "Caller-Caller-ID-Number": "101",
+                "variable_fsctl_tenant": "acme.example",
+            }
+        )
         deadline = time.monotonic() + 10
         apps = []
         while time.monotonic() < deadline and "bridge" not in apps:
             gevent.sleep(0.05)
             apps = [app for u, app, _arg, _ in fake_fs.executions if u == uuid]
         assert f"api sched_del {uuid}" in fake_fs.received and apps == ["bridge"]
-        fake_fs.hangup_call(uuid, "NORMAL_CLEARING", headers={"variable_fsctl_tenant": "acme.example",
-                                                              "variable_domain_name": "acme.example"})
+        fake_fs.hangup_call(
+            uuid,
+            "NORMAL_CLEARING",
+            headers={"variable_fsctl_tenant": "acme.example", "variable_domain_name": "acme.example"},
+        )
         assert _wait_for_call_record(url, uuid)
         service.send_signal(signal.SIGTERM)
         assert service.wait(30) == 0  # stopped, not killed: the shutdown wrote what it held
@@ -94,9 +108,13 @@ def _wait_for_call_record(url, uuid, deadline=10.0):
 def test_run_refuses_a_database_that_does_not_exist(tmp_path):
     """A mistyped database setting must not start the service on a new, empty database."""
     url = f"sqlite:///{tmp_path}/typo.db"
-    result = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run",
-                             "--database", url], env=dict(os.environ, FSCTL_CONFIG=""), capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--database", url],
+        env=dict(os.environ, FSCTL_CONFIG=""),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr == f'Error: database "{url}": {tmp_path}/typo.db does not exist (`fsctl init` creates it)\n'
     assert not (tmp_path / "typo.db").exists()
@@ -117,16 +135,25 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
     nodes.add_node("fs2", f"127.0.0.1:{fake_fs.port}", "127.0.0.1:6060", recordings_dir=f"{tmp_path}/fs2-rec")
     close_database()
     cfg = tmp_path / "fsctl.toml"
-    cfg.write_text(f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
-                   f'recordings_dir = "{tmp_path}/rec"\n')
+    cfg.write_text(
+        f'[fsctl]\ndatabase = "{url}"\nesl_host = "127.0.0.1"\nesl_port = {free_port()}\n'
+        f'recordings_dir = "{tmp_path}/rec"\n'
+    )
     env = dict(os.environ, FSCTL_CONFIG=str(cfg))
     with _service(["run", "--node", "fs2"], env, tmp_path):
         fake_fs.wait_subscribed(10)
         # A recorded call ends on fs2: its file is in fs2's --recordings-dir, catalogued as on fs2.
         rel = "acme.example/2026/11/10/20261110T080000Z_102_in_+37061111111_call-n2.wav"
         write_wav(f"{tmp_path}/fs2-rec/{rel}", seconds=4)
-        fake_fs.inject_event(a_leg("call-n2", caller="+37061111111", did="+37052000000", route="user:102",
-                                   recording=f"{tmp_path}/fs2-rec/{rel}"))
+        fake_fs.inject_event(
+            a_leg(
+                "call-n2",
+                caller="+37061111111",
+                did="+37052000000",
+                route="user:102",
+                recording=f"{tmp_path}/fs2-rec/{rel}",
+            )
+        )
         open_database(url, create=False)
         try:
             deadline = time.monotonic() + 30
@@ -139,6 +166,11 @@ def test_run_with_node_serves_that_nodes_event_socket(fake_fs, tmp_path):
             assert [(c.uuid, c.node) for c in CallRecord.select()] == [("call-n2", "fs2")]
         finally:
             close_database()
-    bad = subprocess.run([sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs9"],
-                         env=env, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--node", "fs9"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and bad.stderr.strip() == 'Error: node "fs9" does not exist'

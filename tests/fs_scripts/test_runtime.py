@@ -21,15 +21,28 @@ def test_hangups_catalogue_the_recording_then_link_the_call(sdb, tmp_path):
     write_wav(os.path.join(root, rel), seconds=5)
     answered = start + dt.timedelta(seconds=3)
     end = start + dt.timedelta(seconds=60)
-    a = a_leg("call-1", caller="+37061111111", did="+37052000000", route="user:102", start=start, answer=answered,
-              end=end, bridged_to="b-1", bridged_user="102")
+    a = a_leg(
+        "call-1",
+        caller="+37061111111",
+        did="+37052000000",
+        route="user:102",
+        start=start,
+        answer=answered,
+        end=end,
+        bridged_to="b-1",
+        bridged_user="102",
+    )
     a["variable_fsctl_recording_path"] = str(root / rel)
     batch = [b_leg("b-1", "call-1", "102", start=start, answer=answered, end=end), a]
     for sink in runtime.hangup_sinks(settings):
         sink(batch)
     recording = Recording.get()
     assert (recording.path, recording.user_number, recording.direction, recording.counterpart) == (
-        rel, "102", "in", "+37061111111")
+        rel,
+        "102",
+        "in",
+        "+37061111111",
+    )
     assert recording.duration == 5.0 and len(recording.sha256) == 64
     call = CallRecord.get(CallRecord.uuid == "call-1")
     assert call.recording_id == recording.id and call.status == "answered"
@@ -128,9 +141,17 @@ def test_the_call_records_wait_for_a_writer_instead_of_failing(sdb, sqlite_url, 
 
     threading.Thread(target=commit_soon).start()
     start = dt.datetime(2026, 11, 10, 8, 0)
-    batch = [b_leg("b-9", "call-9", "102", start=start, end=start + dt.timedelta(seconds=9)),
-             a_leg("call-9", caller="+37061111111", did="+37052000000", route="user:102", start=start,
-                   end=start + dt.timedelta(seconds=9))]
+    batch = [
+        b_leg("b-9", "call-9", "102", start=start, end=start + dt.timedelta(seconds=9)),
+        a_leg(
+            "call-9",
+            caller="+37061111111",
+            did="+37052000000",
+            route="user:102",
+            start=start,
+            end=start + dt.timedelta(seconds=9),
+        ),
+    ]
     sink = runtime.hangup_sinks(dataclasses.replace(Settings(), recordings_dir=str(tmp_path)))[1]
     sink(batch)
     assert CallRecord.get(CallRecord.uuid == "call-9").status

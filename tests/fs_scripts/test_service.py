@@ -24,8 +24,16 @@ def tenant(sdb):
     tenants.add_tenant("acme.example", "ACME", "Europe/Vilnius")
     for n in ("101", "102", "103", "104"):
         users.add_user("acme.example", n, f"User {n}")
-    groups.add_group("acme.example", "200", "Hunt", strategy="sequential", order="rotating", ring_time=10,
-                     members=["102", "103", "104"], fallback="voicemail:101")
+    groups.add_group(
+        "acme.example",
+        "200",
+        "Hunt",
+        strategy="sequential",
+        order="rotating",
+        ring_time=10,
+        members=["102", "103", "104"],
+        fallback="voicemail:101",
+    )
     timerules.add_timerule("acme.example", "office", "group:200", "voicemail:101", ["mon-fri 08:00-17:00"])
     dids.add_did("acme.example", "+37052000000", "timerule:office")
     blacklist.add_entry("acme.example", "+1900", "prefix")
@@ -77,7 +85,7 @@ def commands(fake, uuid):
         if cmd.startswith(f"api sched_del {uuid}"):
             got.append(("sched_del", ""))
         elif cmd.startswith(f"api uuid_setvar_multi {uuid} "):
-            got.append(("uuid_setvar_multi", cmd[len(f"api uuid_setvar_multi {uuid} "):]))
+            got.append(("uuid_setvar_multi", cmd[len(f"api uuid_setvar_multi {uuid} ") :]))
         elif cmd.startswith(f"sendmsg {uuid}\n") and "call-command: execute" in cmd:
             headers = dict(line.split(": ", 1) for line in cmd.split("\n")[1:] if ": " in line)
             got.append((headers["execute-app-name"], headers.get("execute-app-arg", "")))
@@ -116,10 +124,15 @@ def test_sequential_group_rings_in_order_then_fallback(fake_fs, service):
     assert apps == [
         ("sched_del", ""),
         # The plan's four `set`s go as one API: no application, no media tick (FACTS.md).
-        ("uuid_setvar_multi", "fsctl_route=group:200;fsctl_target=group:200;continue_on_fail=true;"
-                              "hangup_after_bridge=true"),
-        ("bridge", "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]user/103@acme.example|"
-                   "[leg_timeout=10]user/104@acme.example"),
+        (
+            "uuid_setvar_multi",
+            "fsctl_route=group:200;fsctl_target=group:200;continue_on_fail=true;hangup_after_bridge=true",
+        ),
+        (
+            "bridge",
+            "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]user/103@acme.example|"
+            "[leg_timeout=10]user/104@acme.example",
+        ),
         ("answer", ""),
         ("voicemail", "default acme.example 101"),
     ]
@@ -133,8 +146,12 @@ def test_rotation_moves_to_the_next_member_per_call(fake_fs, service):
         script_bridge(fake_fs, uuid, "SUCCESS")
         bridge = [arg for app, arg in settle(fake_fs, uuid) if app == "bridge"][0]
         firsts.append(bridge.split("|")[0])
-    assert firsts == ["[leg_timeout=10]user/102@acme.example", "[leg_timeout=10]user/103@acme.example",
-                      "[leg_timeout=10]user/104@acme.example", "[leg_timeout=10]user/102@acme.example"]
+    assert firsts == [
+        "[leg_timeout=10]user/102@acme.example",
+        "[leg_timeout=10]user/103@acme.example",
+        "[leg_timeout=10]user/104@acme.example",
+        "[leg_timeout=10]user/102@acme.example",
+    ]
 
 
 def test_answered_bridge_ends_the_plan(fake_fs, service):
@@ -174,32 +191,49 @@ def test_caller_hangs_up_during_the_plan(fake_fs, service):
 def test_the_plan_is_written_back_to_back_without_waiting_for_replies(fake_fs, service):
     uuid = "0f0f0f0f-1111-4222-8333-444444444444"
     fake_fs.fault("silent", on=f"api sched_del {uuid}")
-    fake_fs.park_call(uuid, {"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101",
-                             "variable_fsctl_tenant": "acme.example"})
+    fake_fs.park_call(
+        uuid,
+        {"Caller-Destination-Number": "200", "Caller-Caller-ID-Number": "101", "variable_fsctl_tenant": "acme.example"},
+    )
     # FreeSWITCH runs a connection's commands in order: neither the plan's variables nor its bridge
     # wait for the replies of what was written before them (one media tick: FACTS.md).
     fake_fs.wait_for_command(f"sendmsg {uuid}\ncall-command: execute\nexecute-app-name: bridge", timeout=1)
     assert [c.split("\n")[0][:30] for c in fake_fs.received if uuid in c.split("\n")[0]] == [
-        f"api sched_del {uuid}"[:30], f"api uuid_setvar_multi {uuid}"[:30], f"sendmsg {uuid}"[:30]]
+        f"api sched_del {uuid}"[:30],
+        f"api uuid_setvar_multi {uuid}"[:30],
+        f"sendmsg {uuid}"[:30],
+    ]
 
 
 def test_a_call_gone_before_it_was_taken_counts_as_failed(fake_fs, service):
     gone = "0f0f0f0f-1111-4222-8333-444444444444"  # a CHANNEL_PARK for a channel FreeSWITCH no longer has
-    fake_fs.inject_recorded("CHANNEL_PARK", uuid=gone, headers={
-        "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"})
+    fake_fs.inject_recorded(
+        "CHANNEL_PARK", uuid=gone, headers={"Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"}
+    )
     fake_fs.wait_for(lambda: service.stats.failed == 1 and not service.active)
     # The plan's variables got "-ERR No such channel!", its bridge "-ERR invalid session id"; nothing follows.
-    assert commands(fake_fs, gone) == [("sched_del", ""), ("uuid_setvar_multi", "fsctl_route=group:200;"
-                                       "fsctl_target=group:200;continue_on_fail=true;hangup_after_bridge=true"),
-                                       ("bridge", "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]"
-                                        "user/103@acme.example|[leg_timeout=10]user/104@acme.example")]
+    assert commands(fake_fs, gone) == [
+        ("sched_del", ""),
+        (
+            "uuid_setvar_multi",
+            "fsctl_route=group:200;fsctl_target=group:200;continue_on_fail=true;hangup_after_bridge=true",
+        ),
+        (
+            "bridge",
+            "[leg_timeout=10]user/102@acme.example|[leg_timeout=10]"
+            "user/103@acme.example|[leg_timeout=10]user/104@acme.example",
+        ),
+    ]
 
 
 def test_a_unique_id_with_a_line_feed_is_left_to_the_dialplan(fake_fs, service):
     """Such a Unique-ID (an origination_uuid) cannot be addressed: it stayed in `active` forever."""
     bad = "0f0f0f0f-1111-4222-8333-44444444444\nx"
-    fake_fs.inject_recorded("CHANNEL_PARK", uuid="0f0f0f0f-1111-4222-8333-44444444444%0Ax", headers={
-        "Unique-ID": bad, "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"})
+    fake_fs.inject_recorded(
+        "CHANNEL_PARK",
+        uuid="0f0f0f0f-1111-4222-8333-44444444444%0Ax",
+        headers={"Unique-ID": bad, "Caller-Destination-Number": "200", "variable_fsctl_tenant": "acme.example"},
+    )
     fake_fs.wait_for(lambda: service.stats.ignored == 1)
     assert not service.active and service.stats.calls == 0
     assert not [c for c in fake_fs.received if c.startswith("sendmsg 0f0f0f0f")]
@@ -232,11 +266,11 @@ def test_rotation_is_written_behind_and_survives_a_restart(fake_fs, service, ten
 
 def test_stopping_writes_the_events_already_received(service):
     """SIGTERM's shutdown: a hang-up the service holds is written before the workers stop."""
-    service.hangups.put(("hangup", {"Unique-ID": "0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01",
-                                    "Hangup-Cause": "NORMAL_CLEARING"}))
+    service.hangups.put(
+        ("hangup", {"Unique-ID": "0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01", "Hangup-Cause": "NORMAL_CLEARING"})
+    )
     service.stop(timeout=5)
-    assert [h["Unique-ID"] for batch in service.sink.batches for h in batch] == [
-        "0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01"]
+    assert [h["Unique-ID"] for batch in service.sink.batches for h in batch] == ["0b6c3a43-6d0e-4c8e-9a55-8a2b3d1c7e01"]
 
 
 def test_stopping_writes_the_rotation_moves_still_queued(tenant):
@@ -363,18 +397,25 @@ def test_a_second_park_of_a_channel_supersedes_its_running_plan(fake_fs, service
     is transferred to 104 (a REFER, *1): the channel parks again, in the tenant's context, with
     fsctl_did still set. The new park is decided for 104; the old plan stops."""
     fake_fs.execute_results["bridge"] = lambda uuid, app, arg: None  # the first bridge runs on
-    uuid = park(fake_fs, "+37052000000", caller="+37061234567", did="+37052000000",
-                **{"Caller-Context": "fsctl-public"})
+    uuid = park(
+        fake_fs, "+37052000000", caller="+37061234567", did="+37052000000", **{"Caller-Context": "fsctl-public"}
+    )
     first = executions(fake_fs, uuid, 3)
     assert first[-1][0] == "bridge" and "user/102@acme.example" in first[-1][1]
     fake_fs.execute_results.pop("bridge")
     script_bridge(fake_fs, uuid, "SUCCESS")
-    fake_fs.park_call(uuid=uuid, headers={
-        "Caller-Destination-Number": "104", "Caller-Caller-ID-Number": "+37061234567",
-        "Caller-Context": "acme.example", "variable_fsctl_tenant": "acme.example",
-        "variable_fsctl_did": "+37052000000"})
+    fake_fs.park_call(
+        uuid=uuid,
+        headers={
+            "Caller-Destination-Number": "104",
+            "Caller-Caller-ID-Number": "+37061234567",
+            "Caller-Context": "acme.example",
+            "variable_fsctl_tenant": "acme.example",
+            "variable_fsctl_did": "+37052000000",
+        },
+    )
     apps = settle(fake_fs, uuid)
-    assert apps[len(first):][0] == ("sched_del", "")
+    assert apps[len(first) :][0] == ("sched_del", "")
     assert [arg for app, arg in apps if app == "bridge"][-1] == "[leg_timeout=20]user/104@acme.example"
     assert service.stats.superseded == 1 and uuid not in service.active
 

@@ -93,11 +93,19 @@ def test_unknown_environment_variable_is_an_error_naming_it(tmp_path, program):
     import os
     import subprocess
 
-    with pytest.raises(ConfigError, match=r"^environment variable FSCTL_DATABSE: not an fsctl setting \(did you "
-                                          r"mean FSCTL_DATABASE\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^environment variable FSCTL_DATABSE: not an fsctl setting \(did you "
+        r"mean FSCTL_DATABASE\?\)",
+    ):
         load_settings(None, environ={"FSCTL_CONFIG": os.devnull, "FSCTL_DATABSE": "sqlite:///x.db"})
-    known = {"FSCTL_CONFIG": os.devnull, "FSCTL_DATABASE": "sqlite:///x.db", "FSCTL_ESL_PORT": "8022",
-             "FSCTL_TEST_ANYTHING": "1", "FSCTLX": "1"}  # settings, the file, the test suite's own, another name
+    known = {
+        "FSCTL_CONFIG": os.devnull,
+        "FSCTL_DATABASE": "sqlite:///x.db",
+        "FSCTL_ESL_PORT": "8022",
+        "FSCTL_TEST_ANYTHING": "1",
+        "FSCTLX": "1",
+    }  # settings, the file, the test suite's own, another name
     assert load_settings(None, environ=known).esl_port == 8022
     db = tmp_path / "fsctl.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")}
@@ -106,19 +114,24 @@ def test_unknown_environment_variable_is_an_error_naming_it(tmp_path, program):
     exe = os.path.join(os.path.dirname(sys.executable), program)
     result = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("Error: environment variable FSCTL_ESL_PASWORD: not an fsctl setting (did you mean "
-                             "FSCTL_ESL_PASSWORD?); settings are FSCTL_<setting name>, as in fsctl.toml\n")
+    assert result.stderr == (
+        "Error: environment variable FSCTL_ESL_PASWORD: not an fsctl setting (did you mean "
+        "FSCTL_ESL_PASSWORD?); settings are FSCTL_<setting name>, as in fsctl.toml\n"
+    )
     assert not db.exists()  # nothing ran
 
 
-@pytest.mark.parametrize("name, value, rule", [
-    ("recording_quota_mb", "-5", "must be at least 1"),
-    ("recording_quota_mb", "0", "must be at least 1"),
-    ("recording_retention_days", "0", "must be at least 1"),
-    ("publish_keep_days", "-1", "must be at least 1"),
-    ("notify_max_attempts", "0", "must be between 1 and 1000"),
-    ("esl_port", "70000", "must be between 1 and 65535"),
-])
+@pytest.mark.parametrize(
+    "name, value, rule",
+    [
+        ("recording_quota_mb", "-5", "must be at least 1"),
+        ("recording_quota_mb", "0", "must be at least 1"),
+        ("recording_retention_days", "0", "must be at least 1"),
+        ("publish_keep_days", "-1", "must be at least 1"),
+        ("notify_max_attempts", "0", "must be between 1 and 1000"),
+        ("esl_port", "70000", "must be between 1 and 65535"),
+    ],
+)
 def test_settings_out_of_range_are_refused(fsctl_sqlite, name, value, rule):
     """A negative quota would purge all but each user's newest recording: refused before anything runs."""
     with pytest.raises(ConfigError, match=f'setting {name} "{value}": {rule}'):
@@ -136,15 +149,22 @@ def test_sample_settings_file_is_valid():
     assert load_settings(str(sample), environ={}).database == "sqlite:////var/lib/fsctl/fsctl.db"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["user", "add"], "Missing argument 'DOMAIN' (fsctl user add --help)"),
-    (["user", "add", "acme.example", "101", "--role", "boss"],
-     "Invalid value for '--role': 'boss' is not one of 'user', 'supervisor', 'admin' (fsctl user add --help)"),
-    (["--nope", "tenant", "list"], "No such option '--nope'. Did you mean '--no-apply'? (fsctl --help)"),
-    (["tenant", "nosuch"], "No such command 'nosuch' (fsctl tenant --help)"),
-    (["contact", "import", "acme.example", "/nonexistent.csv"],
-     "Invalid value for 'CSVFILE': '/nonexistent.csv': No such file or directory (fsctl contact import --help)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["user", "add"], "Missing argument 'DOMAIN' (fsctl user add --help)"),
+        (
+            ["user", "add", "acme.example", "101", "--role", "boss"],
+            "Invalid value for '--role': 'boss' is not one of 'user', 'supervisor', 'admin' (fsctl user add --help)",
+        ),
+        (["--nope", "tenant", "list"], "No such option '--nope'. Did you mean '--no-apply'? (fsctl --help)"),
+        (["tenant", "nosuch"], "No such command 'nosuch' (fsctl tenant --help)"),
+        (
+            ["contact", "import", "acme.example", "/nonexistent.csv"],
+            "Invalid value for 'CSVFILE': '/nonexistent.csv': No such file or directory (fsctl contact import --help)",
+        ),
+    ],
+)
 def test_usage_errors_are_one_line(fsctl_sqlite, args, message):
     """Click printed the usage, a hint, a blank line and the error: four lines."""
     result = fsctl_sqlite(*args, ok=False)
@@ -155,8 +175,9 @@ def test_usage_errors_are_one_line(fsctl_sqlite, args, message):
 def test_did_add_with_two_destinations_is_refused(fsctl_sqlite):
     """`did add --to a --to b` kept the last one silently."""
     fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
-    result = fsctl_sqlite("did", "add", "acme.example", "+37052000000", "--to", "hangup", "--to", "hangup:USER_BUSY",
-                          ok=False)
+    result = fsctl_sqlite(
+        "did", "add", "acme.example", "+37052000000", "--to", "hangup", "--to", "hangup:USER_BUSY", ok=False
+    )
     assert result.exit_code == 2
     assert result.stderr == "Error: option --to given more than once: it takes one value (fsctl did add --help)\n"
     assert fsctl_sqlite("did", "list", "--json").stdout.strip() == "[]"
@@ -166,8 +187,9 @@ def _single_value_options(command):
     return [p for p in command.params if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_flag)]
 
 
-@pytest.mark.parametrize("path", [p for p, c in all_commands() if not isinstance(c, click.Group)
-                                  and _single_value_options(c)], ids=" ".join)
+@pytest.mark.parametrize(
+    "path", [p for p, c in all_commands() if not isinstance(c, click.Group) and _single_value_options(c)], ids=" ".join
+)
 def test_every_command_refuses_a_single_value_option_given_twice(path):
     command = cli
     for name in path:
@@ -186,8 +208,18 @@ def test_old_noun_names_are_hidden_aliases(fsctl_sqlite):
     assert "time-rule" in listed and "rec-group" in listed
     assert "timerule" not in listed and "recgroup" not in listed
     fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
-    fsctl_sqlite("time-rule", "add", "acme.example", "office", "--range", "mon-fri 08:00-17:00",
-          "--match", "hangup", "--nomatch", "hangup")
+    fsctl_sqlite(
+        "time-rule",
+        "add",
+        "acme.example",
+        "office",
+        "--range",
+        "mon-fri 08:00-17:00",
+        "--match",
+        "hangup",
+        "--nomatch",
+        "hangup",
+    )
     old = fsctl_sqlite("timerule", "show", "acme.example", "office", "--json")
     new = fsctl_sqlite("time-rule", "show", "acme.example", "office", "--json")
     assert old.output == new.output and '"office"' in new.output
@@ -222,10 +254,18 @@ def _imported_by(*args, env=None):
     import os
     import subprocess
 
-    script = ("import json, sys\nfrom fsctl.cli import main\nsys.argv = ['fsctl', *sys.argv[1:]]\n"
-              "try:\n    main()\nexcept SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n")
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
-                         env={**os.environ, "FSCTL_CONFIG": os.devnull, **(env or {})}, timeout=60).stdout
+    script = (
+        "import json, sys\nfrom fsctl.cli import main\nsys.argv = ['fsctl', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "FSCTL_CONFIG": os.devnull, **(env or {})},
+        timeout=60,
+    ).stdout
     return set(json.loads(out.splitlines()[-1]))
 
 
@@ -241,10 +281,25 @@ def test_a_command_imports_what_it_uses(tmp_path):
     _imported_by("init", env=env)  # (only init creates a database)
     modules = _imported_by("tenant", "list", env=env)
     assert {"fsctl.commands.tenant", "peewee", "rich"} <= modules
-    assert not {"fsctl.commands.rec", "fsctl.services.sftp", "fsctl.render", "jinja2", "lxml", "psycopg2",
-                "playhouse.migrate"} & modules  # (the database is at the current version: no upgrade)
-    assert not [m for m in modules if m.startswith("fsctl.commands.") and m.split(".")[-1] not in ("tenant",)
-                and not m.split(".")[-1].startswith("_")]
+    assert (
+        not {
+            "fsctl.commands.rec",
+            "fsctl.services.sftp",
+            "fsctl.render",
+            "jinja2",
+            "lxml",
+            "psycopg2",
+            "playhouse.migrate",
+        }
+        & modules
+    )  # (the database is at the current version: no upgrade)
+    assert not [
+        m
+        for m in modules
+        if m.startswith("fsctl.commands.")
+        and m.split(".")[-1] not in ("tenant",)
+        and not m.split(".")[-1].startswith("_")
+    ]
 
 
 def test_postgresql_gets_its_driver_in_a_fresh_command(postgres_server, tmp_path):
@@ -260,8 +315,9 @@ def test_postgresql_gets_its_driver_in_a_fresh_command(postgres_server, tmp_path
     fsctl = [os.path.join(os.path.dirname(sys.executable), "fsctl")]
     for args in (["init"], ["tenant", "add", "pg.example", "--name", "PG"]):
         subprocess.run([*fsctl, *args], env=env, check=True, timeout=60, capture_output=True)
-    listed = subprocess.run([*fsctl, "tenant", "list", "--json"], env=env, check=True, timeout=60,
-                            capture_output=True, text=True).stdout
+    listed = subprocess.run(
+        [*fsctl, "tenant", "list", "--json"], env=env, check=True, timeout=60, capture_output=True, text=True
+    ).stdout
     assert [t["domain"] for t in json.loads(listed)] == ["pg.example"]
     assert "psycopg2" in _imported_by("tenant", "list", env={"FSCTL_DATABASE": postgres_server.url})
     _reset_postgres(postgres_server.url)

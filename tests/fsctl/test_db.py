@@ -61,11 +61,14 @@ def test_newer_schema_is_refused(sqlite_url):
         migrations.upgrade(database)
 
 
-@pytest.mark.parametrize("url, message", [
-    ("mysql://x/y", "scheme must be sqlite or postgresql"),
-    ("sqlite://", "sqlite URLs look like"),
-    ("postgresql://127.0.0.1:5432/", "needs a database name"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("mysql://x/y", "scheme must be sqlite or postgresql"),
+        ("sqlite://", "sqlite URLs look like"),
+        ("postgresql://127.0.0.1:5432/", "needs a database name"),
+    ],
+)
 def test_bad_urls(url, message):
     with pytest.raises(ConfigError, match=message):
         fsdb.make_database(url)
@@ -102,7 +105,9 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
             "INSERT INTO recording (tenant_id, user_number, user_name, direction, counterpart, started_at, duration,"
             " path, size, sha256, note, colour, field1, field2, field3, created_at)"
             f" VALUES ({tenant.id}, '10{i}', %s, 'in', '', '2026-11-01 10:00:00', 5, 'p{i}.wav', 0, '', %s, '',"
-            " '', '', '', '2026-11-01 10:00:00')".replace("%s", database.param), (name, note))
+            " '', '', '', '2026-11-01 10:00:00')".replace("%s", database.param),
+            (name, note),
+        )
 
     assert migrations.upgrade(database) == migrations.CURRENT_VERSION
     folds = database.execute_sql("SELECT user_name_fold, note_fold FROM recording ORDER BY id").fetchall()
@@ -114,6 +119,7 @@ def test_version_1_catalogue_gets_folded_search_texts(db_url):
 
 
 # --- only `fsctl init` creates a database ------------------------------------------------------
+
 
 def _cli(url, *args):
     from click.testing import CliRunner
@@ -131,13 +137,17 @@ def test_a_missing_sqlite_database_is_refused_not_created(tmp_path):
     url = f"sqlite:///{tmp_path}/nonexistent/dir/x.db"
     result = _cli(url, "tenant", "list")
     assert result.exit_code == 2
-    assert result.stderr == (f'Error: database "{url}": {tmp_path}/nonexistent/dir/x.db does not exist '
-                             "(`fsctl init` creates it)\n")
+    assert result.stderr == (
+        f'Error: database "{url}": {tmp_path}/nonexistent/dir/x.db does not exist (`fsctl init` creates it)\n'
+    )
     assert not (tmp_path / "nonexistent").exists()
     # init neither creates the folders
     result = _cli(url, "init")
     assert result.exit_code == 2
-    assert result.stderr == f'Error: database "{url}": folder {tmp_path}/nonexistent/dir does not exist (create it first)\n'
+    assert (
+        result.stderr
+        == f'Error: database "{url}": folder {tmp_path}/nonexistent/dir does not exist (create it first)\n'
+    )
     assert not (tmp_path / "nonexistent").exists()
     # a missing file in an existing folder: refused by every command but init
     url = f"sqlite:///{tmp_path}/x.db"
@@ -151,8 +161,10 @@ def test_a_relative_sqlite_url_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = _cli("sqlite:///tmp/x.db", "tenant", "list")
     assert result.exit_code == 2
-    assert result.stderr == (f'Error: database "sqlite:///tmp/x.db": {tmp_path}/tmp/x.db does not exist (`fsctl init` '
-                             f"creates it; the path is relative to {tmp_path}: for /tmp/x.db write sqlite:////tmp/x.db)\n")
+    assert result.stderr == (
+        f'Error: database "sqlite:///tmp/x.db": {tmp_path}/tmp/x.db does not exist (`fsctl init` '
+        f"creates it; the path is relative to {tmp_path}: for /tmp/x.db write sqlite:////tmp/x.db)\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -162,7 +174,9 @@ def test_an_empty_postgres_database_is_refused_until_init(postgres_server):
     _reset_postgres(postgres_server.url)
     result = _cli(postgres_server.url, "tenant", "list")
     assert result.exit_code == 2
-    assert result.stderr == f'Error: database "{postgres_server.url}": holds no fsctl data yet; `fsctl init` creates it\n'
+    assert (
+        result.stderr == f'Error: database "{postgres_server.url}": holds no fsctl data yet; `fsctl init` creates it\n'
+    )
     database = fsdb.make_database(postgres_server.url)
     database.connect()
     assert database.get_tables() == []  # nothing was created
@@ -207,8 +221,10 @@ def test_root_is_refused_on_a_database_another_user_owns(tmp_path):
     url, path = f"sqlite:///{tmp_path}/db/fsctl.db", tmp_path / "db" / "fsctl.db"
     path.parent.mkdir()
     nobody = pwd.getpwnam("nobody")
-    message = (f'Error: database "{url}": {{what}}{path} belongs to nobody, not root: run as nobody (sudo -u nobody '
-               "fsctl ...); as root, SQLite would leave root-owned -wal and -shm files that nobody cannot open\n")
+    message = (
+        f'Error: database "{url}": {{what}}{path} belongs to nobody, not root: run as nobody (sudo -u nobody '
+        "fsctl ...); as root, SQLite would leave root-owned -wal and -shm files that nobody cannot open\n"
+    )
     if os.geteuid() != 0:  # (make test and CI run as root; elsewhere the rule is checked as if root)
         with pytest.raises(ConfigError, match="belongs to"):
             fsdb.refuse_root_on_foreign_file(url, str(tmp_path), euid=0)
@@ -232,14 +248,16 @@ def test_root_is_refused_on_a_database_another_user_owns(tmp_path):
 
 # --- concurrency: write commands take SQLite's lock when they begin --------------------------
 
+
 def _add_user_in_child(url, number, barrier, codes):
     from click.testing import CliRunner
 
     from fsctl.cli import cli
 
     barrier.wait(60)  # all 40 start their command together
-    result = CliRunner().invoke(cli, ["--database", url, "user", "add", "acme.example", number, "--name", "U"],
-                                env={"FSCTL_CONFIG": ""})
+    result = CliRunner().invoke(
+        cli, ["--database", url, "user", "add", "acme.example", number, "--name", "U"], env={"FSCTL_CONFIG": ""}
+    )
     codes.put((number, result.exit_code, result.stderr))
 
 
@@ -296,8 +314,14 @@ def test_version_2_database_gets_the_web_tables(db_url):
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
     model.User.create(tenant=tenant, number="101", name="Ona", sip_password="s" * 24)
-    web_tables = [model.WebCredential, model.WebSession, model.SignInLink, model.SignInThrottle, model.ApiToken,
-                  model.MarkAudit]
+    web_tables = [
+        model.WebCredential,
+        model.WebSession,
+        model.SignInLink,
+        model.SignInThrottle,
+        model.ApiToken,
+        model.MarkAudit,
+    ]
     database.drop_tables(web_tables)
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=2)
@@ -314,8 +338,12 @@ def back_to_version_3(database):
     migrator = migrations._migrator(database)
     # (SQLite's own DROP COLUMN refuses a foreign key column: peewee's legacy way copies the table.)
     legacy = {"legacy": True} if isinstance(migrator, SqliteMigrator) else {}
-    run_ops(*(migrator.drop_column("tenant", c, **legacy) for c in ("home_node_id", "standby_node_id",
-                                                                    "draining_node_id", "drain_after")))
+    run_ops(
+        *(
+            migrator.drop_column("tenant", c, **legacy)
+            for c in ("home_node_id", "standby_node_id", "draining_node_id", "drain_after")
+        )
+    )
     database.drop_tables([model.Node])
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=3)
@@ -330,8 +358,15 @@ def test_version_3_database_gets_nodes_and_keeps_tenants(db_url):
     assert migrations.upgrade(database) == migrations.CURRENT_VERSION
     tenant = model.Tenant.get(model.Tenant.domain == "acme.example")
     assert tenant.name == "ACME" and tenant.home_node is None and tenant.draining_node is None
-    node = model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
-                             public_host="127.0.0.1", public_port=5080)
+    node = model.Node.create(
+        name="fs1",
+        esl_host="127.0.0.1",
+        esl_port=8021,
+        sip_host="127.0.0.1",
+        sip_port=5060,
+        public_host="127.0.0.1",
+        public_port=5080,
+    )
     tenant.home_node = node
     tenant.save()
     model.NodeConfig.create(node=node, domain="acme.example", revision=1, digest="x")
@@ -344,23 +379,41 @@ def test_version_4_database_gets_the_wider_call_fields(db_url):
     """Version 5: on PostgreSQL a call UUID over 64 characters (or a domain-long voicemail box) failed its batch."""
     database = fsdb.open_database(db_url)
     pg = isinstance(database, peewee.PostgresqlDatabase)
-    old = {("call_record", "uuid"): 64, ("call_record", "voicemail"): 32, ("call_record", "queue"): 64,
-           ("call_leg", "uuid"): 64, ("recording", "call_uuid"): 64, ("crm_call", "call_uuid"): 64,
-           ("outbox", "key"): 200}
+    old = {
+        ("call_record", "uuid"): 64,
+        ("call_record", "voicemail"): 32,
+        ("call_record", "queue"): 64,
+        ("call_leg", "uuid"): 64,
+        ("recording", "call_uuid"): 64,
+        ("crm_call", "call_uuid"): 64,
+        ("outbox", "key"): 200,
+    }
     if pg:  # the version 4 columns
         for (table, column), size in old.items():
             database.execute_sql(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE VARCHAR({size})')
     model.SchemaVersion.delete().execute()
     model.SchemaVersion.create(version=4)
-    assert migrations.upgrade(database) == migrations.CURRENT_VERSION  # (5, then 6: outbound names, 7: the trigram index, 8: nodes)
+    assert (
+        migrations.upgrade(database) == migrations.CURRENT_VERSION
+    )  # (5, then 6: outbound names, 7: the trigram index, 8: nodes)
     if pg:
-        sizes = dict(((t, c), n) for t, c, n in database.execute_sql(
-            "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
-            "WHERE table_schema = 'public'").fetchall())
+        sizes = dict(
+            ((t, c), n)
+            for t, c, n in database.execute_sql(
+                "SELECT table_name, column_name, character_maximum_length FROM information_schema.columns "
+                "WHERE table_schema = 'public'"
+            ).fetchall()
+        )
         assert {key: sizes[key] for key in old} == {key: (512 if key == ("outbox", "key") else 255) for key in old}
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
-    model.CallRecord.create(tenant=tenant, uuid="u" * 255, direction="in", started_at=dt.datetime(2026, 12, 1),
-                            status="missed", voicemail="v" * 255)
+    model.CallRecord.create(
+        tenant=tenant,
+        uuid="u" * 255,
+        direction="in",
+        started_at=dt.datetime(2026, 12, 1),
+        status="missed",
+        voicemail="v" * 255,
+    )
     assert model.CallRecord.get().uuid == "u" * 255
 
 
@@ -368,12 +421,21 @@ def test_version_7_database_gets_the_nodes_of_recordings_and_calls(db_url):
     """Version 8: recordings, calls and legs say which node they are on; old rows have none (the single FreeSWITCH)."""
     database = fsdb.open_database(db_url)
     tenant = model.Tenant.create(domain="acme.example", name="ACME")
-    model.Node.create(name="fs1", esl_host="127.0.0.1", esl_port=8021, sip_host="127.0.0.1", sip_port=5060,
-                      public_host="127.0.0.1", public_port=5080)
-    model.Recording.create(tenant=tenant, user_number="101", direction="in", started_at=dt.datetime(2026, 12, 1),
-                           path="acme.example/a.wav")
-    call = model.CallRecord.create(tenant=tenant, uuid="u1", direction="in", started_at=dt.datetime(2026, 12, 1),
-                                   status="missed")
+    model.Node.create(
+        name="fs1",
+        esl_host="127.0.0.1",
+        esl_port=8021,
+        sip_host="127.0.0.1",
+        sip_port=5060,
+        public_host="127.0.0.1",
+        public_port=5080,
+    )
+    model.Recording.create(
+        tenant=tenant, user_number="101", direction="in", started_at=dt.datetime(2026, 12, 1), path="acme.example/a.wav"
+    )
+    call = model.CallRecord.create(
+        tenant=tenant, uuid="u1", direction="in", started_at=dt.datetime(2026, 12, 1), status="missed"
+    )
     model.CallLeg.create(call=call, uuid="l1", started_at=dt.datetime(2026, 12, 1), result="no_answer")
     migrator = migrations._migrator(database)
     run_ops(*(migrator.drop_column(table, column) for table, column, _ in migrations.NODE_COLUMNS))
@@ -404,8 +466,15 @@ def test_postgres_role_without_pg_trgm_still_searches(postgres_server):
         assert migrations.current_version(database) == migrations.CURRENT_VERSION
         assert not database.execute_sql("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").fetchone()
         tenant = model.Tenant.create(domain="acme.example", name="ACME")
-        model.Recording.create(tenant=tenant, user_number="101", direction="in", started_at="2026-11-01 10:00:00",
-                               path="a.wav", note="Call back", note_fold="call back")
+        model.Recording.create(
+            tenant=tenant,
+            user_number="101",
+            direction="in",
+            started_at="2026-11-01 10:00:00",
+            path="a.wav",
+            note="Call back",
+            note_fold="call back",
+        )
         assert [r.path for r in rec.search(rec.make_filters(note="BACK"))] == ["a.wav"]
         fsdb.close_database()
     finally:

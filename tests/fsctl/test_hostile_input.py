@@ -27,8 +27,29 @@ from fsctl.services import (
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Text a customer may type: anything printable, including markup and FreeSWITCH expansions.
-nasty = st.sampled_from(['"', "'", "<", ">", "&", "$", "${domain}", "$${x}", "</include>", "<!--", "]]>",
-                         "\\", "%", "ü", "Ž", "名", "🙂", "\u202e", " "])
+nasty = st.sampled_from(
+    [
+        '"',
+        "'",
+        "<",
+        ">",
+        "&",
+        "$",
+        "${domain}",
+        "$${x}",
+        "</include>",
+        "<!--",
+        "]]>",
+        "\\",
+        "%",
+        "ü",
+        "Ž",
+        "名",
+        "🙂",
+        "\u202e",
+        " ",
+    ]
+)
 customer_text = st.lists(st.one_of(nasty, st.text(min_size=1, max_size=5)), min_size=1, max_size=12).map("".join)
 any_text = st.text(max_size=40)
 
@@ -69,11 +90,17 @@ def test_names_are_stored_exactly(db, tenant, name):
         contacts.add_contact("acme.example", "+37061234567", name)
         dids.add_did("acme.example", "+37052000000", "group:200", name=name)
         blacklist.add_entry("acme.example", "+1900", "prefix", note=name)
-        return [Tenant.get_by_id(tenant.id).name, User.get(User.number == "101").name, Group.get_by_id(g.id).name,
-                ivrs.get_ivr("acme.example", "500").name, queues.get_queue("acme.example", "600").name,
-                conferences.get_conference("acme.example", "700").name,
-                contacts.list_contacts("acme.example")[0].name, dids.get_did("acme.example", "+37052000000").name,
-                blacklist.list_entries("acme.example")[0].note]
+        return [
+            Tenant.get_by_id(tenant.id).name,
+            User.get(User.number == "101").name,
+            Group.get_by_id(g.id).name,
+            ivrs.get_ivr("acme.example", "500").name,
+            queues.get_queue("acme.example", "600").name,
+            conferences.get_conference("acme.example", "700").name,
+            contacts.list_contacts("acme.example")[0].name,
+            dids.get_did("acme.example", "+37052000000").name,
+            blacklist.list_entries("acme.example")[0].note,
+        ]
 
     stored, error = rolled_back(db, scenario)
     if _clean(name):
@@ -147,8 +174,11 @@ def test_refused_change_leaves_database_as_it_was(db, tenant):
     assert [(u.number, u.name, u.fwd_busy) for u in User.select().order_by(User.number)] == before
 
 
-@pytest.mark.parametrize("char", ["\n", "\r", "\t", "\r\n", "\x85", "\u2028", "\u2029", "\x9b"],
-                         ids=["LF", "CR", "TAB", "CRLF", "NEL", "LS", "PS", "CSI"])
+@pytest.mark.parametrize(
+    "char",
+    ["\n", "\r", "\t", "\r\n", "\x85", "\u2028", "\u2029", "\x9b"],
+    ids=["LF", "CR", "TAB", "CRLF", "NEL", "LS", "PS", "CSI"],
+)
 def test_line_breaks_and_tabs_are_refused_in_every_name(db, tenant, char):
     """The README refuses control characters; LF, CR, TAB, U+0085 and U+2028/2029 got through."""
     name = f"Ona{char}Bcc: x@example.invalid"
@@ -168,12 +198,22 @@ def test_line_breaks_and_tabs_are_refused_in_every_name(db, tenant, char):
         assert error.rule == "must be one line without control characters (tabs and line breaks included)"
 
 
-@pytest.mark.parametrize("pattern, good", [
-    (validate.DOMAIN_RE, "acme.example"), (validate.EXTENSION_RE, "101"), (validate.E164_RE, "+37052000000"),
-    (validate.PHONE_RE, "+3706"), (validate.PREFIX_RE, "+1900"), (validate.PIN_RE, "1234"),
-    (validate.NAME_RE, "hold-music"), (validate.EMAIL_RE, "ona@acme.example"), (validate.TIME_RE, "08:00"),
-    (validate.TIME_RE, "24:00"), (ivrs.DIGITS_RE, "1#"),
-])
+@pytest.mark.parametrize(
+    "pattern, good",
+    [
+        (validate.DOMAIN_RE, "acme.example"),
+        (validate.EXTENSION_RE, "101"),
+        (validate.E164_RE, "+37052000000"),
+        (validate.PHONE_RE, "+3706"),
+        (validate.PREFIX_RE, "+1900"),
+        (validate.PIN_RE, "1234"),
+        (validate.NAME_RE, "hold-music"),
+        (validate.EMAIL_RE, "ona@acme.example"),
+        (validate.TIME_RE, "08:00"),
+        (validate.TIME_RE, "24:00"),
+        (ivrs.DIGITS_RE, "1#"),
+    ],
+)
 def test_patterns_end_at_the_end_of_the_text(pattern, good):
     """`$` matches before a trailing newline; every pattern ends with \\Z."""
     assert pattern.match(good)

@@ -94,9 +94,13 @@ class Live:
     # -- fsctl ---------------------------------------------------------------------------------------
     def fsctl(self, *args, ok=True, input=None):
         runner = CliRunner()
-        result = runner.invoke(cli, ["--config", str(self.settings), "--debug", *args], input=input,
-                               env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
-                               catch_exceptions=False)
+        result = runner.invoke(
+            cli,
+            ["--config", str(self.settings), "--debug", *args],
+            input=input,
+            env={"FSCTL_CONFIG": str(self.settings), "FSCTL_DATABASE": None},
+            catch_exceptions=False,
+        )
         if ok and result.exit_code != 0:
             raise AssertionError(f"fsctl {' '.join(args)} exited {result.exit_code}: {result.stderr}{result.stdout}")
         return result
@@ -116,8 +120,15 @@ class Live:
 
     # -- phones --------------------------------------------------------------------------------------
     def phone(self, domain: str, number: str, policy="answer", register=True, answer_after=0.3) -> Phone:
-        phone = Phone(f"{number}@{domain}", self.fs.internal, user=number, domain=domain, password=PASSWORD,
-                      policy=policy, answer_after=answer_after)
+        phone = Phone(
+            f"{number}@{domain}",
+            self.fs.internal,
+            user=number,
+            domain=domain,
+            password=PASSWORD,
+            policy=policy,
+            answer_after=answer_after,
+        )
         self.phones.append(phone)
         if register:
             status = phone.register()
@@ -126,7 +137,9 @@ class Live:
 
     def inbound(self, did: str, caller: str = "+37069990001", name: str | None = None):
         """A call from the carrier to a public number (external profile)."""
-        return self.carrier.call(did, from_user=caller, from_name=name, request_host=f"127.0.0.1:{self.fs.external_port}")
+        return self.carrier.call(
+            did, from_user=caller, from_name=name, request_host=f"127.0.0.1:{self.fs.external_port}"
+        )
 
     def media(self, tenant, name="welcome", seconds=1.0):
         """A greeting/music media of the tenant (fsctl media add)."""
@@ -141,14 +154,28 @@ class Live:
 
     def wait_app(self, uuid, app, timeout=15.0, arg_contains="") -> dict:
         """The CHANNEL_EXECUTE of `app` on channel `uuid`."""
-        return self.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Application") == app
-                                   and arg_contains in e.get("Application-Data", ""), timeout,
-                                   f"{app} {arg_contains} on {uuid}", uuid=uuid)
+        return self.esl.wait_event(
+            lambda e: (
+                e.get("Event-Name") == "CHANNEL_EXECUTE"
+                and e.get("Application") == app
+                and arg_contains in e.get("Application-Data", "")
+            ),
+            timeout,
+            f"{app} {arg_contains} on {uuid}",
+            uuid=uuid,
+        )
 
     def in_fallback(self, uuid) -> bool:
         """Whether the channel went to the XML fallback (the service never took its park)."""
-        return bool(self.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE"
-                                  and e.get("Application-Data", "").startswith("fsctl_in_fallback=true"), uuid=uuid))
+        return bool(
+            self.esl.find(
+                lambda e: (
+                    e.get("Event-Name") == "CHANNEL_EXECUTE"
+                    and e.get("Application-Data", "").startswith("fsctl_in_fallback=true")
+                ),
+                uuid=uuid,
+            )
+        )
 
     # -- the call log --------------------------------------------------------------------------------
     def calls(self, domain: str) -> list[dict]:
@@ -171,10 +198,24 @@ class Live:
         self.health_port = free_port()
         log = open(self.work / "fs-scripts.log", "ab")
         self.service = subprocess.Popen(
-            [sys.executable, "-c", "from fs_scripts.cli import main; main()", "run", "--config", str(self.settings),
-             "--health-port", str(self.health_port), "--log-level", "INFO"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")})
+            [
+                sys.executable,
+                "-c",
+                "from fs_scripts.cli import main; main()",
+                "run",
+                "--config",
+                str(self.settings),
+                "--health-port",
+                str(self.health_port),
+                "--log-level",
+                "INFO",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")},
+        )
         self.wait_service()
 
     def _heard(self) -> int:
@@ -278,8 +319,10 @@ def live(tmp_path_factory):
         env.fsctl("init")
         fs.start()
         carrier.server = fs.external
-        env.esl = fs.esl("CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CHANNEL_PARK CHANNEL_EXECUTE "
-                         "CHANNEL_BRIDGE CUSTOM callcenter::info conference::maintenance")
+        env.esl = fs.esl(
+            "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE CHANNEL_PARK CHANNEL_EXECUTE "
+            "CHANNEL_BRIDGE CUSTOM callcenter::info conference::maintenance"
+        )
         env.apply()
         env.start_service()
         yield env
@@ -324,6 +367,9 @@ def tone_wav(path: Path, seconds: float = 1.0, hz: int = 440) -> Path:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate)))
-                               for i in range(int(rate * seconds))))
+        w.writeframes(
+            b"".join(
+                struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / rate))) for i in range(int(rate * seconds))
+            )
+        )
     return path

@@ -24,8 +24,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
-           "c": "content-type", "k": "supported", "r": "refer-to", "b": "referred-by", "o": "event"}
+COMPACT = {
+    "v": "via",
+    "f": "from",
+    "t": "to",
+    "i": "call-id",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+    "k": "supported",
+    "r": "refer-to",
+    "b": "referred-by",
+    "o": "event",
+}
 T1 = 0.5
 _counter = itertools.count(1)
 
@@ -97,8 +108,9 @@ class SipMessage:
 
     def to_bytes(self) -> bytes:
         body = self.body.encode()
-        lines = [self.first] + [f"{n.title() if n != 'call-id' else 'Call-ID'}: {v}" for n, v in self.headers
-                                if n != "content-length"]
+        lines = [self.first] + [
+            f"{n.title() if n != 'call-id' else 'Call-ID'}: {v}" for n, v in self.headers if n != "content-length"
+        ]
         lines.append(f"Content-Length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -274,9 +286,15 @@ class Call:
     def cancel(self, timeout=10.0):
         """CANCEL an outgoing call that has not been answered yet."""
         invite = self.invite
-        headers = [("via", invite.get("via")), ("max-forwards", "70"), ("from", invite.get("from")),
-                   ("to", invite.get("to")), ("call-id", self.call_id),
-                   ("cseq", f"{invite.cseq[0]} CANCEL"), ("user-agent", "fsctl-live-ua")]
+        headers = [
+            ("via", invite.get("via")),
+            ("max-forwards", "70"),
+            ("from", invite.get("from")),
+            ("to", invite.get("to")),
+            ("call-id", self.call_id),
+            ("cseq", f"{invite.cseq[0]} CANCEL"),
+            ("user-agent", "fsctl-live-ua"),
+        ]
         self.phone.transact(SipMessage(f"CANCEL {invite.uri} SIP/2.0", headers), timeout=timeout)
         self.wait(lambda c: c.state == "ended", timeout, "not ended after CANCEL")
         return self
@@ -284,8 +302,7 @@ class Call:
     def refer(self, target: str, timeout=10.0) -> int:
         """Blind transfer with the phone's transfer button: REFER to `target` (a number or URI)."""
         uri = target if target.startswith("sip:") else f"sip:{target}@{self.phone.domain}"
-        msg = self._request("REFER", extra=[("refer-to", f"<{uri}>"),
-                                            ("referred-by", f"<{self.local_uri}>")])
+        msg = self._request("REFER", extra=[("refer-to", f"<{uri}>"), ("referred-by", f"<{self.local_uri}>")])
         return self.phone.transact(msg, timeout=timeout).status
 
     def send_rtp_silence(self, packets=5):
@@ -349,8 +366,16 @@ class Call:
 class Phone:
     """A SIP endpoint: a registered phone of a tenant, or a carrier (no registration)."""
 
-    def __init__(self, name: str, server: tuple[str, int], user: str = "", domain: str = "", password: str = "",
-                 policy: str = "answer", answer_after: float = 0.3):
+    def __init__(
+        self,
+        name: str,
+        server: tuple[str, int],
+        user: str = "",
+        domain: str = "",
+        password: str = "",
+        policy: str = "answer",
+        answer_after: float = 0.3,
+    ):
         self.name = name
         self.server = server
         self.user = user or name
@@ -407,8 +432,10 @@ class Phone:
             while True:
                 self.send(msg)
                 with self.cond:
-                    self.cond.wait_for(lambda: any(r.status >= 200 for r in self._transactions[branch]),
-                                       min(interval, max(0.0, deadline - time.monotonic())))
+                    self.cond.wait_for(
+                        lambda: any(r.status >= 200 for r in self._transactions[branch]),
+                        min(interval, max(0.0, deadline - time.monotonic())),
+                    )
                     final = [r for r in self._transactions[branch] if r.status >= 200]
                     if final:
                         return final[0]
@@ -422,8 +449,11 @@ class Phone:
                 self._transactions.pop(branch, None)
 
     def _authorised(self, msg: SipMessage, challenge: SipMessage) -> SipMessage:
-        header, answer = ("www-authenticate", "authorization") if challenge.status == 401 else \
-            ("proxy-authenticate", "proxy-authorization")
+        header, answer = (
+            ("www-authenticate", "authorization")
+            if challenge.status == 401
+            else ("proxy-authenticate", "proxy-authorization")
+        )
         value = digest(msg.method, msg.uri, challenge.get(header), self.user, self.password)
         num, method = msg.cseq
         headers = [(n, v) for n, v in msg.headers if n not in ("via", "cseq", "authorization", "proxy-authorization")]
@@ -434,16 +464,24 @@ class Phone:
     def register(self, expires=600, timeout=10.0) -> int:
         """REGISTER (digest auth); the final status (200 when registered)."""
         call_id = f"reg-{_token(16)}"
-        headers = [("via", self.via()), ("max-forwards", "70"),
-                   ("from", f"<{self.aor()}>;tag={_token()}"), ("to", f"<{self.aor()}>"),
-                   ("call-id", call_id), ("cseq", "1 REGISTER"), ("contact", self.contact()),
-                   ("expires", str(expires)), ("user-agent", "fsctl-live-ua")]
+        headers = [
+            ("via", self.via()),
+            ("max-forwards", "70"),
+            ("from", f"<{self.aor()}>;tag={_token()}"),
+            ("to", f"<{self.aor()}>"),
+            ("call-id", call_id),
+            ("cseq", "1 REGISTER"),
+            ("contact", self.contact()),
+            ("expires", str(expires)),
+            ("user-agent", "fsctl-live-ua"),
+        ]
         response = self.transact(SipMessage(f"REGISTER sip:{self.domain} SIP/2.0", headers), timeout=timeout)
         return response.status
 
     # -- calls -------------------------------------------------------------------------------------
-    def call(self, target: str, from_user: str | None = None, from_name: str | None = None,
-             request_host: str | None = None) -> Call:
+    def call(
+        self, target: str, from_user: str | None = None, from_name: str | None = None, request_host: str | None = None
+    ) -> Call:
         """Start a call to `target` (a number); returns at once, the call proceeds in the background."""
         call_id = f"{_token(16)}@fsctl-live"
         c = Call(self, call_id, outgoing=True)
@@ -454,11 +492,18 @@ class Phone:
         with self.cond:
             self.calls[call_id] = c
         body = self._sdp(c)
-        headers = [("via", self.via()), ("max-forwards", "70"), ("from", f"{display}<{c.local_uri}>;tag={c.local_tag}"),
-                   ("to", f"<{c.remote_uri}>"), ("call-id", call_id), ("cseq", f"{c.local_cseq} INVITE"),
-                   ("contact", f"<sip:{user}@127.0.0.1:{self.port}>"), ("user-agent", "fsctl-live-ua"),
-                   ("allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REFER, INFO, UPDATE"),
-                   ("content-type", "application/sdp")]
+        headers = [
+            ("via", self.via()),
+            ("max-forwards", "70"),
+            ("from", f"{display}<{c.local_uri}>;tag={c.local_tag}"),
+            ("to", f"<{c.remote_uri}>"),
+            ("call-id", call_id),
+            ("cseq", f"{c.local_cseq} INVITE"),
+            ("contact", f"<sip:{user}@127.0.0.1:{self.port}>"),
+            ("user-agent", "fsctl-live-ua"),
+            ("allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, REFER, INFO, UPDATE"),
+            ("content-type", "application/sdp"),
+        ]
         c.invite = SipMessage(f"INVITE {c.remote_uri} SIP/2.0", headers, body)
         threading.Thread(target=self._invite_client, args=(c,), name=f"invite-{self.name}", daemon=True).start()
         return c
@@ -476,8 +521,9 @@ class Phone:
             while final is None:
                 self.send(msg)
                 with self.cond:
-                    self.cond.wait_for(lambda: bool(self._transactions[branch]),
-                                       min(interval, max(0.0, deadline - time.monotonic())))
+                    self.cond.wait_for(
+                        lambda: bool(self._transactions[branch]), min(interval, max(0.0, deadline - time.monotonic()))
+                    )
                     if self._transactions[branch]:
                         break
                 if time.monotonic() >= deadline:
@@ -488,8 +534,9 @@ class Phone:
                 interval *= 2
             # A response arrived: wait for the final one (as long as the call rings).
             with self.cond:
-                self.cond.wait_for(lambda: any(r.status >= 200 for r in self._transactions[branch])
-                                   or c.state == "ended")
+                self.cond.wait_for(
+                    lambda: any(r.status >= 200 for r in self._transactions[branch]) or c.state == "ended"
+                )
                 finals = [r for r in self._transactions[branch] if r.status >= 200]
                 self._transactions.pop(branch, None)
             if not finals:
@@ -507,22 +554,36 @@ class Phone:
 
     def _ack_failure(self, c: Call, response: SipMessage):
         invite = c.invite
-        headers = [("via", invite.get("via")), ("max-forwards", "70"), ("from", invite.get("from")),
-                   ("to", response.get("to")), ("call-id", c.call_id), ("cseq", f"{invite.cseq[0]} ACK")]
+        headers = [
+            ("via", invite.get("via")),
+            ("max-forwards", "70"),
+            ("from", invite.get("from")),
+            ("to", response.get("to")),
+            ("call-id", c.call_id),
+            ("cseq", f"{invite.cseq[0]} ACK"),
+        ]
         self.send(SipMessage(f"ACK {invite.uri} SIP/2.0", headers))
 
     def _ack_success(self, c: Call, response: SipMessage):
-        headers = [("via", self.via()), ("max-forwards", "70"), ("from", c.invite.get("from")),
-                   ("to", response.get("to")), ("call-id", c.call_id), ("cseq", f"{response.cseq[0]} ACK"),
-                   ("contact", self.contact())]
+        headers = [
+            ("via", self.via()),
+            ("max-forwards", "70"),
+            ("from", c.invite.get("from")),
+            ("to", response.get("to")),
+            ("call-id", c.call_id),
+            ("cseq", f"{response.cseq[0]} ACK"),
+            ("contact", self.contact()),
+        ]
         self.send(SipMessage(f"ACK {c.remote_target or c.remote_uri} SIP/2.0", headers))
 
     def _sdp(self, c: Call, te=101) -> str:
         port = c.rtp.getsockname()[1]
         sess = next(_counter) + 1000
-        return (f"v=0\r\no=- {sess} {sess} IN IP4 127.0.0.1\r\ns=fsctl-live\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {port} RTP/AVP 0 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:{te} telephone-event/8000\r\n"
-                f"a=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n")
+        return (
+            f"v=0\r\no=- {sess} {sess} IN IP4 127.0.0.1\r\ns=fsctl-live\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {port} RTP/AVP 0 {te}\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:{te} telephone-event/8000\r\n"
+            f"a=fmtp:{te} 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+        )
 
     # -- receiving ---------------------------------------------------------------------------------
     def _receive(self):
@@ -580,13 +641,18 @@ class Phone:
             elif msg.status >= 300:
                 self._ack_failure(c, msg)
 
-    def _reply(self, req: SipMessage, addr, status: int, reason: str, to_tag: str = "", body: str = "",
-               extra=()) -> bytes:
+    def _reply(
+        self, req: SipMessage, addr, status: int, reason: str, to_tag: str = "", body: str = "", extra=()
+    ) -> bytes:
         to = req.get("to")
         if to_tag and "tag=" not in to:
             to = f"{to};tag={to_tag}"
-        headers = [("via", v) for v in req.all("via")] + [("from", req.get("from")), ("to", to),
-                                                          ("call-id", req.get("call-id")), ("cseq", req.get("cseq"))]
+        headers = [("via", v) for v in req.all("via")] + [
+            ("from", req.get("from")),
+            ("to", to),
+            ("call-id", req.get("call-id")),
+            ("cseq", req.get("cseq")),
+        ]
         if req.method in ("INVITE", "UPDATE") and status < 300:
             headers.append(("contact", self.contact()))
         headers += list(extra)
@@ -655,8 +721,14 @@ class Phone:
         c.local_uri = uri_of(req.get("to"))
         c.remote_target = uri_of(req.get("contact"))
         c.remote_media = sdp_media(req.body)
-        invite = Invite(c.call_id, user_of(req.get("from")), display_of(req.get("from")), user_of(req.get("to")),
-                        time.monotonic(), {n: v for n, v in req.headers})
+        invite = Invite(
+            c.call_id,
+            user_of(req.get("from")),
+            display_of(req.get("from")),
+            user_of(req.get("to")),
+            time.monotonic(),
+            {n: v for n, v in req.headers},
+        )
         with self.cond:
             self.calls[c.call_id] = c
             self.invites.append(invite)
@@ -727,8 +799,7 @@ class Phone:
     def wait_answered_incoming(self, timeout=30.0) -> Call:
         """The first incoming call this phone answered."""
         with self.cond:
-            ok = self.cond.wait_for(lambda: any(not c.outgoing and c.answered_at for c in self.calls.values()),
-                                    timeout)
+            ok = self.cond.wait_for(lambda: any(not c.outgoing and c.answered_at for c in self.calls.values()), timeout)
             if not ok:
                 raise SipError(f"{self.name}: answered no call within {timeout} s (INVITEs: {len(self.invites)})")
             return next(c for c in self.calls.values() if not c.outgoing and c.answered_at)

@@ -56,28 +56,57 @@ def conf(live):
     live.esl.api("reloadxml")
 
 
-@pytest.mark.parametrize("rel, old, new, line", [
-    ("sip_profiles/internal.xml", '<param name="challenge-realm" value="auto_from"/>',
-     '<param name="challenge-realm" value="auto_to"/>',
-     'MISSING  sip profile internal challenge-realm: challenge-realm = "auto_to" (must be "auto_from"); '
-     'fix: sip_profiles/internal.xml: challenge-realm = "auto_from" (fsctl freeswitch setup /etc/freeswitch), '
-     'then sofia profile internal restart'),
-    ("sip_profiles/internal.xml", '<param name="challenge-realm" value="auto_from"/>',
-     '<param name="challenge-realm" value="auto_from"/><param name="force-register-domain" value="$${domain}"/>',
-     'MISSING  sip profile internal force-register-domain: set to "127.0.0.1" (must be off for many tenants)'),
-    ("sip_profiles/external.xml", '<param name="context" value="fsctl-public"/>',
-     '<param name="context" value="public"/>',
-     'MISSING  sip profile external running: runs with old parameters: context "fsctl-public" (loaded: "public")'),
-    ("freeswitch.xml", '<X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/directory/*.xml"/>', "",
-     "MISSING  include lines: not found: directory domain "),
-    ("autoload_configs/callcenter.conf.xml",
-     '<X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/callcenter/queues/*.xml"/>', "",
-     "MISSING  include lines: not found: queue 600@check-"),
-    ("autoload_configs/xml_cdr.conf.xml", '<param name="log-b-leg" value="true"/>',
-     '<param name="log-b-leg" value="false"/>',
-     'MISSING  mod_xml_cdr files: log-b-leg "false" (must be "true")'),
-], ids=["challenge-realm", "force-register-domain", "profile-not-restarted", "directory-include",
-        "callcenter-include", "xml-cdr"])
+@pytest.mark.parametrize(
+    "rel, old, new, line",
+    [
+        (
+            "sip_profiles/internal.xml",
+            '<param name="challenge-realm" value="auto_from"/>',
+            '<param name="challenge-realm" value="auto_to"/>',
+            'MISSING  sip profile internal challenge-realm: challenge-realm = "auto_to" (must be "auto_from"); '
+            'fix: sip_profiles/internal.xml: challenge-realm = "auto_from" (fsctl freeswitch setup /etc/freeswitch), '
+            "then sofia profile internal restart",
+        ),
+        (
+            "sip_profiles/internal.xml",
+            '<param name="challenge-realm" value="auto_from"/>',
+            '<param name="challenge-realm" value="auto_from"/><param name="force-register-domain" value="$${domain}"/>',
+            'MISSING  sip profile internal force-register-domain: set to "127.0.0.1" (must be off for many tenants)',
+        ),
+        (
+            "sip_profiles/external.xml",
+            '<param name="context" value="fsctl-public"/>',
+            '<param name="context" value="public"/>',
+            'MISSING  sip profile external running: runs with old parameters: context "fsctl-public" (loaded: "public")',
+        ),
+        (
+            "freeswitch.xml",
+            '<X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/directory/*.xml"/>',
+            "",
+            "MISSING  include lines: not found: directory domain ",
+        ),
+        (
+            "autoload_configs/callcenter.conf.xml",
+            '<X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/callcenter/queues/*.xml"/>',
+            "",
+            "MISSING  include lines: not found: queue 600@check-",
+        ),
+        (
+            "autoload_configs/xml_cdr.conf.xml",
+            '<param name="log-b-leg" value="true"/>',
+            '<param name="log-b-leg" value="false"/>',
+            'MISSING  mod_xml_cdr files: log-b-leg "false" (must be "true")',
+        ),
+    ],
+    ids=[
+        "challenge-realm",
+        "force-register-domain",
+        "profile-not-restarted",
+        "directory-include",
+        "callcenter-include",
+        "xml-cdr",
+    ],
+)
 def test_a_setting_broken_on_purpose_is_named(live_debug, conf, rel, old, new, line):
     live = live_debug
     if not any(d.startswith("check-") for d in _applied(live)):
@@ -112,8 +141,10 @@ def test_sessions_per_second_below_the_expected_call_rate(live_debug):
         code, out = check(live)
         assert code == 1
         # 20 calls/s (the live settings) of up to 2 channels each (no group ringing more at once).
-        assert any(m.startswith("MISSING  sessions-per-second: only 30 new channels per second for 20 calls/s")
-                   for m in missing(out)), out
+        assert any(
+            m.startswith("MISSING  sessions-per-second: only 30 new channels per second for 20 calls/s")
+            for m in missing(out)
+        ), out
         assert "fsctl freeswitch setup /etc/freeswitch --sessions-per-second" in out
     finally:
         live.esl.api("fsctl sps 300")

@@ -20,8 +20,9 @@ def test_ivr_digit_to_group_rings_the_group(live_debug):
     for n in ("101", "102", "103"):
         t.user(n)
     live.media(t, "welcome")
-    t.fsctl("group", "add", "200", "--name", "Sales", "--strategy", "simultaneous", "--member", "102",
-            "--member", "103")
+    t.fsctl(
+        "group", "add", "200", "--name", "Sales", "--strategy", "simultaneous", "--member", "102", "--member", "103"
+    )
     t.fsctl("ivr", "add", "500", "--name", "Main", "--greeting", "welcome", "--entry", "1=group:200")
     did = live.did()
     t.fsctl("did", "add", did, "--to", "ivr:500")
@@ -40,8 +41,18 @@ def test_ivr_digit_to_group_rings_the_group(live_debug):
     live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE", 20, "the caller's bridge", uuid=uuid)
     assert not live.in_fallback(uuid)
     # The menu ran once: the second park was decided for the group, not for the public number.
-    assert len(live.esl.find(lambda e: e.get("Event-Name") == "CHANNEL_EXECUTE" and e.get("Unique-ID") == uuid
-                             and e.get("Application") == "ivr")) == 1
+    assert (
+        len(
+            live.esl.find(
+                lambda e: (
+                    e.get("Event-Name") == "CHANNEL_EXECUTE"
+                    and e.get("Unique-ID") == uuid
+                    and e.get("Application") == "ivr"
+                )
+            )
+        )
+        == 1
+    )
     call.bye()
     record = t.wait_call(lambda c: c["did"] == did)
     assert record["status"] == "answered" and record["answered_by"] == "102", record
@@ -77,8 +88,11 @@ def test_refer_on_a_public_number_call(live_debug):
 def test_star1_blind_transfer_on_a_public_number_call(live_debug):
     live = live_debug
     t, call, leg, p102, p104 = _did_call_answered_by_102(live, "star1")
-    uuid_b = live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_ANSWER"
-                                 and e.get("variable_sip_call_id") == leg.call_id, 10, "102's leg")["Unique-ID"]
+    uuid_b = live.esl.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_ANSWER" and e.get("variable_sip_call_id") == leg.call_id,
+        10,
+        "102's leg",
+    )["Unique-ID"]
     leg.send_dtmf("*1")
     live.wait_app(uuid_b, "read", 10)
     leg.send_dtmf("104#")
@@ -92,8 +106,11 @@ def test_star1_blind_transfer_on_a_public_number_call(live_debug):
 def test_star4_attended_transfer_on_a_public_number_call(live_debug):
     live = live_debug
     t, call, leg, p102, p104 = _did_call_answered_by_102(live, "star4")
-    uuid_b = live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_ANSWER"
-                                 and e.get("variable_sip_call_id") == leg.call_id, 10, "102's leg")["Unique-ID"]
+    uuid_b = live.esl.wait_event(
+        lambda e: e.get("Event-Name") == "CHANNEL_ANSWER" and e.get("variable_sip_call_id") == leg.call_id,
+        10,
+        "102's leg",
+    )["Unique-ID"]
     leg.send_dtmf("*4")
     live.wait_app(uuid_b, "read", 10)
     leg.send_dtmf("104#")
@@ -166,8 +183,7 @@ def test_queue_max_wait_holds_during_an_offer(live_debug):
     t = live.tenant("queue")
     for n in ("102", "105"):
         t.user(n)
-    t.fsctl("queue", "add", "600", "--name", "Support", "--agent", "102", "--max-wait", "10",
-            "--overflow", "user:105")
+    t.fsctl("queue", "add", "600", "--name", "Support", "--agent", "102", "--max-wait", "10", "--overflow", "user:105")
     did = live.did()
     t.fsctl("did", "add", did, "--to", "queue:600")
     live.apply()
@@ -188,8 +204,7 @@ def test_queue_call_answered_by_an_agent_outlives_the_max_wait(live_debug):
     t = live.tenant("queue-ok")
     for n in ("102", "105"):
         t.user(n)
-    t.fsctl("queue", "add", "600", "--name", "Support", "--agent", "102", "--max-wait", "10",
-            "--overflow", "user:105")
+    t.fsctl("queue", "add", "600", "--name", "Support", "--agent", "102", "--max-wait", "10", "--overflow", "user:105")
     did = live.did()
     t.fsctl("did", "add", did, "--to", "queue:600")
     live.apply()
@@ -211,8 +226,19 @@ def test_refer_of_a_public_number_call_to_a_group(live_debug):
     t = live.tenant("refer-group")
     for n in ("102", "103", "104"):
         t.user(n)
-    t.fsctl("group", "add", "200", "--name", "Back office", "--strategy", "simultaneous", "--member", "103",
-            "--member", "104")
+    t.fsctl(
+        "group",
+        "add",
+        "200",
+        "--name",
+        "Back office",
+        "--strategy",
+        "simultaneous",
+        "--member",
+        "103",
+        "--member",
+        "104",
+    )
     did = live.did()
     t.fsctl("did", "add", did, "--to", "user:102")
     live.apply()
@@ -230,7 +256,6 @@ def test_refer_of_a_public_number_call_to_a_group(live_debug):
     call.bye()
     record = t.wait_call(lambda c: c["did"] == did)
     assert record["status"] == "answered", record
-
 
 
 def test_refer_of_a_public_number_call_to_an_outside_number_is_refused(live_debug):

@@ -33,6 +33,7 @@ def destination(kind, number=None):
         cls.kind, cls.number = kind, number
         DESTINATIONS[kind] = cls
         return cls
+
     return register
 
 
@@ -64,11 +65,29 @@ class _Group(Destination):
     strategy, order, first = "simultaneous", "fixed", None
 
     def provision(self, c):
-        c.user("401", policy="busy" if self.strategy == "sequential" and self.order == "fixed" else "answer",
-               answer_after=1.0)
+        c.user(
+            "401",
+            policy="busy" if self.strategy == "sequential" and self.order == "fixed" else "answer",
+            answer_after=1.0,
+        )
         c.user("402", answer_after=1.0)
-        c.t.fsctl("group", "add", "400", "--name", "G", "--strategy", self.strategy, "--order", self.order,
-                  "--ring-time", "10", "--member", "401", "--member", "402")
+        c.t.fsctl(
+            "group",
+            "add",
+            "400",
+            "--name",
+            "G",
+            "--strategy",
+            self.strategy,
+            "--order",
+            self.order,
+            "--ring-time",
+            "10",
+            "--member",
+            "401",
+            "--member",
+            "402",
+        )
         return "group:400"
 
     def prove(self, c):
@@ -80,8 +99,11 @@ class _Group(Destination):
             other = "402" if self.first == "401" else "401"
             firsts = {n: p.invites[0].at for n, p in phones.items() if p.invites}
             assert self.first in firsts and firsts[self.first] <= firsts.get(other, float("inf")), firsts
-        _until(lambda: any(not x.outgoing and x.answered_at for p in phones.values() for x in list(p.calls.values())),
-               30, "no member answered")
+        _until(
+            lambda: any(not x.outgoing and x.answered_at for p in phones.values() for x in list(p.calls.values())),
+            30,
+            "no member answered",
+        )
         c.target = "group:400"
 
 
@@ -145,8 +167,17 @@ class TimeRuleDest(Destination):
     def provision(self, c):
         c.user("311")
         c.user("312", register=False)
-        c.t.fsctl("time-rule", "add", "always", "--range", "mon-sun 00:00-24:00", "--match", "user:311",
-                  "--nomatch", "user:312")
+        c.t.fsctl(
+            "time-rule",
+            "add",
+            "always",
+            "--range",
+            "mon-sun 00:00-24:00",
+            "--match",
+            "user:311",
+            "--nomatch",
+            "user:312",
+        )
         return "timerule:always"
 
     def prove(self, c):
@@ -187,8 +218,11 @@ class ExternalDest(Destination):
 
     def prove(self, c):
         carrier = c.live.carrier
-        _until(lambda: [i for i in list(carrier.invites) if i.to == c.external], 40,
-               f"the carrier got no INVITE for {c.external}")
+        _until(
+            lambda: [i for i in list(carrier.invites) if i.to == c.external],
+            40,
+            f"the carrier got no INVITE for {c.external}",
+        )
         mine = [i for i in list(carrier.invites) if i.to == c.external]
         leg = carrier.incoming(mine[0])
         leg.wait_answered(15)
@@ -218,6 +252,7 @@ def entry(name):
         cls.name = name
         ENTRIES[name] = cls
         return cls
+
     return register
 
 
@@ -285,8 +320,17 @@ class TimeRuleInXml(_Menu):
     """A menu's digit to a time rule: the rule runs in the XML dialplan (time zone set first)."""
 
     def provision(self, c, dest):
-        c.t.fsctl("time-rule", "add", "branch", "--range", "mon-sun 00:00-24:00", "--match", dest,
-                  "--nomatch", "hangup:CALL_REJECTED")
+        c.t.fsctl(
+            "time-rule",
+            "add",
+            "branch",
+            "--range",
+            "mon-sun 00:00-24:00",
+            "--match",
+            dest,
+            "--nomatch",
+            "hangup:CALL_REJECTED",
+        )
         self.menu(c, "timerule:branch")
 
 
@@ -294,8 +338,21 @@ class TimeRuleInXml(_Menu):
 class GroupFallback(Entry):
     def provision(self, c, dest):
         c.user("411", register=False)  # unreachable: the group hands over at once
-        c.t.fsctl("group", "add", "410", "--name", "Hunt", "--strategy", "sequential", "--ring-time", "10",
-                  "--member", "411", "--fallback", dest)
+        c.t.fsctl(
+            "group",
+            "add",
+            "410",
+            "--name",
+            "Hunt",
+            "--strategy",
+            "sequential",
+            "--ring-time",
+            "10",
+            "--member",
+            "411",
+            "--fallback",
+            dest,
+        )
         _from_did(c, "group:410")
 
     def start(self, c):
@@ -334,8 +391,9 @@ class ForwardUnreachable(_Forwarding):
 class QueueOverflow(Entry):
     def provision(self, c, dest):
         c.user("611", register=False)  # no agent can take it: the overflow after the max wait
-        c.t.fsctl("queue", "add", "610", "--name", "Busy line", "--agent", "611", "--max-wait", "10",
-                  "--overflow", dest)
+        c.t.fsctl(
+            "queue", "add", "610", "--name", "Busy line", "--agent", "611", "--max-wait", "10", "--overflow", dest
+        )
         _from_did(c, "queue:610")
 
     def start(self, c):
@@ -349,10 +407,24 @@ class TenantFallback(Entry):
     def provision(self, c, dest):
         c.user("421", register=False)
         c.user("423", register=False)
-        c.t.fsctl("group", "add", "420", "--name", "A", "--strategy", "sequential", "--ring-time", "10",
-                  "--member", "421")
-        c.t.fsctl("group", "add", "422", "--name", "B", "--strategy", "sequential", "--ring-time", "10",
-                  "--member", "423", "--fallback", "group:420")
+        c.t.fsctl(
+            "group", "add", "420", "--name", "A", "--strategy", "sequential", "--ring-time", "10", "--member", "421"
+        )
+        c.t.fsctl(
+            "group",
+            "add",
+            "422",
+            "--name",
+            "B",
+            "--strategy",
+            "sequential",
+            "--ring-time",
+            "10",
+            "--member",
+            "423",
+            "--fallback",
+            "group:420",
+        )
         c.t.fsctl("group", "edit", "420", "--fallback", "group:422")
         c.t.fsctl("tenant", "edit", "--fallback", dest)
         _from_did(c, "group:420")
@@ -374,8 +446,11 @@ class _Transfer(Entry):
         return c.phones["341"].wait_answered_incoming(15)
 
     def b_uuid(self, c, leg):
-        return c.live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_ANSWER"
-                                     and e.get("variable_sip_call_id") == leg.call_id, 15, "341's leg")["Unique-ID"]
+        return c.live.esl.wait_event(
+            lambda e: e.get("Event-Name") == "CHANNEL_ANSWER" and e.get("variable_sip_call_id") == leg.call_id,
+            15,
+            "341's leg",
+        )["Unique-ID"]
 
 
 @entry("refer")
@@ -409,25 +484,42 @@ class Star4(_Transfer):
         leg.bye()  # the caller and the target are connected
 
 
-NUMBERED = ("user", "group-simultaneous", "group-random", "group-sequential-fixed", "group-sequential-rotating",
-            "ivr", "queue", "conference")
+NUMBERED = (
+    "user",
+    "group-simultaneous",
+    "group-random",
+    "group-sequential-fixed",
+    "group-sequential-rotating",
+    "ivr",
+    "queue",
+    "conference",
+)
 # Pairings that cannot work, and why (everything else in ENTRIES x DESTINATIONS is a call below).
 NOT_PAIRED = {
     ("internal", "timerule"): "a time rule has no number to dial",
     ("internal", "voicemail"): "a mailbox is reached by *98 or a route, not by a number",
     ("internal", "hangup"): "hang-up has no number to dial",
-    **{(e, d): "a transfer goes to a number of the tenant (to an outside number: refused by the toll check, "
-               "a public number's caller has no toll class)"
-       for e in ("refer", "star1") for d in ("timerule", "voicemail", "external", "hangup")},
-    **{("star4", d): "an attended transfer consults a user (att_xfer dials user/<digits>)"
-       for d in DESTINATIONS if d != "user"},
+    **{
+        (e, d): "a transfer goes to a number of the tenant (to an outside number: refused by the toll check, "
+        "a public number's caller has no toll class)"
+        for e in ("refer", "star1")
+        for d in ("timerule", "voicemail", "external", "hangup")
+    },
+    **{
+        ("star4", d): "an attended transfer consults a user (att_xfer dials user/<digits>)"
+        for d in DESTINATIONS
+        if d != "user"
+    },
 }
 # One group strategy per entry is enough where the group only stands for "a group" (all four are
 # proven from the public number, the menu and internal dialling).
 ALL_GROUPS = ("internal", "did", "ivr-digit")
-PAIRS = [(e, d) for e in ENTRIES for d in DESTINATIONS
-         if (e, d) not in NOT_PAIRED
-         and not (d.startswith("group-") and d != "group-simultaneous" and e not in ALL_GROUPS)]
+PAIRS = [
+    (e, d)
+    for e in ENTRIES
+    for d in DESTINATIONS
+    if (e, d) not in NOT_PAIRED and not (d.startswith("group-") and d != "group-simultaneous" and e not in ALL_GROUPS)
+]
 
 
 class Case:
@@ -464,8 +556,9 @@ class Case:
             if self.dest.answered:
                 # Answered means bridged: hang up only once FreeSWITCH connected the caller (an agent's
                 # 200 OK comes before mod_callcenter's bridge; a caller leaving first abandoned the queue).
-                self.live.esl.wait_event(lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE", 20,
-                                         "the caller's bridge", uuid=self.uuid)
+                self.live.esl.wait_event(
+                    lambda e: e.get("Event-Name") == "CHANNEL_BRIDGE", 20, "the caller's bridge", uuid=self.uuid
+                )
                 self.call.wait(lambda x: x.state in ("confirmed", "ended"), 15, "the caller not answered")
             self.call.hangup()
             self.outcome = PROVED

@@ -17,8 +17,9 @@ def test_calls_go_on_in_xml_while_the_service_is_stopped(live_debug):
     t = live.tenant("down")
     for n in ("102", "103"):
         t.user(n)
-    t.fsctl("group", "add", "200", "--name", "Sales", "--strategy", "simultaneous", "--member", "102",
-            "--member", "103")
+    t.fsctl(
+        "group", "add", "200", "--name", "Sales", "--strategy", "simultaneous", "--member", "102", "--member", "103"
+    )
     t.fsctl("blacklist", "add", BLOCKED)
     did = live.did()
     t.fsctl("did", "add", did, "--to", "group:200")

@@ -14,8 +14,6 @@ STATUSES = ("answered", "missed", "abandoned", "busy", "failed", "refused")
 LEG_RESULTS = ("answered", "no_answer", "busy", "cancelled", "failed")
 
 
-
-
 # Hang-up causes (switch_types.h) by meaning.
 BUSY_CAUSES = frozenset({"USER_BUSY", "CALL_REJECTED"})
 

@@ -36,8 +36,9 @@ def xml_cdr_headers(data: bytes) -> dict:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise ValidationError("xml", first_line(exc.msg or str(exc), "parse error"),
-                              "must be well-formed XML (a mod_xml_cdr file)") from None
+        raise ValidationError(
+            "xml", first_line(exc.msg or str(exc), "parse error"), "must be well-formed XML (a mod_xml_cdr file)"
+        ) from None
     if root.tag != "cdr":
         raise ValidationError("xml root", root.tag, "must be <cdr> (a mod_xml_cdr file)")
     variables = root.find("variables")
@@ -151,16 +152,18 @@ def _archive_folder(directory: Path, move_to) -> Path:
     if os.path.commonpath([source, target]) in (source, target):
         # Inside DIR the next run would import the archive again; containing DIR, a file's relative
         # path could lead back into DIR.
-        raise ValidationError("--move-to", move_to, "must be a folder outside DIR (not DIR, not inside it, "
-                                                    "not containing it)")
+        raise ValidationError(
+            "--move-to", move_to, "must be a folder outside DIR (not DIR, not inside it, not containing it)"
+        )
     try:
         os.makedirs(target, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=target, prefix=".fsctl-probe-")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ValidationError("--move-to", move_to, "must be a folder fsctl can create and write to "
-                                                    f"({exc.strerror or exc})") from None
+        raise ValidationError(
+            "--move-to", move_to, f"must be a folder fsctl can create and write to ({exc.strerror or exc})"
+        ) from None
     return Path(target)
 
 
@@ -237,9 +240,17 @@ def purge_archive(archive: Path, keep_days: int, now: float, every: float = 8640
     return deleted
 
 
-def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = None, move_to=None, min_age=0,
-                       keep_days=None, now: float | None = None, move: Callable = move_file,
-                       node: str | None = None) -> ImportReport:
+def import_xml_cdr_dir(
+    directory,
+    batch: int = 500,
+    notifier: Callable | None = None,
+    move_to=None,
+    min_age=0,
+    keep_days=None,
+    now: float | None = None,
+    move: Callable = move_file,
+    node: str | None = None,
+) -> ImportReport:
     """Import every mod_xml_cdr file under `directory`, idempotently; bad files are reported and skipped.
 
     `move_to`: once a batch is committed, its imported files are moved there (same relative
@@ -260,8 +271,9 @@ def import_xml_cdr_dir(directory, batch: int = 500, notifier: Callable | None = 
             raise ValidationError("--archive-keep-days", keep_days, "needs --move-to (it cleans that archive)")
     archive = _archive_folder(directory, move_to) if move_to is not None else None
     if archive is not None and database.in_transaction():
-        raise RuntimeError("import_xml_cdr_dir(move_to=...) commits each batch before moving its files: "
-                           "call it outside a transaction")
+        raise RuntimeError(
+            "import_xml_cdr_dir(move_to=...) commits each batch before moving its files: call it outside a transaction"
+        )
     now = time.time() if now is None else now
     report = ImportReport()
     with _archive_lock(archive):

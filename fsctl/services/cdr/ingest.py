@@ -34,14 +34,46 @@ class IngestReport:
 
 
 _RECORD_FIELDS = (
-    "uuid", "direction", "caller", "caller_name", "callee", "did", "target_kind", "target", "answered_by",
-    "started_at", "answered_at", "ended_at", "duration", "talk_time", "hangup_cause", "status",
-    "recording_path", "voicemail", "queue", "caller_left", "a_answered", "missed_by", "complete", "node",
+    "uuid",
+    "direction",
+    "caller",
+    "caller_name",
+    "callee",
+    "did",
+    "target_kind",
+    "target",
+    "answered_by",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration",
+    "talk_time",
+    "hangup_cause",
+    "status",
+    "recording_path",
+    "voicemail",
+    "queue",
+    "caller_left",
+    "a_answered",
+    "missed_by",
+    "complete",
+    "node",
 )
 
 
-_LEG_FIELDS = ("uuid", "user_number", "started_at", "answered_at", "ended_at", "result", "hangup_cause", "via",
-               "external", "talk_time", "node")
+_LEG_FIELDS = (
+    "uuid",
+    "user_number",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "result",
+    "hangup_cause",
+    "via",
+    "external",
+    "talk_time",
+    "node",
+)
 
 
 _CHUNK = 400  # rows per multi-row statement (SQLite: at most 32766 variables)
@@ -152,8 +184,9 @@ def ingest_hangups(events: Iterable[dict], notifier: Callable | None = None, nod
     return done
 
 
-def _write_batch(channels: list, report: IngestReport, notifier: Callable | None, node: str | None = None) \
-        -> IngestReport:
+def _write_batch(
+    channels: list, report: IngestReport, notifier: Callable | None, node: str | None = None
+) -> IngestReport:
     """Write the channels' calls in one transaction (a savepoint inside the caller's): the report."""
     for attempt in (1, 2):
         done = IngestReport(events=report.events, errors=list(report.errors))
@@ -282,8 +315,9 @@ def _write(channels: list, report: IngestReport, node: str | None = None) -> Non
         for leg in leg_rows[call_uuid]:
             legs_out.append({**{k: leg[k] for k in _LEG_FIELDS}, "call": cid})
         for p in parties_by_uuid[call_uuid]:
-            parties_out.append({**p, "call": cid, "tenant": state.record["tenant_id"],
-                                "started_at": state.record["started_at"]})
+            parties_out.append(
+                {**p, "call": cid, "tenant": state.record["tenant_id"], "started_at": state.record["started_at"]}
+            )
         if state.record["complete"] and not state.was_complete:
             report.completed.append(cid)
     report.changed = touched

@@ -25,8 +25,13 @@ MAX_BACKOFF = 3600.0
 
 def _queue(tenant_id: int, key: str, channel: str, target: str, payload: dict, now) -> None:
     Outbox.insert(
-        tenant=tenant_id, key=key[:OUTBOX_KEY_MAX], channel=channel, target=target, payload=json.dumps(payload, default=str),
-        next_attempt_at=now, created_at=now,
+        tenant=tenant_id,
+        key=key[:OUTBOX_KEY_MAX],
+        channel=channel,
+        target=target,
+        payload=json.dumps(payload, default=str),
+        next_attempt_at=now,
+        created_at=now,
     ).on_conflict_ignore().execute()
 
 
@@ -45,8 +50,11 @@ def enqueue_for_calls(call_ids, now=None) -> int:
         hooks.setdefault(hook.tenant_id, []).append(hook)
     if not rules and not hooks:
         return 0
-    calls = CallRecord.select(CallRecord, Tenant).join(Tenant).where(
-        CallRecord.id.in_(ids) & CallRecord.tenant.in_(list(set(rules) | set(hooks))))
+    calls = (
+        CallRecord.select(CallRecord, Tenant)
+        .join(Tenant)
+        .where(CallRecord.id.in_(ids) & CallRecord.tenant.in_(list(set(rules) | set(hooks))))
+    )
     queued = 0
     emails = {}
     for call in calls:
@@ -65,8 +73,13 @@ def enqueue_for_calls(call_ids, now=None) -> int:
                         user = User.get_or_none((User.tenant == call.tenant_id) & (User.number == rule.number))
                         emails[(call.tenant_id, rule.number)] = (user.email if user else "") or ""
                     target = emails[(call.tenant_id, rule.number)]
-                payload = {"event": "missed_call", "tenant": call.tenant.domain, "scope": rule.scope,
-                           "number": rule.number, "call": data}
+                payload = {
+                    "event": "missed_call",
+                    "tenant": call.tenant.domain,
+                    "scope": rule.scope,
+                    "number": rule.number,
+                    "call": data,
+                }
                 _queue(call.tenant_id, f"missed:{call.uuid}:{rule.id}", rule.channel, target, payload, now)
                 queued += 1
         for hook in hooks.get(call.tenant_id, []):
@@ -92,10 +105,17 @@ def crm_event(headers: dict) -> tuple[str, str, str, str, dict] | None:
     if ch.is_a_leg or ch.external or not ch.user:
         return None
     stamp = (headers.get(cv.EVENT_DATE_TIMESTAMP) or "").strip()  # microseconds since 1970
-    at = (_dt.datetime.fromtimestamp(int(stamp) // 1_000_000, _dt.timezone.utc).replace(tzinfo=None)
-          if stamp.isdigit() else ch.started_at)
-    data = {"caller": ch.caller, "user": ch.user, "did": headers.get(cv.header(cv.FSCTL_DID)) or None,
-            "at": iso_utc(at)}
+    at = (
+        _dt.datetime.fromtimestamp(int(stamp) // 1_000_000, _dt.timezone.utc).replace(tzinfo=None)
+        if stamp.isdigit()
+        else ch.started_at
+    )
+    data = {
+        "caller": ch.caller,
+        "user": ch.user,
+        "did": headers.get(cv.header(cv.FSCTL_DID)) or None,
+        "at": iso_utc(at),
+    }
     return kind, ch.tenant, ch.call_uuid, ch.user, data
 
 
@@ -147,16 +167,19 @@ def drain(transport: Transport, settings, now=None, limit: int | None = None) ->
     """
     now = now or utcnow()
     report = DrainReport()
-    query = (Outbox.select().where((Outbox.state == "pending") & (Outbox.next_attempt_at <= now))
-             .order_by(Outbox.id))
+    query = Outbox.select().where((Outbox.state == "pending") & (Outbox.next_attempt_at <= now)).order_by(Outbox.id)
     if limit:
         query = query.limit(limit)
     lease = _dt.timedelta(seconds=claim_seconds(settings))
     for row in list(query):
         # Claim the row first: another drainer (the service, a cron `fsctl notify send`) skips it.
-        claimed = Outbox.update(next_attempt_at=now + lease).where(
-            (Outbox.id == row.id) & (Outbox.state == "pending") & (Outbox.next_attempt_at == row.next_attempt_at)
-        ).execute()
+        claimed = (
+            Outbox.update(next_attempt_at=now + lease)
+            .where(
+                (Outbox.id == row.id) & (Outbox.state == "pending") & (Outbox.next_attempt_at == row.next_attempt_at)
+            )
+            .execute()
+        )
         if not claimed:
             continue
         try:
@@ -170,7 +193,9 @@ def drain(transport: Transport, settings, now=None, limit: int | None = None) ->
             attempts = row.attempts + 1
             gave_up = attempts >= settings.notify_max_attempts
             Outbox.update(
-                attempts=attempts, last_error=str(exc)[:500], state="failed" if gave_up else "pending",
+                attempts=attempts,
+                last_error=str(exc)[:500],
+                state="failed" if gave_up else "pending",
                 next_attempt_at=now + _dt.timedelta(seconds=_backoff(attempts, settings.notify_backoff)),
             ).where(Outbox.id == row.id).execute()
             report.errors.append(f"{row.key}: {exc}")
@@ -180,7 +205,8 @@ def drain(transport: Transport, settings, now=None, limit: int | None = None) ->
                 report.retried += 1
             continue
         Outbox.update(attempts=row.attempts + 1, state="sent", sent_at=now, last_error="").where(
-            Outbox.id == row.id).execute()
+            Outbox.id == row.id
+        ).execute()
         report.sent += 1
     return report
 
@@ -214,8 +240,16 @@ def _deliver(row: Outbox, transport: Transport, settings) -> None:
 def outbox_dict(row: Outbox) -> dict:
     """An outbox row as plain data (for `fsctl notify outbox`)."""
     target = redact_url(row.target) if row.channel == "webhook" else row.target
-    return {"id": row.id, "key": row.key, "channel": row.channel, "target": target, "state": row.state,
-            "attempts": row.attempts, "next_attempt_at": row.next_attempt_at, "last_error": row.last_error}
+    return {
+        "id": row.id,
+        "key": row.key,
+        "channel": row.channel,
+        "target": target,
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": row.next_attempt_at,
+        "last_error": row.last_error,
+    }
 
 
 def list_outbox(domain: str | None = None, state: str | None = None) -> list[Outbox]:

@@ -34,8 +34,12 @@ def check_url(value: str, field: str, allow=()) -> str:
     if parts.scheme not in ("http", "https") or not host or validate.CONTROL_RE.search(text) or " " in text:
         raise ValidationError(field, value, "must be an http:// or https:// URL")
     if webpost.refused_host(host, allow):
-        raise ValidationError(field, redact_url(text), "must be a public address (loopback, private and link-local "
-                                                       "ones only when webhook_allow_networks holds them)")
+        raise ValidationError(
+            field,
+            redact_url(text),
+            "must be a public address (loopback, private and link-local "
+            "ones only when webhook_allow_networks holds them)",
+        )
     return text
 
 
@@ -57,10 +61,17 @@ def add_rule(domain: str, scope: str, number: str, channel: str, address: str = 
             raise ValidationError("--to", "", f"{what}: give one")
     else:
         address = check_url(address, "--to", allow)
-    if NotifyRule.select().where(
-        (NotifyRule.tenant == tenant) & (NotifyRule.scope == scope) & (NotifyRule.number == number)
-        & (NotifyRule.channel == channel) & (NotifyRule.address == address)
-    ).exists():
+    if (
+        NotifyRule.select()
+        .where(
+            (NotifyRule.tenant == tenant)
+            & (NotifyRule.scope == scope)
+            & (NotifyRule.number == number)
+            & (NotifyRule.channel == channel)
+            & (NotifyRule.address == address)
+        )
+        .exists()
+    ):
         raise ConflictError(f"{scope} {number}: this {channel} notification already exists")
     return NotifyRule.create(tenant=tenant, scope=scope, number=number, channel=channel, address=address)
 
@@ -73,8 +84,7 @@ def list_rules(domain: str) -> list[NotifyRule]:
 
 def rule_dict(rule: NotifyRule) -> dict:
     """A rule as plain data."""
-    return {"id": rule.id, "scope": rule.scope, "number": rule.number, "channel": rule.channel,
-            "address": rule.address}
+    return {"id": rule.id, "scope": rule.scope, "number": rule.number, "channel": rule.channel, "address": rule.address}
 
 
 def remove_rule(domain: str, rule_id) -> None:

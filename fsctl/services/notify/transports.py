@@ -47,8 +47,13 @@ class Transport:
     @classmethod
     def from_settings(cls, settings) -> "Transport":
         """The transport the settings describe."""
-        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.notify_timeout,
-                   allowed_networks(settings.webhook_allow_networks))
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_from,
+            settings.notify_timeout,
+            allowed_networks(settings.webhook_allow_networks),
+        )
 
     def send_email(self, message: EmailMessage, deadline: float | None = None) -> None:
         """Send one message through the SMTP server, all of it (look-up, connection, every command
@@ -61,8 +66,9 @@ class Transport:
         except (OSError, smtplib.SMTPException) as exc:
             smtp.close()
             if isinstance(exc, TimeoutError) or time.monotonic() >= deadline:
-                raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: not done within the deadline "
-                                    f"({self.timeout:g} s)") from None
+                raise DeliveryError(
+                    f"smtp {self.smtp_host}:{self.smtp_port}: not done within the deadline ({self.timeout:g} s)"
+                ) from None
             raise DeliveryError(f"smtp {self.smtp_host}:{self.smtp_port}: {exc}") from None
         try:  # the server took the message: a QUIT going wrong is no failed delivery (no second e-mail)
             smtp.quit()
@@ -166,7 +172,7 @@ def recording_url(path: str | None, settings) -> str | None:
         return None
     base = (settings.recordings_url or "").rstrip("/")
     root = (settings.recordings_dir or "").rstrip("/") + "/"
-    rel = path[len(root):] if path.startswith(root) else path.lstrip("/")
+    rel = path[len(root) :] if path.startswith(root) else path.lstrip("/")
     return f"{base}/{rel}" if base else path
 
 
@@ -210,8 +216,18 @@ def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, setting
     if event == "ringing":
         if known is not None or _is_extension(payload.get("caller", "")):
             return  # already registered (or finished), or an internal call: Bitrix24 tracks outside calls
-        _bitrix_register(hook, transport, payload["call_uuid"], payload["user"], payload["caller"], 2,
-                         payload.get("at"), payload.get("did"), True, deadline)
+        _bitrix_register(
+            hook,
+            transport,
+            payload["call_uuid"],
+            payload["user"],
+            payload["caller"],
+            2,
+            payload.get("at"),
+            payload.get("did"),
+            True,
+            deadline,
+        )
         return
     if event != "finished":
         return  # "answered": Bitrix24 has no such step; finish carries the outcome
@@ -226,8 +242,18 @@ def bitrix24_deliver(hook: CrmHook, payload: dict, transport: Transport, setting
         user = call["target"].split(":", 1)[-1]  # the group/queue/IVR number the call was for
     if known is None:
         phone = call["caller"] if incoming else call["callee"]
-        call_id = _bitrix_register(hook, transport, call["uuid"], user, phone, 2 if incoming else 1,
-                                   call["started_at"], call.get("did"), False, deadline)
+        call_id = _bitrix_register(
+            hook,
+            transport,
+            call["uuid"],
+            user,
+            phone,
+            2 if incoming else 1,
+            call["started_at"],
+            call.get("did"),
+            False,
+            deadline,
+        )
     else:
         call_id = known.external_id
     params = {

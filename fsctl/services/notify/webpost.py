@@ -96,8 +96,12 @@ def post(url: str, body: bytes, headers: dict, deadline: float, allow=(), resolv
             _settimeout(sock, deadline)
             sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        head = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc.rsplit('@', 1)[-1]}", "Connection: close",
-                f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {parts.netloc.rsplit('@', 1)[-1]}",
+            "Connection: close",
+            f"Content-Length: {len(body)}",
+        ] + [f"{k}: {v}" for k, v in headers.items()]
         _settimeout(sock, deadline)
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         return _read_reply(sock, deadline)
@@ -133,8 +137,9 @@ def _connect(host: str, port: int, deadline: float, allow, resolver=None) -> soc
         else:
             allowed.append(info)
     if not allowed:
-        raise PostError(f"{host} is {', '.join(refused)}: not a public address (allow its network "
-                        "with webhook_allow_networks)")
+        raise PostError(
+            f"{host} is {', '.join(refused)}: not a public address (allow its network with webhook_allow_networks)"
+        )
     try:
         return _deadline.connect(allowed, deadline)
     except _deadline.DeadlineExpired:
@@ -207,7 +212,7 @@ def _dechunk(sock, data: bytes, deadline: float) -> bytes:
                 raise PostError("the answer ended early (chunked)")
             data += more
         out += data[:size]
-        data = data[size + 2:]
+        data = data[size + 2 :]
 
 
 def _recv(sock, deadline: float) -> bytes:

@@ -54,7 +54,9 @@ CAPTURES = Path(__file__).resolve().parents[2] / "data" / "esl-captures"
 
 
 def config(users=(), groups=(), dids=(), time_rules=(), blacklist=(), contacts=(), fallback="hangup", **kw):
-    base_users = {u.number: u for u in [User("101", "Ona"), User("102", "Petras"), User("103", "Rasa"), User("104", "Tomas")]}
+    base_users = {
+        u.number: u for u in [User("101", "Ona"), User("102", "Petras"), User("103", "Rasa"), User("104", "Tomas")]
+    }
     for u in users:
         base_users[u.number] = u
     return TenantConfig.build(
@@ -173,7 +175,9 @@ def test_no_contact_no_caller_name_step():
 
 
 def test_each_did_runs_its_own_destination():
-    cfg = config(dids=[Did("+37052000000", "user:101"), Did("+37052000001", "ivr:500"), Did("+37052000002", "queue:600")])
+    cfg = config(
+        dids=[Did("+37052000000", "user:101"), Did("+37052000001", "ivr:500"), Did("+37052000002", "queue:600")]
+    )
     assert dial(bridges(decide(inbound("+37052000000"), cfg, MONDAY_NOON).plan)[0]) == ["user/101@acme.example"]
     assert decide(inbound("+37052000001"), cfg, MONDAY_NOON).plan[-1] == Transfer(
         "ivr-500", D, reason="did +37052000001 -> ivr:500: hand over to the dialplan's ivr"
@@ -195,7 +199,11 @@ def test_user_dialling_an_own_did_gets_its_scenario():
 
 
 def test_route_variable_records_the_entry_destination():
-    d = decide(inbound("+37052000000"), config(dids=[Did("+37052000000", "group:200")], groups=[Group("200", members=("101",))]), MONDAY_NOON)
+    d = decide(
+        inbound("+37052000000"),
+        config(dids=[Did("+37052000000", "group:200")], groups=[Group("200", members=("101",))]),
+        MONDAY_NOON,
+    )
     assert SetVar("fsctl_route", "group:200", reason="did +37052000000 -> group:200") in d.plan
 
 
@@ -234,13 +242,21 @@ def test_forward_always_goes_straight_to_the_destination():
 def test_forward_always_to_external_uses_the_tenant_gateway():
     cfg = config(users=[User("101", forwarding=Forwarding(always="external:+37061111111"))])
     d = decide(internal("101"), cfg, MONDAY_NOON)
-    assert plan_apps(d.plan)[-1] == ("bridge", "[leg_timeout=60,force_transfer_context=acme.example]"
-                                                "sofia/gateway/pstn/+37061111111")
+    assert plan_apps(d.plan)[-1] == (
+        "bridge",
+        "[leg_timeout=60,force_transfer_context=acme.example]sofia/gateway/pstn/+37061111111",
+    )
 
 
 @pytest.mark.parametrize(
     "rule, cause",
-    [("busy", "USER_BUSY"), ("no_answer", "NO_ANSWER"), ("no_answer", "NO_USER_RESPONSE"), ("unreachable", "USER_NOT_REGISTERED"), ("unreachable", "SUBSCRIBER_ABSENT")],
+    [
+        ("busy", "USER_BUSY"),
+        ("no_answer", "NO_ANSWER"),
+        ("no_answer", "NO_USER_RESPONSE"),
+        ("unreachable", "USER_NOT_REGISTERED"),
+        ("unreachable", "SUBSCRIBER_ABSENT"),
+    ],
 )
 def test_conditional_forwarding_follows_the_bridge_outcome(rule, cause):
     cfg = config(users=[User("101", forwarding=Forwarding(**{rule: "user:103"}))])
@@ -253,9 +269,16 @@ def test_conditional_forwarding_follows_the_bridge_outcome(rule, cause):
 
 
 def test_forward_chain_keeps_branching():
-    cfg = config(users=[User("101", forwarding=Forwarding(busy="user:102")), User("102", forwarding=Forwarding(no_answer="voicemail:103"))])
+    cfg = config(
+        users=[
+            User("101", forwarding=Forwarding(busy="user:102")),
+            User("102", forwarding=Forwarding(no_answer="voicemail:103")),
+        ]
+    )
     d = decide(internal("101", caller="104"), cfg, MONDAY_NOON)
-    assert walk(d.plan, ["USER_BUSY", "NO_ANSWER"])[-1] == Voicemail("103", D, reason=walk(d.plan, ["USER_BUSY", "NO_ANSWER"])[-1].reason)
+    assert walk(d.plan, ["USER_BUSY", "NO_ANSWER"])[-1] == Voicemail(
+        "103", D, reason=walk(d.plan, ["USER_BUSY", "NO_ANSWER"])[-1].reason
+    )
     assert walk(d.plan, ["USER_BUSY", "USER_BUSY"])[-1].user == "102"
 
 
@@ -270,7 +293,10 @@ def test_voicemail_destination():
 
 def test_forwarding_loop_goes_to_the_tenant_fallback_with_a_reason():
     cfg = config(
-        users=[User("101", forwarding=Forwarding(always="user:102")), User("102", forwarding=Forwarding(always="user:101"))],
+        users=[
+            User("101", forwarding=Forwarding(always="user:102")),
+            User("102", forwarding=Forwarding(always="user:101")),
+        ],
         fallback="voicemail:103",
     )
     d = decide(internal("101"), cfg, MONDAY_NOON)
@@ -281,7 +307,10 @@ def test_forwarding_loop_goes_to_the_tenant_fallback_with_a_reason():
 
 def test_loop_when_the_fallback_loops_too_hangs_up():
     cfg = config(
-        users=[User("101", forwarding=Forwarding(always="user:102")), User("102", forwarding=Forwarding(always="user:101"))],
+        users=[
+            User("101", forwarding=Forwarding(always="user:102")),
+            User("102", forwarding=Forwarding(always="user:101")),
+        ],
         fallback="user:101",
     )
     d = decide(internal("101"), cfg, MONDAY_NOON)
@@ -290,7 +319,10 @@ def test_loop_when_the_fallback_loops_too_hangs_up():
 
 
 def test_time_rule_loop_is_detected():
-    rules = [TimeRule("a", match="timerule:b", nomatch="timerule:b"), TimeRule("b", match="timerule:a", nomatch="timerule:a")]
+    rules = [
+        TimeRule("a", match="timerule:b", nomatch="timerule:b"),
+        TimeRule("b", match="timerule:a", nomatch="timerule:a"),
+    ]
     cfg = config(dids=[Did("+37052000000", "timerule:a")], time_rules=rules)
     d = decide(inbound("+37052000000"), cfg, MONDAY_NOON)
     assert d.plan[-1].kind == "Hangup"
@@ -357,7 +389,13 @@ def test_holiday_routes_to_nomatch():
 
 
 def test_time_rule_in_its_own_zone():
-    rule = TimeRule("ny", (TimeRange.from_text("mon-fri", "09:00", "17:00"),), match="user:101", nomatch="user:102", timezone="America/New_York")
+    rule = TimeRule(
+        "ny",
+        (TimeRange.from_text("mon-fri", "09:00", "17:00"),),
+        match="user:101",
+        nomatch="user:102",
+        timezone="America/New_York",
+    )
     cfg = config(dids=[Did("+37052000000", "timerule:ny")], time_rules=[rule])
     # 12:00 in Vilnius is 05:00 in New York.
     assert dial(bridges(decide(inbound("+37052000000"), cfg, MONDAY_NOON).plan)[0]) == ["user/102@acme.example"]
@@ -365,10 +403,14 @@ def test_time_rule_in_its_own_zone():
 
 def test_nested_time_rules():
     rules = [
-        TimeRule("weekend", (TimeRange.from_text("sat-sun", "00:00", "24:00"),), match="user:103", nomatch="timerule:office"),
+        TimeRule(
+            "weekend", (TimeRange.from_text("sat-sun", "00:00", "24:00"),), match="user:103", nomatch="timerule:office"
+        ),
         OFFICE,
     ]
-    cfg = config(dids=[Did("+37052000000", "timerule:weekend")], time_rules=rules, groups=[Group("200", members=("104",))])
+    cfg = config(
+        dids=[Did("+37052000000", "timerule:weekend")], time_rules=rules, groups=[Group("200", members=("104",))]
+    )
     assert dial(bridges(decide(inbound("+37052000000"), cfg, SATURDAY_NOON).plan)[0]) == ["user/103@acme.example"]
     assert dial(bridges(decide(inbound("+37052000000"), cfg, MONDAY_NOON).plan)[0]) == ["user/104@acme.example"]
 
@@ -423,7 +465,12 @@ def test_rotating_group_starts_after_the_previous_start():
         d = decide(internal("200"), cfg, MONDAY_NOON, state)
         starts.append(dial(bridges(d.plan)[0]))
         state = state.apply(d.rotation_update)
-    assert [s[0] for s in starts] == ["user/101@acme.example", "user/102@acme.example", "user/103@acme.example", "user/101@acme.example"]
+    assert [s[0] for s in starts] == [
+        "user/101@acme.example",
+        "user/102@acme.example",
+        "user/103@acme.example",
+        "user/101@acme.example",
+    ]
     assert starts[1] == ["user/102@acme.example", "user/103@acme.example", "user/101@acme.example"]
 
 
@@ -632,7 +679,12 @@ def test_decide_fallback_hangs_up_when_the_fallback_is_broken_too():
 
 
 def test_very_deep_branching_is_bounded():
-    users = [User(str(n), forwarding=Forwarding(busy=f"user:{n + 1}", no_answer=f"user:{n + 1}", unreachable=f"user:{n + 1}")) for n in range(300, 340)]
+    users = [
+        User(
+            str(n), forwarding=Forwarding(busy=f"user:{n + 1}", no_answer=f"user:{n + 1}", unreachable=f"user:{n + 1}")
+        )
+        for n in range(300, 340)
+    ]
     cfg = config(users=users + [User("340")])
     with pytest.raises(DecisionError, match="steps"):
         decide(internal("300"), cfg, MONDAY_NOON)
@@ -651,7 +703,13 @@ def test_explain_rows():
         "depth": 0,
         "branch": "",
     }
-    assert [(r["step"], r["depth"]) for r in rows] == [("SetVar", 0), ("Bridge", 0), ("Hangup", 1), ("Hangup", 1), ("Hangup", 0)]
+    assert [(r["step"], r["depth"]) for r in rows] == [
+        ("SetVar", 0),
+        ("Bridge", 0),
+        ("Hangup", 1),
+        ("Hangup", 1),
+        ("Hangup", 0),
+    ]
     assert rows[2]["branch"].startswith("busy (") and rows[3]["branch"].startswith("no_answer (")
     assert all(r["reason"] for r in rows)
 
@@ -705,16 +763,20 @@ def test_recording_paths_follow_the_catalogue_layout():
     """Every recording path parses back to the call's facts with fsctl.services.recordings.parse_relpath."""
     from fsctl.services.recordings import parse_relpath
 
-    cfg = config(users=[User("101", record=True)],
-                 dids=[Did("+37052000000", "user:101")])
+    cfg = config(users=[User("101", record=True)], dids=[Did("+37052000000", "user:101")])
     d = decide(inbound("+37052000000", caller="+37061234567"), cfg, MONDAY_NOON)
     path = [s for s in d.plan if isinstance(s, StartRecording)][0].path
     fields = parse_relpath(path.split("/var/lib/freeswitch/recordings/", 1)[1])
     assert (fields.domain, fields.user, fields.direction, fields.counterpart) == (
-        "acme.example", "101", "in", "+37061234567")
+        "acme.example",
+        "101",
+        "in",
+        "+37061234567",
+    )
     cfg = config(users=[User("101", record=True)], dids=[Did("+37052000000", "external:+4930123456")])
-    internal_out = decide(CallFacts(D, "101", "102", uuid="u-9"), config(users=[User("101", record=True), User("102")]),
-                          MONDAY_NOON)
+    internal_out = decide(
+        CallFacts(D, "101", "102", uuid="u-9"), config(users=[User("101", record=True), User("102")]), MONDAY_NOON
+    )
     path = [s for s in internal_out.plan if isinstance(s, StartRecording)][0].path
     fields = parse_relpath(path.split("recordings/", 1)[1])
     assert (fields.user, fields.direction, fields.counterpart) == ("101", "internal", "102")
@@ -733,8 +795,13 @@ def test_outgoing_call_of_a_recorded_user_is_recorded_then_bridged_to_the_gatewa
 
 
 def test_outbound_flag_comes_from_the_dialplan_and_never_applies_to_public_calls():
-    headers = {"Unique-ID": "u", "Caller-Destination-Number": "+4930123456", "Caller-Caller-ID-Number": "101",
-               "variable_fsctl_tenant": D, "variable_fsctl_outbound": "true"}
+    headers = {
+        "Unique-ID": "u",
+        "Caller-Destination-Number": "+4930123456",
+        "Caller-Caller-ID-Number": "101",
+        "variable_fsctl_tenant": D,
+        "variable_fsctl_outbound": "true",
+    }
     assert CallFacts.from_event(headers).outbound is True
     assert CallFacts.from_event({**headers, "variable_fsctl_did": "+37052000000"}).outbound is False
 
@@ -751,21 +818,25 @@ def test_a_public_number_call_parked_again_is_decided_for_the_number_it_was_sent
     at_did = inbound("+37052000000", context="fsctl-public")
     assert at_did.at_did
     assert plan_apps(decide(at_did, cfg, MONDAY_NOON).plan)[-1] == ("transfer", "ivr-500 XML acme.example")
-    sent_on = CallFacts(D, "+37061234567", "200", did="+37052000000", direction="inbound", uuid="u-2",
-                        context=D)
+    sent_on = CallFacts(D, "+37061234567", "200", did="+37052000000", direction="inbound", uuid="u-2", context=D)
     assert not sent_on.at_did
     d = decide(sent_on, cfg, MONDAY_NOON)
     assert [dial(b) for b in bridges(d.plan)] == [["user/102@acme.example", "user/103@acme.example"]]
     assert d.plan[0] == SetVar("fsctl_route", "group:200", reason=d.plan[0].reason)
     # Still a caller from outside: the blacklist holds on every park.
-    listed = config(groups=[group], dids=[Did("+37052000000", "ivr:500")],
-                    blacklist=[BlacklistEntry("+37061234567")])
+    listed = config(groups=[group], dids=[Did("+37052000000", "ivr:500")], blacklist=[BlacklistEntry("+37061234567")])
     assert plan_apps(decide(sent_on, listed, MONDAY_NOON).plan) == [("hangup", "CALL_REJECTED")]
 
 
 def test_the_context_comes_from_the_park_event():
-    headers = {"Unique-ID": "u-9", "Caller-Caller-ID-Number": "+37061234567", "Caller-Destination-Number": "200",
-               "Caller-Context": "acme.example", "variable_fsctl_tenant": D, "variable_fsctl_did": "+37052000000"}
+    headers = {
+        "Unique-ID": "u-9",
+        "Caller-Caller-ID-Number": "+37061234567",
+        "Caller-Destination-Number": "200",
+        "Caller-Context": "acme.example",
+        "variable_fsctl_tenant": D,
+        "variable_fsctl_did": "+37052000000",
+    }
     facts = CallFacts.from_event(headers)
     assert (facts.context, facts.did, facts.at_did) == ("acme.example", "+37052000000", False)
     assert CallFacts.from_event({**headers, "Caller-Context": "fsctl-public"}).at_did
@@ -793,7 +864,7 @@ def test_outbound_name_rule():
     assert outbound_name("ACME", "ACME UAB", "Main line") == "ACME UAB"
     assert outbound_name("ACME", "ACME UAB", "Main line", "Sales desk") == "Sales desk"
     # Safe inside `[name=value]` of a dial string and as a SIP display name.
-    assert outbound_name("Jonas' [shop], \"best\"  ") == "Jonas\u2019 (shop)\u201a \u201dbest\u201d"
+    assert outbound_name('Jonas\' [shop], "best"  ') == "Jonas\u2019 (shop)\u201a \u201dbest\u201d"
 
 
 def test_a_dialled_number_with_a_trailing_line_feed_is_no_route():

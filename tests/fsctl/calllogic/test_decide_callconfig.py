@@ -38,7 +38,18 @@ def test_destination_parse_and_str(text, kind, target, back):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "user", "user:", "nowhere:1", "hangup:user busy", "hangup:busy", "user:1,2", "user:1|2", "user:${x}", "ivr:5 0"],
+    [
+        "",
+        "user",
+        "user:",
+        "nowhere:1",
+        "hangup:user busy",
+        "hangup:busy",
+        "user:1,2",
+        "user:1|2",
+        "user:${x}",
+        "ivr:5 0",
+    ],
 )
 def test_destination_parse_refuses(text):
     with pytest.raises(ValueError):
@@ -70,7 +81,13 @@ def test_destination_round_trip(kind, target):
 
 @pytest.mark.parametrize(
     "raw, canon",
-    [("+370 612 34567", "+37061234567"), ("0037061234567", "+37061234567"), ("861234567", "861234567"), ("", ""), (None, "")],
+    [
+        ("+370 612 34567", "+37061234567"),
+        ("0037061234567", "+37061234567"),
+        ("861234567", "861234567"),
+        ("", ""),
+        (None, ""),
+    ],
 )
 def test_canonical_number(raw, canon):
     assert canonical_number(raw) == canon
@@ -121,7 +138,8 @@ def test_snapshot_fields_accept_destination_texts():
 
 def test_blacklist_longest_prefix_wins():
     cfg = TenantConfig.build(
-        Tenant("acme.example"), blacklist=[BlacklistEntry("+370", "prefix", "country"), BlacklistEntry("+3706", "prefix", "mobile")]
+        Tenant("acme.example"),
+        blacklist=[BlacklistEntry("+370", "prefix", "country"), BlacklistEntry("+3706", "prefix", "mobile")],
     )
     assert cfg.blacklisted("+37061234567").note == "mobile"
     assert cfg.blacklisted("+37052000000").note == "country"

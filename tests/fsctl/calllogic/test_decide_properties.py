@@ -121,13 +121,28 @@ def tenants(draw):
             n,
             record=draw(st.booleans()),
             vm_enabled=True,
-            forwarding=Forwarding(draw(st.none() | dest_texts) if draw(st.booleans()) else None, draw(optional), draw(optional), draw(optional)),
+            forwarding=Forwarding(
+                draw(st.none() | dest_texts) if draw(st.booleans()) else None,
+                draw(optional),
+                draw(optional),
+                draw(optional),
+            ),
         )
         for n in NUMS
     ]
     groups = [
-        Group("200", strategy="simultaneous", members=tuple(draw(st.lists(st.sampled_from(NUMS), max_size=4))), fallback=draw(dest_texts)),
-        Group("201", strategy="random", members=tuple(draw(st.lists(st.sampled_from(NUMS), max_size=4))), fallback=draw(dest_texts)),
+        Group(
+            "200",
+            strategy="simultaneous",
+            members=tuple(draw(st.lists(st.sampled_from(NUMS), max_size=4))),
+            fallback=draw(dest_texts),
+        ),
+        Group(
+            "201",
+            strategy="random",
+            members=tuple(draw(st.lists(st.sampled_from(NUMS), max_size=4))),
+            fallback=draw(dest_texts),
+        ),
     ]
     from fsctl.calllogic.callconfig import Ivr
 
@@ -141,7 +156,10 @@ def tenants(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(cfg=tenants(), outcomes=st.lists(st.sampled_from(["USER_BUSY", "NO_ANSWER", "USER_NOT_REGISTERED", "SUCCESS"]), max_size=12))
+@given(
+    cfg=tenants(),
+    outcomes=st.lists(st.sampled_from(["USER_BUSY", "NO_ANSWER", "USER_NOT_REGISTERED", "SUCCESS"]), max_size=12),
+)
 def test_any_plan_is_finite_reasoned_and_safe(cfg, outcomes):
     call = CallFacts(D, "+37061234567", "+37052000000", did="+37052000000", direction="inbound", uuid="x")
     d = decide(call, cfg, NOW)

@@ -71,7 +71,7 @@ def test_multiset_sets_exactly_what_was_given(channel, sets):
 @pytest.mark.parametrize("name", ["Jonas\\", "a\\\\'b", "O'Brien ", "C:\\new\\s", "x\\'"])
 def test_set_sets_exactly_the_caller_name(channel, name):
     esl, uuid = channel
-    (app, arg), = SetCallerName(name).to_apps()
+    ((app, arg),) = SetCallerName(name).to_apps()
     esl.execute(uuid, app, arg)
     assert run_multiset(esl, uuid, "", ["effective_caller_id_name"]) == {"effective_caller_id_name": name}
 
@@ -94,8 +94,11 @@ def test_the_split_model_matches_the_switch(channel):
         assert run_multiset(esl, uuid, arg, list(expected)) == expected, arg
 
 
-@pytest.mark.parametrize("sets", CASES + [["a=;x;", "b=end\\", "c=' '"]],
-                         ids=["backslash", "quotes-blanks", "escapes", "no-free-delimiter", "semicolons"])
+@pytest.mark.parametrize(
+    "sets",
+    CASES + [["a=;x;", "b=end\\", "c=' '"]],
+    ids=["backslash", "quotes-blanks", "escapes", "no-free-delimiter", "semicolons"],
+)
 def test_uuid_setvar_multi_sets_exactly_what_set_would(channel, sets):
     """What the service sends for a plan's `set`s now: the API, no tick, the same values as `set`."""
     esl, uuid = channel

@@ -196,9 +196,8 @@ def test_steps_are_frozen():
         step.cause = "NORMAL_CLEARING"
 
 
-_text = (
-    st.lists(st.sampled_from(list("${}ab:/,.\n\r\x00'\"\\ ") + ["$${", "${"]), max_size=20).map("".join)
-    | st.text(max_size=40)
+_text = st.lists(st.sampled_from(list("${}ab:/,.\n\r\x00'\"\\ ") + ["$${", "${"]), max_size=20).map("".join) | st.text(
+    max_size=40
 )
 
 
@@ -243,8 +242,10 @@ def test_multiset_escapes_as_freeswitch_splits():
     assert arg == "^^|effective_caller_id_name=Jonas" + "\\" * 8 + "|fsctl_route=group:200|fsctl_target=group:200"
     assert multiset_parts(arg) == sets
     # unescaped, FreeSWITCH set two variables: the name took the route with it, the route was lost
-    assert multiset_parts("^^|" + "|".join(sets)) == ["effective_caller_id_name=Jonas|fsctl_route=group:200",
-                                                       "fsctl_target=group:200"]
+    assert multiset_parts("^^|" + "|".join(sets)) == [
+        "effective_caller_id_name=Jonas|fsctl_route=group:200",
+        "fsctl_target=group:200",
+    ]
     # quotes pair across variables, and trailing blanks go, unless escaped
     sets = ["a=O'Brien|x", "b=it's ", "c=  two  "]
     assert multiset_parts(multiset(sets)[1]) == sets
@@ -252,9 +253,16 @@ def test_multiset_escapes_as_freeswitch_splits():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
-                          st.text(st.sampled_from("\\'\" |~!;#%@=nrtsa,[]x"), max_size=12)),
-                min_size=2, max_size=8))
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+            st.text(st.sampled_from("\\'\" |~!;#%@=nrtsa,[]x"), max_size=12),
+        ),
+        min_size=2,
+        max_size=8,
+    )
+)
 def test_multiset_gives_back_every_value(pairs):
     """Whatever the values, FreeSWITCH's split of the multiset argument is exactly the sets given."""
     from fsctl.calllogic.plan import multiset
@@ -270,18 +278,22 @@ def test_a_set_value_survives_the_expansion_of_its_argument():
     from tests.fakes.separate_string import set_app
 
     for name in ("Jonas\\", "a\\\\'b", "O'Brien", "C:\\new\\s", "x\\'"):
-        (app, arg), = SetCallerName(name).to_apps()
+        ((app, arg),) = SetCallerName(name).to_apps()
         assert set_app(arg) == f"effective_caller_id_name={name}"
 
 
-@pytest.mark.parametrize("build", [
-    lambda: Leg("user/101@acme.example\n", 20),
-    lambda: Leg("user/101@acme.example", 20, (("origination_caller_id_name\n", "x"),)),
-    lambda: SetVar("fsctl_route\n", "x"),
-    lambda: Hangup("USER_BUSY\n"),
-    lambda: Voicemail("101\n", "acme.example"),
-    lambda: Transfer("500", "acme.example\n"),
-], ids=["dial target", "leg variable", "variable", "cause", "voicemail", "transfer"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Leg("user/101@acme.example\n", 20),
+        lambda: Leg("user/101@acme.example", 20, (("origination_caller_id_name\n", "x"),)),
+        lambda: SetVar("fsctl_route\n", "x"),
+        lambda: Hangup("USER_BUSY\n"),
+        lambda: Voicemail("101\n", "acme.example"),
+        lambda: Transfer("500", "acme.example\n"),
+    ],
+    ids=["dial target", "leg variable", "variable", "cause", "voicemail", "transfer"],
+)
 def test_a_trailing_line_feed_is_refused(build):
     """`^...$` with re.match accepts "x\\n": every pattern ends with \\Z."""
     with pytest.raises(ValueError):

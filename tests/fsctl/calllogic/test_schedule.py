@@ -103,7 +103,11 @@ def test_holiday_overrides_ranges():
 
 
 def test_holiday_dates_are_local_dates():
-    rule = TimeRule("office", (TimeRange.from_text("mon-sun", "00:00", "24:00"),), (Holiday(date(2026, 12, 24), date(2026, 12, 24)),))
+    rule = TimeRule(
+        "office",
+        (TimeRange.from_text("mon-sun", "00:00", "24:00"),),
+        (Holiday(date(2026, 12, 24), date(2026, 12, 24)),),
+    )
     # 2026-12-23 22:30 UTC is already the 24th in Vilnius (UTC+2).
     assert matches(rule, utc(2026, 12, 23, 22, 30), "Europe/Vilnius")[0] is False
     assert matches(rule, utc(2026, 12, 23, 22, 30), "UTC")[0] is True
@@ -165,7 +169,9 @@ def _minutes(start, end):
 
 def test_vilnius_spring_forward_skipped_hour_never_matches():
     rule = TimeRule("gap", (TimeRange.from_text("sun", "03:00", "04:00"),))
-    assert not any(matches(rule, t, "Europe/Vilnius")[0] for t in _minutes(utc(2026, 3, 28, 22, 0), utc(2026, 3, 29, 4, 0)))
+    assert not any(
+        matches(rule, t, "Europe/Vilnius")[0] for t in _minutes(utc(2026, 3, 28, 22, 0), utc(2026, 3, 29, 4, 0))
+    )
 
 
 def test_vilnius_spring_forward_range_spanning_the_gap():
@@ -175,7 +181,9 @@ def test_vilnius_spring_forward_range_spanning_the_gap():
     assert matches(rule, utc(2026, 3, 29, 1, 59), "Europe/Vilnius")[0] is True  # 04:59 EEST
     assert matches(rule, utc(2026, 3, 29, 2, 0), "Europe/Vilnius")[0] is False  # 05:00 EEST
     # Two hours of real time instead of three.
-    hits = [t for t in _minutes(utc(2026, 3, 28, 22, 0), utc(2026, 3, 29, 6, 0)) if matches(rule, t, "Europe/Vilnius")[0]]
+    hits = [
+        t for t in _minutes(utc(2026, 3, 28, 22, 0), utc(2026, 3, 29, 6, 0)) if matches(rule, t, "Europe/Vilnius")[0]
+    ]
     assert len(hits) == 120
 
 
@@ -185,7 +193,9 @@ def test_vilnius_fall_back_repeated_hour_matches_twice():
     assert matches(rule, utc(2026, 10, 25, 1, 30), "Europe/Vilnius")[0] is True  # 03:30 EET
     assert matches(rule, utc(2026, 10, 24, 23, 59), "Europe/Vilnius")[0] is False  # 02:59 EEST
     assert matches(rule, utc(2026, 10, 25, 2, 0), "Europe/Vilnius")[0] is False  # 04:00 EET
-    hits = [t for t in _minutes(utc(2026, 10, 24, 20, 0), utc(2026, 10, 25, 6, 0)) if matches(rule, t, "Europe/Vilnius")[0]]
+    hits = [
+        t for t in _minutes(utc(2026, 10, 24, 20, 0), utc(2026, 10, 25, 6, 0)) if matches(rule, t, "Europe/Vilnius")[0]
+    ]
     assert len(hits) == 120
 
 
@@ -200,7 +210,9 @@ def test_vilnius_office_hours_follow_the_wall_clock_across_dst():
 
 def test_new_york_spring_forward():
     gap = TimeRule("gap", (TimeRange.from_text("sun", "02:00", "03:00"),))
-    assert not any(matches(gap, t, "America/New_York")[0] for t in _minutes(utc(2026, 3, 8, 4, 0), utc(2026, 3, 8, 10, 0)))
+    assert not any(
+        matches(gap, t, "America/New_York")[0] for t in _minutes(utc(2026, 3, 8, 4, 0), utc(2026, 3, 8, 10, 0))
+    )
     office = TimeRule("office", (TimeRange.from_text("mon-fri", "09:00", "17:00"),))
     assert matches(office, utc(2026, 3, 6, 14, 0), "America/New_York")[0] is True  # Fri 09:00 EST
     assert matches(office, utc(2026, 3, 9, 13, 0), "America/New_York")[0] is True  # Mon 09:00 EDT
@@ -214,7 +226,11 @@ def test_new_york_fall_back():
     assert matches(rule, utc(2026, 11, 1, 7, 0), "America/New_York")[0] is False  # 02:00 EST
     night = TimeRule("night", (TimeRange.from_text("sat", "22:00", "02:00"),))
     # Saturday 22:00 EDT to Sunday 02:00 EST: five hours of real time.
-    hits = [t for t in _minutes(utc(2026, 10, 31, 20, 0), utc(2026, 11, 1, 12, 0)) if matches(night, t, "America/New_York")[0]]
+    hits = [
+        t
+        for t in _minutes(utc(2026, 10, 31, 20, 0), utc(2026, 11, 1, 12, 0))
+        if matches(night, t, "America/New_York")[0]
+    ]
     assert len(hits) == 5 * 60
 
 

@@ -13,8 +13,15 @@ from fsctl.freeswitch import callcenter as cc
 from tests.fakes.callcenter import FakeCallcenter
 
 Q = "600@acme.example"
-AGENT = {"type": "callback", "contact": "[leg_timeout=20]user/102@acme.example", "status": "Available",
-         "max-no-answer": "3", "wrap-up-time": "10", "reject-delay-time": "10", "busy-delay-time": "30"}
+AGENT = {
+    "type": "callback",
+    "contact": "[leg_timeout=20]user/102@acme.example",
+    "status": "Available",
+    "max-no-answer": "3",
+    "wrap-up-time": "10",
+    "reject-delay-time": "10",
+    "busy-delay-time": "30",
+}
 PARAMS = (("strategy", "longest-idle-agent"), ("max-wait-time", "120"))
 
 
@@ -28,19 +35,22 @@ def texts(commands):
 
 def agent_add_texts(name, contact_number):
     contact = f"[leg_timeout=20]user/{contact_number}@acme.example"
-    return [f"callcenter_config agent add {name} callback",
-            f"callcenter_config agent set contact {name} {contact}",
-            f"callcenter_config agent set status {name} Available",
-            f"callcenter_config agent set wrap_up_time {name} 10",
-            f"callcenter_config agent set max_no_answer {name} 3",
-            f"callcenter_config agent set reject_delay_time {name} 10",
-            f"callcenter_config agent set busy_delay_time {name} 30"]
+    return [
+        f"callcenter_config agent add {name} callback",
+        f"callcenter_config agent set contact {name} {contact}",
+        f"callcenter_config agent set status {name} Available",
+        f"callcenter_config agent set wrap_up_time {name} 10",
+        f"callcenter_config agent set max_no_answer {name} 3",
+        f"callcenter_config agent set reject_delay_time {name} 10",
+        f"callcenter_config agent set busy_delay_time {name} 30",
+    ]
 
 
 BASE = state({Q: PARAMS}, {"102@acme.example": AGENT}, {(Q, "102@acme.example"): ("1", "1")})
 
 
 # --- diff: the smallest set of commands -----------------------------------------------------
+
 
 def test_nothing_changed_means_no_command():
     assert cc.diff_commands(BASE, state(dict(BASE.queues), dict(BASE.agents), dict(BASE.tiers))) == []
@@ -68,8 +78,11 @@ def test_queue_removed_is_unloaded_after_its_tiers_and_agents():
 
 
 def test_agent_added_and_removed():
-    new = state(BASE.queues, {"103@acme.example": dict(AGENT, contact="[leg_timeout=20]user/103@acme.example")},
-                {(Q, "103@acme.example"): ("1", "1")})
+    new = state(
+        BASE.queues,
+        {"103@acme.example": dict(AGENT, contact="[leg_timeout=20]user/103@acme.example")},
+        {(Q, "103@acme.example"): ("1", "1")},
+    )
     assert texts(cc.diff_commands(BASE, new)) == [
         *agent_add_texts("103@acme.example", "103"),
         f"callcenter_config tier del {Q} 102@acme.example",
@@ -79,8 +92,9 @@ def test_agent_added_and_removed():
 
 
 def test_agent_changed_sets_only_what_changed():
-    new = state(BASE.queues, {"102@acme.example": dict(AGENT, **{"wrap-up-time": "20", "type": "uuid-standby"})},
-                BASE.tiers)
+    new = state(
+        BASE.queues, {"102@acme.example": dict(AGENT, **{"wrap-up-time": "20", "type": "uuid-standby"})}, BASE.tiers
+    )
     assert texts(cc.diff_commands(BASE, new)) == [
         "callcenter_config agent set type 102@acme.example uuid-standby",
         "callcenter_config agent set wrap_up_time 102@acme.example 20",
@@ -96,8 +110,14 @@ def test_tier_changed_sets_level_and_position():
 
 
 def test_resync_reloads_adds_and_deletes_whatever_may_be_there():
-    maybe = cc.union(BASE.keys(), {"queues": {"601@acme.example"}, "agents": {"104@acme.example"},
-                                   "tiers": {("601@acme.example", "104@acme.example")}})
+    maybe = cc.union(
+        BASE.keys(),
+        {
+            "queues": {"601@acme.example"},
+            "agents": {"104@acme.example"},
+            "tiers": {("601@acme.example", "104@acme.example")},
+        },
+    )
     assert texts(cc.resync_commands(maybe, BASE)) == [
         f"callcenter_config queue reload {Q}",
         *agent_add_texts("102@acme.example", "102"),
@@ -116,6 +136,7 @@ def test_an_argument_callcenter_config_would_split_is_refused(bad):
 
 # --- the files ------------------------------------------------------------------------------
 
+
 def write(folder, kind, text):
     path = folder / f"{kind}.xml"
     path.write_text(textwrap.dedent(text))
@@ -124,26 +145,38 @@ def write(folder, kind, text):
 
 def test_read_state_from_rendered_files(tmp_path):
     paths = {
-        "queues": write(tmp_path, "queues", f"""\
+        "queues": write(
+            tmp_path,
+            "queues",
+            f"""\
             <include>
               <queue name="{Q}">
                 <param name="strategy" value="longest-idle-agent"/>
                 <param name="max-wait-time" value="120"/>
               </queue>
             </include>
-            """),
-        "agents": write(tmp_path, "agents", """\
+            """,
+        ),
+        "agents": write(
+            tmp_path,
+            "agents",
+            """\
             <include>
               <agent name="102@acme.example" type="callback" contact="[leg_timeout=20]user/102@acme.example"
                      status="Available" max-no-answer="3" wrap-up-time="10" reject-delay-time="10"
                      busy-delay-time="30" color="blue"/>
             </include>
-            """),
-        "tiers": write(tmp_path, "tiers", f"""\
+            """,
+        ),
+        "tiers": write(
+            tmp_path,
+            "tiers",
+            f"""\
             <include>
               <tier agent="102@acme.example" queue="{Q}" level="1" position="1"/>
             </include>
-            """),
+            """,
+        ),
     }
     assert cc.read_state(paths) == BASE  # "color": mod_callcenter's load_agent() reads no such attribute
     assert cc.read_state({"queues": None}) == state()
@@ -175,6 +208,7 @@ def test_pending_marker_round_trip(tmp_path):
 
 # --- sending --------------------------------------------------------------------------------
 
+
 def plan_for(domain, new, old=None):
     old = old or state()
     return cc.TenantPlan(domain, cc.diff_commands(old, new), cc.union(old.keys(), new.keys()))
@@ -200,8 +234,10 @@ def test_an_existing_agent_or_tier_is_updated_like_load_config_does():
         ("callcenter_config agent add 102@acme.example callback", "-ERR Agent already exist!", "exists"),
         (f"callcenter_config tier add {Q} 102@acme.example 1 1", "-ERR Tier already exist!", "exists"),
     ]
-    assert [r["command"] for r in records][-2:] == [f"callcenter_config tier set level {Q} 102@acme.example 1",
-                                                    f"callcenter_config tier set position {Q} 102@acme.example 1"]
+    assert [r["command"] for r in records][-2:] == [
+        f"callcenter_config tier set level {Q} 102@acme.example 1",
+        f"callcenter_config tier set position {Q} 102@acme.example 1",
+    ]
     assert "callcenter_config agent set type 102@acme.example callback" in [r["command"] for r in records]
     assert fake.tiers[(Q, "102@acme.example")] == {"level": "1", "position": "1", "state": "Ready"}
 
@@ -232,15 +268,19 @@ def test_sync_keeps_failed_tenants_pending(tmp_path):
     fake.fail["callcenter_config agent set status 102@acme.example Available"] = "-ERR Invalid Agent Status!\n"
     outcome = cc.sync(tmp_path, [plan_for("acme.example", BASE)], fake.run)
     assert outcome.pending == ["acme.example"] and outcome.exit_code == 1
-    assert outcome.error == ("callcenter_config agent set status 102@acme.example Available: "
-                             "-ERR Invalid Agent Status!; the XML is applied, callcenter changes pending for "
-                             "acme.example: fsctl apply sends them again")
+    assert outcome.error == (
+        "callcenter_config agent set status 102@acme.example Available: "
+        "-ERR Invalid Agent Status!; the XML is applied, callcenter changes pending for "
+        "acme.example: fsctl apply sends them again"
+    )
     assert cc.load_pending(tmp_path) == {"acme.example": BASE.keys()}
     fake.fail.clear()
     retry = cc.plan(tmp_path, None, (), (), cc.load_pending(tmp_path))
     assert [p.retry for p in retry] == [True]  # no files under tmp_path: everything it may have is deleted
-    assert texts(retry[0].commands) == [f"callcenter_config tier del {Q} 102@acme.example",
-                                        "callcenter_config agent del 102@acme.example",
-                                        f"callcenter_config queue unload {Q}"]
+    assert texts(retry[0].commands) == [
+        f"callcenter_config tier del {Q} 102@acme.example",
+        "callcenter_config agent del 102@acme.example",
+        f"callcenter_config queue unload {Q}",
+    ]
     assert cc.sync(tmp_path, retry, fake.run).error == ""
     assert cc.load_pending(tmp_path) == {} and fake.agents == {} and fake.queues == {}

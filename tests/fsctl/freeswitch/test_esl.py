@@ -268,8 +268,9 @@ def test_disconnect_notice_is_handled_as_a_close(fake_fs, make_esl):
 
 
 def test_linger_notice_is_not_a_close(fake_fs, esl):
-    linger = next(r.data for r in captures.load("esl_outbound_socket.txt").recvs
-                  if b"Content-Disposition: linger" in r.data)
+    linger = next(
+        r.data for r in captures.load("esl_outbound_socket.txt").recvs if b"Content-Disposition: linger" in r.data
+    )
     fake_fs.send_raw(linger)
     assert esl.api("version").startswith("FreeSWITCH")
     assert esl.connections == 1 and esl.healthy()
@@ -345,8 +346,15 @@ def test_execute_is_matched_by_application_uuid_not_app_name(fake_fs, esl):
     job = gevent.spawn(esl.execute, uuid, "playback", PLAYBACK, timeout=2)
     fake_fs.wait_for(lambda: fake_fs.executions)
     # A completion of the same app on the same channel, but another execution.
-    fake_fs.inject_event({"Event-Name": "CHANNEL_EXECUTE_COMPLETE", "Unique-ID": uuid, "Application": "playback",
-                          "Application-Response": "FILE NOT FOUND", "Application-UUID": "not-ours"})
+    fake_fs.inject_event(
+        {
+            "Event-Name": "CHANNEL_EXECUTE_COMPLETE",
+            "Unique-ID": uuid,
+            "Application": "playback",
+            "Application-Response": "FILE NOT FOUND",
+            "Application-UUID": "not-ours",
+        }
+    )
     job.join(timeout=2)
     assert job.value == "FILE PLAYED"
 
@@ -607,7 +615,10 @@ def test_pipelined_execute_writes_now_and_checks_its_reply_later(fake_fs, esl):
     first.wait()
     with pytest.raises(EslCommandError, match="invalid session id"):
         gone.wait()
-    assert [(app, arg) for u, app, arg, _ in fake_fs.executions if u == uuid] == [("set", "a=b"), ("playback", PLAYBACK)]
+    assert [(app, arg) for u, app, arg, _ in fake_fs.executions if u == uuid] == [
+        ("set", "a=b"),
+        ("playback", PLAYBACK),
+    ]
 
 
 def test_execute_without_waiting_still_reports_err(fake_fs, esl):

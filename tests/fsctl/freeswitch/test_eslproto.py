@@ -99,7 +99,8 @@ def test_endless_header_block_is_a_protocol_error():
 
 def test_message_accessors():
     (greeting, reply) = Reader().feed(
-        captures.load("esl_auth_ok_exit.txt").recvs[0].data + captures.load("esl_auth_ok_exit.txt").recvs[1].data)
+        captures.load("esl_auth_ok_exit.txt").recvs[0].data + captures.load("esl_auth_ok_exit.txt").recvs[1].data
+    )
     assert greeting.content_type == "auth/request"
     assert not greeting.is_event
     assert reply.reply_text == "+OK accepted"
@@ -110,8 +111,12 @@ def test_message_accessors():
 
 def _events(name, event_name=None):
     cap = captures.load(name)
-    return [eslproto.parse_event(m) for m in Reader().feed(cap.stream()) if m.is_event
-            if event_name is None or eslproto.parse_event(m).name == event_name]
+    return [
+        eslproto.parse_event(m)
+        for m in Reader().feed(cap.stream())
+        if m.is_event
+        if event_name is None or eslproto.parse_event(m).name == event_name
+    ]
 
 
 def test_background_job_result_is_the_event_body():
@@ -164,16 +169,20 @@ def test_values_are_decoded_header_by_header():
 
 
 def test_execute_complete_carries_application_uuid_and_response():
-    done = [e for e in _events("esl_events_plain_call.txt", "CHANNEL_EXECUTE_COMPLETE")
-            if e.get("Application-UUID", "").startswith("aaaaaaaa")]
+    done = [
+        e
+        for e in _events("esl_events_plain_call.txt", "CHANNEL_EXECUTE_COMPLETE")
+        if e.get("Application-UUID", "").startswith("aaaaaaaa")
+    ]
     assert [(e["Application-UUID"], e["Application-Response"]) for e in done] == [
         ("aaaaaaaa-0000-4000-8000-000000000001", "FILE PLAYED"),
         ("aaaaaaaa-0000-4000-8000-000000000002", "FILE NOT FOUND"),
     ]
 
 
-@pytest.mark.parametrize("name", ["esl_events_plain_call.txt", "esl_events_plain_bridge_acme.txt",
-                                  "esl_api_replies_idle.txt"])
+@pytest.mark.parametrize(
+    "name", ["esl_events_plain_call.txt", "esl_events_plain_bridge_acme.txt", "esl_api_replies_idle.txt"]
+)
 def test_peeked_header_equals_the_parsed_one(name):
     for record in captures.load(name).events():
         if record.content_type != "text/event-plain":
@@ -253,35 +262,51 @@ def test_builders_reproduce_the_recorded_commands():
     assert eslproto.noevents() in idle
     assert eslproto.exit() in idle
     assert eslproto.event("ALL") in call
-    assert eslproto.sendmsg_execute("5b3085ff-48ea-4cdb-b16f-79982ccc7b1e", "playback",
-                                    "/srv/sounds/testdata/tone440_1s.wav",
-                                    event_uuid="aaaaaaaa-0000-4000-8000-000000000001") in call
-    assert eslproto.sendmsg_execute("5b3085ff-48ea-4cdb-b16f-79982ccc7b1e", "playback", "/nonexistent/file.wav",
-                                    event_uuid="aaaaaaaa-0000-4000-8000-000000000002",
-                                    event_lock=False) in call
+    assert (
+        eslproto.sendmsg_execute(
+            "5b3085ff-48ea-4cdb-b16f-79982ccc7b1e",
+            "playback",
+            "/srv/sounds/testdata/tone440_1s.wav",
+            event_uuid="aaaaaaaa-0000-4000-8000-000000000001",
+        )
+        in call
+    )
+    assert (
+        eslproto.sendmsg_execute(
+            "5b3085ff-48ea-4cdb-b16f-79982ccc7b1e",
+            "playback",
+            "/nonexistent/file.wav",
+            event_uuid="aaaaaaaa-0000-4000-8000-000000000002",
+            event_lock=False,
+        )
+        in call
+    )
     outbound = _sent("esl_outbound_socket.txt")
     assert eslproto.linger() in outbound
     assert eslproto.myevents() in outbound
     assert eslproto.sendmsg_hangup("") in outbound
 
 
-@pytest.mark.parametrize("build", [
-    lambda: eslproto.api("status\n\nexit"),
-    lambda: eslproto.api("status\r"),
-    lambda: eslproto.api(""),
-    lambda: eslproto.auth("ClueCon\nevent plain ALL"),
-    lambda: eslproto.bgapi("status", "id\nX-Evil: 1"),
-    lambda: eslproto.bgapi(" ", "id"),
-    lambda: eslproto.sendmsg_execute("u1", "playback", "a.wav\n\nexit"),
-    lambda: eslproto.sendmsg_execute("u1\ncall-command: hangup", "playback"),
-    lambda: eslproto.sendmsg_execute("u1", "play back"),
-    lambda: eslproto.sendmsg_execute("u1", "playback", "x", event_uuid="e\r\n"),
-    lambda: eslproto.event(["CHANNEL_PARK\nnoevents"]),
-    lambda: eslproto.event([]),
-    lambda: eslproto.event("ALL", "yaml"),
-    lambda: eslproto.filter("Event-Name", "X\nY"),
-    lambda: eslproto.sendmsg_hangup("u1", "NORMAL\nX"),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: eslproto.api("status\n\nexit"),
+        lambda: eslproto.api("status\r"),
+        lambda: eslproto.api(""),
+        lambda: eslproto.auth("ClueCon\nevent plain ALL"),
+        lambda: eslproto.bgapi("status", "id\nX-Evil: 1"),
+        lambda: eslproto.bgapi(" ", "id"),
+        lambda: eslproto.sendmsg_execute("u1", "playback", "a.wav\n\nexit"),
+        lambda: eslproto.sendmsg_execute("u1\ncall-command: hangup", "playback"),
+        lambda: eslproto.sendmsg_execute("u1", "play back"),
+        lambda: eslproto.sendmsg_execute("u1", "playback", "x", event_uuid="e\r\n"),
+        lambda: eslproto.event(["CHANNEL_PARK\nnoevents"]),
+        lambda: eslproto.event([]),
+        lambda: eslproto.event("ALL", "yaml"),
+        lambda: eslproto.filter("Event-Name", "X\nY"),
+        lambda: eslproto.sendmsg_hangup("u1", "NORMAL\nX"),
+    ],
+)
 def test_builders_reject_header_injection(build):
     with pytest.raises(ValueError):
         build()
@@ -289,8 +314,10 @@ def test_builders_reject_header_injection(build):
 
 def test_sendmsg_execute_headers():
     wire = eslproto.sendmsg_execute("u1", "bridge", "user/102@acme.example", event_uuid="e1", loops=2)
-    assert wire == ("sendmsg u1\ncall-command: execute\nexecute-app-name: bridge\n"
-                    "execute-app-arg: user/102@acme.example\nloops: 2\nevent-lock: true\nEvent-UUID: e1\n\n")
+    assert wire == (
+        "sendmsg u1\ncall-command: execute\nexecute-app-name: bridge\n"
+        "execute-app-arg: user/102@acme.example\nloops: 2\nevent-lock: true\nEvent-UUID: e1\n\n"
+    )
     assert "execute-app-arg" not in eslproto.sendmsg_execute("u1", "answer")
 
 
@@ -323,7 +350,7 @@ def test_fast_split_equals_line_by_line_on_every_recorded_event(name):
     from urllib.parse import unquote
 
     for rec in captures.load(name).events():
-        body = rec.data[rec.header_bytes:].decode()
+        body = rec.data[rec.header_bytes :].decode()
         block = body.split("\n\n", 1)[0]
         event = eslproto.parse_plain_event(body)
         expected = {k: unquote(v, errors="replace") for k, v in _slow_split(block).items()}
@@ -331,15 +358,18 @@ def test_fast_split_equals_line_by_line_on_every_recorded_event(name):
         assert len(event.headers) == len(expected)
 
 
-@pytest.mark.parametrize("block, expected", [
-    ("A: 1\r\nB: 2", {"A": "1", "B": "2"}),  # CRLF
-    ("A:1\nB:  2", {"A": "1", "B": " 2"}),  # no space; only one space dropped
-    (" A : 1\nB: x: y", {"A": "1", "B": "x: y"}),  # blanks around a name
-    ("A:b: c", {"A": "b: c"}),  # the name ends at the first colon
-    ("A: 1\n\nB: 2", {"A": "1", "B": "2"}),  # a blank line
-    ("A: 1\nA: 2", {"A": "2"}),  # the last one wins
-    ("A\x0b: 1", {"A": "1"}),  # other whitespace stripped from a name
-])
+@pytest.mark.parametrize(
+    "block, expected",
+    [
+        ("A: 1\r\nB: 2", {"A": "1", "B": "2"}),  # CRLF
+        ("A:1\nB:  2", {"A": "1", "B": " 2"}),  # no space; only one space dropped
+        (" A : 1\nB: x: y", {"A": "1", "B": "x: y"}),  # blanks around a name
+        ("A:b: c", {"A": "b: c"}),  # the name ends at the first colon
+        ("A: 1\n\nB: 2", {"A": "1", "B": "2"}),  # a blank line
+        ("A: 1\nA: 2", {"A": "2"}),  # the last one wins
+        ("A\x0b: 1", {"A": "1"}),  # other whitespace stripped from a name
+    ],
+)
 def test_unusual_header_lines_mean_what_they_meant(block, expected):
     assert eslproto.parse_headers(block.encode()) == expected
     if "\n\n" not in block:  # (in an event, a blank line ends the header block)

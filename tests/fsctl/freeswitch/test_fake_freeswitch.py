@@ -133,7 +133,7 @@ def test_replaying_the_idle_api_capture(fake_fs, raw):
             job = re.search(rb"Job-UUID: (\S+)\n", got[0]).group(1)
             assert got[0] == recvs[0].data.replace(recvs[0].headers["Job-UUID"].encode(), job)
             if len(recvs) > 1:  # subscribed: the BACKGROUND_JOB event follows
-                assert recvs[1].content_type == got[1].split(b"\n")[1][len(b"Content-Type: "):].decode()
+                assert recvs[1].content_type == got[1].split(b"\n")[1][len(b"Content-Type: ") :].decode()
                 assert job in got[1]
             continue
         assert got == [r.data for r in recvs], command
@@ -183,8 +183,14 @@ def test_execute_reproduces_the_recorded_playback_events_exactly(fake_fs, raw):
     assert reply == recvs[0].data == b"Content-Type: command/reply\nReply-Text: +OK\n\n"
     assert execute == recorded["CHANNEL_EXECUTE"]
     assert complete == recorded["CHANNEL_EXECUTE_COMPLETE"]
-    assert fake_fs.executions == [("5b3085ff-48ea-4cdb-b16f-79982ccc7b1e", "playback",
-                                   "/srv/sounds/testdata/tone440_1s.wav", "aaaaaaaa-0000-4000-8000-000000000001")]
+    assert fake_fs.executions == [
+        (
+            "5b3085ff-48ea-4cdb-b16f-79982ccc7b1e",
+            "playback",
+            "/srv/sounds/testdata/tone440_1s.wav",
+            "aaaaaaaa-0000-4000-8000-000000000001",
+        )
+    ]
 
 
 def test_execute_results_per_app_and_per_leg(fake_fs, raw):
@@ -194,19 +200,25 @@ def test_execute_results_per_app_and_per_leg(fake_fs, raw):
     a, b = fake_fs.park_call(), fake_fs.park_call()
     fake_fs.execute_results["playback"] = lambda uuid, app, arg: "FILE NOT FOUND" if uuid == b else "FILE PLAYED"
     for leg, expected in ((a, "FILE PLAYED"), (b, "FILE NOT FOUND")):
-        client.send(f"sendmsg {leg}\ncall-command: execute\nexecute-app-name: playback\n"
-                    f"execute-app-arg: x.wav\nEvent-UUID: ev-{leg}\n\n")
+        client.send(
+            f"sendmsg {leg}\ncall-command: execute\nexecute-app-name: playback\n"
+            f"execute-app-arg: x.wav\nEvent-UUID: ev-{leg}\n\n"
+        )
         assert client.read_message().endswith(b"Reply-Text: +OK\n\n")
         headers = _plain_headers(client.read_message())
         assert (headers["Unique-ID"], headers["Application-UUID"], headers["Application-Response"]) == (
-            leg, f"ev-{leg}", expected)
+            leg,
+            f"ev-{leg}",
+            expected,
+        )
 
 
 def test_sendmsg_to_an_unknown_channel_is_refused_like_freeswitch(raw):
     client = raw()
     client.send("sendmsg 11111111-0000-0000-0000-000000000000\ncall-command: execute\nexecute-app-name: answer\n\n")
-    assert client.read_message() == (b"Content-Type: command/reply\n"
-                                     b"Reply-Text: -ERR invalid session id [11111111-0000-0000-0000-000000000000]\n\n")
+    assert client.read_message() == (
+        b"Content-Type: command/reply\nReply-Text: -ERR invalid session id [11111111-0000-0000-0000-000000000000]\n\n"
+    )
 
 
 def test_park_call_replays_the_recorded_event_with_a_new_uuid(fake_fs, raw):
@@ -217,7 +229,8 @@ def test_park_call_replays_the_recorded_event_with_a_new_uuid(fake_fs, raw):
     message = client.read_message()
     recorded = captures.load("esl_events_plain_call.txt").events("CHANNEL_PARK")[0].data
     expected = recorded.replace(b"5b3085ff-48ea-4cdb-b16f-79982ccc7b1e", uuid.encode()).replace(
-        b"Caller-Destination-Number: 7701\n", b"Caller-Destination-Number: 102\n")
+        b"Caller-Destination-Number: 7701\n", b"Caller-Destination-Number: 102\n"
+    )
     assert len(expected) == len(recorded) - 1
     assert message == expected.replace(b"Content-Length: 7108", b"Content-Length: 7107")
     client.send(f"api uuid_getvar {uuid} sip_from_user\n\n")
@@ -301,8 +314,9 @@ def test_inject_event_encodes_values(fake_fs, raw):
     client.send("event plain CUSTOM example::thing\n\n")
     client.read_message()
     fake_fs.inject_event({"Event-Name": "CUSTOM", "Event-Subclass": "example::thing", "Note": "a\nb: c"}, body="hi")
-    assert _body(client.read_message()) == (b"Event-Name: CUSTOM\nEvent-Subclass: example%3A%3Athing\n"
-                                            b"Note: a%0Ab%3A%20c\nContent-Length: 2\n\nhi")
+    assert _body(client.read_message()) == (
+        b"Event-Name: CUSTOM\nEvent-Subclass: example%3A%3Athing\nNote: a%0Ab%3A%20c\nContent-Length: 2\n\nhi"
+    )
 
 
 # ---------------------------------------------------------------- faults

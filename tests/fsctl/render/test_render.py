@@ -30,7 +30,6 @@ from tests.fakes.dialplan_sim import hunt
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "golden"
 
 
-
 def effective(user, name, kind="variable"):
     """A user's value as FreeSWITCH sees it: its own, else its group's, else its domain's.
 
@@ -46,29 +45,54 @@ def effective(user, name, kind="variable"):
             return values[0]
     return None
 
+
 def make_demo(domain="acme.example", name="ACME & Co <Vilnius>", did_prefix="+3705200000"):
     """The demo tenant: every destination kind and option the renderer knows."""
     with transaction():
         tenants.add_tenant(domain, name, "Europe/Vilnius")
         for n in ("101", "102", "103", "104", "105"):
-            users.add_user(domain, n, f"User {n}", email=f"u{n}@{domain}", password=f"secret-password-{n}",
-                           vm_pin="1234")
+            users.add_user(
+                domain, n, f"User {n}", email=f"u{n}@{domain}", password=f"secret-password-{n}", vm_pin="1234"
+            )
         users.edit_user(domain, "101", record=True, toll="international")
         users.edit_user(domain, "104", forward={"busy": "voicemail:101"})
         users.edit_user(domain, "105", vm_enabled=False, toll="internal", no_answer_timeout=30)
-        groups.add_group(domain, "200", "Sales hunt", strategy="sequential", order="rotating", ring_time=20,
-                         members=["102", "103"], fallback="voicemail:101")
+        groups.add_group(
+            domain,
+            "200",
+            "Sales hunt",
+            strategy="sequential",
+            order="rotating",
+            ring_time=20,
+            members=["102", "103"],
+            fallback="voicemail:101",
+        )
         groups.add_group(domain, "201", "Everyone", strategy="simultaneous", members=["101", "102", "103"])
         queues.add_queue(domain, "600", "Support", agents=["103", "102"], max_wait=120, overflow="voicemail:101")
         conferences.add_conference(domain, "700", "Board", pin="4321", max_members=10)
         conferences.add_conference(domain, "701", "Open room")
-        ivrs.add_ivr(domain, "500", "Main menu", entries={
-            "1": "group:200", "2": "queue:600", "0": "user:101", "9": "external:+37052000009",
-            "8": "hangup:USER_BUSY", "7": "conference:700",
-        }, exit_destination="voicemail:101")
-        timerules.add_timerule(domain, "office", "ivr:500", "voicemail:101",
-                               ranges=["mon-fri 08:00-17:00", "fri 22:00-06:00"],
-                               holidays=["2026-12-24..2026-12-26", "2026-12-31 14:00-24:00"])
+        ivrs.add_ivr(
+            domain,
+            "500",
+            "Main menu",
+            entries={
+                "1": "group:200",
+                "2": "queue:600",
+                "0": "user:101",
+                "9": "external:+37052000009",
+                "8": "hangup:USER_BUSY",
+                "7": "conference:700",
+            },
+            exit_destination="voicemail:101",
+        )
+        timerules.add_timerule(
+            domain,
+            "office",
+            "ivr:500",
+            "voicemail:101",
+            ranges=["mon-fri 08:00-17:00", "fri 22:00-06:00"],
+            holidays=["2026-12-24..2026-12-26", "2026-12-31 14:00-24:00"],
+        )
         ivrs.edit_ivr(domain, "500", set_entries={"5": "timerule:office"})
         dids.add_did(domain, did_prefix + "0", "timerule:office", name="Main line")
         dids.add_did(domain, did_prefix + "1", "group:201", name="Sales line")
@@ -98,6 +122,7 @@ def actions(el, tag="action"):
 
 
 # --- directory ------------------------------------------------------------------------------
+
 
 def test_directory_users_have_a1_hash_and_no_password(sdb, tmp_path):
     make_demo()
@@ -143,8 +168,10 @@ def test_include_lines_stand_alone(sdb, tmp_path):
     for path in out.rglob("*.xml"):
         lines = path.read_text().splitlines()
         assert lines[0] == "<include>" and lines[-1] == "</include>", path
-        assert not any(("<include>" in line or "</include>" in line) and line.strip() not in
-                       ("<include>", "</include>") for line in lines), path
+        assert not any(
+            ("<include>" in line or "</include>" in line) and line.strip() not in ("<include>", "</include>")
+            for line in lines
+        ), path
 
 
 def test_user_without_password_is_refused(sdb, tmp_path):
@@ -157,6 +184,7 @@ def test_user_without_password_is_refused(sdb, tmp_path):
 
 
 # --- dialplan -------------------------------------------------------------------------------
+
 
 def test_plain_users_are_bridged_in_xml_and_scenario_users_handed_off(sdb, tmp_path):
     make_demo()
@@ -175,8 +203,12 @@ def test_plain_users_are_bridged_in_xml_and_scenario_users_handed_off(sdb, tmp_p
     for number in ("101", "104"):
         handoff = hunt(context, number)
         assert handoff[-5:] == [
-            ("set", f"fsctl_resume={number}"), ("set", f"{cv.FSCTL_TENANT}=acme.example"),
-            ("set", "fsctl_watchdog=6"), ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
+            ("set", f"fsctl_resume={number}"),
+            ("set", f"{cv.FSCTL_TENANT}=acme.example"),
+            ("set", "fsctl_watchdog=6"),
+            ("sched_transfer", "+6 fsctl-fallback XML acme.example"),
+            ("park", None),
+        ]
         # The watchdog fired: fsctl-fallback resumes the number, which now rings the phone in XML.
         resumed = hunt(context, "fsctl-fallback", {"fsctl_resume": number})
         assert resumed[-2:] == [("set", "fsctl_in_fallback=true"), ("transfer", f"{number} XML acme.example")]
@@ -197,8 +229,10 @@ def test_recorded_callers_are_handed_to_the_service(sdb, tmp_path):
     internal = ext(root, "recorded-caller")
     assert names.index("recorded-caller") < names.index("users-20-vm")
     assert [(c.get("field"), c.get("expression")) for c in internal.findall("condition")] == [
-        ("${fsctl_record}", "^true$"), ("${fsctl_in_fallback}", "^(?!true$).*$"),
-        ("destination_number", "^(102|103|105)$")]
+        ("${fsctl_record}", "^true$"),
+        ("${fsctl_in_fallback}", "^(?!true$).*$"),
+        ("destination_number", "^(102|103|105)$"),
+    ]
     assert actions(internal)[0] == ("set", "fsctl_resume=$1") and actions(internal)[-1] == ("park", None)
     context = root.find("context")
     assert hunt(context, "102", {"fsctl_record": "true"})[-5] == ("set", "fsctl_resume=102")
@@ -217,8 +251,7 @@ def test_groups_hand_off_and_bridge_directly_in_fallback_mode(sdb, tmp_path):
     assert ("sched_transfer", "+9 fsctl-fallback XML acme.example") in actions(seq, "anti-action")
     assert ("bridge", "[leg_timeout=20]user/102@acme.example|[leg_timeout=20]user/103@acme.example") in actions(seq)
     assert actions(seq)[-1] == ("transfer", "vm-101 XML acme.example")  # the group's fallback
-    assert ("bridge", ",".join(f"[leg_timeout=20]user/{n}@acme.example" for n in ("101", "102", "103"))) \
-        in actions(sim)
+    assert ("bridge", ",".join(f"[leg_timeout=20]user/{n}@acme.example" for n in ("101", "102", "103"))) in actions(sim)
     assert actions(sim)[-1] == ("hangup", "NORMAL_CLEARING")
 
 
@@ -239,20 +272,33 @@ def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
     root = xml(out, "dialplan/acme.example.xml")
     assert ext(root, "ivr-500").xpath("condition/@expression") == ["^(500|ivr-500)$"]
     # Statistics count a menu or queue however the call got there (fsctl_target; issue 11's matrix).
-    assert actions(ext(root, "ivr-500")) == [("set", "fsctl_target=ivr:500"), ("answer", None), ("sleep", "500"),
-                                            ("ivr", "500@acme.example"), ("transfer", "vm-101 XML acme.example")]
+    assert actions(ext(root, "ivr-500")) == [
+        ("set", "fsctl_target=ivr:500"),
+        ("answer", None),
+        ("sleep", "500"),
+        ("ivr", "500@acme.example"),
+        ("transfer", "vm-101 XML acme.example"),
+    ]
     # The max wait (120 s) held by the queue's own transfer to its overflow (issue 11: mod_callcenter
     # lets a ringing offer run on), cancelled when an agent is bridged and when the queue lets go.
     assert actions(ext(root, "queue-600"))[:2] == [("set", "fsctl_target=queue:600"), ("answer", None)]
     assert actions(ext(root, "queue-600"))[2:] == [
-        ("set", "hangup_after_bridge=true"), ("set", "execute_on_pre_bridge=sched_cancel"),
-        ("sched_transfer", "+120 queue-600-overflow XML acme.example"), ("callcenter", "600@acme.example"),
-        ("sched_cancel", None), ("transfer", "vm-101 XML acme.example")]
+        ("set", "hangup_after_bridge=true"),
+        ("set", "execute_on_pre_bridge=sched_cancel"),
+        ("sched_transfer", "+120 queue-600-overflow XML acme.example"),
+        ("callcenter", "600@acme.example"),
+        ("sched_cancel", None),
+        ("transfer", "vm-101 XML acme.example"),
+    ]
     assert ext(root, "queue-600-overflow").xpath("condition/@expression") == ["^queue-600-overflow$"]
-    assert actions(ext(root, "queue-600-overflow")) == [("set", "execute_on_pre_bridge="),
-                                                       ("transfer", "vm-101 XML acme.example")]
-    assert actions(ext(root, "conference-700")) == [("answer", None),
-                                                   ("conference", "acme.example-700@acme.example-700")]
+    assert actions(ext(root, "queue-600-overflow")) == [
+        ("set", "execute_on_pre_bridge="),
+        ("transfer", "vm-101 XML acme.example"),
+    ]
+    assert actions(ext(root, "conference-700")) == [
+        ("answer", None),
+        ("conference", "acme.example-700@acme.example-700"),
+    ]
     mailboxes = ext(root, "voicemail")
     assert mailboxes.xpath("condition/@expression") == ["^vm-(101|102|103|104)$"]  # 105: voicemail off
     assert actions(mailboxes) == [("answer", None), ("voicemail", "default acme.example $1")]
@@ -262,13 +308,15 @@ def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
     assert menu.get("name") == "500@acme.example" and menu.get("timeout") == "5000"
     entries = {e.get("digits"): e.get("param") for e in menu.iter("entry")}
     assert entries == {
-        "0": "transfer 101 XML acme.example", "1": "transfer 200 XML acme.example",
-        "2": "transfer queue-600 XML acme.example", "5": "transfer timerule-office XML acme.example",
+        "0": "transfer 101 XML acme.example",
+        "1": "transfer 200 XML acme.example",
+        "2": "transfer queue-600 XML acme.example",
+        "5": "transfer timerule-office XML acme.example",
         "7": "transfer conference-700 XML acme.example",
         "8": "hangup USER_BUSY",
         # The carrier's leg carries the tenant's transfer context and the name outside calls show.
         "9": "bridge [force_transfer_context=acme.example,origination_caller_id_name=${fsctl_outbound_name}]"
-             "sofia/gateway/default/+37052000009",
+        "sofia/gateway/default/+37052000009",
     }
     profiles = xml(out, "conference/acme.example.xml")
     assert profiles.xpath("//profile/@name") == ["acme.example-700", "acme.example-701"]
@@ -278,11 +326,15 @@ def test_ivr_queue_conference_voicemail_extensions(sdb, tmp_path):
     queue = xml(out, "callcenter/queues/acme.example.xml").xpath("//queue")[0]
     assert queue.get("name") == "600@acme.example"
     assert queue.xpath("param[@name='max-wait-time']/@value") == ["120"]
-    assert xml(out, "callcenter/agents/acme.example.xml").xpath("//agent/@name") == \
-        ["102@acme.example", "103@acme.example"]
+    assert xml(out, "callcenter/agents/acme.example.xml").xpath("//agent/@name") == [
+        "102@acme.example",
+        "103@acme.example",
+    ]
     tiers = xml(out, "callcenter/tiers/acme.example.xml").xpath("//tier")
-    assert [(t.get("agent"), t.get("queue"), t.get("position")) for t in tiers] == \
-        [("103@acme.example", "600@acme.example", "1"), ("102@acme.example", "600@acme.example", "2")]
+    assert [(t.get("agent"), t.get("queue"), t.get("position")) for t in tiers] == [
+        ("103@acme.example", "600@acme.example", "1"),
+        ("102@acme.example", "600@acme.example", "2"),
+    ]
 
 
 def test_time_rule_sets_time_zone_before_time_conditions(sdb, tmp_path):
@@ -290,15 +342,24 @@ def test_time_rule_sets_time_zone_before_time_conditions(sdb, tmp_path):
     root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
     names = root.xpath("//extension/@name")
     start = names.index("timerule-office-start")
-    assert names[start:start + 7] == [
-        "timerule-office-start", "timerule-office-range0.0", "timerule-office-range1.0",
-        "timerule-office-range1.1", "timerule-office-holiday0.0", "timerule-office-holiday1.0", "timerule-office"]
+    assert names[start : start + 7] == [
+        "timerule-office-start",
+        "timerule-office-range0.0",
+        "timerule-office-range1.0",
+        "timerule-office-range1.1",
+        "timerule-office-holiday0.0",
+        "timerule-office-holiday1.0",
+        "timerule-office",
+    ]
     assert actions(ext(root, "timerule-office-start"))[0] == ("set", "timezone=Europe/Vilnius")
     first_time = root.xpath("(//condition[@wday or @time-of-day or @date-time])[1]")[0]
     tz_sets = root.xpath("//action[@application='set'][starts-with(@data, 'timezone=')][@inline='true']")
     assert tz_sets and tz_sets[0].sourceline < first_time.sourceline
-    conds = {e.get("name"): e.findall("condition")[1].attrib for e in root.xpath("//extension")
-             if e.get("name").startswith("timerule-office-") and len(e.findall("condition")) == 2}
+    conds = {
+        e.get("name"): e.findall("condition")[1].attrib
+        for e in root.xpath("//extension")
+        if e.get("name").startswith("timerule-office-") and len(e.findall("condition")) == 2
+    }
     assert dict(conds["timerule-office-range0.0"]) == {"wday": "2,3,4,5,6", "time-of-day": "08:00:00-16:59:59"}
     assert dict(conds["timerule-office-range1.0"]) == {"wday": "6", "time-of-day": "22:00:00-23:59:59"}
     assert dict(conds["timerule-office-range1.1"]) == {"wday": "7", "time-of-day": "00:00:00-05:59:59"}
@@ -312,20 +373,30 @@ def test_time_rule_sets_time_zone_before_time_conditions(sdb, tmp_path):
 def test_outbound_toll_classes_and_caller_id(sdb, tmp_path):
     make_demo()
     root = xml(rendered(tmp_path), "dialplan/acme.example.xml")
-    expected = {"international": "^(international)$", "national": "^(national|international)$",
-                "local": "^(local|national|international)$"}
+    expected = {
+        "international": "^(international)$",
+        "national": "^(national|international)$",
+        "local": "^(local|national|international)$",
+    }
     for klass, allowed in expected.items():
         e = ext(root, f"outbound-{klass}")
         dest, toll = e.findall("condition")
         assert toll.get("field") == "${fsctl_toll}" and toll.get("expression") == allowed
-        assert actions(e) == [("set", "effective_caller_id_number=${outbound_caller_id_number}"),
-                              ("set", "hangup_after_bridge=true"),
-                              ("bridge", "[force_transfer_context=acme.example,"
-                                         "origination_caller_id_name=${fsctl_outbound_name}]"
-                                         "sofia/gateway/default/${destination_number}")]
+        assert actions(e) == [
+            ("set", "effective_caller_id_number=${outbound_caller_id_number}"),
+            ("set", "hangup_after_bridge=true"),
+            (
+                "bridge",
+                "[force_transfer_context=acme.example,"
+                "origination_caller_id_name=${fsctl_outbound_name}]"
+                "sofia/gateway/default/${destination_number}",
+            ),
+        ]
         assert actions(e, "anti-action") == [("hangup", "CALL_REJECTED")]
-    patterns = {klass: re.compile(ext(root, f"outbound-{klass}").findall("condition")[0].get("expression"))
-                for klass in expected}
+    patterns = {
+        klass: re.compile(ext(root, f"outbound-{klass}").findall("condition")[0].get("expression"))
+        for klass in expected
+    }
     assert patterns["international"].match("+37052000000") and patterns["international"].match("0037052000000")
     assert patterns["national"].match("052000000") and not patterns["national"].match("0037052000000")
     assert patterns["local"].match("2000000")
@@ -349,15 +420,21 @@ def test_public_context_hands_every_did_to_its_tenant(sdb, tmp_path):
     e = ext(root, "did-37052000000")
     assert e.xpath("condition/@expression") == [r"^(\+|00)?37052000000$"]
     assert actions(e) == [
-        ("set", f"{cv.FSCTL_DID}=+37052000000"), ("set", "fsctl_did_name=Main line"),
-        ("set", "domain_name=acme.example"), ("set", "timezone=Europe/Vilnius"),
+        ("set", f"{cv.FSCTL_DID}=+37052000000"),
+        ("set", "fsctl_did_name=Main line"),
+        ("set", "domain_name=acme.example"),
+        ("set", "timezone=Europe/Vilnius"),
         # The carrier's leg is the tenant's: REFER in its context, *1/*4, its own name sent on (issue 11).
-        ("set", "force_transfer_context=acme.example"), ("set", "fsctl_outbound_name=${caller_id_name}"),
+        ("set", "force_transfer_context=acme.example"),
+        ("set", "fsctl_outbound_name=${caller_id_name}"),
         ("bind_meta_app", "1 ab s execute_extension::fsctl-xfer-blind XML acme.example"),
         ("bind_meta_app", "4 ab s execute_extension::fsctl-xfer-attended XML acme.example"),
         ("set", "fsctl_resume=timerule-office"),  # the DID's scenario, in XML if the service is down
-        ("set", f"{cv.FSCTL_TENANT}=acme.example"), ("set", "fsctl_watchdog=6"),
-        ("sched_transfer", "+6 fsctl-fallback XML acme.example"), ("park", None)]
+        ("set", f"{cv.FSCTL_TENANT}=acme.example"),
+        ("set", "fsctl_watchdog=6"),
+        ("sched_transfer", "+6 fsctl-fallback XML acme.example"),
+        ("park", None),
+    ]
     # Suspended tenants: nothing rendered at all.
     assert not list(out.rglob("beta.example.xml"))
 
@@ -422,10 +499,13 @@ def test_operator_template_overrides_packaged_one(sdb, tmp_path):
     assert xml(out, "directory/acme.example.xml").xpath("//user/@id")  # other templates: packaged
 
 
-@pytest.mark.parametrize("old,new,message", [
-    ('{{ p.name }}', '{{ p.nosuch }}', r"template .*conference\.xml line 3: .*nosuch"),
-    ('{{ p.name }}', '{{ p.name }', r"template .*conference\.xml line 3: unexpected '}'"),
-])
+@pytest.mark.parametrize(
+    "old,new,message",
+    [
+        ("{{ p.name }}", "{{ p.nosuch }}", r"template .*conference\.xml line 3: .*nosuch"),
+        ("{{ p.name }}", "{{ p.name }", r"template .*conference\.xml line 3: unexpected '}'"),
+    ],
+)
 def test_a_broken_operator_template_is_one_line_naming_file_and_line(sdb, tmp_path, old, new, message):
     make_demo()
     custom = override_template(tmp_path / "custom", "conference.xml", old, new)
@@ -438,8 +518,9 @@ def test_a_broken_operator_template_is_one_line_naming_file_and_line(sdb, tmp_pa
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_render_file_writes_every_piece_streamed_or_not(tmp_path, stream):
-    env = render._XmlEnvironment(loader=jinja2.DictLoader({"t.xml": "{% for i in items %}{{ i }}{% endfor %}"}),
-                                 autoescape=True)
+    env = render._XmlEnvironment(
+        loader=jinja2.DictLoader({"t.xml": "{% for i in items %}{{ i }}{% endfor %}"}), autoescape=True
+    )
     items = [""] * 5000 + ["a&b"] + [""] * 5000 + ["end"]  # batches of nothing but empty pieces
     digest = render.render_file(env, "t.xml", {"items": items}, tmp_path / "t.xml", stream=stream)
     assert (tmp_path / "t.xml").read_bytes() == b"a&amp;bend"
@@ -470,6 +551,7 @@ def test_packaged_templates_found_next_to_package():
 
 # --- golden ---------------------------------------------------------------------------------
 
+
 def test_golden_files_for_the_demo_tenant(db, tmp_path):
     """On SQLite and on PostgreSQL: the same bytes (rows load in the same order on both)."""
     make_demo()
@@ -490,8 +572,12 @@ def test_a_tenant_loads_the_same_rows_in_the_same_order_on_every_engine(db):
     with transaction():
         for pattern, match in (("+37060000002", "exact"), ("+3706", "prefix"), ("+37060000001", "exact")):
             blacklist.add_entry("acme.example", pattern, match)
-        Media.insert_many([{"tenant": Tenant.get(Tenant.domain == "acme.example").id, "name": n,
-                            "path": f"/m/{n}.wav"} for n in ("b", "a")]).execute()
+        Media.insert_many(
+            [
+                {"tenant": Tenant.get(Tenant.domain == "acme.example").id, "name": n, "path": f"/m/{n}.wav"}
+                for n in ("b", "a")
+            ]
+        ).execute()
     data = render.load_tenant(Tenant.get(Tenant.domain == "acme.example"))
     assert [u.number for u in data["users"]] == ["101", "102", "103", "104", "105"]
     assert data["blacklist"] == [("+37060000001", "exact"), ("+37060000002", "exact"), ("+3706", "prefix")]
@@ -502,8 +588,10 @@ def test_a_tenant_loads_the_same_rows_in_the_same_order_on_every_engine(db):
     assert data["ivrs"][0]["entries"][:3] == [("0", "user:101"), ("1", "group:200"), ("2", "queue:600")]
     rule = data["time_rules"][0]
     assert rule["ranges"] == [("mon,tue,wed,thu,fri", "08:00", "17:00"), ("fri", "22:00", "06:00")]
-    assert rule["holidays"] == [(date(2026, 12, 24), date(2026, 12, 26), None, None),
-                                (date(2026, 12, 31), date(2026, 12, 31), "14:00", "24:00")]
+    assert rule["holidays"] == [
+        (date(2026, 12, 24), date(2026, 12, 26), None, None),
+        (date(2026, 12, 31), date(2026, 12, 31), "14:00", "24:00"),
+    ]
     assert [d["number"] for d in data["dids"]] == ["+37052000000", "+37052000001"]
     assert [c["number"] for c in data["conferences"]] == ["700", "701"]
 
@@ -523,7 +611,9 @@ def test_tenants_loaded_in_batches_get_their_own_rows(db, monkeypatch):
     assert {t.domain: data for t, data in loaded} == alone
     assert alone["empty.example"]["users"] == [] and alone["empty.example"]["groups"] == []
     assert [u.number for u in alone["beta.example"]["users"]][-1] == "150"
-    assert alone["beta.example"]["blacklist"] == [("+37060000009", "exact")] and alone["acme.example"]["blacklist"] == []
+    assert (
+        alone["beta.example"]["blacklist"] == [("+37060000009", "exact")] and alone["acme.example"]["blacklist"] == []
+    )
 
 
 def test_loading_tenants_costs_fourteen_queries_per_batch(db, count_queries):
@@ -544,11 +634,22 @@ def test_loading_tenants_costs_fourteen_queries_per_batch(db, count_queries):
 
 # --- hostile tenant text --------------------------------------------------------------------
 
-HOSTILE_TOKENS = list("\"'<>&$;{}[]|\\/ \t\n") + ["${x}", "$${x}", "</include>", "<include>", "<?xml", "X-PRE-PROCESS",
-                                                  "-->", "]]>", "${sofia_contact(*/1@a)}", "\u00e9\u20ac\u4e2d"]
+HOSTILE_TOKENS = list("\"'<>&$;{}[]|\\/ \t\n") + [
+    "${x}",
+    "$${x}",
+    "</include>",
+    "<include>",
+    "<?xml",
+    "X-PRE-PROCESS",
+    "-->",
+    "]]>",
+    "${sofia_contact(*/1@a)}",
+    "\u00e9\u20ac\u4e2d",
+]
 HOSTILE = st.lists(
     st.one_of(st.sampled_from(HOSTILE_TOKENS), st.characters(blacklist_categories=("Cs",))),
-    min_size=1, max_size=15,
+    min_size=1,
+    max_size=15,
 ).map("".join)
 
 
@@ -573,10 +674,12 @@ def test_hostile_text_parses_round_trips_and_never_expands(sdb, tmp_path_factory
     digests = render.render_tree(out)
     xmlcheck.check_paths(out, sorted(digests))  # parses, <include> alone, no $${, no X-PRE-PROCESS
     directory = xml(out, "directory/acme.example.xml")
-    assert directory.xpath("//user/variables/variable[@name='effective_caller_id_name']/@value") == \
-        [render.xml_text(user_name)]
-    assert directory.xpath("//domain/variables/variable[@name='fsctl_tenant_name']/@value") == \
-        [render.xml_text(tenant_name)]
+    assert directory.xpath("//user/variables/variable[@name='effective_caller_id_name']/@value") == [
+        render.xml_text(user_name)
+    ]
+    assert directory.xpath("//domain/variables/variable[@name='fsctl_tenant_name']/@value") == [
+        render.xml_text(tenant_name)
+    ]
     public = xml(out, "dialplan/public.xml")
     assert ("set", "fsctl_did_name=" + render.xml_text(did_name)) in actions(public)
     for rel in digests:
@@ -590,14 +693,17 @@ def test_hostile_text_parses_round_trips_and_never_expands(sdb, tmp_path_factory
             assert set(names) <= xmlcheck.ALLOWED_VARIABLES, value
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("a${x}b", "a\uff04{x}b"),
-    ("$${hostname}", "\uff04\uff04{hostname}"),
-    ("<X-PRE-PROCESS cmd=\"set\">", "<X\u2011PRE\u2011PROCESS cmd=\"set\">"),
-    ("x-pre-process", "x\u2011pre\u2011process"),
-    ("tab\there\nnew", "tabherenew"),
-    ("Tiekėjas & <Co> \"q\" 'a'", "Tiekėjas & <Co> \"q\" 'a'"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("a${x}b", "a\uff04{x}b"),
+        ("$${hostname}", "\uff04\uff04{hostname}"),
+        ('<X-PRE-PROCESS cmd="set">', '<X\u2011PRE\u2011PROCESS cmd="set">'),
+        ("x-pre-process", "x\u2011pre\u2011process"),
+        ("tab\there\nnew", "tabherenew"),
+        ("Tiekėjas & <Co> \"q\" 'a'", "Tiekėjas & <Co> \"q\" 'a'"),
+    ],
+)
 def test_xml_text_neutralises_dollar_and_preprocessor(text, expected):
     assert render.xml_text(text) == expected
 
@@ -611,15 +717,14 @@ def test_xml_text_fast_path_changes_nothing_it_should_change(text):
 
 
 def test_hostile_examples_round_trip_through_lxml(sdb, tmp_path):
-    name = 'A&B <c> "d" \'e\' ${x} $${y} </include> <?php X-PRE-PROCESS ünï €'
+    name = "A&B <c> \"d\" 'e' ${x} $${y} </include> <?php X-PRE-PROCESS ünï €"
     with transaction():
         tenants.add_tenant("acme.example", name)
         users.add_user("acme.example", "101", name, password="secret-password-101", vm_pin="1234")
     out = rendered(tmp_path)
     raw = (out / "directory/acme.example.xml").read_text()
     assert "${x}" not in raw and "$${" not in raw and "X-PRE-PROCESS" not in raw and "<?" not in raw
-    value = xml(out, "directory/acme.example.xml").xpath(
-        "//variable[@name='effective_caller_id_name']/@value")[0]
+    value = xml(out, "directory/acme.example.xml").xpath("//variable[@name='effective_caller_id_name']/@value")[0]
     assert value == name.replace("$", "\uff04").replace("X-PRE-PROCESS", "X\u2011PRE\u2011PROCESS")
 
 
@@ -666,8 +771,9 @@ _NUMBER = st.from_regex(r"\A(\+|00|0|)[0-9]{1,8}\Z")
 
 
 @settings(max_examples=400, deadline=None)
-@given(entries=st.lists(st.tuples(_NUMBER, st.sampled_from(["exact", "prefix"])), min_size=1, max_size=6),
-       caller=_NUMBER)
+@given(
+    entries=st.lists(st.tuples(_NUMBER, st.sampled_from(["exact", "prefix"])), min_size=1, max_size=6), caller=_NUMBER
+)
 def test_blacklist_regex_refuses_exactly_what_the_service_refuses(entries, caller):
     """The XML regex and the decision code (canonical numbers) agree on every caller."""
     config = TenantConfig.build(
@@ -692,8 +798,9 @@ def test_outside_calls_show_the_tenants_or_the_dids_name_never_the_internal_one(
     def names():
         root = xml(rendered(tmp_path), "directory/acme.example.xml")
         domain = root.xpath("//domain/variables/variable[@name='fsctl_outbound_name']/@value")
-        own = {u.get("id"): u.xpath("variables/variable[@name='fsctl_outbound_name']/@value")
-               for u in root.xpath("//user")}
+        own = {
+            u.get("id"): u.xpath("variables/variable[@name='fsctl_outbound_name']/@value") for u in root.xpath("//user")
+        }
         return domain, own
 
     # The default caller ID's DID name; a user calling out with another DID shows that one's.

@@ -37,8 +37,10 @@ ERROR_CASES = ("M1", "M2", "M5")  # the recorded replies that start with "+OK [[
 
 def reloader(fake_fs, password="ClueCon", port=None):
     settings = Settings(esl_host=fake_fs.host, esl_port=port or fake_fs.port, esl_password=password, esl_timeout=0.5)
-    return svc.esl_reloader(settings, lambda: EventSocket(settings.esl_host, settings.esl_port, password,
-                                                          timeout=0.5, reconnect=False, events=()))
+    return svc.esl_reloader(
+        settings,
+        lambda: EventSocket(settings.esl_host, settings.esl_port, password, timeout=0.5, reconnect=False, events=()),
+    )
 
 
 def reloads(fake_fs):
@@ -67,6 +69,7 @@ def revisions():
 
 # --- the normal path ------------------------------------------------------------------------
 
+
 def test_first_apply_writes_everything_and_reloads_once(db, fake_fs, tmp_path):
     two_tenants()
     conf = tmp_path / "conf"
@@ -74,8 +77,7 @@ def test_first_apply_writes_everything_and_reloads_once(db, fake_fs, tmp_path):
     assert result.rendered == ["acme.example", "beta.example"] and result.reloaded
     assert result.reply == "+OK [Success]"
     assert reloads(fake_fs) == ["api reloadxml"]
-    expected = sorted(render.tenant_paths("acme.example") + render.tenant_paths("beta.example")
-                      + [render.PUBLIC_FILE])
+    expected = sorted(render.tenant_paths("acme.example") + render.tenant_paths("beta.example") + [render.PUBLIC_FILE])
     assert sorted(svc.managed_files(conf)) == expected == result.written
     assert applied() == revisions() and len(applied()) == 2
     assert [r["status"] for r in svc.config_status()] == ["applied", "applied"]
@@ -150,8 +152,11 @@ def test_public_context_rerendered_only_when_dids_change(sdb, fake_fs, tmp_path)
     result = svc.apply_config(conf, reloader(fake_fs))
     assert render.PUBLIC_FILE in result.written
     assert "did-37053999999" in (conf / render.PUBLIC_FILE).read_text()
-    assert result.deleted == ["callcenter/agents/acme.example.xml", "callcenter/queues/acme.example.xml",
-                              "callcenter/tiers/acme.example.xml"]
+    assert result.deleted == [
+        "callcenter/agents/acme.example.xml",
+        "callcenter/queues/acme.example.xml",
+        "callcenter/tiers/acme.example.xml",
+    ]
     assert "queue-600" not in (conf / "dialplan/acme.example.xml").read_text()
 
 
@@ -184,13 +189,16 @@ def test_suspended_and_deleted_tenants_files_are_removed(db, fake_fs, tmp_path):
     with transaction():
         tenants.remove_tenant("acme.example", force=True)
     assert [(r["domain"], r["state"], r["status"], r["change"]) for r in svc.config_status()] == [
-        ("acme.example", "deleted", "pending", "remove"), ("beta.example", "suspended", "removed", "")]
+        ("acme.example", "deleted", "pending", "remove"),
+        ("beta.example", "suspended", "removed", ""),
+    ]
     svc.apply_config(conf, reloader(fake_fs))
     assert svc.managed_files(conf) == [render.PUBLIC_FILE]
     assert applied() == {}
 
 
 # --- refusals: everything stays as it was ---------------------------------------------------
+
 
 @pytest.mark.parametrize("case", ERROR_CASES)
 def test_reloadxml_error_reply_restores_previous_files(sdb, fake_fs, tmp_path, case):
@@ -206,12 +214,15 @@ def test_reloadxml_error_reply_restores_previous_files(sdb, fake_fs, tmp_path, c
     assert recorded.startswith("+OK [[error near line")
     with pytest.raises(OperationError) as info:
         svc.apply_config(conf, reloader(fake_fs))
-    assert str(info.value) == f"FreeSWITCH refused the configuration: {recorded}: previous files restored, " \
-                              "nothing applied"
+    assert (
+        str(info.value) == f"FreeSWITCH refused the configuration: {recorded}: previous files restored, nothing applied"
+    )
     assert snapshot(conf) == before  # changed files restored, new ones deleted
     assert applied() == was
-    assert {r["domain"]: r["status"] for r in svc.config_status()} == {"acme.example": "pending",
-                                                                      "beta.example": "pending"}
+    assert {r["domain"]: r["status"] for r in svc.config_status()} == {
+        "acme.example": "pending",
+        "beta.example": "pending",
+    }
     assert not (conf / svc.JOURNAL_DIR).exists()
     fake_fs.set_reloadxml("G0")
     assert svc.apply_config(conf, reloader(fake_fs)).rendered == ["acme.example", "beta.example"]
@@ -224,7 +235,9 @@ def test_err_reply_restores(sdb, fake_fs, tmp_path):
     with pytest.raises(OperationError, match=r"^FreeSWITCH refused reloadxml: -ERR reloadxml is busy: previous"):
         svc.apply_config(conf, reloader(fake_fs))
     assert snapshot(conf) == {} and applied() == {}
-    assert sorted(p.name for p in conf.iterdir()) == sorted([svc.CACHE_DIR, svc.LOCK_FILE, svc.MODES_STAMP])  # no folder left
+    assert sorted(p.name for p in conf.iterdir()) == sorted(
+        [svc.CACHE_DIR, svc.LOCK_FILE, svc.MODES_STAMP]
+    )  # no folder left
 
 
 def test_unreachable_timeout_and_bad_password(sdb, fake_fs, tmp_path):
@@ -256,21 +269,27 @@ Q600 = "600@acme.example"
 
 def cc_sent(fake_fs, since=0):
     """The callcenter_config commands the fake received from `fake_fs.received[since:]` (without "api ")."""
-    return [c[len("api "):] for c in fake_fs.received[since:] if c.startswith("api callcenter_config ")]
+    return [c[len("api ") :] for c in fake_fs.received[since:] if c.startswith("api callcenter_config ")]
 
 
 def demo_adds():
     """What the demo tenant's queue 600 (agents 103 then 102) takes when mod_callcenter has none of it."""
-    return [*agent_add_texts("102@acme.example", "102"), *agent_add_texts("103@acme.example", "103"),
-            f"callcenter_config tier add {Q600} 102@acme.example 2 2",
-            f"callcenter_config tier add {Q600} 103@acme.example 1 1"]
+    return [
+        *agent_add_texts("102@acme.example", "102"),
+        *agent_add_texts("103@acme.example", "103"),
+        f"callcenter_config tier add {Q600} 102@acme.example 2 2",
+        f"callcenter_config tier add {Q600} 103@acme.example 1 1",
+    ]
 
 
 def module_state(fake_fs):
     """The fake mod_callcenter's queues in memory, agents (with what the XML sets) and tiers."""
     m = fake_fs.callcenter
-    return (set(m.queues), {a: {k: v for k, v in attrs.items() if k != "state"} for a, attrs in m.agents.items()},
-            {k: (t["level"], t["position"]) for k, t in m.tiers.items()})
+    return (
+        set(m.queues),
+        {a: {k: v for k, v in attrs.items() if k != "state"} for a, attrs in m.agents.items()},
+        {k: (t["level"], t["position"]) for k, t in m.tiers.items()},
+    )
 
 
 def files_state(conf):
@@ -281,8 +300,12 @@ def files_state(conf):
             state = cc.read_state({rel.split("/")[1]: conf / rel})
             queues_ |= set(state.queues)
             tiers.update(state.tiers)
-            agents.update({a: {"type": attrs["type"], **{key: attrs[attr] for attr, key in cc.AGENT_KEYS
-                                                          if attr in attrs}} for a, attrs in state.agents.items()})
+            agents.update(
+                {
+                    a: {"type": attrs["type"], **{key: attrs[attr] for attr, key in cc.AGENT_KEYS if attr in attrs}}
+                    for a, attrs in state.agents.items()
+                }
+            )
     return queues_, agents, tiers
 
 
@@ -305,7 +328,11 @@ def test_callcenter_first_apply_loads_the_queue_then_agents_and_tiers(sdb, fake_
     assert module_state(fake_fs) == files_state(conf) and files_state(conf)[0] == {Q600}
     assert not (conf / cc.PENDING_FILE).exists()
     assert result.as_dict()["callcenter"]["commands"][0] == {
-        "domain": "acme.example", "command": f"callcenter_config queue load {Q600}", "reply": "+OK", "status": "ok"}
+        "domain": "acme.example",
+        "command": f"callcenter_config queue load {Q600}",
+        "reply": "+OK",
+        "status": "ok",
+    }
 
 
 def test_callcenter_nothing_changed_sends_no_command(sdb, fake_fs, tmp_path):
@@ -340,17 +367,22 @@ def test_callcenter_queue_added_and_removed(sdb, fake_fs, tmp_path):
     with transaction():
         queues.add_queue("acme.example", "601", "Sales", agents=["104", "102"])
     _, sent = apply_cc(conf, fake_fs)
-    assert sent == ["callcenter_config queue load 601@acme.example", *agent_add_texts("104@acme.example", "104"),
-                    "callcenter_config tier add 601@acme.example 102@acme.example 2 2",
-                    "callcenter_config tier add 601@acme.example 104@acme.example 1 1"]
+    assert sent == [
+        "callcenter_config queue load 601@acme.example",
+        *agent_add_texts("104@acme.example", "104"),
+        "callcenter_config tier add 601@acme.example 102@acme.example 2 2",
+        "callcenter_config tier add 601@acme.example 104@acme.example 1 1",
+    ]
     assert module_state(fake_fs) == files_state(conf)
     with transaction():
         queues.remove_queue("acme.example", "601")
     _, sent = apply_cc(conf, fake_fs)
-    assert sent == ["callcenter_config tier del 601@acme.example 102@acme.example",
-                    "callcenter_config tier del 601@acme.example 104@acme.example",
-                    "callcenter_config agent del 104@acme.example",
-                    "callcenter_config queue unload 601@acme.example"]
+    assert sent == [
+        "callcenter_config tier del 601@acme.example 102@acme.example",
+        "callcenter_config tier del 601@acme.example 104@acme.example",
+        "callcenter_config agent del 104@acme.example",
+        "callcenter_config queue unload 601@acme.example",
+    ]
     assert module_state(fake_fs) == files_state(conf) and fake_fs.callcenter.queues == {Q600: 1}
 
 
@@ -361,15 +393,19 @@ def test_callcenter_agent_added_and_removed(sdb, fake_fs, tmp_path):
     with transaction():
         queues.edit_queue("acme.example", "600", agents=["103", "102", "104"])
     _, sent = apply_cc(conf, fake_fs)
-    assert sent == [*agent_add_texts("104@acme.example", "104"),
-                    f"callcenter_config tier add {Q600} 104@acme.example 3 3"]
+    assert sent == [
+        *agent_add_texts("104@acme.example", "104"),
+        f"callcenter_config tier add {Q600} 104@acme.example 3 3",
+    ]
     with transaction():
         queues.edit_queue("acme.example", "600", agents=["103", "104"])
     _, sent = apply_cc(conf, fake_fs)
-    assert sent == [f"callcenter_config tier del {Q600} 102@acme.example",
-                    f"callcenter_config tier set level {Q600} 104@acme.example 2",
-                    f"callcenter_config tier set position {Q600} 104@acme.example 2",
-                    "callcenter_config agent del 102@acme.example"]
+    assert sent == [
+        f"callcenter_config tier del {Q600} 102@acme.example",
+        f"callcenter_config tier set level {Q600} 104@acme.example 2",
+        f"callcenter_config tier set position {Q600} 104@acme.example 2",
+        "callcenter_config agent del 102@acme.example",
+    ]
     assert module_state(fake_fs) == files_state(conf)
 
 
@@ -381,10 +417,12 @@ def test_callcenter_tier_changed_is_set(sdb, fake_fs, tmp_path):
         queues.edit_queue("acme.example", "600", agents=["102", "103"])  # 102 now rings first
     result, sent = apply_cc(conf, fake_fs)
     assert result.written == ["callcenter/tiers/acme.example.xml"]
-    assert sent == [f"callcenter_config tier set level {Q600} 102@acme.example 1",
-                    f"callcenter_config tier set position {Q600} 102@acme.example 1",
-                    f"callcenter_config tier set level {Q600} 103@acme.example 2",
-                    f"callcenter_config tier set position {Q600} 103@acme.example 2"]
+    assert sent == [
+        f"callcenter_config tier set level {Q600} 102@acme.example 1",
+        f"callcenter_config tier set position {Q600} 102@acme.example 1",
+        f"callcenter_config tier set level {Q600} 103@acme.example 2",
+        f"callcenter_config tier set position {Q600} 103@acme.example 2",
+    ]
     assert module_state(fake_fs) == files_state(conf)
 
 
@@ -395,11 +433,13 @@ def test_callcenter_tenant_removed(sdb, fake_fs, tmp_path):
     with transaction():
         tenants.edit_tenant("beta.example", state="suspended")
     _, sent = apply_cc(conf, fake_fs)
-    assert sent == ["callcenter_config tier del 600@beta.example 102@beta.example",
-                    "callcenter_config tier del 600@beta.example 103@beta.example",
-                    "callcenter_config agent del 102@beta.example",
-                    "callcenter_config agent del 103@beta.example",
-                    "callcenter_config queue unload 600@beta.example"]
+    assert sent == [
+        "callcenter_config tier del 600@beta.example 102@beta.example",
+        "callcenter_config tier del 600@beta.example 103@beta.example",
+        "callcenter_config agent del 102@beta.example",
+        "callcenter_config agent del 103@beta.example",
+        "callcenter_config queue unload 600@beta.example",
+    ]
     with transaction():
         tenants.remove_tenant("acme.example", force=True)
     _, sent = apply_cc(conf, fake_fs)
@@ -417,7 +457,8 @@ def test_callcenter_refused_keeps_the_xml_and_the_next_apply_retries(sdb, fake_f
     assert str(info.value) == (
         f"callcenter_config queue load {Q600}: -ERR Invalid Queue not found! (the queue is not in "
         "callcenter.conf: check its fsctl include lines (conf/freeswitch/includes.xml)); the XML is applied, "
-        "callcenter changes pending for acme.example: fsctl apply sends them again")
+        "callcenter changes pending for acme.example: fsctl apply sends them again"
+    )
     result = info.value.result
     assert cc_sent(fake_fs) == [f"callcenter_config queue load {Q600}"]  # the tenant stops at its first failure
     assert [r["status"] for r in result.callcenter] == ["failed"] + ["not sent"] * 16
@@ -438,8 +479,11 @@ def test_callcenter_retry_removes_what_a_half_done_attempt_left(sdb, fake_fs, tm
     make_demo()
     conf = tmp_path / "conf"
     fake_fs.callcenter.fail[f"callcenter_config tier add {Q600} 102@acme.example 2 2"] = "-ERR Unknown Error!\n"
-    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config tier add 600@acme.example 102@acme.example "
-                                                 r"2 2: -ERR Unknown Error!; the XML is applied"):
+    with pytest.raises(
+        cc.CallcenterError,
+        match=r"^callcenter_config tier add 600@acme.example 102@acme.example "
+        r"2 2: -ERR Unknown Error!; the XML is applied",
+    ):
         svc.apply_config(conf, reloader(fake_fs))
     assert "102@acme.example" in fake_fs.callcenter.agents  # added before the failure
     fake_fs.callcenter.fail.clear()
@@ -447,13 +491,18 @@ def test_callcenter_retry_removes_what_a_half_done_attempt_left(sdb, fake_fs, tm
         queues.edit_queue("acme.example", "600", agents=["103"])  # 102 leaves before the retry
     result, sent = apply_cc(conf, fake_fs)
     assert result.rendered == ["acme.example"] and result.callcenter_retried == ["acme.example"]
-    assert sent == [f"callcenter_config queue reload {Q600}",
-                    "callcenter_config agent add 103@acme.example callback",  # -ERR Agent already exist!
-                    "callcenter_config agent set type 103@acme.example callback",
-                    *agent_add_texts("103@acme.example", "103")[1:],
-                    f"callcenter_config tier del {Q600} 102@acme.example",
-                    f"callcenter_config tier add {Q600} 103@acme.example 1 1",  # never sent the first time
-                    "callcenter_config agent del 102@acme.example"]
+    assert (
+        sent
+        == [
+            f"callcenter_config queue reload {Q600}",
+            "callcenter_config agent add 103@acme.example callback",  # -ERR Agent already exist!
+            "callcenter_config agent set type 103@acme.example callback",
+            *agent_add_texts("103@acme.example", "103")[1:],
+            f"callcenter_config tier del {Q600} 102@acme.example",
+            f"callcenter_config tier add {Q600} 103@acme.example 1 1",  # never sent the first time
+            "callcenter_config agent del 102@acme.example",
+        ]
+    )
     assert [r["status"] for r in result.callcenter].count("exists") == 1
     assert module_state(fake_fs) == files_state(conf) and "102@acme.example" not in fake_fs.callcenter.agents
 
@@ -462,8 +511,11 @@ def test_callcenter_connection_lost_exits_3_and_retries(sdb, fake_fs, tmp_path):
     make_demo()
     conf = tmp_path / "conf"
     fake_fs.fault("drop", on="api callcenter_config agent add")
-    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config agent add 102@acme.example callback: no answer "
-                                                 r"\(FreeSWITCH connection lost") as info:
+    with pytest.raises(
+        cc.CallcenterError,
+        match=r"^callcenter_config agent add 102@acme.example callback: no answer "
+        r"\(FreeSWITCH connection lost",
+    ) as info:
         svc.apply_config(conf, reloader(fake_fs))
     assert info.value.exit_code == 3 and info.value.result.callcenter_pending == ["acme.example"]
     assert applied() == revisions()
@@ -475,9 +527,12 @@ def test_callcenter_connection_lost_exits_3_and_retries(sdb, fake_fs, tmp_path):
 def test_callcenter_module_not_loaded(sdb, fake_fs, tmp_path):
     make_demo()
     fake_fs.callcenter = None  # FreeSWITCH answers like for any unknown API command
-    with pytest.raises(cc.CallcenterError, match=r"^callcenter_config queue load 600@acme.example: -ERR "
-                                                 r"callcenter_config Command not found! \(mod_callcenter is not "
-                                                 r"loaded\); the XML is applied"):
+    with pytest.raises(
+        cc.CallcenterError,
+        match=r"^callcenter_config queue load 600@acme.example: -ERR "
+        r"callcenter_config Command not found! \(mod_callcenter is not "
+        r"loaded\); the XML is applied",
+    ):
         svc.apply_config(tmp_path / "conf", reloader(fake_fs))
 
 
@@ -504,8 +559,9 @@ def test_callcenter_bad_file_refuses_the_apply_before_writing(sdb, fake_fs, tmp_
     custom = override_template(tmp_path / "templates", "callcenter_agents.xml", 'type="callback" ', "")
     conf = tmp_path / "conf"
     # The validator refuses it (mod_callcenter would skip the agent), before anything is written.
-    with pytest.raises(XmlCheckError, match="callcenter/agents/acme.example.xml line 2: agent 102@acme.example has "
-                                            "no type"):
+    with pytest.raises(
+        XmlCheckError, match="callcenter/agents/acme.example.xml line 2: agent 102@acme.example has no type"
+    ):
         svc.apply_config(conf, reloader(fake_fs), templates_dir=custom)
     assert snapshot(conf) == {} and reloads(fake_fs) == [] and cc_sent(fake_fs) == []
 
@@ -600,10 +656,17 @@ def test_apply_holds_an_exclusive_lock_while_writing(sdb, tmp_path):
 
 # --- the commands ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cli(fsctl_sqlite, fake_fs, tmp_path):
-    fsctl_sqlite.env.update({"FSCTL_CONF_DIR": str(tmp_path / "conf"), "FSCTL_ESL_HOST": fake_fs.host,
-                             "FSCTL_ESL_PORT": str(fake_fs.port), "FSCTL_ESL_TIMEOUT": "0.5"})
+    fsctl_sqlite.env.update(
+        {
+            "FSCTL_CONF_DIR": str(tmp_path / "conf"),
+            "FSCTL_ESL_HOST": fake_fs.host,
+            "FSCTL_ESL_PORT": str(fake_fs.port),
+            "FSCTL_ESL_TIMEOUT": "0.5",
+        }
+    )
     return fsctl_sqlite
 
 
@@ -611,13 +674,25 @@ def test_cli_apply_status_and_render(cli, fake_fs, tmp_path):
     cli("tenant", "add", "acme.example", "--name", "ACME")
     cli("user", "add", "acme.example", "101", "--name", "Ona")
     rows = json.loads(cli("status", "--json").stdout)
-    assert rows == [{"domain": "acme.example", "state": "active", "applied_revision": None, "revision": 2,
-                     "status": "pending", "change": "render", "applied_at": None}]
+    assert rows == [
+        {
+            "domain": "acme.example",
+            "state": "active",
+            "applied_revision": None,
+            "revision": 2,
+            "status": "pending",
+            "change": "render",
+            "applied_at": None,
+        }
+    ]
     result = cli("apply")
-    assert result.stderr.splitlines() == ["1 tenants rendered, 0 removed, 3 files written, 0 deleted",
-                                          "reloadxml: +OK [Success]"]
-    assert cli("apply").stderr.strip() == \
-        "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+    assert result.stderr.splitlines() == [
+        "1 tenants rendered, 0 removed, 3 files written, 0 deleted",
+        "reloadxml: +OK [Success]",
+    ]
+    assert (
+        cli("apply").stderr.strip() == "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+    )
     assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"
     out = tmp_path / "rendered"
     assert cli("render", "--out", str(out)).stderr.strip() == f"3 files rendered into {out} and validated"
@@ -626,8 +701,10 @@ def test_cli_apply_status_and_render(cli, fake_fs, tmp_path):
     cli("tenant", "add", "beta.example", "--name", "Beta")
     assert cli("render", "--out", str(out)).stderr.strip() == f"5 files rendered into {out} and validated"
     cli("tenant", "edit", "beta.example", "--state", "suspended")
-    assert cli("render", "--out", str(out)).stderr.strip() == \
-        f"3 files rendered into {out} and validated (2 stale files of an earlier render removed)"
+    assert (
+        cli("render", "--out", str(out)).stderr.strip()
+        == f"3 files rendered into {out} and validated (2 stale files of an earlier render removed)"
+    )
     assert not list(out.rglob("beta.example*")) and (out / "notes.txt").read_text() == "mine"
 
 
@@ -636,8 +713,10 @@ def test_cli_apply_refused_and_unreachable_exit_codes(cli, fake_fs, tmp_path):
     fake_fs.set_reloadxml("M1")
     result = cli("apply", ok=False)
     assert result.exit_code == 1
-    assert result.stderr.strip() == "Error: FreeSWITCH refused the configuration: +OK [[error near line 6677]: " \
-                                    "unexpected closing tag </usr>]: previous files restored, nothing applied"
+    assert (
+        result.stderr.strip() == "Error: FreeSWITCH refused the configuration: +OK [[error near line 6677]: "
+        "unexpected closing tag </usr>]: previous files restored, nothing applied"
+    )
     cli.env["FSCTL_ESL_PORT"] = str(free_port())
     result = cli("apply", ok=False)
     assert result.exit_code == 3 and result.stderr.startswith("Error: FreeSWITCH 127.0.0.1:")
@@ -684,8 +763,9 @@ def test_cli_apply_sends_callcenter_commands_and_retries_refused_ones(cli, fake_
         "callcenter: 1 commands for acme.example: +OK",
     ]
     assert cc_sent(fake_fs)[-1] == f"callcenter_config queue reload {Q600}"
-    assert cli("apply").stderr.strip() == \
-        "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+    assert (
+        cli("apply").stderr.strip() == "nothing to apply: FreeSWITCH already runs the current configuration (no reload)"
+    )
 
 
 def test_cli_apply_callcenter_unreachable_exits_3(cli, fake_fs, tmp_path):
@@ -697,14 +777,16 @@ def test_cli_apply_callcenter_unreachable_exits_3(cli, fake_fs, tmp_path):
     assert result.exit_code == 3
     assert result.stderr.splitlines()[-1].startswith(
         f"Error: callcenter_config queue load {Q600}: no answer (api callcenter_config queue load {Q600}: "
-        "no reply from FreeSWITCH within the timeout); the XML is applied")
+        "no reply from FreeSWITCH within the timeout); the XML is applied"
+    )
     fake_fs.clear_faults()
     cli.env["FSCTL_ESL_PORT"] = str(free_port())  # FreeSWITCH down: still pending
     result = cli("apply", ok=False)
     assert result.exit_code == 3 and "no answer (cannot connect to FreeSWITCH" in result.stderr
     cli.env["FSCTL_ESL_PORT"] = str(fake_fs.port)
     assert cli("apply").stderr.splitlines() == [
-        "callcenter: 9 commands for acme.example (pending since an earlier apply): +OK"]
+        "callcenter: 9 commands for acme.example (pending since an earlier apply): +OK"
+    ]
 
 
 def test_commands_have_help(cli):
@@ -715,11 +797,14 @@ def test_commands_have_help(cli):
 
 # --- R-ADM instant activation: --apply / auto_apply ------------------------------------------
 
+
 def test_cli_auto_apply_makes_a_change_live_at_once(cli, fake_fs, tmp_path):
     cli.env["FSCTL_AUTO_APPLY"] = "true"
     result = cli("tenant", "add", "acme.example", "--name", "ACME")
-    assert result.stderr.splitlines()[-2:] == ["1 tenants rendered, 0 removed, 3 files written, 0 deleted",
-                                               "reloadxml: +OK [Success]"]
+    assert result.stderr.splitlines()[-2:] == [
+        "1 tenants rendered, 0 removed, 3 files written, 0 deleted",
+        "reloadxml: +OK [Success]",
+    ]
     result = cli("user", "add", "acme.example", "101", "--name", "Ona")
     assert "reloadxml: +OK [Success]" in result.stderr
     assert json.loads(cli("status", "--json").stdout)[0]["status"] == "applied"
@@ -760,6 +845,7 @@ def test_auto_apply_setting_is_a_boolean(cli):
 
 # --- render --out: only fsctl's own files, each written atomically ----------------------------
 
+
 def test_render_out_never_touches_files_it_did_not_write(cli, tmp_path):
     """It deleted every *.xml of the layout it had not just written: a stock directory/default.xml too."""
     cli("tenant", "add", "acme.example", "--name", "ACME")
@@ -769,16 +855,23 @@ def test_render_out_never_touches_files_it_did_not_write(cli, tmp_path):
         (out / rel).write_text("<include/>\n")
     result = cli("render", "--out", str(out), ok=False)
     assert result.exit_code == 2
-    assert result.stderr == (f'Error: --out "{out}": holds FreeSWITCH XML fsctl did not write (dialplan/public/'
-                             "00_inbound_did.xml, directory/default.xml): render into an empty folder or one fsctl "
-                             "rendered into\n")
+    assert result.stderr == (
+        f'Error: --out "{out}": holds FreeSWITCH XML fsctl did not write (dialplan/public/'
+        "00_inbound_did.xml, directory/default.xml): render into an empty folder or one fsctl "
+        "rendered into\n"
+    )
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "dialplan/public/00_inbound_did.xml", "directory/default.xml"]
+        "dialplan/public/00_inbound_did.xml",
+        "directory/default.xml",
+    ]
     # into a folder of its own: its files are listed, and only they are ever removed
     mine = tmp_path / "mine"
     cli("render", "--out", str(mine))
     assert json.loads((mine / ".fsctl-render.json").read_text())["files"] == [
-        "dialplan/acme.example.xml", "dialplan/public.xml", "directory/acme.example.xml"]
+        "dialplan/acme.example.xml",
+        "dialplan/public.xml",
+        "directory/acme.example.xml",
+    ]
     (mine / "directory" / "added-by-hand.xml").write_text("<include/>\n")
     result = cli("render", "--out", str(mine), ok=False)
     assert result.exit_code == 2 and "(directory/added-by-hand.xml)" in result.stderr
@@ -828,10 +921,15 @@ def test_render_out_killed_mid_file_leaves_the_previous_file_whole(cli, tmp_path
     (slow / "packaged_dialplan.xml").write_text((render.packaged_templates_dir() / "dialplan.xml").read_text())
     (slow / "dialplan.xml").write_text(
         '{% if context == "fsctl-public" %}<include>\n{% for i in range(10 ** 9) %}<!-- {{ i }} padding -->\n'
-        '{% endfor %}</include>\n{% else %}{% include "packaged_dialplan.xml" %}{% endif %}')
+        '{% endfor %}</include>\n{% else %}{% include "packaged_dialplan.xml" %}{% endif %}'
+    )
     env = dict(os.environ, FSCTL_CONFIG="", FSCTL_TEMPLATES_DIR=str(slow), FSCTL_DATABASE=cli.url)
-    proc = subprocess.Popen([sys.executable, "-c", "from fsctl.cli import main; main()", "render", "--out", str(out)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from fsctl.cli import main; main()", "render", "--out", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not any(p.stat().st_size > 1 << 20 for p in (out / "dialplan").iterdir()):  # well into the file

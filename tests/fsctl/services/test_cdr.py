@@ -24,9 +24,24 @@ T0 = dt.datetime(2026, 11, 23, 7, 9, 42)  # the capture's call
 CAPTURE_A = "8b25adfa-2dd4-401e-ae78-57dd0af53490"
 CAPTURE_B = "33612f13-a646-4cf3-8fde-142e2ceb7f3d"
 
-_BRIDGE_VARS = ("last_bridge_to", "bridge_uuid", "bridge_channel", "bridge_epoch", "bridge_uepoch", "dialed_user",
-                "dialed_domain", "originated_legs", "originate_causes", "signal_bond", "last_bridge_role",
-                "bridge_hangup_cause", "answer_epoch", "answer_uepoch", "bridge_stamp", "answer_stamp")
+_BRIDGE_VARS = (
+    "last_bridge_to",
+    "bridge_uuid",
+    "bridge_channel",
+    "bridge_epoch",
+    "bridge_uepoch",
+    "dialed_user",
+    "dialed_domain",
+    "originated_legs",
+    "originate_causes",
+    "signal_bond",
+    "last_bridge_role",
+    "bridge_hangup_cause",
+    "answer_epoch",
+    "answer_uepoch",
+    "bridge_stamp",
+    "answer_stamp",
+)
 
 
 def capture_events():
@@ -46,11 +61,30 @@ def _times(h, start, answer, end):
     h["variable_duration"] = str(int((end - start).total_seconds()))
 
 
-def a_leg(uuid, *, caller="101", dest="102", start=T0, answer=None, end=None, cause="NORMAL_CLEARING", did=None,
-          route=None, app="bridge", app_arg="", bridged_to=None, bridged_user=None, bridged_channel=None,
-          disposition="recv_bye", tenant="acme.example", recording=None, cc_queue=None, caller_name=None):
+def a_leg(
+    uuid,
+    *,
+    caller="101",
+    dest="102",
+    start=T0,
+    answer=None,
+    end=None,
+    cause="NORMAL_CLEARING",
+    did=None,
+    route=None,
+    app="bridge",
+    app_arg="",
+    bridged_to=None,
+    bridged_user=None,
+    bridged_channel=None,
+    disposition="recv_bye",
+    tenant="acme.example",
+    recording=None,
+    cc_queue=None,
+    caller_name=None,
+):
     """The caller's leg at hang-up, from the capture's A-leg."""
-    h = {k: v for k, v in capture_events()[1].items() if k[len("variable_"):] not in _BRIDGE_VARS}
+    h = {k: v for k, v in capture_events()[1].items() if k[len("variable_") :] not in _BRIDGE_VARS}
     end = end or start + dt.timedelta(seconds=30)
     h["Unique-ID"] = h["Caller-Unique-ID"] = h["variable_uuid"] = h["variable_call_uuid"] = uuid
     h["Caller-Caller-ID-Number"] = caller
@@ -83,8 +117,20 @@ def a_leg(uuid, *, caller="101", dest="102", start=T0, answer=None, end=None, ca
     return h
 
 
-def b_leg(uuid, call_uuid, user, *, start=T0, answer=None, end=None, cause="NORMAL_CLEARING", queue=False,
-          gateway=None, caller="101", tenant="acme.example"):
+def b_leg(
+    uuid,
+    call_uuid,
+    user,
+    *,
+    start=T0,
+    answer=None,
+    end=None,
+    cause="NORMAL_CLEARING",
+    queue=False,
+    gateway=None,
+    caller="101",
+    tenant="acme.example",
+):
     """A leg the call rang (group member, queue agent, gateway), from the capture's B-leg."""
     h = dict(capture_events()[0])
     end = end or start + dt.timedelta(seconds=20)
@@ -115,8 +161,10 @@ def b_leg(uuid, call_uuid, user, *, start=T0, answer=None, end=None, cause="NORM
 def make_tenant(db=None, domain="acme.example", users=("101", "102", "103", "104"), tz="Europe/Vilnius"):
     """A tenant with users and group 200 (101, 102, 103)."""
     tenant = Tenant.create(domain=domain, name="ACME", timezone=tz)
-    made = {n: User.create(tenant=tenant, number=n, name=f"User {n}", sip_password="x" * 20,
-                           email=f"u{n}@acme.example") for n in users}
+    made = {
+        n: User.create(tenant=tenant, number=n, name=f"User {n}", sip_password="x" * 20, email=f"u{n}@acme.example")
+        for n in users
+    }
     group = Group.create(tenant=tenant, number="200", name="Sales")
     for i, n in enumerate(("101", "102", "103")):
         if n in made:
@@ -130,52 +178,126 @@ def s(seconds):
 
 # --- the classification table ---------------------------------------------------------------
 
+
 def L(user, result, via="", external=False):
     return LegFacts(user, result, via, external)
 
 
 CASES = [
     # (name, facts, status, missed_by, answered_by)
-    ("direct call answered", CallFacts("internal", "user", "102", legs=(L("102", "answered"),)),
-     "answered", (), "102"),
-    ("group answered by one member: missed by nobody",
-     CallFacts("in", "group", "200", legs=(L("101", "cancelled"), L("102", "answered"), L("103", "no_answer"))),
-     "answered", (), "102"),
-    ("group nobody answered: missed for each member who rang, not the busy one",
-     CallFacts("in", "group", "200", "ORIGINATOR_CANCEL",
-               legs=(L("101", "no_answer"), L("102", "busy"), L("103", "cancelled")), caller_left=True),
-     "missed", ("101", "103"), None),
-    ("group nobody answered, then voicemail of 104",
-     CallFacts("in", "group", "200", legs=(L("101", "no_answer"),), voicemail="104", a_answered=True),
-     "missed", ("101", "104"), None),
-    ("user forwarded to voicemail without ringing", CallFacts("in", "user", "102", voicemail="102",
-                                                              a_answered=True), "missed", ("102",), None),
+    ("direct call answered", CallFacts("internal", "user", "102", legs=(L("102", "answered"),)), "answered", (), "102"),
+    (
+        "group answered by one member: missed by nobody",
+        CallFacts("in", "group", "200", legs=(L("101", "cancelled"), L("102", "answered"), L("103", "no_answer"))),
+        "answered",
+        (),
+        "102",
+    ),
+    (
+        "group nobody answered: missed for each member who rang, not the busy one",
+        CallFacts(
+            "in",
+            "group",
+            "200",
+            "ORIGINATOR_CANCEL",
+            legs=(L("101", "no_answer"), L("102", "busy"), L("103", "cancelled")),
+            caller_left=True,
+        ),
+        "missed",
+        ("101", "103"),
+        None,
+    ),
+    (
+        "group nobody answered, then voicemail of 104",
+        CallFacts("in", "group", "200", legs=(L("101", "no_answer"),), voicemail="104", a_answered=True),
+        "missed",
+        ("101", "104"),
+        None,
+    ),
+    (
+        "user forwarded to voicemail without ringing",
+        CallFacts("in", "user", "102", voicemail="102", a_answered=True),
+        "missed",
+        ("102",),
+        None,
+    ),
     ("user phone offline", CallFacts("internal", "user", "103", "USER_NOT_REGISTERED"), "missed", ("103",), None),
-    ("every member busy", CallFacts("in", "group", "200", "USER_BUSY", legs=(L("101", "busy"), L("102", "busy"))),
-     "busy", (), None),
-    ("caller left during the IVR greeting", CallFacts("in", "ivr", "500", a_answered=True, caller_left=True),
-     "abandoned", (), None),
-    ("caller left the queue while agents rang: not missed by the agents",
-     CallFacts("in", "queue", "600", legs=(L("101", "no_answer", "queue"), L("102", "cancelled", "queue")),
-               queue="600", a_answered=True, caller_left=True),
-     "abandoned", (), None),
-    ("queue call answered by an agent", CallFacts("in", "queue", "600", legs=(L("102", "answered", "queue"),),
-                                                  queue="600"), "answered", (), "102"),
+    (
+        "every member busy",
+        CallFacts("in", "group", "200", "USER_BUSY", legs=(L("101", "busy"), L("102", "busy"))),
+        "busy",
+        (),
+        None,
+    ),
+    (
+        "caller left during the IVR greeting",
+        CallFacts("in", "ivr", "500", a_answered=True, caller_left=True),
+        "abandoned",
+        (),
+        None,
+    ),
+    (
+        "caller left the queue while agents rang: not missed by the agents",
+        CallFacts(
+            "in",
+            "queue",
+            "600",
+            legs=(L("101", "no_answer", "queue"), L("102", "cancelled", "queue")),
+            queue="600",
+            a_answered=True,
+            caller_left=True,
+        ),
+        "abandoned",
+        (),
+        None,
+    ),
+    (
+        "queue call answered by an agent",
+        CallFacts("in", "queue", "600", legs=(L("102", "answered", "queue"),), queue="600"),
+        "answered",
+        (),
+        "102",
+    ),
     ("blacklisted caller refused", CallFacts("in", None, None, "CALL_REJECTED"), "refused", (), None),
-    ("outgoing call answered", CallFacts("out", "external", "+37060000000",
-                                         legs=(L("+37060000000", "answered", external=True),)),
-     "answered", (), None),
-    ("outgoing call busy", CallFacts("out", "external", "+37060000000", "USER_BUSY",
-                                     legs=(L("+37060000000", "busy", external=True),)), "busy", (), None),
-    ("outgoing call not answered", CallFacts("out", "external", "+37060000000", "NO_ANSWER",
-                                             legs=(L("+37060000000", "no_answer", external=True),)),
-     "failed", (), None),
-    ("caller hung up before anything rang", CallFacts("internal", None, None, "ORIGINATOR_CANCEL", caller_left=True),
-     "abandoned", (), None),
+    (
+        "outgoing call answered",
+        CallFacts("out", "external", "+37060000000", legs=(L("+37060000000", "answered", external=True),)),
+        "answered",
+        (),
+        None,
+    ),
+    (
+        "outgoing call busy",
+        CallFacts("out", "external", "+37060000000", "USER_BUSY", legs=(L("+37060000000", "busy", external=True),)),
+        "busy",
+        (),
+        None,
+    ),
+    (
+        "outgoing call not answered",
+        CallFacts(
+            "out", "external", "+37060000000", "NO_ANSWER", legs=(L("+37060000000", "no_answer", external=True),)
+        ),
+        "failed",
+        (),
+        None,
+    ),
+    (
+        "caller hung up before anything rang",
+        CallFacts("internal", None, None, "ORIGINATOR_CANCEL", caller_left=True),
+        "abandoned",
+        (),
+        None,
+    ),
     ("unknown number", CallFacts("internal", None, None, "NO_ROUTE_DESTINATION"), "failed", (), None),
     ("conference joined", CallFacts("internal", "conference", "700", a_answered=True), "answered", (), None),
-    ("transfer: first answerer is who answered", CallFacts("in", "user", "101", legs=(
-        L("101", "answered"), L("103", "answered"))), "answered", (), "101"),
+    (
+        "transfer: first answerer is who answered",
+        CallFacts("in", "user", "101", legs=(L("101", "answered"), L("103", "answered"))),
+        "answered",
+        (),
+        "101",
+    ),
 ]
 
 
@@ -192,11 +314,19 @@ def test_classify_covers_every_status():
 USERS = st.sampled_from(["101", "102", "103", "104"])
 LEGS = st.builds(LegFacts, USERS, st.sampled_from(cdr.LEG_RESULTS), st.sampled_from(["", "queue"]), st.booleans())
 FACTS = st.builds(
-    CallFacts, st.sampled_from(cdr.DIRECTIONS), st.sampled_from([None, "user", "group", "queue", "ivr", "voicemail"]),
-    st.one_of(st.none(), USERS), st.sampled_from(["NORMAL_CLEARING", "NO_ANSWER", "USER_BUSY", "CALL_REJECTED",
-                                                  "ORIGINATOR_CANCEL", "USER_NOT_REGISTERED"]),
-    st.lists(LEGS, max_size=4).map(tuple), st.one_of(st.none(), USERS), st.one_of(st.none(), st.just("600")),
-    st.booleans(), st.booleans())
+    CallFacts,
+    st.sampled_from(cdr.DIRECTIONS),
+    st.sampled_from([None, "user", "group", "queue", "ivr", "voicemail"]),
+    st.one_of(st.none(), USERS),
+    st.sampled_from(
+        ["NORMAL_CLEARING", "NO_ANSWER", "USER_BUSY", "CALL_REJECTED", "ORIGINATOR_CANCEL", "USER_NOT_REGISTERED"]
+    ),
+    st.lists(LEGS, max_size=4).map(tuple),
+    st.one_of(st.none(), USERS),
+    st.one_of(st.none(), st.just("600")),
+    st.booleans(),
+    st.booleans(),
+)
 
 
 @given(FACTS)
@@ -212,32 +342,48 @@ def test_classification_invariants(facts):
         assert out.status == "answered"  # a call somebody answered is never missed for the others
 
 
-@pytest.mark.parametrize("answered,cause,result", [
-    (True, "NORMAL_CLEARING", "answered"), (False, "USER_BUSY", "busy"), (False, "CALL_REJECTED", "busy"),
-    (False, "NO_ANSWER", "no_answer"), (False, "LOSE_RACE", "cancelled"), (False, "ORIGINATOR_CANCEL", "cancelled"),
-    (False, "USER_NOT_REGISTERED", "failed"),
-])
+@pytest.mark.parametrize(
+    "answered,cause,result",
+    [
+        (True, "NORMAL_CLEARING", "answered"),
+        (False, "USER_BUSY", "busy"),
+        (False, "CALL_REJECTED", "busy"),
+        (False, "NO_ANSWER", "no_answer"),
+        (False, "LOSE_RACE", "cancelled"),
+        (False, "ORIGINATOR_CANCEL", "cancelled"),
+        (False, "USER_NOT_REGISTERED", "failed"),
+    ],
+)
 def test_leg_result(answered, cause, result):
     assert cdr.leg_result(answered, cause) == result
 
 
 # --- parsing the real capture ---------------------------------------------------------------
 
+
 def test_parse_capture_legs():
     b, a = (cdr.parse_channel(h) for h in capture_events())
     assert (a.is_a_leg, a.uuid, a.call_uuid, a.tenant) == (True, CAPTURE_A, CAPTURE_A, "acme.example")
-    assert (a.caller, a.caller_name, a.callee, a.bridged_to, a.bridged_user) == ("101", "Acme 101", "102",
-                                                                                   CAPTURE_B, "102")
+    assert (a.caller, a.caller_name, a.callee, a.bridged_to, a.bridged_user) == (
+        "101",
+        "Acme 101",
+        "102",
+        CAPTURE_B,
+        "102",
+    )
     assert a.started_at == T0 and a.ended_at == s(2) and a.caller_left  # sip_hangup_disposition recv_bye
     assert (b.is_a_leg, b.uuid, b.call_uuid, b.user, b.tenant) == (False, CAPTURE_B, CAPTURE_A, "102", "acme.example")
     assert b.answered_at == T0
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"Unique-ID": "", "variable_uuid": ""}, 'Unique-ID "": must be present (the channel\'s UUID)'),
-    ({"variable_start_epoch": "soon"}, 'variable_start_epoch "soon": must be a whole number of seconds since 1970'),
-    ({"variable_start_epoch": "0"}, 'variable_start_epoch "0": must be after 1970'),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"Unique-ID": "", "variable_uuid": ""}, 'Unique-ID "": must be present (the channel\'s UUID)'),
+        ({"variable_start_epoch": "soon"}, 'variable_start_epoch "soon": must be a whole number of seconds since 1970'),
+        ({"variable_start_epoch": "0"}, 'variable_start_epoch "0": must be after 1970'),
+    ],
+)
 def test_parse_rejects_bad_headers(change, message):
     headers = {**capture_events()[1], **change}
     with pytest.raises(ValidationError) as info:
@@ -247,13 +393,16 @@ def test_parse_rejects_bad_headers(change, message):
 
 # --- ingestion (both engines) ---------------------------------------------------------------
 
+
 def record(uuid):
     return CallRecord.get(CallRecord.uuid == uuid)
 
 
 def parties(uuid):
-    return {p.user_number: (p.received, p.answered, p.missed, p.placed, p.talk_time)
-            for p in CallParty.select().join(CallRecord).where(CallRecord.uuid == uuid)}
+    return {
+        p.user_number: (p.received, p.answered, p.missed, p.placed, p.talk_time)
+        for p in CallParty.select().join(CallRecord).where(CallRecord.uuid == uuid)
+    }
 
 
 def test_capture_call_is_one_record_and_idempotent(db):
@@ -266,7 +415,12 @@ def test_capture_call_is_one_record_and_idempotent(db):
     assert CallRecord.select().count() == 1 and CallLeg.select().count() == 1
     call = record(CAPTURE_A)
     assert (call.status, call.direction, call.caller, call.callee, call.answered_by) == (
-        "answered", "internal", "101", "102", "102")
+        "answered",
+        "internal",
+        "101",
+        "102",
+        "102",
+    )
     assert (call.started_at, call.ended_at, call.duration, call.talk_time, call.complete) == (T0, s(2), 2, 2, True)
     assert parties(CAPTURE_A) == {"101": (0, 0, 0, 1, 0), "102": (1, 1, 0, 0, 2)}
 
@@ -274,8 +428,9 @@ def test_capture_call_is_one_record_and_idempotent(db):
 def test_calls_link_to_their_catalogued_recording(db):
     tenant = make_tenant(db)
     path = "acme.example/2026/11/23/20261123T070942Z_8b25adfa_101.wav"
-    rec = Recording.create(tenant=tenant, user_number="101", direction="internal", started_at=T0, path=path,
-                           call_uuid=CAPTURE_A)
+    rec = Recording.create(
+        tenant=tenant, user_number="101", direction="internal", started_at=T0, path=path, call_uuid=CAPTURE_A
+    )
     b, a = capture_events()
     cdr.ingest_hangups([b, {**a, "variable_fsctl_recording_path": "/var/lib/freeswitch/recordings/" + path}])
     call = record(CAPTURE_A)
@@ -329,29 +484,55 @@ def test_group_call_answered_by_one_member_is_missed_by_nobody(db):
         b_leg("g-101", "g-a", "101", end=s(8), cause="LOSE_RACE"),
         b_leg("g-103", "g-a", "103", end=s(1), cause="USER_BUSY"),
         b_leg("g-102", "g-a", "102", answer=s(8), end=s(68)),
-        a_leg("g-a", caller="+37061111111", dest="+37052000000", did="+37052000000", route="group:200",
-              answer=s(8), end=s(68), bridged_to="g-102", bridged_user="102"),
+        a_leg(
+            "g-a",
+            caller="+37061111111",
+            dest="+37052000000",
+            did="+37052000000",
+            route="group:200",
+            answer=s(8),
+            end=s(68),
+            bridged_to="g-102",
+            bridged_user="102",
+        ),
     ]
     cdr.ingest_hangups(events)
     call = record("g-a")
     assert (call.status, call.answered_by, call.missed_by, call.direction, call.did) == (
-        "answered", "102", "", "in", "+37052000000")
+        "answered",
+        "102",
+        "",
+        "in",
+        "+37052000000",
+    )
     assert (call.target_kind, call.target, call.talk_time) == ("group", "200", 60)
     assert parties("g-a") == {"101": (1, 0, 0, 0, 0), "102": (1, 1, 0, 0, 60), "103": (1, 0, 0, 0, 0)}
     assert sorted((l.user_number, l.result) for l in call.legs) == [
-        ("101", "cancelled"), ("102", "answered"), ("103", "busy")]
+        ("101", "cancelled"),
+        ("102", "answered"),
+        ("103", "busy"),
+    ]
     assert tenant.calls.count() == 1
 
 
 def test_group_call_nobody_answered_is_missed_for_those_who_rang(db):
     make_tenant(db)
-    cdr.ingest_hangups([
-        b_leg("m-101", "m-a", "101", end=s(20), cause="ORIGINATOR_CANCEL"),
-        b_leg("m-102", "m-a", "102", end=s(20), cause="ORIGINATOR_CANCEL"),
-        b_leg("m-103", "m-a", "103", end=s(1), cause="USER_BUSY"),
-        a_leg("m-a", caller="+37061111111", did="+37052000000", route="group:200", end=s(20),
-              cause="ORIGINATOR_CANCEL", disposition="recv_cancel"),
-    ])
+    cdr.ingest_hangups(
+        [
+            b_leg("m-101", "m-a", "101", end=s(20), cause="ORIGINATOR_CANCEL"),
+            b_leg("m-102", "m-a", "102", end=s(20), cause="ORIGINATOR_CANCEL"),
+            b_leg("m-103", "m-a", "103", end=s(1), cause="USER_BUSY"),
+            a_leg(
+                "m-a",
+                caller="+37061111111",
+                did="+37052000000",
+                route="group:200",
+                end=s(20),
+                cause="ORIGINATOR_CANCEL",
+                disposition="recv_cancel",
+            ),
+        ]
+    )
     call = record("m-a")
     assert (call.status, call.missed_by) == ("missed", "101,102")
     assert parties("m-a") == {"101": (1, 0, 1, 0, 0), "102": (1, 0, 1, 0, 0), "103": (1, 0, 0, 0, 0)}
@@ -359,13 +540,31 @@ def test_group_call_nobody_answered_is_missed_for_those_who_rang(db):
 
 def test_queue_and_ivr_callers_who_leave_are_abandoned(db):
     make_tenant(db)
-    cdr.ingest_hangups([
-        b_leg("q-101", "q-a", "101", queue=True, end=s(30), cause="ORIGINATOR_CANCEL"),
-        a_leg("q-a", caller="+37061111111", did="+37052000000", route="queue:600", answer=s(1), end=s(40),
-              app="callcenter", cc_queue="600@acme.example"),
-        a_leg("i-a", caller="+37062222222", did="+37052000001", route="ivr:500", answer=s(1), end=s(9),
-              app="playback", disposition="recv_bye"),
-    ])
+    cdr.ingest_hangups(
+        [
+            b_leg("q-101", "q-a", "101", queue=True, end=s(30), cause="ORIGINATOR_CANCEL"),
+            a_leg(
+                "q-a",
+                caller="+37061111111",
+                did="+37052000000",
+                route="queue:600",
+                answer=s(1),
+                end=s(40),
+                app="callcenter",
+                cc_queue="600@acme.example",
+            ),
+            a_leg(
+                "i-a",
+                caller="+37062222222",
+                did="+37052000001",
+                route="ivr:500",
+                answer=s(1),
+                end=s(9),
+                app="playback",
+                disposition="recv_bye",
+            ),
+        ]
+    )
     assert (record("q-a").status, record("q-a").queue, record("q-a").missed_by) == ("abandoned", "600", "")
     assert parties("q-a") == {"101": (1, 0, 0, 0, 0)}  # offered, but not a missed call of the agent
     assert record("i-a").status == "abandoned" and parties("i-a") == {}
@@ -373,12 +572,22 @@ def test_queue_and_ivr_callers_who_leave_are_abandoned(db):
 
 def test_transferred_call_counts_for_both_users(db):
     make_tenant(db)
-    cdr.ingest_hangups([
-        b_leg("t-101", "t-a", "101", answer=s(5), end=s(35)),  # 101 answers, then blind-transfers to 103
-        b_leg("t-103", "t-a", "103", start=s(35), answer=s(40), end=s(100)),
-        a_leg("t-a", caller="+37061111111", did="+37052000000", route="user:101", answer=s(5), end=s(100),
-              bridged_to="t-103", bridged_user="103"),
-    ])
+    cdr.ingest_hangups(
+        [
+            b_leg("t-101", "t-a", "101", answer=s(5), end=s(35)),  # 101 answers, then blind-transfers to 103
+            b_leg("t-103", "t-a", "103", start=s(35), answer=s(40), end=s(100)),
+            a_leg(
+                "t-a",
+                caller="+37061111111",
+                did="+37052000000",
+                route="user:101",
+                answer=s(5),
+                end=s(100),
+                bridged_to="t-103",
+                bridged_user="103",
+            ),
+        ]
+    )
     call = record("t-a")
     assert (call.status, call.answered_by, call.talk_time) == ("answered", "101", 90)
     assert parties("t-a") == {"101": (1, 1, 0, 0, 30), "103": (1, 1, 0, 0, 60)}
@@ -386,15 +595,40 @@ def test_transferred_call_counts_for_both_users(db):
 
 def test_voicemail_refused_and_outgoing(db):
     make_tenant(db)
-    cdr.ingest_hangups([
-        a_leg("v-a", caller="+37061111111", did="+37052000000", route="voicemail:103", answer=s(1), end=s(30),
-              app="voicemail", app_arg="default acme.example 103"),
-        a_leg("r-a", caller="+19005550000", did="+37052000000", end=s(0), cause="CALL_REJECTED", app="hangup",
-              disposition="send_refuse"),
-        b_leg("o-gw", "o-a", "+37060000000", answer=s(5), end=s(65), gateway="default"),
-        a_leg("o-a", caller="104", dest="+37060000000", route="external:+37060000000", answer=s(5), end=s(65),
-              bridged_to="o-gw", bridged_channel="sofia/gateway/default/+37060000000"),
-    ])
+    cdr.ingest_hangups(
+        [
+            a_leg(
+                "v-a",
+                caller="+37061111111",
+                did="+37052000000",
+                route="voicemail:103",
+                answer=s(1),
+                end=s(30),
+                app="voicemail",
+                app_arg="default acme.example 103",
+            ),
+            a_leg(
+                "r-a",
+                caller="+19005550000",
+                did="+37052000000",
+                end=s(0),
+                cause="CALL_REJECTED",
+                app="hangup",
+                disposition="send_refuse",
+            ),
+            b_leg("o-gw", "o-a", "+37060000000", answer=s(5), end=s(65), gateway="default"),
+            a_leg(
+                "o-a",
+                caller="104",
+                dest="+37060000000",
+                route="external:+37060000000",
+                answer=s(5),
+                end=s(65),
+                bridged_to="o-gw",
+                bridged_channel="sofia/gateway/default/+37060000000",
+            ),
+        ]
+    )
     assert (record("v-a").status, record("v-a").voicemail, record("v-a").missed_by) == ("missed", "103", "103")
     assert parties("v-a") == {"103": (1, 0, 1, 0, 0)}
     assert record("r-a").status == "refused" and parties("r-a") == {}
@@ -421,11 +655,18 @@ def test_batch_reports_bad_events_and_keeps_the_good_ones(db):
 
 # --- mod_xml_cdr import -------------------------------------------------------------------------
 
+
 def test_xml_cdr_headers_match_the_event_headers():
     headers = cdr.xml_cdr_headers((DATA / "a_8b25adfa-2dd4-401e-ae78-57dd0af53490.cdr.xml").read_bytes())
     a = cdr.parse_channel(headers)
     assert (a.uuid, a.caller, a.caller_name, a.callee, a.tenant, a.bridged_to) == (
-        CAPTURE_A, "101", "Acme 101", "102", "acme.example", CAPTURE_B)
+        CAPTURE_A,
+        "101",
+        "Acme 101",
+        "102",
+        "acme.example",
+        CAPTURE_B,
+    )
     assert headers["variable_sip_full_from"] == "<sip:101@acme.example>;tag=26890SIPpTag011"  # URL-decoded
 
 
@@ -441,27 +682,44 @@ def test_import_cli_counts_skips_bad_files_and_is_idempotent(fsctl, tmp_path):
     fsctl("tenant", "add", "acme.example", "--name", "ACME", "--tz", "Europe/Vilnius")
     for n in ("101", "102", "103"):
         fsctl("user", "add", "acme.example", n, "--name", f"User {n}")
-    fsctl("group", "add", "acme.example", "200", "--name", "Sales", "--member", "101", "--member", "102",
-          "--member", "103")
+    fsctl(
+        "group",
+        "add",
+        "acme.example",
+        "200",
+        "--name",
+        "Sales",
+        "--member",
+        "101",
+        "--member",
+        "102",
+        "--member",
+        "103",
+    )
     directory = _import_dir(tmp_path)
     result = fsctl("cdr", "import", str(directory), "--json", ok=False)
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     bad = directory / "bad"
     assert data["failed"] == [
-        {"path": str(bad / "no_start.cdr.xml"),
-         "reason": 'variable_start_epoch "": must be present (seconds since 1970)'},
+        {
+            "path": str(bad / "no_start.cdr.xml"),
+            "reason": 'variable_start_epoch "": must be present (seconds since 1970)',
+        },
         {"path": str(bad / "other_tenant.cdr.xml"), "reason": 'tenant "other.example": is not a tenant of this PBX'},
-        {"path": str(bad / "truncated.cdr.xml"),
-         "reason": 'xml "Premature end of data in tag variables line 10, line 15, column 1": '
-                   'must be well-formed XML (a mod_xml_cdr file)'},
+        {
+            "path": str(bad / "truncated.cdr.xml"),
+            "reason": 'xml "Premature end of data in tag variables line 10, line 15, column 1": '
+            "must be well-formed XML (a mod_xml_cdr file)",
+        },
     ]
     assert (data["files"], data["calls_created"], data["calls_updated"]) == (11, 3, 0)
     assert f"{bad / 'truncated.cdr.xml'}: xml " in result.stderr
     again = json.loads(fsctl("cdr", "import", str(directory), "--json", ok=False).stdout)
     assert (again["calls_created"], again["calls_updated"]) == (0, 3)
-    calls = json.loads(fsctl("cdr", "list", "acme.example", "--from", "2026-11-01", "--to", "2026-11-30",
-                             "--json").stdout)
+    calls = json.loads(
+        fsctl("cdr", "list", "acme.example", "--from", "2026-11-01", "--to", "2026-11-30", "--json").stdout
+    )
     assert [(c["uuid"], c["status"], c["answered_by"], c["missed_by"]) for c in calls] == [
         (CAPTURE_A, "answered", "102", ""),
         ("5d0e2a1c-0000-4000-8000-000000000001", "answered", "102", ""),
@@ -478,8 +736,10 @@ def test_import_clean_directory_exits_zero(fsctl, tmp_path):
 def test_import_refuses_a_missing_directory(fsctl, tmp_path):
     result = fsctl("cdr", "import", str(tmp_path / "nope"), ok=False)
     assert result.exit_code == 2
-    assert result.stderr.strip() == f'Error: directory "{tmp_path / "nope"}": must be an existing directory of ' \
-                                    'mod_xml_cdr files'
+    assert (
+        result.stderr.strip() == f'Error: directory "{tmp_path / "nope"}": must be an existing directory of '
+        "mod_xml_cdr files"
+    )
 
 
 def test_import_keeps_the_legs_of_a_call_in_one_batch(db, tmp_path):

@@ -46,8 +46,11 @@ def listing(folder):
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and
-                  not p.name.startswith(".fsctl-cdr-import."))
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".fsctl-cdr-import.")
+    )
 
 
 def age(folder, when):
@@ -57,11 +60,15 @@ def age(folder, when):
 
 def snapshot():
     """Everything an import writes: calls, legs, parties, queued notifications."""
-    calls = sorted((c.uuid, c.status, c.answered_by, c.missed_by, c.direction, c.duration, c.talk_time, c.complete)
-                   for c in CallRecord.select())
+    calls = sorted(
+        (c.uuid, c.status, c.answered_by, c.missed_by, c.direction, c.duration, c.talk_time, c.complete)
+        for c in CallRecord.select()
+    )
     legs = sorted((l.call.uuid, l.uuid, l.user_number, l.result, l.talk_time) for l in CallLeg.select())
-    parties = sorted((p.call.uuid, p.user_number, p.received, p.answered, p.missed, p.placed, p.talk_time)
-                     for p in CallParty.select())
+    parties = sorted(
+        (p.call.uuid, p.user_number, p.received, p.answered, p.missed, p.placed, p.talk_time)
+        for p in CallParty.select()
+    )
     return calls, legs, parties, sorted(o.key for o in Outbox.select())
 
 
@@ -70,6 +77,7 @@ class Crash(BaseException):
 
 
 # --- moving what was imported --------------------------------------------------------------
+
 
 def test_move_to_moves_exactly_the_imported_files_and_rerunning_is_a_no_op(fsctl, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -82,7 +90,7 @@ def test_move_to_moves_exactly_the_imported_files_and_rerunning_is_a_no_op(fsctl
         '  xml_cdr/bad/no_start.cdr.xml: variable_start_epoch "": must be present (seconds since 1970)',
         '  xml_cdr/bad/other_tenant.cdr.xml: tenant "other.example": is not a tenant of this PBX',
         '  xml_cdr/bad/truncated.cdr.xml: xml "Premature end of data in tag variables line 10, line 15, column 1": '
-        'must be well-formed XML (a mod_xml_cdr file)',
+        "must be well-formed XML (a mod_xml_cdr file)",
     ]
     assert listing("xml_cdr") == BAD  # the failed files stay where they were
     assert listing("archive") == GOOD  # same relative paths
@@ -92,8 +100,10 @@ def test_move_to_moves_exactly_the_imported_files_and_rerunning_is_a_no_op(fsctl
         before = snapshot()
     again = fsctl("cdr", "import", "xml_cdr", "--move-to", "archive", ok=False)
     assert again.exit_code == 1
-    assert again.stderr.splitlines()[0] == \
-        "3 files: 0 calls created, 0 updated, 0 legs, 3 failed, 0 skipped (too new), 0 moved to archive"
+    assert (
+        again.stderr.splitlines()[0]
+        == "3 files: 0 calls created, 0 updated, 0 legs, 3 failed, 0 skipped (too new), 0 moved to archive"
+    )
     with fsctl_db(fsctl):
         assert snapshot() == before
     assert listing("xml_cdr") == BAD and listing("archive") == GOOD
@@ -105,8 +115,15 @@ def test_json_report_has_stable_keys(fsctl, tmp_path):
     archive = tmp_path / "archive"
     result = fsctl("cdr", "import", str(directory), "--move-to", str(archive), "--archive-keep-days", "30", "--json")
     assert json.loads(result.stdout) == {
-        "files": 8, "calls_created": 3, "calls_updated": 0, "legs": 5, "failed": [], "skipped_too_new": [],
-        "moved": 8, "not_moved": [], "archive_deleted": 0,
+        "files": 8,
+        "calls_created": 3,
+        "calls_updated": 0,
+        "legs": 5,
+        "failed": [],
+        "skipped_too_new": [],
+        "moved": 8,
+        "not_moved": [],
+        "archive_deleted": 0,
     }
     assert result.stderr == ""
 
@@ -139,10 +156,14 @@ def test_freeswitch_file_names_and_subfolders(db, tmp_path):
     assert listing(archive) == sorted(f"2026-11-23-09-00-00/{n[2:] if n.startswith('b_') else n}" for n in GOOD)
     assert listing(directory) == []
     assert {c.uuid: c.status for c in CallRecord.select()} == {
-        CAPTURE_A: "answered", CALL_1: "answered", CALL_2: "missed"}
+        CAPTURE_A: "answered",
+        CALL_1: "answered",
+        CALL_2: "missed",
+    }
 
 
 # --- a crash between the commit and the moves ----------------------------------------------
+
 
 def test_crash_after_the_commit_loses_nothing_and_notifies_once(db, tmp_path):
     make_tenant(db)
@@ -160,8 +181,11 @@ def test_crash_after_the_commit_loses_nothing_and_notifies_once(db, tmp_path):
         cdr.import_xml_cdr_dir(directory, move_to=archive, move=move_then_die)
     crashed = snapshot()
     calls, legs, _, outbox = crashed
-    assert [c[:4] for c in calls] == [(CALL_1, "answered", "102", ""), (CALL_2, "missed", None, "101,102"),
-                                      (CAPTURE_A, "answered", "102", "")]
+    assert [c[:4] for c in calls] == [
+        (CALL_1, "answered", "102", ""),
+        (CALL_2, "missed", None, "101,102"),
+        (CAPTURE_A, "answered", "102", ""),
+    ]
     assert len(legs) == 5 and outbox == [f"missed:{CALL_2}:{rule.id}"]
     assert moved == [f"a_{CALL_1}.cdr.xml", "b_7f1c0e9a-0000-4000-8000-000000000011.cdr.xml"]
     assert len(listing(directory)) == 6  # imported, not moved
@@ -209,7 +233,8 @@ def test_a_file_that_cannot_be_moved_is_reported_and_imported_again(fsctl, tmp_p
     shutil.rmtree(blocker)
     again = fsctl("cdr", "import", "xml_cdr", "--move-to", "archive")
     assert again.stderr.splitlines() == [
-        "1 files: 0 calls created, 1 updated, 2 legs, 0 failed, 0 skipped (too new), 1 moved to archive"]
+        "1 files: 0 calls created, 1 updated, 2 legs, 0 failed, 0 skipped (too new), 1 moved to archive"
+    ]
     assert listing("xml_cdr") == [] and listing("archive") == GOOD
 
 
@@ -239,6 +264,7 @@ def test_move_across_file_systems_copies_durably_then_unlinks(tmp_path):
 
 # --- files still being written ----------------------------------------------------------------
 
+
 def test_min_age_leaves_young_files_and_their_call_for_the_next_run(db, tmp_path):
     make_tenant(db)
     directory, archive = copy_data(tmp_path, with_bad=False), tmp_path / "archive"
@@ -250,8 +276,10 @@ def test_min_age_leaves_young_files_and_their_call_for_the_next_run(db, tmp_path
     half.write_bytes((DATA / f"a_{CALL_2}.cdr.xml").read_bytes()[:3000])
     os.utime(half, (now - 1, now - 1))
     first = cdr.import_xml_cdr_dir(directory, move_to=archive, min_age=30, now=now)
-    assert first.too_new == sorted(str(directory / n) for n in (
-        f"a_{CALL_1}.cdr.xml", "b_7f1c0e9a-0000-4000-8000-000000000011.cdr.xml", young.name, half.name))
+    assert first.too_new == sorted(
+        str(directory / n)
+        for n in (f"a_{CALL_1}.cdr.xml", "b_7f1c0e9a-0000-4000-8000-000000000011.cdr.xml", young.name, half.name)
+    )
     assert (first.files, first.calls_created, first.moved, first.failed) == (9, 2, 5, [])
     assert sorted(c.uuid for c in CallRecord.select()) == [CALL_2, CAPTURE_A]
     later = cdr.import_xml_cdr_dir(directory, move_to=archive, min_age=30, now=now + 60)
@@ -266,11 +294,13 @@ def test_min_age_on_the_command_line(fsctl, tmp_path, monkeypatch):
     copy_data(tmp_path)  # just written: every file is too new, even the broken ones
     result = fsctl("cdr", "import", "xml_cdr", "--move-to", "archive", "--min-age", "30")
     assert result.stderr.splitlines() == [
-        "11 files: 0 calls created, 0 updated, 0 legs, 0 failed, 11 skipped (too new), 0 moved to archive"]
+        "11 files: 0 calls created, 0 updated, 0 legs, 0 failed, 11 skipped (too new), 0 moved to archive"
+    ]
     assert listing("archive") == []
 
 
 # --- retention of the archive --------------------------------------------------------------
+
 
 def test_archive_keep_days_deletes_old_files_at_most_once_a_day(sdb, tmp_path):
     directory, archive = tmp_path / "xml_cdr", tmp_path / "archive"
@@ -283,8 +313,12 @@ def test_archive_keep_days_deletes_old_files_at_most_once_a_day(sdb, tmp_path):
     first = cdr.import_xml_cdr_dir(directory, move_to=archive, keep_days=30, now=now)
     assert first.archive_deleted == 1
     assert listing(archive) == ["keep.txt", "new.cdr.xml"]  # and the emptied folder is gone
-    assert sorted(os.listdir(archive)) == [".fsctl-cdr-import.lock", ".fsctl-cdr-import.purged", "keep.txt",
-                                           "new.cdr.xml"]
+    assert sorted(os.listdir(archive)) == [
+        ".fsctl-cdr-import.lock",
+        ".fsctl-cdr-import.purged",
+        "keep.txt",
+        "new.cdr.xml",
+    ]
     assert cdr.import_xml_cdr_dir(directory, move_to=archive, keep_days=30, now=now + 3600).archive_deleted is None
     assert cdr.import_xml_cdr_dir(directory, move_to=archive, keep_days=1, now=now + 86400).archive_deleted == 1
     assert listing(archive) == ["keep.txt"]
@@ -298,24 +332,42 @@ def test_move_to_refuses_to_run_inside_a_transaction(sdb, tmp_path):
 
 # --- bad input --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,message", [
-    (["--move-to", "xml_cdr"],
-     'Error: --move-to "xml_cdr": must be a folder outside DIR (not DIR, not inside it, not containing it)'),
-    (["--move-to", "xml_cdr/archive"],
-     'Error: --move-to "xml_cdr/archive": must be a folder outside DIR (not DIR, not inside it, not containing it)'),
-    (["--move-to", "."],
-     'Error: --move-to ".": must be a folder outside DIR (not DIR, not inside it, not containing it)'),
-    (["--move-to", "notes.txt"],
-     'Error: --move-to "notes.txt": must be a folder fsctl can create and write to (File exists)'),
-    (["--move-to", "notes.txt/archive"],
-     'Error: --move-to "notes.txt/archive": must be a folder fsctl can create and write to (Not a directory)'),
-    (["--move-to", "archive", "--min-age", "-5"], 'Error: --min-age "-5": must be a number of seconds >= 0'),
-    (["--move-to", "archive", "--min-age", "half a minute"],
-     'Error: --min-age "half a minute": must be a number of seconds >= 0'),
-    (["--archive-keep-days", "30"], 'Error: --archive-keep-days "30": needs --move-to (it cleans that archive)'),
-    (["--move-to", "archive", "--archive-keep-days", "0"],
-     'Error: --archive-keep-days "0": must be a whole number of days >= 1'),
-])
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--move-to", "xml_cdr"],
+            'Error: --move-to "xml_cdr": must be a folder outside DIR (not DIR, not inside it, not containing it)',
+        ),
+        (
+            ["--move-to", "xml_cdr/archive"],
+            'Error: --move-to "xml_cdr/archive": must be a folder outside DIR (not DIR, not inside it, not containing it)',
+        ),
+        (
+            ["--move-to", "."],
+            'Error: --move-to ".": must be a folder outside DIR (not DIR, not inside it, not containing it)',
+        ),
+        (
+            ["--move-to", "notes.txt"],
+            'Error: --move-to "notes.txt": must be a folder fsctl can create and write to (File exists)',
+        ),
+        (
+            ["--move-to", "notes.txt/archive"],
+            'Error: --move-to "notes.txt/archive": must be a folder fsctl can create and write to (Not a directory)',
+        ),
+        (["--move-to", "archive", "--min-age", "-5"], 'Error: --min-age "-5": must be a number of seconds >= 0'),
+        (
+            ["--move-to", "archive", "--min-age", "half a minute"],
+            'Error: --min-age "half a minute": must be a number of seconds >= 0',
+        ),
+        (["--archive-keep-days", "30"], 'Error: --archive-keep-days "30": needs --move-to (it cleans that archive)'),
+        (
+            ["--move-to", "archive", "--archive-keep-days", "0"],
+            'Error: --archive-keep-days "0": must be a whole number of days >= 1',
+        ),
+    ],
+)
 def test_bad_options_are_refused_and_nothing_moves(fsctl_sqlite, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     fsctl_sqlite("tenant", "add", "acme.example", "--name", "ACME")
@@ -348,12 +400,34 @@ def test_an_archive_fsctl_cannot_write_to_is_refused(fsctl_sqlite, tmp_path, mon
 
 # The params mod_xml_cdr.c's load function reads (signalwire/freeswitch, src/mod/xml_int/mod_xml_cdr).
 MOD_XML_CDR_PARAMS = {
-    "cred", "url", "log-http-and-disk", "timeout", "delay", "log-b-leg", "prefix-a-leg", "disable-100-continue",
-    "encode", "retries", "rotate", "log-dir", "err-log-dir", "enable-cacert-check", "ssl-cert-path", "ssl-key-path",
-    "ssl-key-password", "ssl-version", "ssl-cacert-file", "enable-ssl-verifyhost", "auth-scheme", "cookie-file",
+    "cred",
+    "url",
+    "log-http-and-disk",
+    "timeout",
+    "delay",
+    "log-b-leg",
+    "prefix-a-leg",
+    "disable-100-continue",
+    "encode",
+    "retries",
+    "rotate",
+    "log-dir",
+    "err-log-dir",
+    "enable-cacert-check",
+    "ssl-cert-path",
+    "ssl-key-path",
+    "ssl-key-password",
+    "ssl-version",
+    "ssl-cacert-file",
+    "enable-ssl-verifyhost",
+    "auth-scheme",
+    "cookie-file",
 }
-CONF_FILES = ("conf/freeswitch/xml_cdr.conf.xml", "conf/systemd/fsctl-cdr-import.service",
-              "conf/systemd/fsctl-cdr-import.timer")
+CONF_FILES = (
+    "conf/freeswitch/xml_cdr.conf.xml",
+    "conf/systemd/fsctl-cdr-import.service",
+    "conf/systemd/fsctl-cdr-import.timer",
+)
 
 
 def unit(name):
@@ -383,8 +457,9 @@ def test_xml_cdr_snippet_writes_both_legs_to_the_folder_the_timer_reads():
 def test_systemd_units_run_the_import_every_five_minutes(fsctl, tmp_path):
     service, timer = unit("fsctl-cdr-import.service"), unit("fsctl-cdr-import.timer")
     exec_start = dict(service["Service"])["ExecStart"]
-    assert exec_start == (f"/opt/fsctl/bin/fsctl cdr import {DIR} --move-to {DIR}.imported --min-age 30 "
-                          "--archive-keep-days 30")
+    assert exec_start == (
+        f"/opt/fsctl/bin/fsctl cdr import {DIR} --move-to {DIR}.imported --min-age 30 --archive-keep-days 30"
+    )
     assert ("Type", "oneshot") in service["Service"]
     assert timer["Timer"] == [("OnCalendar", "*-*-* *:00/5:00"), ("Persistent", "true"), ("AccuracySec", "30s")]
     assert timer["Install"] == [("WantedBy", "timers.target")]
@@ -403,8 +478,16 @@ def test_systemd_units_verify(tmp_path):
     for name in ("fsctl-cdr-import.service", "fsctl-cdr-import.timer"):
         text = (REPO / "conf" / "systemd" / name).read_text().replace("/opt/fsctl/bin/fsctl", "/bin/true")
         (tmp_path / name).write_text(text)
-    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "fsctl-cdr-import.service"),
-                            str(tmp_path / "fsctl-cdr-import.timer")], capture_output=True, text=True)
+    check = subprocess.run(
+        [
+            "systemd-analyze",
+            "verify",
+            str(tmp_path / "fsctl-cdr-import.service"),
+            str(tmp_path / "fsctl-cdr-import.timer"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
     assert [l for l in check.stderr.splitlines() if "fsctl-cdr-import" in l] == []
 
@@ -418,8 +501,8 @@ def test_conf_files_name_only_loopback_or_placeholder_hosts(name):
     assert [a for a in addresses if not a.startswith("127.")] == []
 
 
-
 # --- one bad call never blocks the others ----------------------------------------------------
+
 
 def cdr_file(path, headers):
     """A mod_xml_cdr file carrying these hang-up headers (variables URL-encoded, the caller profile)."""
@@ -430,10 +513,14 @@ def cdr_file(path, headers):
     variables = etree.SubElement(cdr_el, "variables")
     for name, value in headers.items():
         if name.startswith("variable_"):
-            etree.SubElement(variables, name[len("variable_"):]).text = quote(value, safe="")
+            etree.SubElement(variables, name[len("variable_") :]).text = quote(value, safe="")
     profile = etree.SubElement(etree.SubElement(cdr_el, "callflow"), "caller_profile")
-    for tag, header in (("caller_id_number", "Caller-Caller-ID-Number"), ("caller_id_name", "Caller-Caller-ID-Name"),
-                        ("destination_number", "Caller-Destination-Number"), ("context", "Caller-Context")):
+    for tag, header in (
+        ("caller_id_number", "Caller-Caller-ID-Number"),
+        ("caller_id_name", "Caller-Caller-ID-Name"),
+        ("destination_number", "Caller-Destination-Number"),
+        ("context", "Caller-Context"),
+    ):
         if headers.get(header):
             etree.SubElement(profile, tag).text = headers[header]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -441,11 +528,15 @@ def cdr_file(path, headers):
 
 
 REFUSE_TRIGGER = {
-    "sqlite": ["CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record WHEN NEW.caller = '+666' "
-               "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"],
-    "postgres": ["CREATE FUNCTION refuse_666() RETURNS trigger AS $$ BEGIN IF NEW.caller = '+666' THEN "
-                 "RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-                 "CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record FOR EACH ROW EXECUTE FUNCTION refuse_666()"],
+    "sqlite": [
+        "CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record WHEN NEW.caller = '+666' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END"
+    ],
+    "postgres": [
+        "CREATE FUNCTION refuse_666() RETURNS trigger AS $$ BEGIN IF NEW.caller = '+666' THEN "
+        "RAISE EXCEPTION 'refused by a test trigger'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_666 BEFORE INSERT ON call_record FOR EACH ROW EXECUTE FUNCTION refuse_666()",
+    ],
 }
 
 
@@ -469,19 +560,34 @@ def test_one_bad_call_never_blocks_the_others(fsctl, tmp_path):
     overflow = a_leg("overflow-1", caller="+37060000003")
     overflow["variable_start_epoch"] = "99999999999999999999"
     cdr_file(folder / "a_overflow.cdr.xml", overflow)
-    cdr_file(folder / "a_checks_voicemail.cdr.xml",  # *98: the caller listened to a mailbox
-             a_leg("vm-check-1", caller="101", dest="*98", app="voicemail", app_arg=f"check default {long_domain}",
-                   tenant=long_domain, answer=T0))
+    cdr_file(
+        folder / "a_checks_voicemail.cdr.xml",  # *98: the caller listened to a mailbox
+        a_leg(
+            "vm-check-1",
+            caller="101",
+            dest="*98",
+            app="voicemail",
+            app_arg=f"check default {long_domain}",
+            tenant=long_domain,
+            answer=T0,
+        ),
+    )
     cdr_file(folder / "a_refused.cdr.xml", a_leg("refused-1", caller="+666"))
     cdr_file(folder / "a_good_too.cdr.xml", a_leg("good-2", caller="+37060000004"))
     result = fsctl("cdr", "import", str(folder), "--move-to", str(tmp_path / "archive"), ok=False)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert lines[0] == "6 files: 3 calls created, 0 updated, 0 legs, 3 failed, 0 skipped (too new), " \
-                       f"3 moved to {tmp_path / 'archive'}"
-    assert lines[1] == f'  {folder}/a_long_uuid.cdr.xml: call_record.uuid "{"u" * 77}...": must be at most 255 characters'
-    assert lines[2] == f'  {folder}/a_overflow.cdr.xml: variable_start_epoch "99999999999999999999": ' \
-                       "must be a time before the year 10000"
+    assert (
+        lines[0] == "6 files: 3 calls created, 0 updated, 0 legs, 3 failed, 0 skipped (too new), "
+        f"3 moved to {tmp_path / 'archive'}"
+    )
+    assert (
+        lines[1] == f'  {folder}/a_long_uuid.cdr.xml: call_record.uuid "{"u" * 77}...": must be at most 255 characters'
+    )
+    assert (
+        lines[2] == f'  {folder}/a_overflow.cdr.xml: variable_start_epoch "99999999999999999999": '
+        "must be a time before the year 10000"
+    )
     assert lines[3].startswith(f"  {folder}/a_refused.cdr.xml: the database refused the call: ")
     assert "refused by a test trigger" in lines[3] and len(lines) == 4
     assert listing(folder) == ["a_long_uuid.cdr.xml", "a_overflow.cdr.xml", "a_refused.cdr.xml"]
@@ -502,8 +608,12 @@ def test_the_service_batch_writer_keeps_the_good_calls(fsctl, caplog):
     with fsctl_db(fsctl):
         for statement in REFUSE_TRIGGER[engine]:
             database.execute_sql(statement)
-        batch = [a_leg("svc-1", caller="+37060000001"), a_leg("svc-2", caller="+666"), a_leg("u" * 300),
-                 a_leg("svc-3", caller="+37060000003")]
+        batch = [
+            a_leg("svc-1", caller="+37060000001"),
+            a_leg("svc-2", caller="+666"),
+            a_leg("u" * 300),
+            a_leg("svc-3", caller="+37060000003"),
+        ]
         for sink in hangup_sinks(Settings(recordings_dir=str(fsctl.tmp_path / "rec"))):
             sink(batch)
         assert sorted(c.uuid for c in CallRecord.select()) == ["svc-1", "svc-3"]

@@ -44,8 +44,17 @@ def test_a_call_whose_legs_two_nodes_report_is_one_record(db, tmp_path):
     add_nodes()
     start, answered = T0, T0 + dt.timedelta(seconds=4)
     end = T0 + dt.timedelta(seconds=64)
-    a = a_leg("x-1", caller="+37061111111", did="+37052000000", route="user:102", start=start, answer=answered,
-              end=end, bridged_to="x-b1", bridged_user="102")
+    a = a_leg(
+        "x-1",
+        caller="+37061111111",
+        did="+37052000000",
+        route="user:102",
+        start=start,
+        answer=answered,
+        end=end,
+        bridged_to="x-b1",
+        bridged_user="102",
+    )
     cdr.ingest_hangups([a], node="fs1")  # as fs-scripts run --node fs1 does
     first = snapshot()
     assert [(c.uuid, c.node) for c in CallRecord.select()] == [("x-1", "fs1")]
@@ -55,7 +64,8 @@ def test_a_call_whose_legs_two_nodes_report_is_one_record(db, tmp_path):
     result = cdr.import_xml_cdr_dir(folder, move_to=tmp_path / "fs2-archive", node="fs2")
     assert (result.calls_created, result.calls_updated, result.failed) == (0, 1, [])
     assert [(c.uuid, c.node, c.status, c.answered_by) for c in CallRecord.select()] == [
-        ("x-1", "fs1", "answered", "102")]
+        ("x-1", "fs1", "answered", "102")
+    ]
     assert legs_by_node() == [("x-1", "x-b1", "fs2")]
     assert snapshot()[0] == first[0] and snapshot()[3] == first[3]  # the same call, nothing notified twice
     # and the other way round: the leg first (from fs2), the caller's leg later (from fs1)
@@ -65,8 +75,12 @@ def test_a_call_whose_legs_two_nodes_report_is_one_record(db, tmp_path):
     assert CallRecord.get(CallRecord.uuid == "y-1").node == "fs1"
     assert ("y-1", "y-b1", "fs2") in legs_by_node()
     # a source that does not know its node (a replay by hand without --node) keeps what was known
-    cdr.ingest_hangups([a_leg("y-1", route="user:102", start=start, end=end),
-                        b_leg("y-b1", "y-1", "102", start=start, end=end, cause="NO_ANSWER")])
+    cdr.ingest_hangups(
+        [
+            a_leg("y-1", route="user:102", start=start, end=end),
+            b_leg("y-b1", "y-1", "102", start=start, end=end, cause="NO_ANSWER"),
+        ]
+    )
     assert CallRecord.get(CallRecord.uuid == "y-1").node == "fs1" and ("y-1", "y-b1", "fs2") in legs_by_node()
     assert CallRecord.select().count() == 2
 
@@ -81,16 +95,20 @@ def test_every_nodes_folder_is_imported_with_its_node(fsctl, tmp_path):
     with fsctl_db(fsctl):
         cdr_file(on2 / "a_z-1.cdr.xml", a_leg("z-1", caller="+37062222222", did="+37052000000", route="user:102"))
     # with nodes, an import must say whose folder it reads (and reads nothing before)
-    assert refused(fsctl, "cdr", "import", str(on1), "--move-to", str(tmp_path / "archive1")) == \
-        'Error: --node "": must name the node whose mod_xml_cdr folder this is (nodes: fs1, fs2)'
+    assert (
+        refused(fsctl, "cdr", "import", str(on1), "--move-to", str(tmp_path / "archive1"))
+        == 'Error: --node "": must name the node whose mod_xml_cdr folder this is (nodes: fs1, fs2)'
+    )
     assert listing(on1) == GOOD
     assert refused(fsctl, "cdr", "import", str(on1), "--node", "fs9") == 'Error: node "fs9" does not exist'
     for name, folder in (("fs1", on1), ("fs2", on2)):
-        result = fsctl("cdr", "import", str(folder), "--node", name, "--move-to", str(tmp_path / f"archive-{name}"),
-                       "--json")
+        result = fsctl(
+            "cdr", "import", str(folder), "--node", name, "--move-to", str(tmp_path / f"archive-{name}"), "--json"
+        )
         assert json.loads(result.stdout)["failed"] == [] and listing(folder) == []
-    calls = json.loads(fsctl("cdr", "list", "acme.example", "--from", "2000-01-01", "--to", "2100-01-01",
-                             "--json").stdout)
+    calls = json.loads(
+        fsctl("cdr", "list", "acme.example", "--from", "2000-01-01", "--to", "2100-01-01", "--json").stdout
+    )
     assert {c["uuid"]: c["node"] for c in calls} == {CAPTURE_A: "fs1", CALL_1: "fs1", CALL_2: "fs1", "z-1": "fs2"}
     # the same files imported again from the other node's archive (copied there by hand): still one record each
     shutil.copytree(tmp_path / "archive-fs1", tmp_path / "again")
@@ -114,8 +132,11 @@ def test_per_node_units_verify(tmp_path, name):
         text = (REPO / "conf" / "systemd" / f"{name}.{kind}").read_text()
         (tmp_path / f"{name}.{kind}").write_text(re.sub(r"/opt/fsctl/bin/[a-z-]+", "/bin/true", text))
         (tmp_path / f"{name}fs1.{kind}").symlink_to(tmp_path / f"{name}.{kind}")
-    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / f"{name}fs1.service"),
-                            str(tmp_path / f"{name}fs1.timer")], capture_output=True, text=True)
+    check = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / f"{name}fs1.service"), str(tmp_path / f"{name}fs1.timer")],
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
     assert [line for line in check.stderr.splitlines() if "fsctl" in line] == []
 
@@ -123,14 +144,25 @@ def test_per_node_units_verify(tmp_path, name):
 def test_per_node_units_run_commands_fsctl_accepts(fsctl, tmp_path):
     """Each per-node unit's command line, with the node for %i and the folders moved into the test's."""
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
-    fsctl("node", "add", "fs1", "--esl", "127.0.0.1:8021", "--sip", "127.0.0.1:5060", "--recordings-dir",
-          str(tmp_path / "rec"))
+    fsctl(
+        "node",
+        "add",
+        "fs1",
+        "--esl",
+        "127.0.0.1:8021",
+        "--sip",
+        "127.0.0.1:5060",
+        "--recordings-dir",
+        str(tmp_path / "rec"),
+    )
     (tmp_path / "rec").mkdir()
     copy_data(tmp_path, with_bad=False, name="xml_cdr")
     for name in PER_NODE_UNITS:
-        [exec_start] = [line.split("=", 1)[1] for line in
-                        (REPO / "conf" / "systemd" / f"{name}.service").read_text().splitlines()
-                        if line.startswith("ExecStart=")]
+        [exec_start] = [
+            line.split("=", 1)[1]
+            for line in (REPO / "conf" / "systemd" / f"{name}.service").read_text().splitlines()
+            if line.startswith("ExecStart=")
+        ]
         assert "--node %i" in exec_start
         line = exec_start.replace("%i", "fs1").replace("/var/log/freeswitch", str(tmp_path))
         result = fsctl(*shlex.split(line)[1:])

@@ -61,19 +61,17 @@ class Switch:
         self.replies = {
             "xml_locate configuration configuration name sofia.conf": SOFIA.format(extra=""),
             "sofia xmlstatus profile internal": STATUS.format(name="internal", context="public", realm="auto_from"),
-            "sofia xmlstatus profile external": STATUS.format(name="external", context="fsctl-public",
-                                                              realm="auto_to"),
+            "sofia xmlstatus profile external": STATUS.format(name="external", context="fsctl-public", realm="auto_to"),
             "xml_locate configuration configuration name xml_cdr.conf": XML_CDR,
             "status": FS_STATUS.format(sps=100),
             "global_getvar fsctl_service_seen": "1796400000",
             "strepoch": "1796400004\n",
-            "xml_locate dialplan context name fsctl-public": "<context name=\"fsctl-public\"/>",
+            "xml_locate dialplan context name fsctl-public": '<context name="fsctl-public"/>',
             "xml_locate configuration configuration name ivr.conf": "<configuration><menus/></configuration>",
             "xml_locate configuration configuration name conference.conf": "<configuration/>",
-            "xml_locate configuration configuration name callcenter.conf":
-                "<configuration><queues><queue name=\"600@acme.example\"/></queues></configuration>",
-            "xml_locate directory domain name acme.example": "<domain name=\"acme.example\"/>",
-            "xml_locate dialplan context name acme.example": "<context name=\"acme.example\"/>",
+            "xml_locate configuration configuration name callcenter.conf": '<configuration><queues><queue name="600@acme.example"/></queues></configuration>',
+            "xml_locate directory domain name acme.example": '<domain name="acme.example"/>',
+            "xml_locate dialplan context name acme.example": '<context name="acme.example"/>',
         }
         self.unloaded = set()
 
@@ -108,26 +106,38 @@ def test_all_in_place(switch):
     findings = check.run_checks(switch, SETTINGS)
     assert missing(findings) == {}
     assert [f.line() for f in findings if f.check == "call-logic service"] == [
-        "ok       call-logic service: fs-scripts connected (last heard 4 s ago)"]
+        "ok       call-logic service: fs-scripts connected (last heard 4 s ago)"
+    ]
 
 
 def test_each_broken_setting_is_one_line_with_its_fix(switch):
     switch.replies["xml_locate configuration configuration name sofia.conf"] = SOFIA.format(
-        extra='<param name="force-register-domain" value="127.0.0.1"></param>')
-    switch.replies["sofia xmlstatus profile external"] = STATUS.format(name="external", context="public",
-                                                                       realm="auto_to")
+        extra='<param name="force-register-domain" value="127.0.0.1"></param>'
+    )
+    switch.replies["sofia xmlstatus profile external"] = STATUS.format(
+        name="external", context="public", realm="auto_to"
+    )
     switch.replies["xml_locate directory domain name acme.example"] = "can't find anything\n"
     switch.unloaded.add("mod_callcenter")
     switch.replies["global_getvar fsctl_service_seen"] = "-ERR no reply\n"
     found = missing(check.run_checks(switch, dataclasses.replace(SETTINGS, esl_password="ClueCon")))
-    assert set(found) == {"sip profile internal force-register-domain", "sip profile external running",
-                          "include lines", "event socket password", "modules", "call-logic service"}
+    assert set(found) == {
+        "sip profile internal force-register-domain",
+        "sip profile external running",
+        "include lines",
+        "event socket password",
+        "modules",
+        "call-logic service",
+    }
     assert found["sip profile internal force-register-domain"].line() == (
         'MISSING  sip profile internal force-register-domain: set to "127.0.0.1" (must be off for many tenants); '
         "fix: comment it out in sip_profiles/internal.xml (fsctl freeswitch setup /etc/freeswitch), then "
-        "sofia profile internal restart")
-    assert found["sip profile external running"].detail == \
-        'runs with old parameters: context "public" (loaded: "fsctl-public")'
+        "sofia profile internal restart"
+    )
+    assert (
+        found["sip profile external running"].detail
+        == 'runs with old parameters: context "public" (loaded: "fsctl-public")'
+    )
     assert found["include lines"].detail == "not found: directory domain acme.example"
     assert found["modules"].detail == "not loaded: mod_callcenter"
     assert found["call-logic service"].detail == "fs-scripts has never connected"

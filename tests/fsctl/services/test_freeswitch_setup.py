@@ -107,8 +107,12 @@ def stock(tmp_path):
 
 
 def run(conf, tmp_path, **kw):
-    args = dict(fsctl_conf_dir=str(conf / "fsctl"), esl_port=8022, esl_password="s3cret-Pw",
-                xml_cdr_dir=str(tmp_path / "xml_cdr"))
+    args = dict(
+        fsctl_conf_dir=str(conf / "fsctl"),
+        esl_port=8022,
+        esl_password="s3cret-Pw",
+        xml_cdr_dir=str(tmp_path / "xml_cdr"),
+    )
     args.update(kw)
     return fs_setup.setup(conf, **args)
 
@@ -123,15 +127,19 @@ def test_setup_applies_every_step(stock, tmp_path):
     text = (stock / "freeswitch.xml").read_text()
     directory = text.index('<section name="directory"')
     assert text.index('data="$${conf_dir}/fsctl/directory/*.xml"') > directory
-    dialplan_section = text[text.index('<section name="dialplan"'):directory]
+    dialplan_section = text[text.index('<section name="dialplan"') : directory]
     assert 'data="$${conf_dir}/fsctl/dialplan/*.xml"' in dialplan_section
     cc = (stock / "autoload_configs/callcenter.conf.xml").read_text()
     for folder, tag in (("queues", "queues"), ("agents", "agents"), ("tiers", "tiers")):
-        block = cc[cc.index(f"<{tag}>"):cc.index(f"</{tag}>")]
+        block = cc[cc.index(f"<{tag}>") : cc.index(f"</{tag}>")]
         assert f"fsctl/callcenter/{folder}/*.xml" in block
     # Every include line on a line of its own (the preprocessor works line by line).
-    for rel in ("freeswitch.xml", "autoload_configs/callcenter.conf.xml", "autoload_configs/ivr.conf.xml",
-                "autoload_configs/conference.conf.xml"):
+    for rel in (
+        "freeswitch.xml",
+        "autoload_configs/callcenter.conf.xml",
+        "autoload_configs/ivr.conf.xml",
+        "autoload_configs/conference.conf.xml",
+    ):
         for line in (stock / rel).read_text().splitlines():
             if "fsctl/" in line:
                 assert re.fullmatch(r'\s*<X-PRE-PROCESS cmd="include" data="[^"]+"/>', line), line
@@ -141,8 +149,13 @@ def test_setup_applies_every_step(stock, tmp_path):
     assert internal["challenge-realm"] == "auto_from"
     assert params(stock / "sip_profiles/external.xml")["context"] == "fsctl-public"
     esl = params(stock / "autoload_configs/event_socket.conf.xml")
-    assert esl == {"nat-map": "false", "listen-ip": "127.0.0.1", "listen-port": "8022", "password": "s3cret-Pw",
-                   "apply-inbound-acl": "loopback.auto"}
+    assert esl == {
+        "nat-map": "false",
+        "listen-ip": "127.0.0.1",
+        "listen-port": "8022",
+        "password": "s3cret-Pw",
+        "apply-inbound-acl": "loopback.auto",
+    }
     modules = etree.parse(str(stock / "autoload_configs/modules.conf.xml"))
     loaded = [m.get("module") for m in modules.iter("load")]
     assert set(fs_setup.MODULES) <= set(loaded) and loaded.count("mod_sofia") == 1
@@ -151,7 +164,7 @@ def test_setup_applies_every_step(stock, tmp_path):
     assert params(stock / "autoload_configs/switch.conf.xml")["sessions-per-second"] == "100"
     assert (tmp_path / "xml_cdr").is_dir() and (stock / "fsctl").is_dir()
     shown = [str(c) for c in changes]
-    assert "sip_profiles/internal.xml: force-register-domain off (was \"$${domain}\")" in shown
+    assert 'sip_profiles/internal.xml: force-register-domain off (was "$${domain}")' in shown
     assert "autoload_configs/event_socket.conf.xml: password (set)" in shown
     assert not any("s3cret" in line for line in shown)  # a password is never printed
 
@@ -164,7 +177,9 @@ def test_setup_is_idempotent_and_keeps_the_rest(stock, tmp_path):
     # Only added or changed lines differ from the stock file.
     stock_lines = STOCK["sip_profiles/external.xml"].splitlines()
     assert [line for line in first["sip_profiles/external.xml"].splitlines() if line not in stock_lines] == [
-        '    <param name="context" value="fsctl-public"/>', '    <param name="disable-transfer" value="true"/>']
+        '    <param name="context" value="fsctl-public"/>',
+        '    <param name="disable-transfer" value="true"/>',
+    ]
 
 
 def test_dry_run_changes_nothing(stock, tmp_path):
@@ -177,8 +192,11 @@ def test_dry_run_changes_nothing(stock, tmp_path):
 def test_an_include_line_in_a_comment_counts(stock, tmp_path):
     # X-PRE-PROCESS runs even inside a comment (FACTS.md): adding it again would include twice.
     ivr = stock / "autoload_configs/ivr.conf.xml"
-    ivr.write_text(ivr.read_text().replace(
-        "  </menus>", '    <!-- <X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/ivr/*.xml"/> -->\n  </menus>'))
+    ivr.write_text(
+        ivr.read_text().replace(
+            "  </menus>", '    <!-- <X-PRE-PROCESS cmd="include" data="$${conf_dir}/fsctl/ivr/*.xml"/> -->\n  </menus>'
+        )
+    )
     run(stock, tmp_path)
     assert ivr.read_text().count("fsctl/ivr/*.xml") == 1
 
@@ -188,13 +206,16 @@ def test_a_separate_fsctl_folder_is_included_by_its_path(stock, tmp_path):
     assert f'data="{tmp_path / "elsewhere"}/directory/*.xml"' in (stock / "freeswitch.xml").read_text()
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"esl_password": "ClueCon"}, 'esl_password "ClueCon": must not be FreeSWITCH\'s public default'),
-    ({"esl_password": 'a"b'}, 'esl_password "(hidden)": may only hold'),
-    ({"esl_port": 0}, 'esl_port "0": must be a TCP port'),
-    ({"xml_cdr_dir": "relative/dir"}, '--xml-cdr-dir "relative/dir": must be an absolute folder'),
-    ({"sessions_per_second": 0}, '--sessions-per-second "0": must be a whole number'),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"esl_password": "ClueCon"}, 'esl_password "ClueCon": must not be FreeSWITCH\'s public default'),
+        ({"esl_password": 'a"b'}, 'esl_password "(hidden)": may only hold'),
+        ({"esl_port": 0}, 'esl_port "0": must be a TCP port'),
+        ({"xml_cdr_dir": "relative/dir"}, '--xml-cdr-dir "relative/dir": must be an absolute folder'),
+        ({"sessions_per_second": 0}, '--sessions-per-second "0": must be a whole number'),
+    ],
+)
 def test_bad_input_is_refused_before_any_change(stock, tmp_path, kw, message):
     from fsctl.errors import ValidationError
 
@@ -216,13 +237,15 @@ def test_a_missing_file_is_an_operational_error(stock, tmp_path):
 
 def test_cli(stock, tmp_path, fsctl_sqlite):
     conf_file = tmp_path / "fsctl.toml"
-    conf_file.write_text(f'[fsctl]\nconf_dir = "{stock}/fsctl"\nesl_port = 8023\nesl_password = "pw-123"\n'
-                         f'xml_cdr_dir = "{tmp_path}/cdr"\n')
+    conf_file.write_text(
+        f'[fsctl]\nconf_dir = "{stock}/fsctl"\nesl_port = 8023\nesl_password = "pw-123"\n'
+        f'xml_cdr_dir = "{tmp_path}/cdr"\n'
+    )
     fsctl_sqlite.env["FSCTL_CONFIG"] = str(conf_file)
     result = fsctl_sqlite("freeswitch", "setup", str(stock), "--dry-run")
     assert result.stdout.startswith("would change freeswitch.xml: include $${conf_dir}/fsctl/")
     result = fsctl_sqlite("freeswitch", "setup", str(stock), "--sessions-per-second", "250")
-    assert "autoload_configs/switch.conf.xml: sessions-per-second \"250\" (was \"30\")" in result.stdout
+    assert 'autoload_configs/switch.conf.xml: sessions-per-second "250" (was "30")' in result.stdout
     assert "restart FreeSWITCH" in result.stderr
     assert params(stock / "autoload_configs/event_socket.conf.xml")["listen-port"] == "8023"
     result = fsctl_sqlite("freeswitch", "setup", str(stock), "--sessions-per-second", "250")

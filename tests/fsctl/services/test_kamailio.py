@@ -23,9 +23,12 @@ FILES = ["dbtext/fsctl_dids", "dbtext/fsctl_domains", "dbtext/version", "dispatc
 
 
 def golden_settings(**more):
-    values = {"kamailio_listen": "udp:127.0.0.1:5060 tcp:127.0.0.1:5060",
-              "kamailio_ctl": "unix:/run/kamailio/kamailio_ctl", "kamailio_expires": 120,
-              "kamailio_ping_interval": 5}
+    values = {
+        "kamailio_listen": "udp:127.0.0.1:5060 tcp:127.0.0.1:5060",
+        "kamailio_ctl": "unix:/run/kamailio/kamailio_ctl",
+        "kamailio_expires": 120,
+        "kamailio_ping_interval": 5,
+    }
     values.update(more)
     return Settings(**values)
 
@@ -40,8 +43,12 @@ def platform():
         tenants.add_tenant("beta.example", "Beta", node="fs2", standby="fs1")
         tenants.add_tenant("delta.example", "Delta", node="fs3", standby="fs1")
         tenants.add_tenant("gamma.example", "Gamma", node="fs1", standby="fs2")
-        for number, domain in (("+37052000000", "acme.example"), ("+37052000001", "acme.example"),
-                               ("+37053000000", "beta.example"), ("+37054000000", "gamma.example")):
+        for number, domain in (
+            ("+37052000000", "acme.example"),
+            ("+37052000001", "acme.example"),
+            ("+37053000000", "beta.example"),
+            ("+37054000000", "gamma.example"),
+        ):
             dids.add_did(domain, number, "hangup")
         tenants.edit_tenant("gamma.example", state="suspended")
 
@@ -69,10 +76,16 @@ def test_routing_tables_say_domain_and_did_to_set(db):
     routing = rk.build_routing()
     ids = {n.name: n.id for n in nodes.list_nodes()}
     acme = rk.set_id(ids["fs1"], ids["fs2"])
-    assert routing["domains"] == {"acme.example": acme, "beta.example": rk.set_id(ids["fs2"], ids["fs1"]),
-                                  "delta.example": rk.set_id(ids["fs3"], ids["fs1"])}  # not the suspended one
-    assert routing["dids"] == {"37052000000": acme + rk.CARRIERS_SET, "37052000001": acme + rk.CARRIERS_SET,
-                               "37053000000": rk.set_id(ids["fs2"], ids["fs1"], carriers=True)}
+    assert routing["domains"] == {
+        "acme.example": acme,
+        "beta.example": rk.set_id(ids["fs2"], ids["fs1"]),
+        "delta.example": rk.set_id(ids["fs3"], ids["fs1"]),
+    }  # not the suspended one
+    assert routing["dids"] == {
+        "37052000000": acme + rk.CARRIERS_SET,
+        "37052000001": acme + rk.CARRIERS_SET,
+        "37053000000": rk.set_id(ids["fs2"], ids["fs1"], carriers=True),
+    }
     assert routing["sets"][acme] == [(ids["fs1"], 10), (ids["fs2"], 5)]
     assert rk.pair_of(acme + rk.CARRIERS_SET) == (ids["fs1"], ids["fs2"], True)
 
@@ -91,6 +104,7 @@ def test_a_moved_tenant_follows_its_new_home_once_that_node_runs_it(db):
 
 # --- kamailio -c ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["platform", "one node", "no tenants", "several sockets", "override"])
 def test_kamailio_accepts_every_rendered_config(sdb, tmp_path, variant):
     settings = golden_settings()
@@ -103,8 +117,11 @@ def test_kamailio_accepts_every_rendered_config(sdb, tmp_path, variant):
             dids.add_did("acme.example", "+37052000000", "hangup")
     elif variant == "several sockets":
         platform()
-        settings = golden_settings(kamailio_listen="udp:127.0.0.1:5060 tcp:127.0.0.1:5060 udp:127.0.0.1:5070",
-                                   kamailio_expires=3600, kamailio_ping_interval=30)
+        settings = golden_settings(
+            kamailio_listen="udp:127.0.0.1:5060 tcp:127.0.0.1:5060 udp:127.0.0.1:5070",
+            kamailio_expires=3600,
+            kamailio_ping_interval=30,
+        )
     elif variant == "override":
         platform()
         own = tmp_path / "templates"
@@ -132,22 +149,29 @@ def test_render_kamailio_cli(fsctl_sqlite, tmp_path):
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     out = tmp_path / "k"
     result = fsctl("render", "kamailio", "--out", str(out))
-    assert result.stderr.strip() == (f"5 files rendered into {out} (checked with kamailio -c); restart Kamailio if "
-                                     "kamailio.cfg changed (the routing data needs no restart: fsctl apply reloads it)")
+    assert result.stderr.strip() == (
+        f"5 files rendered into {out} (checked with kamailio -c); restart Kamailio if "
+        "kamailio.cfg changed (the routing data needs no restart: fsctl apply reloads it)"
+    )
     assert "acme.example:0:1:10000:0" in (out / "dbtext/fsctl_domains").read_text()
     assert json.loads(fsctl("render", "kamailio", "--out", str(out), "--json").stdout)["checked"] is True
-    assert fsctl("render", "kamailio", ok=False).stderr.strip() == \
-        'Error: --out "": give a folder, or set kamailio_dir in the settings'
+    assert (
+        fsctl("render", "kamailio", ok=False).stderr.strip()
+        == 'Error: --out "": give a folder, or set kamailio_dir in the settings'
+    )
     own = tmp_path / "templates"
     own.mkdir()
     (own / "kamailio.cfg").write_text("#!KAMAILIO\nlisten={{ nosuch }}\n")
     fsctl.env["FSCTL_TEMPLATES_DIR"] = str(own)
-    assert fsctl("render", "kamailio", "--out", str(out), ok=False).stderr.strip() == \
-        f"Error: template {own}/kamailio.cfg line 2: 'nosuch' is undefined"
+    assert (
+        fsctl("render", "kamailio", "--out", str(out), ok=False).stderr.strip()
+        == f"Error: template {own}/kamailio.cfg line 2: 'nosuch' is undefined"
+    )
     assert fsctl("render", ok=False).exit_code == 2  # the FreeSWITCH render still needs --out
 
 
 # --- apply_routing --------------------------------------------------------------------------
+
 
 class FakeKamcmd:
     """Records the kamcmd commands; `fail` makes the next one fail like kamcmd does."""
@@ -215,8 +239,9 @@ def test_a_moved_pairs_set_stays_one_more_apply(db, tmp_path):
 
 def test_kamcmd_errors_are_reported(tmp_path):
     script = tmp_path / "kamcmd"
-    script.write_text("#!/bin/sh\necho 'ERROR: connect_unix_sock: connect(/nowhere): No such file or directory [2]'"
-                      " >&2\nexit 255\n")
+    script.write_text(
+        "#!/bin/sh\necho 'ERROR: connect_unix_sock: connect(/nowhere): No such file or directory [2]' >&2\nexit 255\n"
+    )
     script.chmod(0o755)
     kamcmd = kamailio.Kamcmd(Settings(kamcmd=str(script), kamailio_ctl="unix:/nowhere"))
     with pytest.raises(UnreachableError, match=r"^Kamailio unix:/nowhere unreachable \(ERROR: connect_unix_sock"):
@@ -233,30 +258,44 @@ def test_cli_apply_reports_kamailio(fsctl_sqlite, tmp_path):
         fsctl = fsctl_sqlite
         log = tmp_path / "kamcmd.log"
         script = tmp_path / "kamcmd"
-        script.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\necho Ok.\n")
+        script.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho Ok.\n')
         script.chmod(0o755)
-        fsctl.env.update({"FSCTL_CONF_DIR": str(tmp_path / "conf"), "FSCTL_KAMAILIO_DIR": str(tmp_path / "k"),
-                          "FSCTL_KAMCMD": str(script), "FSCTL_KAMAILIO_CTL": "unix:/tmp/x.sock"})
+        fsctl.env.update(
+            {
+                "FSCTL_CONF_DIR": str(tmp_path / "conf"),
+                "FSCTL_KAMAILIO_DIR": str(tmp_path / "k"),
+                "FSCTL_KAMCMD": str(script),
+                "FSCTL_KAMAILIO_CTL": "unix:/tmp/x.sock",
+            }
+        )
         fsctl("node", "add", "fs1", "--esl", f"127.0.0.1:{fake.port}", "--sip", "127.0.0.1:5060")
         fsctl("tenant", "add", "acme.example", "--name", "ACME")
         result = fsctl("apply")
-        assert result.stderr.strip().splitlines()[-1] == \
-            "kamailio: 1 domains, 0 DIDs, 1 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
-        assert log.read_text().splitlines() == ["-s unix:/tmp/x.sock dispatcher.reload",
-                                                "-s unix:/tmp/x.sock htable.reload fsctl_domains",
-                                                "-s unix:/tmp/x.sock htable.reload fsctl_dids"]
-        assert fsctl("apply").stderr.strip().splitlines()[-1] == \
-            "kamailio: routing unchanged (1 domains, 0 DIDs, 1 sets): no reload"
+        assert (
+            result.stderr.strip().splitlines()[-1]
+            == "kamailio: 1 domains, 0 DIDs, 1 sets; reloaded dispatcher, fsctl_domains, fsctl_dids"
+        )
+        assert log.read_text().splitlines() == [
+            "-s unix:/tmp/x.sock dispatcher.reload",
+            "-s unix:/tmp/x.sock htable.reload fsctl_domains",
+            "-s unix:/tmp/x.sock htable.reload fsctl_dids",
+        ]
+        assert (
+            fsctl("apply").stderr.strip().splitlines()[-1]
+            == "kamailio: routing unchanged (1 domains, 0 DIDs, 1 sets): no reload"
+        )
         script.write_text("#!/bin/sh\necho 'ERROR: connect_unix_sock: connect(x): No such file' >&2\nexit 255\n")
         fsctl("did", "add", "acme.example", "+37052000000", "--to", "hangup")
         failed = fsctl("apply", ok=False)
-        assert failed.exit_code == 3 and failed.stderr.strip().splitlines()[-1] == \
-            "Error: kamailio's routing not applied"
+        assert (
+            failed.exit_code == 3 and failed.stderr.strip().splitlines()[-1] == "Error: kamailio's routing not applied"
+        )
     finally:
         fake.stop()
 
 
 # --- a real Kamailio in front of fake nodes -------------------------------------------------
+
 
 @pytest.fixture
 def kam():
@@ -305,8 +344,9 @@ def test_kamailio_routes_registrations_and_dids_and_fails_over(sdb, kam, sip_nod
     kamailio_addr = ("127.0.0.1", kam.port)
     try:
         # A phone of acme registers: to fs1 (home), with Path, its expiry capped at 60 s.
-        reply = phone.request("REGISTER", "sip:acme.example", kamailio_addr, "sip:101@acme.example",
-                              extra=["Expires: 3600"])
+        reply = phone.request(
+            "REGISTER", "sip:acme.example", kamailio_addr, "sip:101@acme.example", extra=["Expires: 3600"]
+        )
         assert reply is not None and status(reply) == 200
         forwarded = fs1[0].wait_request("REGISTER")
         assert forwarded is not None and header(forwarded, "Expires") == "60"
@@ -318,11 +358,31 @@ def test_kamailio_routes_registrations_and_dids_and_fails_over(sdb, kam, sip_nod
         assert phone.receive("INVITE") is not None
         # Unknown domain, unknown number: refused by Kamailio itself.
         assert status(phone.request("REGISTER", "sip:nope.example", kamailio_addr, "sip:101@nope.example")) == 403
-        assert status(phone.request("INVITE", "sip:+37059999999@127.0.0.1", kamailio_addr,
-                                    "sip:+37060000000@carrier.invalid", to_uri="sip:+37059999999@127.0.0.1")) == 404
+        assert (
+            status(
+                phone.request(
+                    "INVITE",
+                    "sip:+37059999999@127.0.0.1",
+                    kamailio_addr,
+                    "sip:+37060000000@carrier.invalid",
+                    to_uri="sip:+37059999999@127.0.0.1",
+                )
+            )
+            == 404
+        )
         # A DID (written with 00) goes to the home node's external profile.
-        assert status(phone.request("INVITE", "sip:0037052000000@127.0.0.1", kamailio_addr,
-                                    "sip:+37060000000@carrier.invalid", to_uri="sip:0037052000000@127.0.0.1")) == 200
+        assert (
+            status(
+                phone.request(
+                    "INVITE",
+                    "sip:0037052000000@127.0.0.1",
+                    kamailio_addr,
+                    "sip:+37060000000@carrier.invalid",
+                    to_uri="sip:0037052000000@127.0.0.1",
+                )
+            )
+            == 200
+        )
         assert fs1[1].wait_request("INVITE") is not None and fs2[1].requests == []
         # fs1 stops answering: the next REGISTER reaches fs2 (failover within the transaction's timer).
         fs1[0].silent = True

@@ -40,8 +40,11 @@ def settings_for(tmp_path, **more):
 def fast_reloader(settings, node):
     """A node's reloader with the tests' short timeouts."""
     s = nodeapply.node_settings(settings, node)
-    return nodeapply.node_reloader(settings, node, lambda: EventSocket(s.esl_host, s.esl_port, s.esl_password,
-                                                                       timeout=0.5, reconnect=False, events=()))
+    return nodeapply.node_reloader(
+        settings,
+        node,
+        lambda: EventSocket(s.esl_host, s.esl_port, s.esl_password, timeout=0.5, reconnect=False, events=()),
+    )
 
 
 def apply_all(settings, **kwargs):
@@ -60,10 +63,14 @@ def three_nodes(fakes):
     make_demo("beta.example", "Beta", did_prefix="+3705300000")
     make_demo("gamma.example", "Gamma", did_prefix="+3705400000")
     with transaction():
-        for domain, home, spare in (("acme.example", "fs1", "fs2"), ("beta.example", "fs2", "fs1"),
-                                    ("gamma.example", "fs3", "fs1")):
+        for domain, home, spare in (
+            ("acme.example", "fs1", "fs2"),
+            ("beta.example", "fs2", "fs1"),
+            ("gamma.example", "fs3", "fs1"),
+        ):
             Tenant.update(home_node=nodes.get_node(home), standby_node=nodes.get_node(spare)).where(
-                Tenant.domain == domain).execute()
+                Tenant.domain == domain
+            ).execute()
     return dead
 
 
@@ -102,14 +109,22 @@ def test_every_node_gets_its_tenants_and_a_dead_one_stays_pending(db, fakes, tmp
     assert public_numbers(conf(settings, "fs1")) == ["+37052000000", "+37053000000", "+37054000000"]
     assert reloads(fakes[0]) == reloads(fakes[1]) == ["api reloadxml"]
     assert {(r.node.name, r.domain) for r in NodeConfig.select()} == {
-        ("fs1", "acme.example"), ("fs1", "beta.example"), ("fs1", "gamma.example"),
-        ("fs2", "acme.example"), ("fs2", "beta.example")}
+        ("fs1", "acme.example"),
+        ("fs1", "beta.example"),
+        ("fs1", "gamma.example"),
+        ("fs2", "acme.example"),
+        ("fs2", "beta.example"),
+    }
     assert AppliedConfig.select().count() == 0  # the single-FreeSWITCH record is not used with nodes
     rows = [(r["domain"], r["node"], r["role"], r["status"]) for r in nodeapply.node_status(settings)]
     assert rows == [
-        ("acme.example", "fs1", "home", "applied"), ("acme.example", "fs2", "standby", "applied"),
-        ("beta.example", "fs1", "standby", "applied"), ("beta.example", "fs2", "home", "applied"),
-        ("gamma.example", "fs1", "standby", "applied"), ("gamma.example", "fs3", "home", "pending")]
+        ("acme.example", "fs1", "home", "applied"),
+        ("acme.example", "fs2", "standby", "applied"),
+        ("beta.example", "fs1", "standby", "applied"),
+        ("beta.example", "fs2", "home", "applied"),
+        ("gamma.example", "fs1", "standby", "applied"),
+        ("gamma.example", "fs3", "home", "pending"),
+    ]
 
     # Nothing changed: no reload anywhere; fs3 still pending.
     again = apply_all(settings)
@@ -166,8 +181,9 @@ def test_a_node_whose_files_go_elsewhere_gets_them_all_again(fsctl_sqlite, fakes
     assert fsctl("node", "edit", "fs1", "--sip", "127.0.0.1:5070").stderr.strip() == "node fs1 updated"
     assert fsctl("apply").stderr.strip().splitlines()[0] == "fs1: nothing to apply"
     moved = fsctl("node", "edit", "fs1", "--conf-dir", str(tmp_path / "elsewhere"))
-    assert moved.stderr.strip() == ("node fs1 updated; its files go to the new place: the next fsctl apply renders "
-                                    "every tenant there again")
+    assert moved.stderr.strip() == (
+        "node fs1 updated; its files go to the new place: the next fsctl apply renders every tenant there again"
+    )
     assert fsctl("apply").stderr.strip().splitlines()[0].startswith("fs1: 1 tenants rendered")
     assert (tmp_path / "elsewhere" / "directory" / "acme.example.xml").exists()
 
@@ -226,9 +242,19 @@ def test_tenant_channels_reads_show_channels_as_json():
     assert nodeapply.tenant_channels(reply.decode(), "cme.example") == 0
     assert nodeapply.tenant_channels(reply.decode(), "acme.example.org") == 0
     assert nodeapply.tenant_channels('{"row_count": 0}', "acme.example") == 0
-    one = json.dumps({"row_count": 1, "rows": [{"name": "sofia/external/+37060000000@127.0.0.1:5090",
-                                                  "context": "fsctl-public", "initial_context": "fsctl-public",
-                                                  "presence_id": "102@beta.example"}]})
+    one = json.dumps(
+        {
+            "row_count": 1,
+            "rows": [
+                {
+                    "name": "sofia/external/+37060000000@127.0.0.1:5090",
+                    "context": "fsctl-public",
+                    "initial_context": "fsctl-public",
+                    "presence_id": "102@beta.example",
+                }
+            ],
+        }
+    )
     assert nodeapply.tenant_channels(one, "beta.example") == 1  # a DID call ringing beta's 102
 
 
@@ -236,23 +262,38 @@ def test_cli_apply_and_status_with_nodes(fsctl_sqlite, fakes, tmp_path):
     fsctl = fsctl_sqlite
     fsctl.env.update({"FSCTL_CONF_DIR": str(tmp_path / "conf"), "FSCTL_ESL_TIMEOUT": "0.5"})
     fsctl("node", "add", "fs1", "--esl", f"127.0.0.1:{fakes[0].port}", "--sip", "127.0.0.1:5060")
-    fsctl("node", "add", "fs2", "--esl", f"127.0.0.1:{free_port()}", "--sip", "127.0.0.1:6060",
-          "--conf-dir", str(tmp_path / "fs2-conf"))
+    fsctl(
+        "node",
+        "add",
+        "fs2",
+        "--esl",
+        f"127.0.0.1:{free_port()}",
+        "--sip",
+        "127.0.0.1:6060",
+        "--conf-dir",
+        str(tmp_path / "fs2-conf"),
+    )
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     fsctl("user", "add", "acme.example", "101", "--name", "Ona")
     result = fsctl("apply", ok=False)
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "fs1: 1 tenants rendered, 0 removed, 3 files written, 0 deleted; reloadxml: +OK [Success]"
-    assert re.fullmatch(r"fs2: not applied: FreeSWITCH 127\.0\.0\.1:(\d+) unreachable \(cannot connect to FreeSWITCH "
-                        r"at 127\.0\.0\.1:\1: \[Errno 111\] Connection refused\): nothing applied there, its tenants "
-                        r"stay pending; the next fsctl apply retries \(1 tenants pending there\)", lines[1]), lines[1]
-    assert lines[2] == ("Error: 1 of 2 nodes not fully applied (fs2): their tenants stay pending, the next fsctl "
-                        "apply retries")
+    assert re.fullmatch(
+        r"fs2: not applied: FreeSWITCH 127\.0\.0\.1:(\d+) unreachable \(cannot connect to FreeSWITCH "
+        r"at 127\.0\.0\.1:\1: \[Errno 111\] Connection refused\): nothing applied there, its tenants "
+        r"stay pending; the next fsctl apply retries \(1 tenants pending there\)",
+        lines[1],
+    ), lines[1]
+    assert lines[2] == (
+        "Error: 1 of 2 nodes not fully applied (fs2): their tenants stay pending, the next fsctl apply retries"
+    )
     assert sorted(os.listdir(tmp_path / "conf" / "nodes" / "fs1" / "directory")) == ["acme.example.xml"]
     status = json.loads(fsctl("status", "--json").stdout)
     assert [(r["domain"], r["node"], r["role"], r["status"], r["change"]) for r in status] == [
-        ("acme.example", "fs1", "home", "applied", ""), ("acme.example", "fs2", "standby", "pending", "render")]
+        ("acme.example", "fs1", "home", "applied", ""),
+        ("acme.example", "fs2", "standby", "pending", "render"),
+    ]
     # Only fs1: exit 0, nothing to do.
     only = fsctl("apply", "--node", "fs1")
     assert only.stderr.strip() == "fs1: nothing to apply"
@@ -262,8 +303,10 @@ def test_cli_apply_and_status_with_nodes(fsctl_sqlite, fakes, tmp_path):
 
 
 def test_cli_apply_without_nodes_refuses_node_option(fsctl_sqlite):
-    assert fsctl_sqlite("apply", "--node", "fs1", ok=False).stderr.strip() == \
-        'Error: --node "fs1": there are no nodes (fsctl node add)'
+    assert (
+        fsctl_sqlite("apply", "--node", "fs1", ok=False).stderr.strip()
+        == 'Error: --node "fs1": there are no nodes (fsctl node add)'
+    )
 
 
 def test_auto_apply_with_nodes_applies_every_node(fsctl_sqlite, fakes, tmp_path):
@@ -283,10 +326,16 @@ def test_auto_apply_with_nodes_applies_every_node(fsctl_sqlite, fakes, tmp_path)
 
 # --- delivery over SFTP ---------------------------------------------------------------------
 
+
 def sftp_node(sshd, fake, remote, name="fs1"):  # noqa: F811
     with transaction():
-        nodes.add_node(name, f"127.0.0.1:{fake.port}", "127.0.0.1:5060", sftp=f"{sshd.user}@127.0.0.1:{sshd.port}",
-                       remote_dir=str(remote))
+        nodes.add_node(
+            name,
+            f"127.0.0.1:{fake.port}",
+            "127.0.0.1:5060",
+            sftp=f"{sshd.user}@127.0.0.1:{sshd.port}",
+            remote_dir=str(remote),
+        )
 
 
 def sftp_settings(tmp_path, sshd):  # noqa: F811
@@ -359,6 +408,7 @@ def test_sftp_unreachable_node_is_skipped_and_an_interrupted_push_completed(db, 
 
 # --- queues: each node's mod_callcenter holds the queues of the tenants placed there ----------
 
+
 def queues_of(fake):
     return sorted(fake.callcenter.queues)
 
@@ -386,9 +436,14 @@ def test_each_nodes_mod_callcenter_holds_exactly_its_tenants_queues(db, fakes, t
     with transaction():
         queues.edit_queue("acme.example", "600", strategy="round-robin")
     apply_all(settings)
-    sent = {name: [c for c in fake.received[marks[name]:] if "callcenter_config" in c] for name, fake in by_node.items()}
-    assert sent == {"fs1": ["api callcenter_config queue reload 600@acme.example"],
-                    "fs2": ["api callcenter_config queue reload 600@acme.example"], "fs3": []}
+    sent = {
+        name: [c for c in fake.received[marks[name] :] if "callcenter_config" in c] for name, fake in by_node.items()
+    }
+    assert sent == {
+        "fs1": ["api callcenter_config queue reload 600@acme.example"],
+        "fs2": ["api callcenter_config queue reload 600@acme.example"],
+        "fs3": [],
+    }
 
     # beta's standby moves from fs1 to fs3: fs3 loads beta's queue, fs1 unloads it (its agents and tiers go).
     with transaction():

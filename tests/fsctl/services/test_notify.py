@@ -95,8 +95,13 @@ LOOPBACK = allowed_networks("127.0.0.0/8")
 def settings(smtp=None, **kw):
     kw.setdefault("webhook_allow_networks", "127.0.0.0/8")
     kw.setdefault("notify_timeout", 5.0)
-    return Settings(smtp_port=smtp.port if smtp else 1, notify_backoff=30.0, notify_max_attempts=3,
-                    recordings_url="https://rec.example.invalid/files", **kw)
+    return Settings(
+        smtp_port=smtp.port if smtp else 1,
+        notify_backoff=30.0,
+        notify_max_attempts=3,
+        recordings_url="https://rec.example.invalid/files",
+        **kw,
+    )
 
 
 def transport(conf):
@@ -107,8 +112,16 @@ def missed_group_call(uuid="m-a"):
     return [
         b_leg(f"{uuid}-101", uuid, "101", end=s(20), cause="ORIGINATOR_CANCEL", caller="+37061111111"),
         b_leg(f"{uuid}-102", uuid, "102", end=s(20), cause="ORIGINATOR_CANCEL", caller="+37061111111"),
-        a_leg(uuid, caller="+37061111111", caller_name="Jonas", did="+37052000000", route="group:200", end=s(20),
-              cause="ORIGINATOR_CANCEL", disposition="recv_cancel"),
+        a_leg(
+            uuid,
+            caller="+37061111111",
+            caller_name="Jonas",
+            did="+37052000000",
+            route="group:200",
+            end=s(20),
+            cause="ORIGINATOR_CANCEL",
+            disposition="recv_cancel",
+        ),
     ]
 
 
@@ -116,8 +129,17 @@ def answered_group_call(uuid="c1"):
     return [
         b_leg(f"{uuid}-101", uuid, "101", end=s(9), cause="LOSE_RACE", caller="+37061111111"),
         b_leg(f"{uuid}-102", uuid, "102", answer=s(9), end=s(129), caller="+37061111111"),
-        a_leg(uuid, caller="+37061111111", did="+37052000000", route="group:200", answer=s(9), end=s(129),
-              bridged_to=f"{uuid}-102", bridged_user="102", recording=REC),
+        a_leg(
+            uuid,
+            caller="+37061111111",
+            did="+37052000000",
+            route="group:200",
+            answer=s(9),
+            end=s(129),
+            bridged_to=f"{uuid}-102",
+            bridged_user="102",
+            recording=REC,
+        ),
     ]
 
 
@@ -144,10 +166,17 @@ def test_missed_call_mail_and_webhook_sent_once_with_retry(db, smtp, web):
     assert (later.sent, later.retried) == (1, 0)
     assert [r[0] for r in web.requests] == ["/missed", "/missed"]
     body = web.bodies()[1]
-    assert (body["event"], body["scope"], body["number"], body["tenant"]) == ("missed_call", "group", "200",
-                                                                              "acme.example")
-    assert (body["call"]["uuid"], body["call"]["status"], body["call"]["missed_by"]) == ("m-a", "missed",
-                                                                                         ["101", "102"])
+    assert (body["event"], body["scope"], body["number"], body["tenant"]) == (
+        "missed_call",
+        "group",
+        "200",
+        "acme.example",
+    )
+    assert (body["call"]["uuid"], body["call"]["status"], body["call"]["missed_by"]) == (
+        "m-a",
+        "missed",
+        ["101", "102"],
+    )
 
     cdr.ingest_hangups(missed_group_call())  # the same call again (re-import, replay): nothing new
     cdr.ingest_hangups(missed_group_call()[::-1])
@@ -180,11 +209,21 @@ def test_answered_and_abandoned_calls_notify_nobody(db, smtp):
         notify.add_rule("acme.example", "user", user, "email")
     notify.add_rule("acme.example", "group", "200", "email", "sales@acme.example")
     cdr.ingest_hangups(answered_group_call())
-    cdr.ingest_hangups([
-        b_leg("q-101", "q-a", "101", queue=True, end=s(30), cause="ORIGINATOR_CANCEL"),
-        a_leg("q-a", caller="+37063333333", did="+37052000001", route="queue:600", answer=s(1), end=s(40),
-              app="callcenter", cc_queue="600@acme.example"),
-    ])
+    cdr.ingest_hangups(
+        [
+            b_leg("q-101", "q-a", "101", queue=True, end=s(30), cause="ORIGINATOR_CANCEL"),
+            a_leg(
+                "q-a",
+                caller="+37063333333",
+                did="+37052000001",
+                route="queue:600",
+                answer=s(1),
+                end=s(40),
+                app="callcenter",
+                cc_queue="600@acme.example",
+            ),
+        ]
+    )
     assert Outbox.select().count() == 0
 
 
@@ -199,6 +238,7 @@ def test_user_without_address_fails_later_not_silently(db, smtp):
 
 
 # --- CRM --------------------------------------------------------------------------------------
+
 
 def channel_event(name, leg):
     return {**leg, "Event-Name": name}
@@ -218,48 +258,106 @@ def test_crm_webhook_gets_ringing_answered_finished(db, web):
     assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(minutes=5)).sent == 4
     bodies = web.bodies()
     assert [(b["event"], b.get("user")) for b in bodies] == [
-        ("ringing", "101"), ("ringing", "102"), ("answered", "102"), ("finished", None)]
+        ("ringing", "101"),
+        ("ringing", "102"),
+        ("answered", "102"),
+        ("finished", None),
+    ]
     assert bodies[0]["caller"] == "+37061111111" and bodies[0]["call_uuid"] == "c1"
     finished = bodies[3]
-    assert finished["recording_url"] == \
-        "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
+    assert (
+        finished["recording_url"]
+        == "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"
+    )
     assert (finished["call"]["status"], finished["call"]["answered_by"], finished["call"]["talk_time"]) == (
-        "answered", "102", 120)
+        "answered",
+        "102",
+        120,
+    )
 
 
 def test_bitrix24_register_and_finish(db, web):
     make_tenant(db)
     notify.add_hook("acme.example", web.url + "/rest/1/s3cret/", "bitrix24", allow=LOOPBACK)
-    web.replies = [(200, {"result": {"CALL_ID": "externalCall.1a"}}), (200, {"result": {}}),
-                   (200, {"result": {"CALL_ID": "externalCall.2b"}}), (200, {"result": {}})]
+    web.replies = [
+        (200, {"result": {"CALL_ID": "externalCall.1a"}}),
+        (200, {"result": {}}),
+        (200, {"result": {"CALL_ID": "externalCall.2b"}}),
+        (200, {"result": {}}),
+    ]
     legs = answered_group_call()
     notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[0]), now=NOW)
     notify.enqueue_channel_event(channel_event("CHANNEL_PROGRESS", legs[1]), now=NOW)
     cdr.ingest_hangups(legs)
     cdr.ingest_hangups(missed_group_call())  # no ringing event seen: registered at the end
-    cdr.ingest_hangups([a_leg("int-a", caller="101", dest="102", route="user:102", answer=s(2), end=s(9),
-                              bridged_to="int-b", bridged_user="102")])  # internal: not for Bitrix24
+    cdr.ingest_hangups(
+        [
+            a_leg(
+                "int-a",
+                caller="101",
+                dest="102",
+                route="user:102",
+                answer=s(2),
+                end=s(9),
+                bridged_to="int-b",
+                bridged_user="102",
+            )
+        ]
+    )  # internal: not for Bitrix24
     conf = settings()
     assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(minutes=5)).sent == 5
     base = "/rest/1/s3cret"
     requests = [(path, body) for path, _, body in web.requests]
-    assert requests[0] == (f"{base}/telephony.externalcall.register.json", {
-        "USER_PHONE_INNER": "101", "PHONE_NUMBER": "+37061111111", "TYPE": 2,
-        "CALL_START_DATE": requests[0][1]["CALL_START_DATE"], "CRM_CREATE": 1, "SHOW": 1})
+    assert requests[0] == (
+        f"{base}/telephony.externalcall.register.json",
+        {
+            "USER_PHONE_INNER": "101",
+            "PHONE_NUMBER": "+37061111111",
+            "TYPE": 2,
+            "CALL_START_DATE": requests[0][1]["CALL_START_DATE"],
+            "CRM_CREATE": 1,
+            "SHOW": 1,
+        },
+    )
     assert requests[1:] == [
-        (f"{base}/telephony.externalcall.finish.json", {
-            "CALL_ID": "externalCall.1a", "USER_PHONE_INNER": "102", "DURATION": 120, "STATUS_CODE": "200",
-            "RECORD_URL": "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav"}),
-        (f"{base}/telephony.externalcall.register.json", {
-            "USER_PHONE_INNER": "101", "PHONE_NUMBER": "+37061111111", "TYPE": 2,
-            "CALL_START_DATE": "2026-11-23T07:09:42Z", "CRM_CREATE": 1, "SHOW": 0, "LINE_NUMBER": "+37052000000"}),
-        (f"{base}/telephony.externalcall.finish.json", {
-            "CALL_ID": "externalCall.2b", "USER_PHONE_INNER": "101", "DURATION": 0, "STATUS_CODE": "304",
-            "FAILED_REASON": "missed"}),
+        (
+            f"{base}/telephony.externalcall.finish.json",
+            {
+                "CALL_ID": "externalCall.1a",
+                "USER_PHONE_INNER": "102",
+                "DURATION": 120,
+                "STATUS_CODE": "200",
+                "RECORD_URL": "https://rec.example.invalid/files/acme.example/2026/11/23/20261123T070942Z_c1_102.wav",
+            },
+        ),
+        (
+            f"{base}/telephony.externalcall.register.json",
+            {
+                "USER_PHONE_INNER": "101",
+                "PHONE_NUMBER": "+37061111111",
+                "TYPE": 2,
+                "CALL_START_DATE": "2026-11-23T07:09:42Z",
+                "CRM_CREATE": 1,
+                "SHOW": 0,
+                "LINE_NUMBER": "+37052000000",
+            },
+        ),
+        (
+            f"{base}/telephony.externalcall.finish.json",
+            {
+                "CALL_ID": "externalCall.2b",
+                "USER_PHONE_INNER": "101",
+                "DURATION": 0,
+                "STATUS_CODE": "304",
+                "FAILED_REASON": "missed",
+            },
+        ),
     ]
     assert all(ctype == "application/json; charset=utf-8" for _, ctype, _ in web.requests)
     assert [(c.call_uuid, c.external_id, c.finished) for c in CrmCall.select().order_by(CrmCall.id)] == [
-        ("c1", "externalCall.1a", True), ("m-a", "externalCall.2b", True)]
+        ("c1", "externalCall.1a", True),
+        ("m-a", "externalCall.2b", True),
+    ]
 
 
 def test_bitrix24_error_reply_is_retried(db, web):
@@ -269,14 +367,16 @@ def test_bitrix24_error_reply_is_retried(db, web):
     cdr.ingest_hangups(missed_group_call())
     conf = settings()
     report = notify.drain(transport(conf), conf, now=NOW)
-    assert report.errors == ["crm:m-a:finished:1: telephony.externalcall.register: QUERY_LIMIT_EXCEEDED: "
-                             "Too many requests"]
+    assert report.errors == [
+        "crm:m-a:finished:1: telephony.externalcall.register: QUERY_LIMIT_EXCEEDED: Too many requests"
+    ]
     web.replies = [(200, {"result": {"CALL_ID": "externalCall.9"}}), (200, {"result": {}})]
     assert notify.drain(transport(conf), conf, now=NOW + dt.timedelta(seconds=30)).sent == 1
     assert len(web.requests) == 3
 
 
 # --- CLI ----------------------------------------------------------------------------------------
+
 
 def refused(fsctl, *args):
     result = fsctl(*args, ok=False)
@@ -294,21 +394,31 @@ def test_notify_cli(fsctl, smtp, web):
     fsctl("group", "add", "acme.example", "200", "--name", "Sales", "--member", "101", "--member", "102")
     fsctl("notify", "add", "acme.example", "--user", "101")
     fsctl("notify", "add", "acme.example", "--group", "200", "--channel", "webhook", "--to", web.url + "/g")
-    assert refused(fsctl, "notify", "add", "acme.example", "--user", "102") == \
-        'Error: --to "": user 102 has no e-mail address: give one'
-    assert refused(fsctl, "notify", "add", "acme.example", "--group", "200", "--channel", "webhook", "--to",
-                   "ftp://x") == 'Error: --to "ftp://x": must be an http:// or https:// URL'
-    assert refused(fsctl, "notify", "add", "acme.example", "--user", "109") == \
-        'Error: user "109" does not exist in acme.example'
-    assert refused(fsctl, "notify", "add", "acme.example", "--user", "101") == \
-        "Error: user 101: this email notification already exists"
+    assert (
+        refused(fsctl, "notify", "add", "acme.example", "--user", "102")
+        == 'Error: --to "": user 102 has no e-mail address: give one'
+    )
+    assert (
+        refused(fsctl, "notify", "add", "acme.example", "--group", "200", "--channel", "webhook", "--to", "ftp://x")
+        == 'Error: --to "ftp://x": must be an http:// or https:// URL'
+    )
+    assert (
+        refused(fsctl, "notify", "add", "acme.example", "--user", "109")
+        == 'Error: user "109" does not exist in acme.example'
+    )
+    assert (
+        refused(fsctl, "notify", "add", "acme.example", "--user", "101")
+        == "Error: user 101: this email notification already exists"
+    )
     rules = json.loads(fsctl("notify", "list", "acme.example", "--json").stdout)
     assert rules == [
         {"id": 1, "scope": "user", "number": "101", "channel": "email", "address": ""},
-        {"id": 2, "scope": "group", "number": "200", "channel": "webhook", "address": web.url + "/g"}]
+        {"id": 2, "scope": "group", "number": "200", "channel": "webhook", "address": web.url + "/g"},
+    ]
     fsctl("crm", "add", "acme.example", web.url + "/rest/1/x", "--mode", "bitrix24")
     assert json.loads(fsctl("crm", "list", "acme.example", "--json").stdout) == [
-        {"id": 1, "mode": "bitrix24", "url": web.url + "/rest/1/x"}]
+        {"id": 1, "mode": "bitrix24", "url": web.url + "/rest/1/x"}
+    ]
     fsctl("crm", "remove", "acme.example", "1")
     assert refused(fsctl, "crm", "remove", "acme.example", "1") == 'Error: CRM hook "1" does not exist in acme.example'
 
@@ -349,8 +459,9 @@ def test_notify_send_exits_1_when_a_delivery_fails_for_good(fsctl):
     closed = f"http://127.0.0.1:{free_port()}/nobody"
     fsctl("notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to", closed)
     with fsctl_db(fsctl):
-        cdr.ingest_hangups([a_leg("u-a", route="user:101", dest="101", cause="USER_NOT_REGISTERED",
-                                  disposition="send_refuse")])
+        cdr.ingest_hangups(
+            [a_leg("u-a", route="user:101", dest="101", cause="USER_NOT_REGISTERED", disposition="send_refuse")]
+        )
     fsctl.env["FSCTL_NOTIFY_MAX_ATTEMPTS"] = "1"
     result = fsctl("notify", "send", ok=False)
     assert result.exit_code == 1
@@ -375,17 +486,30 @@ def test_import_queues_notifications_unless_told_not_to(fsctl, tmp_path):
     fsctl("cdr", "import", str(DATA), ok=False)
     outbox = json.loads(fsctl("notify", "outbox", "--json").stdout)
     assert [(o["key"], o["target"]) for o in outbox] == [
-        ("missed:5d0e2a1c-0000-4000-8000-000000000002:1", "u101@acme.example")]
+        ("missed:5d0e2a1c-0000-4000-8000-000000000002:1", "u101@acme.example")
+    ]
 
 
 def test_every_new_command_has_help(fsctl):
-    for args in (("cdr",), ("cdr", "list"), ("cdr", "import"), ("notify",), ("notify", "add"), ("notify", "send"),
-                 ("notify", "outbox"), ("crm", "add"), ("stats",), ("stats", "users"), ("stats", "report")):
+    for args in (
+        ("cdr",),
+        ("cdr", "list"),
+        ("cdr", "import"),
+        ("notify",),
+        ("notify", "add"),
+        ("notify", "send"),
+        ("notify", "outbox"),
+        ("crm", "add"),
+        ("stats",),
+        ("stats", "users"),
+        ("stats", "report"),
+    ):
         result = fsctl(*args, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
 
 
 # --- hardening: poisoned rows, deadlines, targets, secrets ---------------------------------------
+
 
 class RawServer:
     """A TCP server on loopback answering each connection with `answer(conn)` (anything, not only HTTP)."""
@@ -470,8 +594,14 @@ def test_a_poisoned_row_fails_alone_and_ends_failed(db, smtp, raw_servers, web):
     call[-1]["Caller-Caller-ID-Number"] = "+37061111111\r\nBcc: victim@example.invalid"
     call[-1]["variable_effective_caller_id_name"] = "Jo\u2028nas\r\nX-Evil: 1"
     cdr.ingest_hangups(call)
-    Outbox.create(tenant=Outbox.get().tenant, key="poisoned", channel="webhook", target=web.url + "/p",
-                  payload="{not json", next_attempt_at=NOW)
+    Outbox.create(
+        tenant=Outbox.get().tenant,
+        key="poisoned",
+        channel="webhook",
+        target=web.url + "/p",
+        payload="{not json",
+        next_attempt_at=NOW,
+    )
     conf = settings(smtp)
     first = notify.drain(transport(conf), conf, now=NOW)
     assert (first.sent, first.retried) == (2, 3)  # the e-mail and the good hook; three failed attempts
@@ -490,8 +620,13 @@ def test_a_poisoned_row_fails_alone_and_ends_failed(db, smtp, raw_servers, web):
         when += dt.timedelta(hours=2)
         notify.drain(transport(conf), conf, now=when)
     states = {o.key: (o.state, o.attempts) for o in Outbox.select()}
-    assert states == {"missed:m-a:1": ("sent", 1), "missed:m-a:2": ("failed", 3), "crm:m-a:finished:1": ("failed", 3),
-                      "crm:m-a:finished:2": ("sent", 1), "poisoned": ("failed", 3)}
+    assert states == {
+        "missed:m-a:1": ("sent", 1),
+        "missed:m-a:2": ("failed", 3),
+        "crm:m-a:finished:1": ("failed", 3),
+        "crm:m-a:finished:2": ("sent", 1),
+        "poisoned": ("failed", 3),
+    }
     assert notify.drain(transport(conf), conf, now=when + dt.timedelta(days=1)).errors == []
     assert len(smtp.messages) == 1 and len(web.requests) == 1
 
@@ -520,11 +655,22 @@ def test_one_deadline_per_delivery_shorter_than_the_claim(db, raw_servers, answe
     assert Outbox.get().next_attempt_at == NOW + dt.timedelta(seconds=30)  # backoff, not the claim
 
 
-@pytest.mark.parametrize("url", [
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/admin", "http://0x7f000001/",
-    "http://127.1/", "http://2130706433/", "http://localhost:9000/", "http://10.1.2.3/", "http://192.168.0.1/",
-    "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "https://[fe80::1]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/admin",
+        "http://0x7f000001/",
+        "http://127.1/",
+        "http://2130706433/",
+        "http://localhost:9000/",
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "https://[fe80::1]/",
+    ],
+)
 def test_webhook_targets_must_be_public(db, url):
     make_tenant(db)
     with pytest.raises(ValidationError) as err:
@@ -542,18 +688,34 @@ def test_webhook_targets_must_be_public(db, url):
 def test_webhook_policy_on_the_command_line(fsctl):
     fsctl("tenant", "add", "acme.example", "--name", "ACME")
     fsctl("user", "add", "acme.example", "101", "--name", "Ona")
-    assert refused(fsctl, "notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to",
-                   "http://169.254.169.254/latest") == (
+    assert refused(
+        fsctl,
+        "notify",
+        "add",
+        "acme.example",
+        "--user",
+        "101",
+        "--channel",
+        "webhook",
+        "--to",
+        "http://169.254.169.254/latest",
+    ) == (
         'Error: --to "http://169.254.169.254/latest": must be a public address (loopback, private and link-local '
-        "ones only when webhook_allow_networks holds them)")
-    assert refused(fsctl, "crm", "add", "acme.example", "http://127.0.0.1:8080/rest/1/s3cret", "--mode", "bitrix24") \
-        == ('Error: --url "http://127.0.0.1:8080/rest/1/***": must be a public address (loopback, private and '
-            "link-local ones only when webhook_allow_networks holds them)")
+        "ones only when webhook_allow_networks holds them)"
+    )
+    assert refused(
+        fsctl, "crm", "add", "acme.example", "http://127.0.0.1:8080/rest/1/s3cret", "--mode", "bitrix24"
+    ) == (
+        'Error: --url "http://127.0.0.1:8080/rest/1/***": must be a public address (loopback, private and '
+        "link-local ones only when webhook_allow_networks holds them)"
+    )
     fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/8"
     fsctl("crm", "add", "acme.example", "http://127.0.0.1:8080/rest/1/s3cret", "--mode", "bitrix24")
     fsctl.env["FSCTL_WEBHOOK_ALLOW_NETWORKS"] = "127.0.0.0/33"
-    assert refused(fsctl, "crm", "list", "acme.example") == \
-        'Error: setting webhook_allow_networks "127.0.0.0/33": must be networks like 127.0.0.0/8, comma-separated'
+    assert (
+        refused(fsctl, "crm", "list", "acme.example")
+        == 'Error: setting webhook_allow_networks "127.0.0.0/33": must be networks like 127.0.0.0/8, comma-separated'
+    )
 
 
 def test_delivery_checks_the_address_and_never_follows_a_redirect(db, raw_servers):
@@ -563,8 +725,9 @@ def test_delivery_checks_the_address_and_never_follows_a_redirect(db, raw_server
     admin = raw_servers(lambda conn, stop: conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
 
     def redirect(conn, stop):
-        conn.sendall(f"HTTP/1.1 303 See Other\r\nLocation: {admin.url}/internal-admin\r\n"
-                     "Content-Length: 0\r\n\r\n".encode())
+        conn.sendall(
+            f"HTTP/1.1 303 See Other\r\nLocation: {admin.url}/internal-admin\r\nContent-Length: 0\r\n\r\n".encode()
+        )
 
     moved = raw_servers(redirect)
     notify.add_rule("acme.example", "user", "101", "webhook", moved.url + "/m", allow=LOOPBACK)
@@ -576,7 +739,8 @@ def test_delivery_checks_the_address_and_never_follows_a_redirect(db, raw_server
         f"missed:m-a:1: POST {moved.url}/m: 127.0.0.1 is not a public address (allow its network with "
         "webhook_allow_networks)",
         f"missed:m-a:2: POST {admin.url}/direct: 127.0.0.1 is not a public address (allow its network with "
-        "webhook_allow_networks)"]
+        "webhook_allow_networks)",
+    ]
     assert moved.requests == [] and admin.requests == []
     conf = settings()
     report = notify.drain(transport(conf), conf, now=NOW + dt.timedelta(hours=1))
@@ -592,8 +756,17 @@ def test_bitrix24_webhook_code_never_shown(fsctl, web):
     fsctl("user", "add", "acme.example", "102", "--name", "Jonas")
     fsctl("group", "add", "acme.example", "200", "--name", "Sales", "--member", "101", "--member", "102")
     fsctl("crm", "add", "acme.example", web.url + "/rest/7/s3cr3tc0de", "--mode", "bitrix24")
-    fsctl("notify", "add", "acme.example", "--user", "101", "--channel", "webhook", "--to",
-          web.url + "/hook?token=t0ps3cret")
+    fsctl(
+        "notify",
+        "add",
+        "acme.example",
+        "--user",
+        "101",
+        "--channel",
+        "webhook",
+        "--to",
+        web.url + "/hook?token=t0ps3cret",
+    )
     web.replies = [(500, {})] * 2
     with fsctl_db(fsctl):
         cdr.ingest_hangups(missed_group_call())
@@ -642,7 +815,7 @@ class SilentNameServer:
             data, _ = self.sock.recvfrom(512)
             labels, at = [], 12
             while data[at]:
-                labels.append(data[at + 1:at + 1 + data[at]].decode())
+                labels.append(data[at + 1 : at + 1 + data[at]].decode())
                 at += 1 + data[at]
             names.append(".".join(labels))
         return names
@@ -671,8 +844,9 @@ def test_webhook_name_lookup_is_within_the_deadline(db):
         assert dns.questions() == ["crm.example.invalid"]
     finally:
         dns.close()
-    assert report.errors == ["missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid: no address "
-                             "within the deadline"]
+    assert report.errors == [
+        "missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid: no address within the deadline"
+    ]
     assert elapsed < 30 and Outbox.get().state == "pending" and Outbox.get().attempts == 1
 
 
@@ -688,10 +862,13 @@ def test_webhook_name_resolving_to_a_private_address_is_refused(db, web):
 
     conf = settings(notify_timeout=5.0)
     report = notify.drain(notify.Transport(resolver=to_the_test_server), conf, now=NOW)
-    assert report.errors == ["missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid is 127.0.0.1: "
-                             "not a public address (allow its network with webhook_allow_networks)"]
-    report = notify.drain(notify.Transport(resolver=to_the_test_server, allow=LOOPBACK), conf,
-                          now=NOW + dt.timedelta(hours=1))
+    assert report.errors == [
+        "missed:m-a:1: POST http://crm.example.invalid/hook: crm.example.invalid is 127.0.0.1: "
+        "not a public address (allow its network with webhook_allow_networks)"
+    ]
+    report = notify.drain(
+        notify.Transport(resolver=to_the_test_server, allow=LOOPBACK), conf, now=NOW + dt.timedelta(hours=1)
+    )
     assert report.sent == 1 and web.requests[0][0] == "/hook"
 
 

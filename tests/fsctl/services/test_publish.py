@@ -30,10 +30,12 @@ def world(db, tmp_path):
         "a_next": make_recording(root, started=dt.datetime(2026, 11, 20, 22, 0), uuid="a3")[0],
         "a_before": make_recording(root, started=dt.datetime(2026, 11, 19, 21, 59, 59), uuid="a0")[0],
         # beta.example, UTC: due at this moment is 2026-11-19
-        "b_19": make_recording(root, domain="beta.example", user="201", started=dt.datetime(2026, 11, 19, 12),
-                               uuid="b1")[0],
-        "b_20": make_recording(root, domain="beta.example", user="201", started=dt.datetime(2026, 11, 20, 12),
-                               uuid="b2")[0],
+        "b_19": make_recording(
+            root, domain="beta.example", user="201", started=dt.datetime(2026, 11, 19, 12), uuid="b1"
+        )[0],
+        "b_20": make_recording(
+            root, domain="beta.example", user="201", started=dt.datetime(2026, 11, 20, 12), uuid="b2"
+        )[0],
     }
     return root, drop, rows
 
@@ -46,17 +48,23 @@ def test_publishes_the_due_day_of_each_tenant_in_its_time_zone(world):
     root, drop, rows = world
     done = pub.publish(root, drop, now=NOW)
     assert [(r.domain, r.day.isoformat(), r.linked, r.copied, r.unchanged) for r in done] == [
-        ("acme.example", "2026-11-20", 2, 0, 0), ("beta.example", "2026-11-19", 1, 0, 0)]
+        ("acme.example", "2026-11-20", 2, 0, 0),
+        ("beta.example", "2026-11-19", 1, 0, 0),
+    ]
     acme = os.path.join(drop, "acme.example", "2026-11-20")
     names = sorted(os.path.basename(rows[k].path) for k in ("a_first", "a_last"))
     assert listing(acme) == sorted(["SHA256SUMS", *names])
     assert listing(os.path.join(drop, "beta.example")) == ["2026-11-19"]
     for key in ("a_first", "a_last"):  # hard links: no second copy of the audio
-        assert os.stat(os.path.join(acme, os.path.basename(rows[key].path))).st_ino == \
-            os.stat(os.path.join(root, rows[key].path)).st_ino
+        assert (
+            os.stat(os.path.join(acme, os.path.basename(rows[key].path))).st_ino
+            == os.stat(os.path.join(root, rows[key].path)).st_ino
+        )
     manifest = open(os.path.join(acme, "SHA256SUMS")).read()
-    assert manifest == "".join(f"{r.sha256}  {os.path.basename(r.path)}\n" for r in
-                               sorted((rows["a_first"], rows["a_last"]), key=lambda r: r.path))
+    assert manifest == "".join(
+        f"{r.sha256}  {os.path.basename(r.path)}\n"
+        for r in sorted((rows["a_first"], rows["a_last"]), key=lambda r: r.path)
+    )
     check = subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=acme, capture_output=True, text=True)
     assert check.returncode == 0 and check.stdout.count(": OK") == 2
     # idempotent: a second run changes nothing
@@ -71,8 +79,10 @@ def test_refuses_a_day_before_its_publication_time(world):
     root, drop, rows = world
     with pytest.raises(ValidationError) as err:
         pub.publish(root, drop, day="2026-11-20", now=NOW - dt.timedelta(minutes=1))
-    assert str(err.value) == '--date "2026-11-20": acme.example may publish it from 2026-11-21 06:00 ' \
-                             "Europe/Vilnius (use --force to publish early)"
+    assert (
+        str(err.value) == '--date "2026-11-20": acme.example may publish it from 2026-11-21 06:00 '
+        "Europe/Vilnius (use --force to publish early)"
+    )
     with pytest.raises(ValidationError):  # beta.example's 2026-11-20 is due at 06:00 UTC, after acme's
         pub.publish(root, drop, day="2026-11-20", now=NOW)
     assert listing(drop) == []  # nothing written for any tenant
@@ -101,7 +111,9 @@ def test_a_catch_up_publish_stays_its_days_from_now(world):
     folder = os.path.join(drop, "acme.example", "2026-11-20")
     assert len(listing(folder)) == 3
     # the due day's runs (every 15 minutes) do not delete it before 3 days after the catch-up ...
-    done = pub.publish(root, drop, now=later + dt.timedelta(days=3) - dt.timedelta(minutes=15), domains=["acme.example"])
+    done = pub.publish(
+        root, drop, now=later + dt.timedelta(days=3) - dt.timedelta(minutes=15), domains=["acme.example"]
+    )
     assert done[0].removed == [] and len(listing(folder)) == 3
     # ... and neither does re-publishing it unchanged move its time of publication
     pub.publish(root, drop, day="2026-11-20", now=later + dt.timedelta(days=2), domains=["acme.example"])
@@ -122,8 +134,10 @@ def test_missing_files_and_copies(world):
     copy = os.path.join(folder, os.path.basename(rows["a_first"].path))
     assert os.stat(copy).st_ino != os.stat(os.path.join(root, rows["a_first"].path)).st_ino
     assert open(copy, "rb").read() == open(os.path.join(root, rows["a_first"].path), "rb").read()
-    assert open(os.path.join(folder, "SHA256SUMS")).read() == \
-        f"{rows['a_first'].sha256}  {os.path.basename(rows['a_first'].path)}\n"
+    assert (
+        open(os.path.join(folder, "SHA256SUMS")).read()
+        == f"{rows['a_first'].sha256}  {os.path.basename(rows['a_first'].path)}\n"
+    )
     assert Recording.select().count() == 6  # publishing never touches the catalogue
 
 
@@ -151,9 +165,13 @@ def test_publish_cli(fsctl, tmp_path):
     fsctl.clock = lambda: NOW
     result = fsctl("rec", "publish", "--date", "2026-11-20", "--tenant", "acme.example")
     assert result.stdout == "acme.example 2026-11-20: 2 recordings (2 linked, 0 copied, 0 already there)\n"
-    assert refused(fsctl, "rec", "publish", "--date", "2026-11-21").startswith('Error: --date "2026-11-21": acme.example')
-    assert refused(fsctl, "rec", "publish", "--date", "20.11.2026") == \
-        'Error: --date "20.11.2026": must be a date YYYY-MM-DD'
+    assert refused(fsctl, "rec", "publish", "--date", "2026-11-21").startswith(
+        'Error: --date "2026-11-21": acme.example'
+    )
+    assert (
+        refused(fsctl, "rec", "publish", "--date", "20.11.2026")
+        == 'Error: --date "20.11.2026": must be a date YYYY-MM-DD'
+    )
     assert listing(drop) == ["acme.example"]
 
 
@@ -167,8 +185,12 @@ def test_sshd_snippet_is_valid(tmp_path):
     check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     text = open(snippet).read()
-    for line in ("Match Group fsctl-sftp", "ChrootDirectory /srv/sftp\n", "ForceCommand internal-sftp -R -d /%u",
-                 "AllowTcpForwarding no"):
+    for line in (
+        "Match Group fsctl-sftp",
+        "ChrootDirectory /srv/sftp\n",
+        "ForceCommand internal-sftp -R -d /%u",
+        "AllowTcpForwarding no",
+    ):
         assert line in text
 
 
@@ -178,7 +200,9 @@ def test_systemd_units():
     assert "ExecStart=/opt/fsctl/bin/fsctl rec publish\n" in service and "Type=oneshot" in service
     assert "OnCalendar=*-*-* *:00/15:00" in timer and "Persistent=true" in timer
     # the publication time comes from the command; the timer only has to run often enough
-    assert pub.default_day(dt.datetime(2026, 11, 21, 3, 59), pub.zoneinfo.ZoneInfo("Europe/Vilnius"), 6) == \
-        dt.date(2026, 11, 19)
-    assert pub.default_day(dt.datetime(2026, 11, 21, 4, 0), pub.zoneinfo.ZoneInfo("Europe/Vilnius"), 6) == \
-        dt.date(2026, 11, 20)
+    assert pub.default_day(dt.datetime(2026, 11, 21, 3, 59), pub.zoneinfo.ZoneInfo("Europe/Vilnius"), 6) == dt.date(
+        2026, 11, 19
+    )
+    assert pub.default_day(dt.datetime(2026, 11, 21, 4, 0), pub.zoneinfo.ZoneInfo("Europe/Vilnius"), 6) == dt.date(
+        2026, 11, 20
+    )

@@ -33,8 +33,18 @@ def write_wav(path, seconds=4.0, rate=8000, fill=b"\x01\x02"):
     return path
 
 
-def make_recording(root, domain="acme.example", user="101", direction="in", counterpart="+37060000001",
-                   started=T0, uuid="c0ffee-1", seconds=4.0, fill=b"\x01\x02", catalogue=True):
+def make_recording(
+    root,
+    domain="acme.example",
+    user="101",
+    direction="in",
+    counterpart="+37060000001",
+    started=T0,
+    uuid="c0ffee-1",
+    seconds=4.0,
+    fill=b"\x01\x02",
+    catalogue=True,
+):
     """Write a recording file in the documented layout (and catalogue it); returns (row or None, rel path)."""
     rel = rec.recording_relpath(domain, started, user, direction, counterpart, uuid)
     write_wav(os.path.join(root, rel), seconds, fill=fill)
@@ -50,8 +60,12 @@ def make_tenants():
     acme = Tenant.create(domain="acme.example", name="ACME", timezone="Europe/Vilnius")
     beta = Tenant.create(domain="beta.example", name="Beta", timezone="UTC")
     roles = {"100": "admin", "104": "supervisor", "105": "supervisor"}
-    users = {n: User.create(tenant=acme, number=n, name=f"User {n}", sip_password="x" * 16, role=roles.get(n, "user"),
-                            record=True) for n in ("100", "101", "102", "103", "104", "105")}
+    users = {
+        n: User.create(
+            tenant=acme, number=n, name=f"User {n}", sip_password="x" * 16, role=roles.get(n, "user"), record=True
+        )
+        for n in ("100", "101", "102", "103", "104", "105")
+    }
     User.create(tenant=beta, number="201", name="B 201", sip_password="x" * 16, record=True)
     for name, members in (("sales", ("101", "102")), ("ops", ("103",))):
         group = RecordingGroup.create(tenant=acme, name=name)
@@ -70,6 +84,7 @@ def root(tmp_path):
 
 # --- layout --------------------------------------------------------------------------------------
 
+
 def test_layout_round_trip():
     rel = rec.recording_relpath("acme.example", T0, "101", "out", "+37060000001", "a1b2-c3")
     assert rel == "acme.example/2026/11/20/20261120T093000Z_101_out_+37060000001_a1b2-c3.wav"
@@ -79,15 +94,23 @@ def test_layout_round_trip():
     assert "_in_anonymous_u.wav" in anonymous and rec.parse_relpath(anonymous).counterpart == ""
 
 
-@pytest.mark.parametrize("rel, rule", [
-    ("../etc/passwd", "must be a relative path inside the recordings folder"),
-    ("/etc/passwd", "must be a relative path inside the recordings folder"),
-    ("acme.example/2026/11/20/../../../../beta.example/x.wav", "must be a relative path inside the recordings folder"),
-    ("acme.example/2026/11/21/20261120T093000Z_101_in_1_u.wav", "date folders must match the file's start time"),
-    ("acme.example/2026/11/20/20261120T093000Z_101_sideways_1_u.wav",
-     "file name must be YYYYMMDDTHHMMSSZ_USER_DIRECTION_COUNTERPART_UUID.wav"),
-    ("acme.example/20261120T093000Z_101_in_1_u.wav", "must look like DOMAIN/YYYY/MM/DD/FILE.wav"),
-])
+@pytest.mark.parametrize(
+    "rel, rule",
+    [
+        ("../etc/passwd", "must be a relative path inside the recordings folder"),
+        ("/etc/passwd", "must be a relative path inside the recordings folder"),
+        (
+            "acme.example/2026/11/20/../../../../beta.example/x.wav",
+            "must be a relative path inside the recordings folder",
+        ),
+        ("acme.example/2026/11/21/20261120T093000Z_101_in_1_u.wav", "date folders must match the file's start time"),
+        (
+            "acme.example/2026/11/20/20261120T093000Z_101_sideways_1_u.wav",
+            "file name must be YYYYMMDDTHHMMSSZ_USER_DIRECTION_COUNTERPART_UUID.wav",
+        ),
+        ("acme.example/20261120T093000Z_101_in_1_u.wav", "must look like DOMAIN/YYYY/MM/DD/FILE.wav"),
+    ],
+)
 def test_layout_refuses_bad_paths(rel, rule):
     with pytest.raises(ValidationError) as err:
         rec.parse_relpath(rel)
@@ -96,13 +119,20 @@ def test_layout_refuses_bad_paths(rel, rule):
 
 # --- catalogue -----------------------------------------------------------------------------------
 
+
 def test_catalogue_recording_fills_every_field(db, root):
     acme, _ = make_tenants()
     row, rel = make_recording(root, seconds=4.5)
     data = open(os.path.join(root, rel), "rb").read()
     got = Recording.get_by_id(row.id)
-    assert (got.tenant_id, got.user_number, got.user_name, got.direction, got.counterpart, got.started_at) == \
-        (acme.id, "101", "User 101", "in", "+37060000001", T0)
+    assert (got.tenant_id, got.user_number, got.user_name, got.direction, got.counterpart, got.started_at) == (
+        acme.id,
+        "101",
+        "User 101",
+        "in",
+        "+37060000001",
+        T0,
+    )
     assert got.path == rel and got.size == len(data) and got.sha256 == hashlib.sha256(data).hexdigest()
     assert got.duration == 4.5 and got.call_uuid == "c0ffee-1"
     # the event may come twice (or after an import): same row, marks kept
@@ -118,14 +148,21 @@ def test_catalogue_short_file_names_of_the_call_logic(db, root):
     rel = "acme.example/2026/11/20/20261120T093000Z_4f1c-77aa_101.wav"
     write_wav(os.path.join(root, rel))
     row = rec.catalogue_recording(os.path.join(root, rel), root, direction="out", counterpart="+37060000009")
-    assert (row.user_number, row.direction, row.counterpart, row.started_at, row.call_uuid) == \
-        ("101", "out", "+37060000009", T0, "4f1c-77aa")
+    assert (row.user_number, row.direction, row.counterpart, row.started_at, row.call_uuid) == (
+        "101",
+        "out",
+        "+37060000009",
+        T0,
+        "4f1c-77aa",
+    )
     rel2 = "acme.example/2026/11/20/20261120T093000Z_9999_102.wav"
     write_wav(os.path.join(root, rel2))
     os.utime(os.path.join(root, rel2), (T0.timestamp(), T0.timestamp()))
     assert rec.import_recordings(root).added == 1  # import alone cannot know the direction
-    assert (Recording.get(Recording.path == rel2).user_number, Recording.get(Recording.path == rel2).direction) == \
-        ("102", "")
+    assert (Recording.get(Recording.path == rel2).user_number, Recording.get(Recording.path == rel2).direction) == (
+        "102",
+        "",
+    )
 
 
 def test_catalogue_missing_file_is_not_an_error(db, root):
@@ -170,8 +207,13 @@ def test_import_is_idempotent_and_recovers_missed_recordings(db, root):
         "tenant gone.example does not exist",
     ]
     out = Recording.get(Recording.call_uuid == "u2")
-    assert (out.user_number, out.direction, out.counterpart, out.started_at, out.duration) == \
-        ("102", "out", "+4470000", T0, 4.0)
+    assert (out.user_number, out.direction, out.counterpart, out.started_at, out.duration) == (
+        "102",
+        "out",
+        "+4470000",
+        T0,
+        4.0,
+    )
     rec.mark(out.id, colour="red")
     # recorded while the service was down: the next import adds it, the others stay as they are
     make_recording(root, uuid="u4", started=T0 + dt.timedelta(hours=1), catalogue=False)
@@ -188,13 +230,24 @@ def test_import_is_idempotent_and_recovers_missed_recordings(db, root):
 
 # --- marks ---------------------------------------------------------------------------------------
 
+
 def test_mark_api_validation_and_access(db, root):
     make_tenants()
     row, _ = make_recording(root)
-    got = rec.mark(row.id, as_user="101@acme.example", note="Perskambinti — ☎ 🙂", colour="green",
-                   fields={"field1": "a" * 128, 2: "ąčę", "field3": ""})
-    assert (got.note, got.colour, got.field1, got.field2, got.field3) == \
-        ("Perskambinti — ☎ 🙂", "green", "a" * 128, "ąčę", "")
+    got = rec.mark(
+        row.id,
+        as_user="101@acme.example",
+        note="Perskambinti — ☎ 🙂",
+        colour="green",
+        fields={"field1": "a" * 128, 2: "ąčę", "field3": ""},
+    )
+    assert (got.note, got.colour, got.field1, got.field2, got.field3) == (
+        "Perskambinti — ☎ 🙂",
+        "green",
+        "a" * 128,
+        "ąčę",
+        "",
+    )
     with pytest.raises(ValidationError) as err:
         rec.mark(row.id, fields={"field2": "b" * 129})
     assert str(err.value) == 'recording.field2 "' + "b" * 77 + '...": must be at most 128 characters'
@@ -231,8 +284,11 @@ FIELD_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=FIELD_TEXT, extra=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=129,
-                                       max_size=300), which=st.sampled_from(rec.FIELD_NAMES))
+@given(
+    value=FIELD_TEXT,
+    extra=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=129, max_size=300),
+    which=st.sampled_from(rec.FIELD_NAMES),
+)
 def test_mark_fields_property(db, root, value, extra, which):
     if not Tenant.select().exists():
         make_tenants()
@@ -254,8 +310,11 @@ SEARCH_TEXT = st.text(st.sampled_from(list('aAbzZ "%_ßsSŪūİi\u0307Kk9')), ma
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(SEARCH_TEXT, min_size=6, max_size=6), term=SEARCH_TEXT.filter(lambda t: t.strip()),
-       which=st.sampled_from(rec.FOLDED))
+@given(
+    texts=st.lists(SEARCH_TEXT, min_size=6, max_size=6),
+    term=SEARCH_TEXT.filter(lambda t: t.strip()),
+    which=st.sampled_from(rec.FOLDED),
+)
 def test_text_search_through_the_index_is_the_scan(db, root, texts, term, which):
     if not Tenant.select().exists():
         make_tenants()
@@ -306,15 +365,25 @@ def test_long_terms_use_the_trigram_index_short_ones_scan(db, root):
 
 def test_a_common_text_is_found_by_the_scan(sdb):
     acme, _ = make_tenants()
-    rows = [{"tenant": acme.id, "user_number": "101", "direction": "in", "started_at": T0 + dt.timedelta(seconds=i),
-             "path": f"common/{i}.wav", "note": "Call back", "note_fold": "call back"}
-            for i in range(rec.MAX_CANDIDATES + 1)]
+    rows = [
+        {
+            "tenant": acme.id,
+            "user_number": "101",
+            "direction": "in",
+            "started_at": T0 + dt.timedelta(seconds=i),
+            "path": f"common/{i}.wav",
+            "note": "Call back",
+            "note_fold": "call back",
+        }
+        for i in range(rec.MAX_CANDIDATES + 1)
+    ]
     Recording.insert_many(rows).execute()
     common = rec.make_filters(note="back")
     assert "recording_fts" not in _plan(rec.query(common))  # the newest rows match: the scan stops at once
     assert [r.id for r in rec.search(common, limit=3)] == [r.id for r in rec.search(common, limit=3, index=False)]
     Recording.update(note="Call back tomorrow", note_fold="call back tomorrow").where(
-        Recording.path == "common/7.wav").execute()
+        Recording.path == "common/7.wav"
+    ).execute()
     rare = rec.make_filters(note="tomorrow")
     assert "recording_fts" in _plan(rec.query(rare))
     assert [r.path for r in rec.search(rare)] == ["common/7.wav"]
@@ -326,9 +395,11 @@ def cli_setup(fsctl, root):
 
     fsdb.open_database(fsctl.url)
     make_tenants()
-    rows = [make_recording(root, uuid="u1")[0],
-            make_recording(root, user="102", uuid="u2", started=T0 + dt.timedelta(minutes=5))[0],
-            make_recording(root, domain="beta.example", user="201", uuid="u3")[0]]
+    rows = [
+        make_recording(root, uuid="u1")[0],
+        make_recording(root, user="102", uuid="u2", started=T0 + dt.timedelta(minutes=5))[0],
+        make_recording(root, domain="beta.example", user="201", uuid="u3")[0],
+    ]
     fsdb.close_database()
     fsctl.env["FSCTL_RECORDINGS_DIR"] = root
     return [r.id for r in rows]
@@ -339,14 +410,22 @@ def test_mark_cli(fsctl, root):
     fsctl("rec", "mark", str(own), "--as", "101@acme.example", "--note", "ok", "--colour", "red", "--field1", "x" * 128)
     shown = json.loads(fsctl("rec", "show", str(own), "--json").stdout)
     assert (shown["note"], shown["colour"], shown["field1"]) == ("ok", "red", "x" * 128)
-    assert refused(fsctl, "rec", "mark", str(own), "--note", "changed", "--field3", "é" * 129) == \
-        'Error: recording.field3 "' + "é" * 77 + '...": must be at most 128 characters'
-    assert refused(fsctl, "rec", "mark", str(own), "--colour", "pink") == \
-        'Error: recording.colour "pink": must be one of red, orange, yellow, green, blue, purple, grey'
-    assert refused(fsctl, "rec", "mark", str(beta), "--as", "101@acme.example", "--note", "x") == \
-        f'Error: recording "{beta}" does not exist'
-    assert refused(fsctl, "rec", "mark", str(own), "--as", "101", "--note", "x") == \
-        'Error: --as "101": must be USER@DOMAIN like 101@acme.example'
+    assert (
+        refused(fsctl, "rec", "mark", str(own), "--note", "changed", "--field3", "é" * 129)
+        == 'Error: recording.field3 "' + "é" * 77 + '...": must be at most 128 characters'
+    )
+    assert (
+        refused(fsctl, "rec", "mark", str(own), "--colour", "pink")
+        == 'Error: recording.colour "pink": must be one of red, orange, yellow, green, blue, purple, grey'
+    )
+    assert (
+        refused(fsctl, "rec", "mark", str(beta), "--as", "101@acme.example", "--note", "x")
+        == f'Error: recording "{beta}" does not exist'
+    )
+    assert (
+        refused(fsctl, "rec", "mark", str(own), "--as", "101", "--note", "x")
+        == 'Error: --as "101": must be USER@DOMAIN like 101@acme.example'
+    )
     shown = json.loads(fsctl("rec", "show", str(own), "--json").stdout)
     assert (shown["note"], shown["field3"]) == ("ok", "")  # nothing changed by the refused commands
     # --if-version: saved only on the version read; an older one is refused, naming the current one.
@@ -356,11 +435,13 @@ def test_mark_cli(fsctl, root):
     assert now != seen
     assert refused(fsctl, "rec", "mark", str(own), "--note", "stale", "--if-version", seen) == (
         f'Error: version "{seen}": the marks of recording {own} were changed meanwhile: the current version is '
-        f"{now} (read them again, then save)")
+        f"{now} (read them again, then save)"
+    )
     assert json.loads(fsctl("rec", "show", str(own), "--json").stdout)["note"] == "newer"
 
 
 # --- access rights -------------------------------------------------------------------------------
+
 
 def test_supervisor_rights_need_the_supervisor_role(db, root):
     """A demoted supervisor kept seeing the group's recordings; a plain user listed as supervisor did too."""
@@ -418,21 +499,29 @@ def test_access_rights_cli(fsctl, root):
     assert ids(fsctl, "--as", "101@acme.example") == [own]
     assert ids(fsctl, "--as", "100@acme.example") == sorted([own, other])
     assert ids(fsctl) == sorted([own, other, beta])
-    assert refused(fsctl, "rec", "show", str(beta), "--as", "100@acme.example") == \
-        f'Error: recording "{beta}" does not exist'
+    assert (
+        refused(fsctl, "rec", "show", str(beta), "--as", "100@acme.example")
+        == f'Error: recording "{beta}" does not exist'
+    )
     assert refused(fsctl, "rec", "search", "--as", "101@nope.example") == 'Error: tenant "nope.example" does not exist'
 
 
 # --- search --------------------------------------------------------------------------------------
 
+
 def test_search_filters_and_paging(db, root):
     make_tenants()
     specs = [  # user, counterpart, minutes after T0, seconds
-        ("101", "+37060000001", 0, 3.5), ("101", "+37052000002", 60, 10), ("102", "+4470000003", 120, 20),
-        ("102", "+37060000004", 24 * 60, 30), ("103", "", 48 * 60, 5),
+        ("101", "+37060000001", 0, 3.5),
+        ("101", "+37052000002", 60, 10),
+        ("102", "+4470000003", 120, 20),
+        ("102", "+37060000004", 24 * 60, 30),
+        ("103", "", 48 * 60, 5),
     ]
-    rows = [make_recording(root, user=u, counterpart=c, started=T0 + dt.timedelta(minutes=m), uuid=f"s{i}",
-                           seconds=s)[0] for i, (u, c, m, s) in enumerate(specs)]
+    rows = [
+        make_recording(root, user=u, counterpart=c, started=T0 + dt.timedelta(minutes=m), uuid=f"s{i}", seconds=s)[0]
+        for i, (u, c, m, s) in enumerate(specs)
+    ]
     rec.mark(rows[1].id, note="Customer ANGRY about invoice", colour="red", fields={"field2": "ticket-77"})
     rec.mark(rows[3].id, note="100% happy_path", colour="red")
 
@@ -478,16 +567,33 @@ def test_search_filters_and_paging(db, root):
 def test_search_cli_json(fsctl, root):
     own, other, beta = cli_setup(fsctl, root)
     rows = json.loads(fsctl("rec", "search", "--as", "100@acme.example", "--user", "102", "--json").stdout)
-    assert rows == [{
-        "id": other, "tenant": "acme.example", "user": "102", "user_name": "User 102", "direction": "in",
-        "counterpart": "+37060000001", "started_at": "2026-11-20T09:35:00Z", "duration": 4.0, "size": rows[0]["size"],
-        "sha256": rows[0]["sha256"], "path": "acme.example/2026/11/20/20261120T093500Z_102_in_+37060000001_u2.wav",
-        "node": None, "note": "", "colour": "", "field1": "", "field2": "", "field3": "", "mark_version": "3e94db2a36e61976",
-    }]
+    assert rows == [
+        {
+            "id": other,
+            "tenant": "acme.example",
+            "user": "102",
+            "user_name": "User 102",
+            "direction": "in",
+            "counterpart": "+37060000001",
+            "started_at": "2026-11-20T09:35:00Z",
+            "duration": 4.0,
+            "size": rows[0]["size"],
+            "sha256": rows[0]["sha256"],
+            "path": "acme.example/2026/11/20/20261120T093500Z_102_in_+37060000001_u2.wav",
+            "node": None,
+            "note": "",
+            "colour": "",
+            "field1": "",
+            "field2": "",
+            "field3": "",
+            "mark_version": "3e94db2a36e61976",
+        }
+    ]
     assert ids(fsctl, "--limit", "1", "--offset", "1") == [beta]  # same start: higher id first
     assert ids(fsctl, "--user-name", "uSeR 102") == [other]
     assert refused(fsctl, "rec", "search", "--limit", "0") == '--limit "0": must be between 1 and 10000'.join(
-        ["Error: ", ""])
+        ["Error: ", ""]
+    )
     table = fsctl("rec", "search").stdout
     assert "acme.example" in table and "beta.example" in table
 
@@ -502,14 +608,17 @@ def test_search_uses_an_index(sdb):
 
 # --- retention and quota -------------------------------------------------------------------------
 
+
 def test_purge_retention_and_quota(db, root):
     make_tenants()
     now = dt.datetime(2026, 11, 22, 12, 0)
     old, old_rel = make_recording(root, started=now - dt.timedelta(days=181), uuid="old")
     kept, _ = make_recording(root, started=now - dt.timedelta(days=179), uuid="kept")
     # user 102: 4 recordings of ~400 kB each against a 1 MB quota: the 2 oldest go
-    q = [make_recording(root, user="102", started=now - dt.timedelta(hours=10 - i), uuid=f"q{i}", seconds=25)[0]
-         for i in range(4)]
+    q = [
+        make_recording(root, user="102", started=now - dt.timedelta(hours=10 - i), uuid=f"q{i}", seconds=25)[0]
+        for i in range(4)
+    ]
     # user 103: one recording bigger than the quota on its own is kept (the newest always is)
     big, _ = make_recording(root, user="103", started=now - dt.timedelta(hours=1), uuid="big", seconds=70)
     dry = rec.purge(root, 180, 1, now=now, dry_run=True)
@@ -532,8 +641,10 @@ def test_purge_retention_and_quota(db, root):
     assert rec.purge(root, 180, 1, now=now).items == []
 
 
-@pytest.mark.parametrize("retention, quota, field", [(180, -1, "recording_quota_mb"), (180, 0, "recording_quota_mb"),
-                                                     (0, 30, "recording_retention_days")])
+@pytest.mark.parametrize(
+    "retention, quota, field",
+    [(180, -1, "recording_quota_mb"), (180, 0, "recording_quota_mb"), (0, 30, "recording_retention_days")],
+)
 def test_purge_refuses_a_non_positive_quota_or_retention(db, root, retention, quota, field):
     """A negative quota would purge all but each user's newest recording: the library refuses it too."""
     make_tenants()
@@ -549,9 +660,10 @@ def test_purge_cli(fsctl, root):
     own, other, beta = cli_setup(fsctl, root)
     fsctl.env["FSCTL_RECORDING_RETENTION_DAYS"] = "1"
     result = fsctl("rec", "purge", "--dry-run")
-    assert result.stdout.splitlines()[0] == \
-        f"would purge {own} acme.example 101 2026-11-20T09:30:00Z " \
+    assert (
+        result.stdout.splitlines()[0] == f"would purge {own} acme.example 101 2026-11-20T09:30:00Z "
         "acme.example/2026/11/20/20261120T093000Z_101_in_+37060000001_u1.wav (expired)"
+    )
     assert "3 recordings would purge" in result.stderr
     assert len(ids(fsctl)) == 3
     result = fsctl("rec", "purge")
@@ -576,8 +688,10 @@ def test_import_cli(fsctl, root):
     assert fsctl("rec", "import").stdout == "1 added, 0 updated, 3 unchanged, 0 skipped\n"
     assert fsctl("rec", "import").stdout == "0 added, 0 updated, 4 unchanged, 0 skipped\n"
     assert fsctl("rec", "import", "--dir", other).stdout == "0 added, 0 updated, 0 unchanged, 0 skipped\n"
-    assert refused(fsctl, "rec", "import", "--dir", other + "/missing") == \
-        f'Error: recordings_dir "{other}/missing": must be an existing folder'
+    assert (
+        refused(fsctl, "rec", "import", "--dir", other + "/missing")
+        == f'Error: recordings_dir "{other}/missing": must be an existing folder'
+    )
 
 
 def test_every_mark_is_audited_with_who_when_and_what(fsctl, root):
@@ -594,12 +708,15 @@ def test_every_mark_is_audited_with_who_when_and_what(fsctl, root):
     assert MarkAudit.select().count() == 1
     refused(fsctl, "rec", "mark", str(row.id), "--as", "101@acme.example", "--note", "ok", "--field1", "x" * 129)
     assert MarkAudit.select().count() == 1 and Recording.get_by_id(row.id).note == "call back"  # nothing half-saved
-    rec.mark(row.id, as_user=rec.tenant_viewer("acme.example"), fields={"field2": "CRM 7"}, actor="token:crm",
-             via="api")
+    rec.mark(
+        row.id, as_user=rec.tenant_viewer("acme.example"), fields={"field2": "CRM 7"}, actor="token:crm", via="api"
+    )
     audit = json.loads(fsctl("rec", "audit", "--as", "100@acme.example", "--json").stdout)
     assert [(a["actor"], a["via"], a["changes"]) for a in audit] == [
         ("token:crm", "api", {"field2": ["", "CRM 7"]}),
         ("101@acme.example", "cli", {"colour": ["", "red"], "note": ["", "call back"]}),
     ]
-    assert refused(fsctl, "rec", "audit", "--as", "101@acme.example") == \
-        'Error: mark.audit "101": only a tenant admin sees the audit of marks'
+    assert (
+        refused(fsctl, "rec", "audit", "--as", "101@acme.example")
+        == 'Error: mark.audit "101": only a tenant admin sees the audit of marks'
+    )

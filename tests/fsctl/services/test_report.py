@@ -18,8 +18,9 @@ def svg_rects(svg):
 
 
 def test_bar_chart_svg_heights_are_proportional_and_text_is_escaped():
-    svg = report.bar_chart_svg("Calls <&>", ["a<b", "c"], [("answered", [2, 4], "#2e7d32"),
-                                                           ("missed", [2, 0], "#c62828")])
+    svg = report.bar_chart_svg(
+        "Calls <&>", ["a<b", "c"], [("answered", [2, 4], "#2e7d32"), ("missed", [2, 0], "#c62828")]
+    )
     bars = [r for r in svg_rects(svg) if r.get("height") != "10"]  # legend squares are 10 high
     heights = [float(r.get("height")) for r in bars]
     assert len(bars) == 3  # a zero value draws nothing
@@ -33,10 +34,23 @@ def test_report_cli_writes_a_self_contained_html(db, fsctl, tmp_path):
     cdr.ingest_hangups(day_of_calls())
     out = tmp_path / "report.html"
     png = tmp_path / "png"
-    result = fsctl("stats", "report", "acme.example", "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(out),
-                   "--png", str(png))
-    assert result.stderr.strip() == f"report for acme.example written to {out}, {png}/daily.png, " \
-                                    f"{png}/hourly.png, {png}/users.png"
+    result = fsctl(
+        "stats",
+        "report",
+        "acme.example",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-30",
+        "--out",
+        str(out),
+        "--png",
+        str(png),
+    )
+    assert (
+        result.stderr.strip() == f"report for acme.example written to {out}, {png}/daily.png, "
+        f"{png}/hourly.png, {png}/users.png"
+    )
     for name in ("daily", "hourly", "users"):
         assert [k for k, _ in _png_chunks((png / f"{name}.png").read_bytes())] == [b"IHDR", b"IDAT", b"IEND"]
     html = out.read_text()
@@ -55,9 +69,9 @@ def _png_chunks(data):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
         chunks.append((kind, body))
         pos += 12 + length
@@ -71,10 +85,10 @@ def test_png_bar_chart_is_a_valid_png_with_the_bars():
     width, height, depth, colour = struct.unpack(">IIBB", chunks[0][1][:10])
     assert (width, height, depth, colour) == (40, 20, 8, 2)
     raw = zlib.decompress(chunks[1][1])
-    rows = [raw[i * (1 + 3 * width) + 1:(i + 1) * (1 + 3 * width)] for i in range(height)]
+    rows = [raw[i * (1 + 3 * width) + 1 : (i + 1) * (1 + 3 * width)] for i in range(height)]
 
     def pixel(x, y):
-        return rows[y][3 * x:3 * x + 3]
+        return rows[y][3 * x : 3 * x + 3]
 
     # axis 0..5 over 19 px: bar 1 (x 2..17) is 4 px green under 4 px red, bar 2 (x 22..37) 15 px green
     green, red, white = b"\x00\xff\x00", b"\xff\x00\x00", b"\xff\xff\xff"

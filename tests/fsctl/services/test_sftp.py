@@ -30,10 +30,16 @@ def pulling(fsctl_sqlite, sshd, tmp_path):
     root = str(tmp_path / "recordings")
     os.makedirs(root)
     ids = cli_setup(fsctl_sqlite, root)
-    fsctl_sqlite.env.update({
-        "FSCTL_SFTP_HOST": "127.0.0.1", "FSCTL_SFTP_PORT": str(sshd.port), "FSCTL_SFTP_USER": sshd.user,
-        "FSCTL_SFTP_KEY": sshd.client_key, "FSCTL_SFTP_KNOWN_HOSTS": sshd.known_hosts, "FSCTL_SFTP_REMOTE_DIR": root,
-    })
+    fsctl_sqlite.env.update(
+        {
+            "FSCTL_SFTP_HOST": "127.0.0.1",
+            "FSCTL_SFTP_PORT": str(sshd.port),
+            "FSCTL_SFTP_USER": sshd.user,
+            "FSCTL_SFTP_KEY": sshd.client_key,
+            "FSCTL_SFTP_KNOWN_HOSTS": sshd.known_hosts,
+            "FSCTL_SFTP_REMOTE_DIR": root,
+        }
+    )
     return fsctl_sqlite, root, ids, str(tmp_path / "local")
 
 
@@ -108,15 +114,18 @@ def test_a_part_file_that_is_a_link_is_refused(pulling, tmp_path):
     os.symlink(victim, os.path.join(dest, rel + ".part"))
     result = fsctl("rec", "pull", "--dest", dest, "--user", "101", ok=False)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == \
-        f'Error: 1 of 1 recordings failed: "{dest}/{rel}.part": is a symbolic link: refused, not touched'
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f'Error: 1 of 1 recordings failed: "{dest}/{rel}.part": is a symbolic link: refused, not touched'
+    )
     assert victim.read_text() == "important = true\n"
     assert os.path.islink(os.path.join(dest, rel + ".part")) and not os.path.exists(os.path.join(dest, rel))
     # nor is a final file that is a link taken as already there
     data = open(os.path.join(root, rel), "rb").read()
     os.symlink(os.path.join(root, rel), str(tmp_path / "link.wav"))
-    transfer = sftp.Transfer(os.path.join(root, rel), str(tmp_path / "link.wav"), len(data),
-                             hashlib.sha256(data).hexdigest())
+    transfer = sftp.Transfer(
+        os.path.join(root, rel), str(tmp_path / "link.wav"), len(data), hashlib.sha256(data).hexdigest()
+    )
     assert not sftp.local_complete(transfer)
     assert sftp.local_complete(dataclasses.replace(transfer, local_path=os.path.join(root, rel)))
 
@@ -130,21 +139,29 @@ def test_corrupted_remote_file_fails_verification(pulling):
     open(path, "wb").write(bytes(data))
     result = fsctl("rec", "pull", "--dest", dest, ok=False)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == \
-        f'Error: 1 of 3 recordings failed: "{root}/{rel}": SHA-256 differs from the catalogue (file discarded)'
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f'Error: 1 of 3 recordings failed: "{root}/{rel}": SHA-256 differs from the catalogue (file discarded)'
+    )
     assert rel not in local_files(dest) and rel + ".part" not in local_files(dest)
     assert len(local_files(dest)) == 2  # the good ones are kept
     # a size that differs from the catalogue is refused too, longer or shorter
     open(path, "ab").write(b"more")
     result = fsctl("rec", "pull", "--dest", dest, ok=False)
-    assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == \
-        f'Error: 1 of 3 recordings failed: "{root}/{rel}": the file is longer than the {len(data)} bytes of the ' \
+    assert (
+        result.exit_code == 1
+        and result.stderr.strip().splitlines()[-1]
+        == f'Error: 1 of 3 recordings failed: "{root}/{rel}": the file is longer than the {len(data)} bytes of the '
         "catalogue (file discarded)"
+    )
     open(path, "wb").write(bytes(data[:3000]))
     result = fsctl("rec", "pull", "--dest", dest, ok=False)
-    assert result.exit_code == 1 and result.stderr.strip().splitlines()[-1] == \
-        f'Error: 1 of 3 recordings failed: "{root}/{rel}": the file ends early at byte 3000 of {len(data)} ' \
+    assert (
+        result.exit_code == 1
+        and result.stderr.strip().splitlines()[-1]
+        == f'Error: 1 of 3 recordings failed: "{root}/{rel}": the file ends early at byte 3000 of {len(data)} '
         "(file discarded)"
+    )
     assert rel not in local_files(dest) and rel + ".part" not in local_files(dest)
 
 
@@ -156,8 +173,10 @@ def test_changed_host_key_is_refused(pulling, sshd, tmp_path):
     known.write_text(sshd.host_line(impostor))  # known_hosts has another key for this host
     fsctl.env["FSCTL_SFTP_KNOWN_HOSTS"] = str(known)
     message = refused(fsctl, "rec", "pull", "--dest", dest, code=1)
-    assert message == f"Error: sftp server 127.0.0.1:{sshd.port}: host key differs from the one in {known}: " \
-                      "refusing to connect (possible impostor; check and update known_hosts)"
+    assert (
+        message == f"Error: sftp server 127.0.0.1:{sshd.port}: host key differs from the one in {known}: "
+        "refusing to connect (possible impostor; check and update known_hosts)"
+    )
     assert not os.path.exists(dest) or local_files(dest) == []
     assert known.read_text() == sshd.host_line(impostor)  # never rewritten
 
@@ -168,8 +187,10 @@ def test_unknown_host_is_refused(pulling, sshd, tmp_path):
     known.write_text("")
     fsctl.env["FSCTL_SFTP_KNOWN_HOSTS"] = str(known)
     message = refused(fsctl, "rec", "pull", "--dest", dest, code=1)
-    assert message == f"Error: sftp server 127.0.0.1:{sshd.port}: host key is not in {known}: refusing to " \
-                      "connect (verify its fingerprint, then add it to known_hosts)"
+    assert (
+        message == f"Error: sftp server 127.0.0.1:{sshd.port}: host key is not in {known}: refusing to "
+        "connect (verify its fingerprint, then add it to known_hosts)"
+    )
     assert known.read_text() == ""  # nothing auto-added
     with pytest.raises(sftp.HostKeyError):
         sftp.Connection(endpoint(sshd, known_hosts=str(tmp_path / "missing")))
@@ -188,11 +209,24 @@ def test_pull_filters_and_access(pulling):
     rows = json.loads(fsctl("rec", "pull", "--dest", dest, "--as", "201@beta.example", "--json").stdout)
     assert [r["status"] for r in rows] == ["fetched"]
     assert local_files(dest) == ["beta.example/2026/11/20/20261120T093000Z_201_in_+37060000001_u3.wav"]
-    rows = json.loads(fsctl("rec", "pull", "--dest", dest, "--as", "101@acme.example", "--from",
-                            (T0 + dt.timedelta(days=1)).date().isoformat(), "--json").stdout)
+    rows = json.loads(
+        fsctl(
+            "rec",
+            "pull",
+            "--dest",
+            dest,
+            "--as",
+            "101@acme.example",
+            "--from",
+            (T0 + dt.timedelta(days=1)).date().isoformat(),
+            "--json",
+        ).stdout
+    )
     assert rows == []
-    assert refused(fsctl, "rec", "pull", "--dest", dest, "--as", "999@acme.example") == \
-        'Error: user "999" does not exist in acme.example'
+    assert (
+        refused(fsctl, "rec", "pull", "--dest", dest, "--as", "999@acme.example")
+        == 'Error: user "999" does not exist in acme.example'
+    )
 
 
 def tcp_local_port(pid):
@@ -201,7 +235,7 @@ def tcp_local_port(pid):
     for fd in os.listdir(f"/proc/{pid}/fd"):
         target = os.readlink(f"/proc/{pid}/fd/{fd}")
         if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
+            inodes.add(target[len("socket:[") : -1])
     with open("/proc/net/tcp") as fh:
         for line in fh.readlines()[1:]:
             fields = line.split()
@@ -222,12 +256,14 @@ def test_parallel_transfers_each_on_own_connection(sshd, tmp_path):
     for i in range(12):
         data = os.urandom(200_000 + i)
         (tmp_path / f"r{i}").write_bytes(data)
-        transfers.append(sftp.Transfer(str(tmp_path / f"r{i}"), str(tmp_path / "out" / f"r{i}"), len(data),
-                                       hashlib.sha256(data).hexdigest()))
+        transfers.append(
+            sftp.Transfer(
+                str(tmp_path / f"r{i}"), str(tmp_path / "out" / f"r{i}"), len(data), hashlib.sha256(data).hexdigest()
+            )
+        )
     results = sftp.fetch_all(endpoint(sshd), transfers, jobs=4, connect=connect)
     assert [r.status for r in results] == ["fetched"] * 12
     assert len(made) == 4 and len(ports) == 4  # four TCP connections
-
 
 
 def make_remote(folder, sizes):
@@ -244,8 +280,10 @@ def make_remote(folder, sizes):
 
 
 def transfers_for(made, dest):
-    return [sftp.Transfer(path, os.path.join(dest, os.path.basename(path)), len(data),
-                          hashlib.sha256(data).hexdigest()) for path, data in made]
+    return [
+        sftp.Transfer(path, os.path.join(dest, os.path.basename(path)), len(data), hashlib.sha256(data).hexdigest())
+        for path, data in made
+    ]
 
 
 def test_one_connection_pipelines_many_files_byte_identical(sshd, tmp_path):
@@ -274,12 +312,22 @@ def test_bad_files_in_a_batch_fail_alone(sshd, tmp_path):
         fh.seek(299_999)
         fh.write(bytes([made[6][1][-1] ^ 1]))
     results = sftp.fetch_all(endpoint(sshd), transfers, jobs=1)
-    assert [r.status for r in results] == ["fetched", "failed", "fetched", "failed", "fetched", "failed", "failed",
-                                           "fetched"]
+    assert [r.status for r in results] == [
+        "fetched",
+        "failed",
+        "fetched",
+        "failed",
+        "fetched",
+        "failed",
+        "failed",
+        "fetched",
+    ]
     assert results[1].error == f'"{made[1][0]}": missing on the sftp server'
     assert results[3].error == f'"{made[3][0]}": the file ends early at byte 200000 of 300000 (file discarded)'
-    assert results[5].error == \
-        f'"{made[5][0]}": the file is longer than the 300000 bytes of the catalogue (file discarded)'
+    assert (
+        results[5].error
+        == f'"{made[5][0]}": the file is longer than the 300000 bytes of the catalogue (file discarded)'
+    )
     assert results[6].error == f'"{made[6][0]}": SHA-256 differs from the catalogue (file discarded)'
     for i in (0, 2, 4, 7):
         assert open(transfers[i].local_path, "rb").read() == made[i][1]
@@ -331,8 +379,10 @@ def test_refused_login_is_one_line(pulling, sshd, tmp_path):
     sshd.keygen(other)
     fsctl.env["FSCTL_SFTP_KEY"] = other
     message = refused(fsctl, "rec", "pull", "--dest", dest, code=1)
-    assert message == f"Error: sftp server 127.0.0.1:{sshd.port}: authentication as {sshd.user} failed: " \
-                      f"{sshd.user}@127.0.0.1: Permission denied (publickey)."
+    assert (
+        message == f"Error: sftp server 127.0.0.1:{sshd.port}: authentication as {sshd.user} failed: "
+        f"{sshd.user}@127.0.0.1: Permission denied (publickey)."
+    )
 
 
 def test_default_jobs_follow_the_cores(monkeypatch):
@@ -346,8 +396,11 @@ def test_ssh_gone_before_the_handshake_is_reported_by_ready_not_the_constructor(
     already exited: nothing is raised until it is used, then ssh's own reason (not a broken pipe)."""
     known = tmp_path / "known_hosts"
     known.write_text("")
-    monkeypatch.setattr(sftp, "ssh_command", lambda endpoint: [
-        "sh", "-c", "echo 'ssh: connect to host 127.0.0.1 port 9: Connection refused' >&2; exit 255"])
+    monkeypatch.setattr(
+        sftp,
+        "ssh_command",
+        lambda endpoint: ["sh", "-c", "echo 'ssh: connect to host 127.0.0.1 port 9: Connection refused' >&2; exit 255"],
+    )
     real_popen = sftp.subprocess.Popen
 
     def popen_then_exit(*args, **kwargs):  # ssh gone before the first write, every time

@@ -11,10 +11,42 @@ def provision(fsctl):
     fsctl("tenant", "add", "acme.example", "--name", "ACME", "--tz", "Europe/Vilnius")
     for n in ("101", "102", "103"):
         fsctl("user", "add", "acme.example", n, "--name", f"U{n}")
-    fsctl("group", "add", "acme.example", "200", "--name", "Hunt", "--strategy", "sequential", "--order", "rotating",
-          "--ring-time", "10", "--member", "101", "--member", "102", "--member", "103", "--fallback", "voicemail:101")
-    fsctl("timerule", "add", "acme.example", "office", "--range", "mon-fri 08:00-17:00", "--holiday", "2026-12-24",
-          "--match", "group:200", "--nomatch", "voicemail:102")
+    fsctl(
+        "group",
+        "add",
+        "acme.example",
+        "200",
+        "--name",
+        "Hunt",
+        "--strategy",
+        "sequential",
+        "--order",
+        "rotating",
+        "--ring-time",
+        "10",
+        "--member",
+        "101",
+        "--member",
+        "102",
+        "--member",
+        "103",
+        "--fallback",
+        "voicemail:101",
+    )
+    fsctl(
+        "timerule",
+        "add",
+        "acme.example",
+        "office",
+        "--range",
+        "mon-fri 08:00-17:00",
+        "--holiday",
+        "2026-12-24",
+        "--match",
+        "group:200",
+        "--nomatch",
+        "voicemail:102",
+    )
     fsctl("did", "add", "acme.example", "+37052000000", "--to", "timerule:office")
     fsctl("blacklist", "add", "acme.example", "+1900", "--prefix")
     fsctl("contact", "add", "acme.example", "+37069999999", "--name", "Jonas $HOME")
@@ -68,8 +100,9 @@ def test_snapshot_matches_model(db):
         users.add_user("acme.example", n, f"U{n}")
     users.edit_user("acme.example", "101", forward={"busy": "voicemail:101"})
     groups.add_group("acme.example", "200", "G", strategy="sequential", members=["102"], ring_time=30)
-    timerules.add_timerule("acme.example", "night", "user:101", "user:102", ["fri 22:00-06:00"],
-                           ["2026-12-24 14:00-24:00"])
+    timerules.add_timerule(
+        "acme.example", "night", "user:101", "user:102", ["fri 22:00-06:00"], ["2026-12-24 14:00-24:00"]
+    )
     dids.add_did("acme.example", "+37052000000", "timerule:night")
     from fsctl.model import Tenant
 

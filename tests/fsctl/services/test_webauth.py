@@ -34,10 +34,17 @@ def test_password_is_stored_as_argon2id_and_checked(acme):
     assert WebSession.select().count() == 0
 
 
-@pytest.mark.parametrize("login, password", [
-    ("101@acme.example", "wrong password!"), ("102@acme.example", PW), ("199@acme.example", PW),
-    ("101@nosuch.example", PW), ("not a login", PW), ("", ""),
-])
+@pytest.mark.parametrize(
+    "login, password",
+    [
+        ("101@acme.example", "wrong password!"),
+        ("102@acme.example", PW),
+        ("199@acme.example", PW),
+        ("101@nosuch.example", PW),
+        ("not a login", PW),
+        ("", ""),
+    ],
+)
 def test_every_failure_is_the_same_message(acme, login, password):
     webauth.set_web_password("acme.example", "101", PW, now=T0)
     with pytest.raises(webauth.SignInError, match="^wrong user or password$"):
@@ -125,15 +132,19 @@ def test_token_commands(fsctl):
     listed = json.loads(fsctl("token", "list", "acme.example", "--json").stdout)
     assert [(t["name"], t["scope"], t["last_used_at"]) for t in listed] == [("crm-sync", "mark", None)]
     assert secret not in fsctl("token", "list", "acme.example", "--json").stdout
-    assert refused(fsctl, "token", "add", "acme.example", "crm-sync") == \
-        'Error: token.name "crm-sync": already exists in acme.example (revoke it first)'
+    assert (
+        refused(fsctl, "token", "add", "acme.example", "crm-sync")
+        == 'Error: token.name "crm-sync": already exists in acme.example (revoke it first)'
+    )
     bad = fsctl("token", "add", "acme.example", "x", "--scope", "write", ok=False)
     assert bad.exit_code == 2 and "'write' is not one of 'read', 'mark'" in bad.stderr
     assert refused(fsctl, "token", "add", "acme.example", "Bad Name").startswith('Error: token.name "Bad Name": ')
     fsctl("token", "revoke", "acme.example", "crm-sync")
     assert json.loads(fsctl("token", "list", "acme.example", "--json").stdout) == []
-    assert refused(fsctl, "token", "revoke", "acme.example", "crm-sync") == \
-        'Error: token "crm-sync" does not exist in acme.example'
+    assert (
+        refused(fsctl, "token", "revoke", "acme.example", "crm-sync")
+        == 'Error: token "crm-sync" does not exist in acme.example'
+    )
 
 
 def test_web_password_command(fsctl):
@@ -145,6 +156,8 @@ def test_web_password_command(fsctl):
     short = fsctl("user", "web-password", "acme.example", "100", input="short\nshort\n", ok=False)
     assert short.exit_code == 2
     assert short.stderr.strip() == 'Error: user.web_password "*****": must be 10 to 200 characters'
-    assert refused(fsctl, "user", "web-password", "acme.example", "199", "--generate") == \
-        'Error: user "199" does not exist in acme.example'
+    assert (
+        refused(fsctl, "user", "web-password", "acme.example", "199", "--generate")
+        == 'Error: user "199" does not exist in acme.example'
+    )
     fsctl("user", "web-password", "acme.example", "100", "--clear")

@@ -43,8 +43,11 @@ def csrf_of(html):
 
 def sign_in(client, login, password=PASSWORD):
     page = client.get("/sign-in")
-    response = client.post("/sign-in", data={"csrf": csrf_of(page.text), "login": login, "password": password,
-                                             "next": "/recordings"}, follow_redirects=False)
+    response = client.post(
+        "/sign-in",
+        data={"csrf": csrf_of(page.text), "login": login, "password": password, "next": "/recordings"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303, response.text
     return response
 
@@ -59,8 +62,15 @@ def build_world(tmp_path, secure=False):
     for tenant, table in ((acme, ACME), (beta, BETA)):
         for number, role in table.items():
             user = users[(tenant.domain, number)] = User.create(
-                tenant=tenant, number=number, name=f"User {number}", sip_password="s" * 24, role=role, record=True,
-                vm_pin="1234", email=f"u{number}@{tenant.domain}")
+                tenant=tenant,
+                number=number,
+                name=f"User {number}",
+                sip_password="s" * 24,
+                role=role,
+                record=True,
+                vm_pin="1234",
+                email=f"u{number}@{tenant.domain}",
+            )
             if hashed is None:  # argon2 is slow by design: hash once, the same password for everyone
                 webauth.set_web_password(tenant.domain, number, PASSWORD, now=NOW)
                 hashed = WebCredential.get().password_hash
@@ -77,19 +87,33 @@ def build_world(tmp_path, secure=False):
         for n in numbers:
             for k in range(2):
                 i += 1
-                row, _ = make_recording(str(root), domain=domain, user=n, counterpart=f"+3706{i:07d}",
-                                        started=start + dt.timedelta(minutes=i), uuid=f"u-{i}", seconds=3.5 + k,
-                                        fill=bytes([i % 256, k]))
+                row, _ = make_recording(
+                    str(root),
+                    domain=domain,
+                    user=n,
+                    counterpart=f"+3706{i:07d}",
+                    started=start + dt.timedelta(minutes=i),
+                    uuid=f"u-{i}",
+                    seconds=3.5 + k,
+                    fill=bytes([i % 256, k]),
+                )
                 recs.setdefault((domain, n), []).append(row)
     day = dt.datetime(2026, 11, 20, 10, 0, 0)
     add_call(acme, "c-1", day, "+37069900001", "101", "answered", {"101": dict(received=1, answered=1)})
-    add_call(acme, "c-2", day + dt.timedelta(hours=1), "+37069900002", "101", "missed",
-             {"101": dict(received=1, missed=1)})
-    add_call(acme, "c-3", day + dt.timedelta(hours=2), "+37069900003", "103", "missed",
-             {"103": dict(received=1, missed=1)})
+    add_call(
+        acme, "c-2", day + dt.timedelta(hours=1), "+37069900002", "101", "missed", {"101": dict(received=1, missed=1)}
+    )
+    add_call(
+        acme, "c-3", day + dt.timedelta(hours=2), "+37069900003", "103", "missed", {"103": dict(received=1, missed=1)}
+    )
     add_call(beta, "c-4", day, "+37069900004", "201", "missed", {"201": dict(received=1, missed=1)})
-    settings = Settings(database="unused", recordings_dir=str(root), web_secure_cookies=secure,
-                        web_base_url="http://127.0.0.1:1", conf_dir=str(tmp_path / "conf"))
+    settings = Settings(
+        database="unused",
+        recordings_dir=str(root),
+        web_secure_cookies=secure,
+        web_base_url="http://127.0.0.1:1",
+        conf_dir=str(tmp_path / "conf"),
+    )
     return World(settings, str(root), recs, [])
 
 

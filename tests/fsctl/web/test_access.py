@@ -12,8 +12,15 @@ from fsctl.web import api, pages
 from tests.fsctl.web.conftest import csrf_of
 
 ANON, USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN, TOKEN_READ, TOKEN_MARK = (
-    "anon", "101@acme.example", "104@acme.example", "100@acme.example", "201@beta.example", "200@beta.example",
-    "token-read", "token-mark")
+    "anon",
+    "101@acme.example",
+    "104@acme.example",
+    "100@acme.example",
+    "201@beta.example",
+    "200@beta.example",
+    "token-read",
+    "token-mark",
+)
 IDENTITIES = (ANON, USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN, TOKEN_READ, TOKEN_MARK)
 ACME_SIDE = {USER, SUPERVISOR, ADMIN, TOKEN_READ, TOKEN_MARK}
 
@@ -73,7 +80,10 @@ def api_expect(admin=False, rec=None, mark=False):
 
 GET_ROUTES = [
     ("/", {**page_expect(), **{w: REDIRECT for w in IDENTITIES}}),
-    ("/sign-in", {**page_expect(public=True), **{w: REDIRECT for w in (USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN)}}),
+    (
+        "/sign-in",
+        {**page_expect(public=True), **{w: REDIRECT for w in (USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN)}},
+    ),
     ("/sign-in/link/nosuchtoken", page_expect(public=True)),
     ("/recordings", page_expect()),
     ("/recordings/newest", page_expect()),
@@ -104,21 +114,26 @@ def _post_expect_page(admin=False, public=False, rec=None, ok=REDIRECT):
 
 POST_ROUTES = [
     # (path, form, expected): a valid form with the caller's CSRF token.
-    ("/sign-in", {"login": "{me}", "password": "wrong password!"},
-     {w: 401 for w in IDENTITIES}),
+    ("/sign-in", {"login": "{me}", "password": "wrong password!"}, {w: 401 for w in IDENTITIES}),
     ("/sign-in/link", {"login": "{me}"}, {w: 200 for w in IDENTITIES}),
     ("/sign-in/link/nosuchtoken", {}, {w: 401 for w in IDENTITIES}),
     ("/sign-out", {}, {w: REDIRECT for w in IDENTITIES}),
     *[(f"/recordings/{{{r}}}/mark", {"note": "checked"}, _post_expect_page(rec=r)) for r in R],
     ("/settings/forwarding", {"fwd_busy": ""}, _post_expect_page()),
     ("/settings/vm-pin", {"vm_pin": "24680"}, _post_expect_page()),
-    ("/settings/password", {"current": "wrong password!", "new": "another long password"},
-     {**_post_expect_page(), **{w: 422 for w in (USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN)}}),
+    (
+        "/settings/password",
+        {"current": "wrong password!", "new": "another long password"},
+        {**_post_expect_page(), **{w: 422 for w in (USER, SUPERVISOR, ADMIN, BETA_USER, BETA_ADMIN)}},
+    ),
     ("/admin/users/{number}", {"role": "{role}"}, {**_post_expect_page(admin=True), BETA_ADMIN: 404}),
     ("/admin/recgroups", {"name": "{group}", "members": "", "supervisors": ""}, _post_expect_page(admin=True)),
     # "sales" is acme's group: beta's admin gets 404 (never another tenant's group)
-    ("/admin/recgroups/{group0}", {"members": "101 102", "supervisors": "104"},
-     {**_post_expect_page(admin=True), BETA_ADMIN: 404}),
+    (
+        "/admin/recgroups/{group0}",
+        {"members": "101 102", "supervisors": "104"},
+        {**_post_expect_page(admin=True), BETA_ADMIN: 404},
+    ),
     *[(f"/api/v1/recordings/{{{r}}}/mark", {"note": "via api"}, api_expect(rec=r, mark=True)) for r in R],
 ]
 
@@ -139,8 +154,12 @@ def _template(path):
 
 def _ids(world):
     recs = world.recs
-    return {"own101": recs[("acme.example", "101")][0].id, "own102": recs[("acme.example", "102")][0].id,
-            "own103": recs[("acme.example", "103")][0].id, "beta201": recs[("beta.example", "201")][0].id}
+    return {
+        "own101": recs[("acme.example", "101")][0].id,
+        "own102": recs[("acme.example", "102")][0].id,
+        "own103": recs[("acme.example", "103")][0].id,
+        "beta201": recs[("beta.example", "201")][0].id,
+    }
 
 
 def _markers(world, side):
@@ -154,8 +173,10 @@ class Callers:
     def __init__(self, world):
         self.world = world
         self.clients = {}
-        self.token = {TOKEN_READ: tokens.add_token("acme.example", "reader", "read")[1],
-                      TOKEN_MARK: tokens.add_token("acme.example", "marker", "mark")[1]}
+        self.token = {
+            TOKEN_READ: tokens.add_token("acme.example", "reader", "read")[1],
+            TOKEN_MARK: tokens.add_token("acme.example", "marker", "mark")[1],
+        }
 
     def client(self, who):
         if who not in self.clients:
@@ -171,10 +192,19 @@ class Callers:
 def _fill(path, ids, who):
     domain = who.split("@")[1] if "@" in who else "acme.example"
     number = "103"  # an acme user: beta's admin gets 404
-    values = {**ids, "number": number, "group0": "sales",
-              "group": f"g{abs(hash(who)) % 10000}", "member": "102" if domain == "acme.example" else "201",
-              "role": "supervisor", "users": "users", "daily": "daily", "me": who if "@" in who else {ANON: "103@acme.example", TOKEN_READ: "102@acme.example",
-                                                  TOKEN_MARK: "105@acme.example"}[who]}
+    values = {
+        **ids,
+        "number": number,
+        "group0": "sales",
+        "group": f"g{abs(hash(who)) % 10000}",
+        "member": "102" if domain == "acme.example" else "201",
+        "role": "supervisor",
+        "users": "users",
+        "daily": "daily",
+        "me": who
+        if "@" in who
+        else {ANON: "103@acme.example", TOKEN_READ: "102@acme.example", TOKEN_MARK: "105@acme.example"}[who],
+    }
     return path.format(**values), values
 
 
@@ -229,13 +259,17 @@ def test_post_matrix(world):
 def test_forms_without_csrf_are_refused(sworld):
     client = sworld.client(USER)
     rid = _ids(sworld)["own101"]
-    for url, data in ((f"/recordings/{rid}/mark", {"note": "x"}), ("/settings/vm-pin", {"vm_pin": "1111"}),
-                      ("/sign-out", {})):
+    for url, data in (
+        (f"/recordings/{rid}/mark", {"note": "x"}),
+        ("/settings/vm-pin", {"vm_pin": "1111"}),
+        ("/sign-out", {}),
+    ):
         assert client.post(url, data=data, follow_redirects=False).status_code == 403
         assert client.post(url, data={**data, "csrf": "forged"}, follow_redirects=False).status_code == 403
     anon = sworld.client()
-    response = anon.post("/sign-in", data={"login": USER, "password": "correct horse battery", "csrf": "x"},
-                         follow_redirects=False)
+    response = anon.post(
+        "/sign-in", data={"login": USER, "password": "correct horse battery", "csrf": "x"}, follow_redirects=False
+    )
     assert response.status_code == 403
     # The API with a session (not a token) needs the X-CSRF-Token header to mark.
     assert client.post(f"/api/v1/recordings/{rid}/mark", json={"note": "x"}).status_code == 403
@@ -246,12 +280,19 @@ def test_web_package_imports_neither_click_nor_the_daemon():
     for path in root.glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] not in ("click", "fs_scripts", "rich"), (path.name, name)
-    code = ("import sys, fsctl.web.app, fsctl.web.handling, fsctl.web.cli; "
-            "assert 'click' not in sys.modules, 'click imported'")
+    code = (
+        "import sys, fsctl.web.app, fsctl.web.handling, fsctl.web.cli; "
+        "assert 'click' not in sys.modules, 'click imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

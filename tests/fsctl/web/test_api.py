@@ -25,8 +25,11 @@ def test_token_search_get_mark_download(world):
     assert client.get(f"/api/v1/recordings/{row.id}", headers=bearer(reader)).json()["path"] == row.path
     denied = client.post(f"/api/v1/recordings/{row.id}/mark", json={"note": "x"}, headers=bearer(reader))
     assert denied.status_code == 403 and denied.json()["error"]["field"] == "token.scope"
-    marked = client.post(f"/api/v1/recordings/{row.id}/mark", headers=bearer(marker),
-                         json={"colour": "blue", "field1": "CRM-7781", "field3": "Ū" * 128})
+    marked = client.post(
+        f"/api/v1/recordings/{row.id}/mark",
+        headers=bearer(marker),
+        json={"colour": "blue", "field1": "CRM-7781", "field3": "Ū" * 128},
+    )
     assert marked.status_code == 200 and marked.json()["field1"] == "CRM-7781"
     audit = client.get("/api/v1/audit", headers=bearer(reader)).json()["audit"]
     assert [(a["actor"], a["via"], a["recording_id"]) for a in audit] == [("token:crm", "api", row.id)]
@@ -46,21 +49,38 @@ def test_errors_are_field_value_rule(world):
     cases = [
         (client.post(url, content="{nope", headers=bearer(marker)), 400, ("body", None, "must be a JSON object")),
         (client.post(url, json=["note"], headers=bearer(marker)), 400, ("body", None, "must be a JSON object")),
-        (client.post(url, json={"colour": "red", "stars": 5}, headers=bearer(marker)), 400,
-         ("stars", "5", "is not a mark: note, colour, field1, field2, field3")),
-        (client.post(url, json={"field2": "x" * 129}, headers=bearer(marker)), 422,
-         ("recording.field2", "x" * 129, "must be at most 128 characters")),
-        (client.post(url, json={"colour": "pink"}, headers=bearer(marker)), 422,
-         ("recording.colour", "pink", "must be one of red, orange, yellow, green, blue, purple, grey")),
+        (
+            client.post(url, json={"colour": "red", "stars": 5}, headers=bearer(marker)),
+            400,
+            ("stars", "5", "is not a mark: note, colour, field1, field2, field3"),
+        ),
+        (
+            client.post(url, json={"field2": "x" * 129}, headers=bearer(marker)),
+            422,
+            ("recording.field2", "x" * 129, "must be at most 128 characters"),
+        ),
+        (
+            client.post(url, json={"colour": "pink"}, headers=bearer(marker)),
+            422,
+            ("recording.colour", "pink", "must be one of red, orange, yellow, green, blue, purple, grey"),
+        ),
         (client.post(url, json={"note": 5}, headers=bearer(marker)), 422, ("recording.note", "5", "must be text")),
-        (client.post(f"/api/v1/recordings/{beta_row.id}/mark", json={"note": "x"}, headers=bearer(marker)), 404,
-         ("recording", str(beta_row.id), "does not exist")),
-        (client.get("/api/v1/recordings", headers=bearer("fsctl_forged")), 401,
-         ("authorization", None, "the token is unknown or revoked")),
-        (client.get("/api/v1/recordings", headers={"authorization": "Basic abc"}), 401,
-         ("authorization", None, "Authorization must be: Bearer <token>")),
-        (client.get("/api/v1/recordings?limit=0", headers=bearer(marker)), 422,
-         ("limit", "0", None)),
+        (
+            client.post(f"/api/v1/recordings/{beta_row.id}/mark", json={"note": "x"}, headers=bearer(marker)),
+            404,
+            ("recording", str(beta_row.id), "does not exist"),
+        ),
+        (
+            client.get("/api/v1/recordings", headers=bearer("fsctl_forged")),
+            401,
+            ("authorization", None, "the token is unknown or revoked"),
+        ),
+        (
+            client.get("/api/v1/recordings", headers={"authorization": "Basic abc"}),
+            401,
+            ("authorization", None, "Authorization must be: Bearer <token>"),
+        ),
+        (client.get("/api/v1/recordings?limit=0", headers=bearer(marker)), 422, ("limit", "0", None)),
         (client.get("/api/v1/stats/weekly", headers=bearer(marker)), 422, ("report", "weekly", None)),
         (client.get("/api/v1/calls?from=2026-02-30", headers=bearer(marker)), 422, ("--from", "2026-02-30", None)),
     ]
@@ -147,12 +167,17 @@ def test_concurrent_marks_conflict_instead_of_last_write_wins(world, monkeypatch
     assert first.status_code == 200
     v1 = first.json()["mark_version"]
     assert v1 != v0 and first.headers["etag"] == f'"{v1}"'
-    second = client.post(url + "/mark", json={"note": "second", "colour": "red"},
-                         headers={**bearer(marker), "if-match": f'"{v0}"'})
+    second = client.post(
+        url + "/mark", json={"note": "second", "colour": "red"}, headers={**bearer(marker), "if-match": f'"{v0}"'}
+    )
     assert second.status_code == 409
     body = second.json()
-    assert body["error"] == {"field": "version", "value": v0, "rule": f"the marks of recording {row.id} were changed "
-                             f"meanwhile: the current version is {v1} (read them again, then save)"}
+    assert body["error"] == {
+        "field": "version",
+        "value": v0,
+        "rule": f"the marks of recording {row.id} were changed "
+        f"meanwhile: the current version is {v1} (read them again, then save)",
+    }
     assert body["current"]["note"] == "first" and body["current"]["mark_version"] == v1
     assert second.headers["etag"] == f'"{v1}"'
     saved = Recording.get_by_id(row.id)
@@ -163,12 +188,20 @@ def test_concurrent_marks_conflict_instead_of_last_write_wins(world, monkeypatch
     assert again.status_code == 200 and again.json()["note"] == "second" and MarkAudit.select().count() == 2
     v2 = again.json()["mark_version"]
     # If-Match: * (any version) and no version at all still save; a weak tag is the same tag.
-    assert client.post(url + "/mark", json={"field1": "a"}, headers={**bearer(marker), "if-match": "*"}).status_code == 200
+    assert (
+        client.post(url + "/mark", json={"field1": "a"}, headers={**bearer(marker), "if-match": "*"}).status_code == 200
+    )
     v3 = client.get(url, headers=bearer(marker)).json()["mark_version"]
-    assert client.post(url + "/mark", json={"field1": "b"},
-                       headers={**bearer(marker), "if-match": f'W/"{v3}"'}).status_code == 200
-    assert client.post(url + "/mark", json={"field1": "c"}, headers={**bearer(marker), "if-match": f'"{v2}"'}
-                       ).status_code == 409
+    assert (
+        client.post(
+            url + "/mark", json={"field1": "b"}, headers={**bearer(marker), "if-match": f'W/"{v3}"'}
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(url + "/mark", json={"field1": "c"}, headers={**bearer(marker), "if-match": f'"{v2}"'}).status_code
+        == 409
+    )
     bad = client.post(url + "/mark", json={"field1": "d", "version": v2}, headers={**bearer(marker), "if-match": '"x"'})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "version"
     assert Recording.get_by_id(row.id).field1 == "b"

@@ -31,17 +31,30 @@ from tests.fsctl.services.test_stats import add_call
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PASSWORD = "correct horse battery"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--no-default-browser-check",
-         "--autoplay-policy=no-user-gesture-required", "--window-size=1360,900", "--mute-audio")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--no-default-browser-check",
+    "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1360,900",
+    "--mute-audio",
+)
 
 
 def tone_wav(path, seconds=6.0, rate=8000):
     """A real recording: a 440 Hz tone, 16-bit mono."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                      for i in range(int(seconds * rate)))
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(int(seconds * rate))
+    )
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -57,19 +70,33 @@ def prepare(tmp_path):
     try:
         acme = Tenant.create(domain="acme.example", name="ACME", timezone="Europe/Vilnius")
         beta = Tenant.create(domain="beta.example", name="Beta", timezone="UTC")
-        people = {("acme.example", "100"): ("Rasa Admin", "admin"), ("acme.example", "101"): ("Ona Onaitė", "user"),
-                  ("acme.example", "102"): ("Jonas Jonaitis", "user"), ("beta.example", "201"): ("Beta User", "user")}
+        people = {
+            ("acme.example", "100"): ("Rasa Admin", "admin"),
+            ("acme.example", "101"): ("Ona Onaitė", "user"),
+            ("acme.example", "102"): ("Jonas Jonaitis", "user"),
+            ("beta.example", "201"): ("Beta User", "user"),
+        }
         for (domain, number), (name, role) in people.items():
-            User.create(tenant=acme if domain == "acme.example" else beta, number=number, name=name,
-                        sip_password="s" * 24, role=role, record=True)
+            User.create(
+                tenant=acme if domain == "acme.example" else beta,
+                number=number,
+                name=name,
+                sip_password="s" * 24,
+                role=role,
+                record=True,
+            )
             webauth.set_web_password(domain, number, PASSWORD)
         group = RecordingGroup.create(tenant=acme, name="sales")
         RecordingGroupMember.create(group=group, user=User.get(User.number == "101"))
         RecordingGroupSupervisor.create(group=group, user=User.get(User.number == "100"))
         start = dt.datetime(2026, 11, 20, 8, 0, 0)
         rows = {}
-        calls = [("acme.example", "101", "in", "+37060012345"), ("acme.example", "101", "out", "+37052000111"),
-                 ("acme.example", "102", "in", "+37061100000"), ("beta.example", "201", "in", "+37069999999")]
+        calls = [
+            ("acme.example", "101", "in", "+37060012345"),
+            ("acme.example", "101", "out", "+37052000111"),
+            ("acme.example", "102", "in", "+37061100000"),
+            ("beta.example", "201", "in", "+37069999999"),
+        ]
         for i, (domain, user, direction, counterpart) in enumerate(calls):
             started = start + dt.timedelta(minutes=17 * i)
             rel = rec.recording_relpath(domain, started, user, direction, counterpart, f"call-{i}")
@@ -77,10 +104,18 @@ def prepare(tmp_path):
             os.utime(root / rel, (started.timestamp(), started.timestamp()))
             rows[(domain, user, direction)] = rec.catalogue_recording(str(root / rel), str(root))
         Recording.update(note="Invoice question", colour="yellow", note_fold="invoice question").where(
-            Recording.id == rows[("acme.example", "101", "out")].id).execute()
+            Recording.id == rows[("acme.example", "101", "out")].id
+        ).execute()
         add_call(acme, "c-1", start, "+37060012345", "101", "answered", {"101": dict(received=1, answered=1)})
-        add_call(acme, "c-2", start + dt.timedelta(hours=2), "+37069990000", "101", "missed",
-                 {"101": dict(received=1, missed=1)})
+        add_call(
+            acme,
+            "c-2",
+            start + dt.timedelta(hours=2),
+            "+37069990000",
+            "101",
+            "missed",
+            {"101": dict(received=1, missed=1)},
+        )
         ids = {k: r.id for k, r in rows.items()}
         digests = {k: r.sha256 for k, r in rows.items()}
     finally:
@@ -100,12 +135,22 @@ def server(tmp_path):
 def web_process(tmp_path, url, root, **settings):
     """Run fsctl-web on a free loopback port with these settings (FSCTL_<NAME> variables); yield its URL."""
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")}, "FSCTL_CONFIG": "",
-           "FSCTL_DATABASE": url, "FSCTL_RECORDINGS_DIR": root, "FSCTL_WEB_SECURE_COOKIES": "false",
-           "FSCTL_WEB_BASE_URL": f"http://127.0.0.1:{port}", **{f"FSCTL_{k.upper()}": str(v) for k, v in settings.items()}}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FSCTL_")},
+        "FSCTL_CONFIG": "",
+        "FSCTL_DATABASE": url,
+        "FSCTL_RECORDINGS_DIR": root,
+        "FSCTL_WEB_SECURE_COOKIES": "false",
+        "FSCTL_WEB_BASE_URL": f"http://127.0.0.1:{port}",
+        **{f"FSCTL_{k.upper()}": str(v) for k, v in settings.items()},
+    }
     log = open(tmp_path / "fsctl-web.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("fsctl-web")), "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("fsctl-web")), "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -136,8 +181,9 @@ def browser(tmp_path):
     from selenium.webdriver.chrome.service import Service
 
     # Debian's chromium and chromedriver (make sysdeps installs them): never a downloaded browser.
-    assert os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK), \
+    assert os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK), (
         "chromium / chromium-driver missing: run make sysdeps as root"
+    )
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     options = webdriver.ChromeOptions()
@@ -145,9 +191,14 @@ def browser(tmp_path):
     for flag in FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False,
-                                              "safebrowsing.enabled": False})
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "safebrowsing.enabled": False,
+        },
+    )
     service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(60)
@@ -194,8 +245,10 @@ def test_browser_user_journey_and_tenant_isolation(server, browser, tmp_path):
     driver = browser
     sign_in(driver, base, "101@acme.example")
     rows = driver.find_elements(By.CSS_SELECTOR, "#recordings tbody tr[data-id]")
-    assert [int(r.get_attribute("data-id")) for r in rows] == [ids[("acme.example", "101", "out")],
-                                                               ids[("acme.example", "101", "in")]]
+    assert [int(r.get_attribute("data-id")) for r in rows] == [
+        ids[("acme.example", "101", "out")],
+        ids[("acme.example", "101", "in")],
+    ]
     assert "Ona Onaitė" in driver.find_element(By.ID, "whoami").text
     # Search: counterpart prefix and a note word.
     driver.find_element(By.ID, "f-counterpart").send_keys("+370600")
@@ -212,12 +265,18 @@ def test_browser_user_journey_and_tenant_isolation(server, browser, tmp_path):
     rid = ids[("acme.example", "101", "in")]
     driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{rid}"] a.rec-link').click()
     wait_for(lambda: driver.current_url.endswith(f"/recordings/{rid}"), "the recording page")
-    duration = wait_for(lambda: driver.execute_script(
-        "var a = document.getElementById('player'); return a.readyState >= 1 ? a.duration : 0;"), "audio metadata")
+    duration = wait_for(
+        lambda: driver.execute_script(
+            "var a = document.getElementById('player'); return a.readyState >= 1 ? a.duration : 0;"
+        ),
+        "audio metadata",
+    )
     assert 5.9 < duration < 6.1
     driver.execute_script("document.getElementById('player').play();")
-    wait_for(lambda: driver.execute_script("return document.getElementById('player').currentTime;") > 0.2,
-             "the audio to play")
+    wait_for(
+        lambda: driver.execute_script("return document.getElementById('player').currentTime;") > 0.2,
+        "the audio to play",
+    )
     driver.execute_script("document.getElementById('player').pause();")
     # Mark: a too long field is refused with its message, then a good mark is saved.
     driver.find_element(By.ID, "m-note").send_keys("Call back Monday")
@@ -238,8 +297,11 @@ def test_browser_user_journey_and_tenant_isolation(server, browser, tmp_path):
     driver.find_element(By.ID, "download").click()
     done = wait_for(lambda: [p for p in driver.downloads.iterdir() if p.suffix == ".wav"], "the download")
     data = done[0].read_bytes()
-    assert hashlib.sha256(data).hexdigest() == digests[("acme.example", "101", "in")] == \
-        driver.find_element(By.ID, "sha256").text
+    assert (
+        hashlib.sha256(data).hexdigest()
+        == digests[("acme.example", "101", "in")]
+        == driver.find_element(By.ID, "sha256").text
+    )
     # The list shows the mark.
     driver.get(base + "/recordings?colour=red")
     rows = driver.find_elements(By.CSS_SELECTOR, "#recordings tbody tr[data-id]")
@@ -267,7 +329,9 @@ def test_browser_user_journey_and_tenant_isolation(server, browser, tmp_path):
     for url in (f"/recordings/{rid}/audio", f"/recordings/{rid}/download", f"/api/v1/recordings/{rid}/audio"):
         status = driver.execute_async_script(
             "var done = arguments[1]; fetch(arguments[0], {credentials: 'same-origin'})"
-            ".then(function (r) { done(r.status); }, function () { done(-1); });", base + url)
+            ".then(function (r) { done(r.status); }, function () { done(-1); });",
+            base + url,
+        )
         assert status == 404, (url, status)
     driver.get(base + "/recordings?note=call+back")
     assert driver.find_elements(By.ID, "no-recordings")
@@ -295,8 +359,9 @@ def test_browser_signs_in_with_a_link_mailed_through_a_real_smtp_server(tmp_path
     smtp = Controller(Mailbox(), hostname="127.0.0.1", port=free_port())
     smtp.start()
     try:
-        with web_process(tmp_path, url, root, smtp_host="127.0.0.1", smtp_port=smtp.port,
-                         smtp_from="pbx@acme.example") as base:
+        with web_process(
+            tmp_path, url, root, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_from="pbx@acme.example"
+        ) as base:
             driver = browser
             driver.get(base + "/sign-in")
             driver.find_element(By.ID, "link-login").send_keys("102@acme.example")
@@ -320,8 +385,10 @@ def test_browser_signs_in_with_a_link_mailed_through_a_real_smtp_server(tmp_path
             wait_for(lambda: "/sign-in" in driver.current_url, "the sign-in page")
             driver.get(link)  # once only
             driver.find_element(By.ID, "use-link").click()
-            wait_for(lambda: "this sign-in link is not valid (used, expired or mistyped)" in driver.page_source,
-                     "the refusal")
+            wait_for(
+                lambda: "this sign-in link is not valid (used, expired or mistyped)" in driver.page_source,
+                "the refusal",
+            )
             driver.get(base + "/recordings")
             assert "/sign-in" in driver.current_url
             assert len(received) == 1

@@ -16,8 +16,9 @@ def test_systemd_unit_verifies(tmp_path):
     assert shutil.which("systemd-analyze"), "systemd-analyze is missing: run make sysdeps as root"
     text = (REPO / "conf/systemd/fsctl-web.service").read_text().replace("/opt/fsctl/bin/fsctl-web", "/bin/true")
     (tmp_path / "fsctl-web.service").write_text(text)
-    check = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "fsctl-web.service")], capture_output=True,
-                           text=True)
+    check = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "fsctl-web.service")], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stderr
     assert [line for line in check.stderr.splitlines() if "fsctl-web" in line] == []
 

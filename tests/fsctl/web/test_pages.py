@@ -20,6 +20,7 @@ def post(client, url, data, page="/recordings"):
 
 # --- sign-in -------------------------------------------------------------------------------------
 
+
 def test_session_cookie_is_secure_httponly_samesite(db, tmp_path):
     from tests.fsctl.web.conftest import build_world
 
@@ -27,8 +28,9 @@ def test_session_cookie_is_secure_httponly_samesite(db, tmp_path):
     client = world.client(scheme="https")  # a Secure cookie only comes back over HTTPS (the reverse proxy's)
     page = client.get("/sign-in")
     assert "fsctl_pre=" in page.headers["set-cookie"] and "Secure" in page.headers["set-cookie"]
-    response = client.post("/sign-in", data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD},
-                           follow_redirects=False)
+    response = client.post(
+        "/sign-in", data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD}, follow_redirects=False
+    )
     assert response.status_code == 303
     (cookie,) = [c for c in response.headers.get_list("set-cookie") if c.startswith("__Host-fsctl_session=")]
     for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/"):
@@ -63,13 +65,19 @@ def test_sign_in_keeps_where_the_user_was_going(sworld):
     rid = sworld.recs[("acme.example", "101")][0].id
     page = client.get(f"/recordings/{rid}", follow_redirects=True)
     assert 'name="next" value="/recordings/%d"' % rid in page.text
-    response = client.post("/sign-in", data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD,
-                                             "next": f"/recordings/{rid}"}, follow_redirects=False)
+    response = client.post(
+        "/sign-in",
+        data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD, "next": f"/recordings/{rid}"},
+        follow_redirects=False,
+    )
     assert response.headers["location"] == f"/recordings/{rid}"
     fresh = sworld.client()
     page = fresh.get("/sign-in")
-    evil = fresh.post("/sign-in", data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD,
-                                        "next": "//evil.example.invalid/"}, follow_redirects=False)
+    evil = fresh.post(
+        "/sign-in",
+        data={"csrf": csrf_of(page.text), "login": USER, "password": PASSWORD, "next": "//evil.example.invalid/"},
+        follow_redirects=False,
+    )
     assert evil.headers["location"] == "/recordings"
 
 
@@ -95,6 +103,7 @@ def test_sign_in_by_mailed_link(sworld):
 
 # --- recordings ------------------------------------------------------------------------------------
 
+
 def _ids(page):
     return [int(i) for i in re.findall(r'<tr data-id="(\d+)"', page.text)]
 
@@ -104,9 +113,11 @@ def test_search_by_every_field(world):
     recs = world.recs
     r101 = recs[("acme.example", "101")]
     Recording.update(note="Sąskaita išsiųsta", colour="red", field1="order 7781", field2="VIP", field3="lt").where(
-        Recording.id == r101[1].id).execute()
-    Recording.update(note_fold="sąskaita išsiųsta", field1_fold="order 7781", field2_fold="vip",
-                     field3_fold="lt").where(Recording.id == r101[1].id).execute()
+        Recording.id == r101[1].id
+    ).execute()
+    Recording.update(
+        note_fold="sąskaita išsiųsta", field1_fold="order 7781", field2_fold="vip", field3_fold="lt"
+    ).where(Recording.id == r101[1].id).execute()
     everything = _ids(client.get("/recordings"))
     assert len(everything) == 10  # acme's only, newest first
     started = {r.id: r.started_at for rs in recs.values() for r in rs}
@@ -117,13 +128,16 @@ def test_search_by_every_field(world):
         f"counterpart={r101[0].counterpart}": [r101[0].id],
         "colour=red": [r101[1].id],
         "note=SĄSKAITA": [r101[1].id],
-        "field1=7781": [r101[1].id], "field2=vip": [r101[1].id], "field3=LT": [r101[1].id],
-        "min_length=4.2": [r.id for rs in recs.values() for r in rs if r.duration >= 4.2 and r.tenant.domain ==
-                           "acme.example"],
-        "max_length=3.6": [r.id for rs in recs.values() for r in rs if r.duration <= 3.6 and r.tenant.domain ==
-                           "acme.example"],
-        f"from={r101[1].started_at:%Y-%m-%dT%H:%M}&to={r101[1].started_at:%Y-%m-%dT%H:%M}:59":
-            [r101[1].id],
+        "field1=7781": [r101[1].id],
+        "field2=vip": [r101[1].id],
+        "field3=LT": [r101[1].id],
+        "min_length=4.2": [
+            r.id for rs in recs.values() for r in rs if r.duration >= 4.2 and r.tenant.domain == "acme.example"
+        ],
+        "max_length=3.6": [
+            r.id for rs in recs.values() for r in rs if r.duration <= 3.6 and r.tenant.domain == "acme.example"
+        ],
+        f"from={r101[1].started_at:%Y-%m-%dT%H:%M}&to={r101[1].started_at:%Y-%m-%dT%H:%M}:59": [r101[1].id],
     }
     for query, expected in cases.items():
         query = query.replace("+3", "%2B3")
@@ -137,15 +151,22 @@ def test_search_errors_one_message_per_field(sworld):
     client = sworld.client(USER)
     page = client.get("/recordings?from=yesterday&colour=pink&min_length=-1&user=1")
     assert page.status_code == 422
-    for field, rule in (("from", "must be a date YYYY-MM-DD"), ("min_length", "must be a number of seconds >= 0"),
-                        ("user", "2 to 6 digits")):
+    for field, rule in (
+        ("from", "must be a date YYYY-MM-DD"),
+        ("min_length", "must be a number of seconds >= 0"),
+        ("user", "2 to 6 digits"),
+    ):
         error = re.search(rf'id="error-{field}">([^<]+)<', page.text)
         assert error and rule in html.unescape(error[1]), (field, page.text[-2000:])
     assert "must be one of red" in page.text
     api = client.get("/api/v1/recordings?colour=pink")
-    assert api.status_code == 422 and api.json() == {"error": {"field": "--colour", "value": "pink", "rule":
-                                                              "must be one of red, orange, yellow, green, blue, "
-                                                              "purple, grey"}}
+    assert api.status_code == 422 and api.json() == {
+        "error": {
+            "field": "--colour",
+            "value": "pink",
+            "rule": "must be one of red, orange, yellow, green, blue, purple, grey",
+        }
+    }
     assert client.get("/api/v1/recordings?colour=red&bogus=1").json()["error"]["field"] == "bogus"
 
 
@@ -153,8 +174,15 @@ def test_paging_50_newest_first(sworld):
     tenant = Tenant.get(Tenant.domain == "acme.example")
     base = dt.datetime(2026, 10, 1)
     for i in range(120):
-        Recording.create(tenant=tenant, user_number="101", direction="in", counterpart="+370600", path=f"x/{i}.wav",
-                         started_at=base + dt.timedelta(hours=i), duration=5)
+        Recording.create(
+            tenant=tenant,
+            user_number="101",
+            direction="in",
+            counterpart="+370600",
+            path=f"x/{i}.wav",
+            started_at=base + dt.timedelta(hours=i),
+            duration=5,
+        )
     client = sworld.client(USER)
     pages = [_ids(client.get(f"/recordings?user=101&page={n}")) for n in (1, 2, 3)]
     assert [len(p) for p in pages] == [50, 50, 22]
@@ -198,31 +226,47 @@ def test_play_with_range_and_download_exact_bytes(world):
 def test_mark_from_the_page_is_validated_and_audited(world):
     client = world.client(USER)
     row = world.recs[("acme.example", "101")][0]
-    response = post(client, f"/recordings/{row.id}/mark",
-                    {"note": "Call back <Monday> & \"soon\"", "colour": "green", "field1": "order 7781",
-                     "field2": "", "field3": "ĄČĘ"})
+    response = post(
+        client,
+        f"/recordings/{row.id}/mark",
+        {
+            "note": 'Call back <Monday> & "soon"',
+            "colour": "green",
+            "field1": "order 7781",
+            "field2": "",
+            "field3": "ĄČĘ",
+        },
+    )
     assert response.status_code == 303
     saved = Recording.get_by_id(row.id)
-    assert (saved.note, saved.colour, saved.field1, saved.field3) == \
-        ("Call back <Monday> & \"soon\"", "green", "order 7781", "ĄČĘ")
+    assert (saved.note, saved.colour, saved.field1, saved.field3) == (
+        'Call back <Monday> & "soon"',
+        "green",
+        "order 7781",
+        "ĄČĘ",
+    )
     page = client.get(f"/recordings/{row.id}")
     assert "Call back &lt;Monday&gt; &amp; &#34;soon&#34;" in page.text and "marks saved" in page.text
     (audit,) = MarkAudit.select()
     assert (audit.actor, audit.via, audit.at) == (USER, "web", NOW)
     # Two bad fields: one message each, and nothing saved (the valid note neither).
-    bad = post(client, f"/recordings/{row.id}/mark", {"note": "changed", "colour": "pink", "field1": "x" * 129,
-                                                      "field2": "ok", "field3": "ok"})
+    bad = post(
+        client,
+        f"/recordings/{row.id}/mark",
+        {"note": "changed", "colour": "pink", "field1": "x" * 129, "field2": "ok", "field3": "ok"},
+    )
     assert bad.status_code == 422
     assert "must be one of red" in re.search(r'id="error-colour">([^<]+)<', bad.text)[1]
     assert "at most 128 characters" in re.search(r'id="error-field1">([^<]+)<', bad.text)[1]
     assert 'value="' + "x" * 129 + '"' in bad.text  # what the user typed stays in the form
-    assert Recording.get_by_id(row.id).note == "Call back <Monday> & \"soon\"" and MarkAudit.select().count() == 1
+    assert Recording.get_by_id(row.id).note == 'Call back <Monday> & "soon"' and MarkAudit.select().count() == 1
     admin = world.client(ADMIN)
     assert USER in admin.get(f"/recordings/{row.id}").text  # the admin sees the mark history
     assert USER in admin.get("/admin/audit").text
 
 
 # --- my calls, my settings ---------------------------------------------------------------------------
+
 
 def test_my_calls_missed_first_with_statistics_and_chart(world):
     client = world.client(USER)
@@ -244,8 +288,12 @@ def test_my_calls_missed_first_with_statistics_and_chart(world):
 
 def test_forwarding_and_the_r_seq_refusal(world):
     client = world.client(USER)
-    ok = post(client, "/settings/forwarding", {"fwd_always": "", "fwd_busy": "voicemail:101",
-                                               "fwd_no_answer": "user:102", "fwd_unreachable": ""}, "/settings")
+    ok = post(
+        client,
+        "/settings/forwarding",
+        {"fwd_always": "", "fwd_busy": "voicemail:101", "fwd_no_answer": "user:102", "fwd_unreachable": ""},
+        "/settings",
+    )
     assert ok.status_code == 303
     user = User.get(User.number == "101")
     assert (user.fwd_busy, user.fwd_no_answer) == ("voicemail:101", "user:102")
@@ -254,7 +302,7 @@ def test_forwarding_and_the_r_seq_refusal(world):
     refused = post(other, "/settings/forwarding", {"fwd_busy": "user:103", "fwd_no_answer": "nonsense"}, "/settings")
     assert refused.status_code == 422
     text = refused.text.replace("&#34;", '"')
-    assert 'user 102 is in sequential group 200; its members cannot forward (R-SEQ)' in text
+    assert "user 102 is in sequential group 200; its members cannot forward (R-SEQ)" in text
     assert "must be a destination like user:101" in text
     assert User.get(User.number == "102").forwarding() == {}  # nothing half-saved
     assert GroupMember.select().count() == 2
@@ -273,14 +321,19 @@ def test_voicemail_pin_and_sip_settings(world):
 
 def test_change_own_web_password_keeps_this_session(sworld):
     client = sworld.client(USER)
-    assert post(client, "/settings/password", {"current": PASSWORD, "new": "a brand new password"},
-                "/settings").status_code == 303
+    assert (
+        post(
+            client, "/settings/password", {"current": PASSWORD, "new": "a brand new password"}, "/settings"
+        ).status_code
+        == 303
+    )
     assert client.get("/settings").status_code == 200
     fresh = sworld.client()
     sign_in(fresh, USER, "a brand new password")
 
 
 # --- the admin's pages -------------------------------------------------------------------------------
+
 
 def test_admin_users_page(world):
     admin = world.client(ADMIN)
@@ -310,14 +363,18 @@ def test_admin_change_is_applied_as_the_cli_applies_it(db, tmp_path):
     world = build_world(tmp_path)
     fake = FakeFreeSWITCH().start()
     try:
-        world.settings = dataclasses.replace(world.settings, auto_apply=True, esl_host=fake.host, esl_port=fake.port,
-                                             esl_timeout=0.5)
+        world.settings = dataclasses.replace(
+            world.settings, auto_apply=True, esl_host=fake.host, esl_port=fake.port, esl_timeout=0.5
+        )
         admin = world.client(ADMIN)
-        assert post(admin, "/admin/users/103", {"role": "supervisor", "record": "on"},
-                    "/admin/users").status_code == 303
+        assert (
+            post(admin, "/admin/users/103", {"role": "supervisor", "record": "on"}, "/admin/users").status_code == 303
+        )
         assert "api reloadxml" in fake.received
-        assert AppliedConfig.get(AppliedConfig.domain == "acme.example").revision == \
-            Tenant.get(Tenant.domain == "acme.example").revision
+        assert (
+            AppliedConfig.get(AppliedConfig.domain == "acme.example").revision
+            == Tenant.get(Tenant.domain == "acme.example").revision
+        )
         world.settings = dataclasses.replace(world.settings, esl_port=free_port())
         admin = world.client(ADMIN)
         r = post(admin, "/admin/users/103", {"role": "user"}, "/admin/users")
@@ -331,8 +388,12 @@ def test_recording_groups_page_changes_what_a_supervisor_sees(world):
     admin, supervisor = world.client(ADMIN), world.client(SUPERVISOR)
     r103 = world.recs[("acme.example", "103")][0].id
     assert supervisor.get(f"/recordings/{r103}").status_code == 404
-    assert post(admin, "/admin/recgroups", {"name": "ops", "members": "103", "supervisors": "104"},
-                "/admin/recgroups").status_code == 303
+    assert (
+        post(
+            admin, "/admin/recgroups", {"name": "ops", "members": "103", "supervisors": "104"}, "/admin/recgroups"
+        ).status_code
+        == 303
+    )
     assert supervisor.get(f"/recordings/{r103}").status_code == 200
     bad = post(admin, "/admin/recgroups/ops", {"members": "103 999", "supervisors": "888"}, "/admin/recgroups")
     assert bad.status_code == 422

@@ -33,10 +33,13 @@ HOST = "pbx.example.invalid"
 def site(web_port, http_port, https_port, cert, key):
     """conf/nginx/fsctl-web.conf with private ports and the test certificate: nothing else changed."""
     text = (REPO / "conf/nginx/fsctl-web.conf").read_text()
-    for old, new in [("listen 80;", f"listen 127.0.0.1:{http_port};"),
-                     ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
-                     (f"/etc/ssl/certs/{HOST}.pem", str(cert)), (f"/etc/ssl/private/{HOST}.key", str(key)),
-                     ("http://127.0.0.1:8090", f"http://127.0.0.1:{web_port}")]:
+    for old, new in [
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl"),
+        (f"/etc/ssl/certs/{HOST}.pem", str(cert)),
+        (f"/etc/ssl/private/{HOST}.key", str(key)),
+        ("http://127.0.0.1:8090", f"http://127.0.0.1:{web_port}"),
+    ]:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     return text
@@ -54,12 +57,17 @@ def start_nginx(tmp_path, site_text):
         "events { worker_connections 64; }\n"
         f"http {{\n  access_log {conf}/access.log;\n  client_body_temp_path {conf}/body;\n"
         f"  proxy_temp_path {conf}/proxy;\n  fastcgi_temp_path {conf}/fastcgi;\n  uwsgi_temp_path {conf}/uwsgi;\n"
-        f"  scgi_temp_path {conf}/scgi;\n  include {conf}/site.conf;\n}}\n")
-    check = subprocess.run([NGINX, "-t", "-p", str(conf), "-c", str(conf / "nginx.conf")], capture_output=True,
-                           text=True, timeout=60)
+        f"  scgi_temp_path {conf}/scgi;\n  include {conf}/site.conf;\n}}\n"
+    )
+    check = subprocess.run(
+        [NGINX, "-t", "-p", str(conf), "-c", str(conf / "nginx.conf")], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stderr  # the sample site is valid for Debian 12's nginx
-    return subprocess.Popen([NGINX, "-p", str(conf), "-c", str(conf / "nginx.conf")], stdout=subprocess.DEVNULL,
-                            stderr=open(conf / "stderr.log", "wb"))
+    return subprocess.Popen(
+        [NGINX, "-p", str(conf), "-c", str(conf / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=open(conf / "stderr.log", "wb"),
+    )
 
 
 class Browser:
@@ -69,8 +77,9 @@ class Browser:
         self.port, self.tls, self.source, self.cookies = port, tls, source, {}
 
     def request(self, method, path, form=None, headers=None):
-        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.tls, timeout=20,
-                                           source_address=(self.source, 0))
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.tls, timeout=20, source_address=(self.source, 0)
+        )
         head = {"Host": HOST, **(headers or {})}
         if self.cookies:
             head["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -98,12 +107,33 @@ class Browser:
 def test_readme_nginx_site_in_front_of_fsctl_web(tmp_path):
     url, root, ids, digests = prepare(tmp_path)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={HOST}",
-                    "-addext", f"subjectAltName=DNS:{HOST},IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={HOST}",
+            "-addext",
+            f"subjectAltName=DNS:{HOST},IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     http_port, https_port = free_port(), free_port()
-    with web_process(tmp_path, url, root, web_secure_cookies="true",
-                     web_base_url=f"https://{HOST}:{https_port}") as base:
+    with web_process(
+        tmp_path, url, root, web_secure_cookies="true", web_base_url=f"https://{HOST}:{https_port}"
+    ) as base:
         web_port = int(base.rsplit(":", 1)[1])
         nginx = start_nginx(tmp_path, site(web_port, http_port, https_port, cert, key))
         try:
@@ -114,8 +144,9 @@ def test_readme_nginx_site_in_front_of_fsctl_web(tmp_path):
                     Browser(https_port, tls).request("GET", "/sign-in")
                     break
                 except OSError:
-                    assert nginx.poll() is None and time.monotonic() < deadline, \
-                        (tmp_path / "nginx/error.log").read_text()
+                    assert nginx.poll() is None and time.monotonic() < deadline, (
+                        tmp_path / "nginx/error.log"
+                    ).read_text()
                     time.sleep(0.2)
             # Plain HTTP is sent to HTTPS.
             conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=20)
@@ -127,9 +158,17 @@ def test_readme_nginx_site_in_front_of_fsctl_web(tmp_path):
             client = Browser(https_port, tls, source="127.0.0.2")
             page = client.request("GET", "/sign-in")
             assert page.status == 200 and page.headers["strict-transport-security"] == "max-age=31536000"
-            wrong = client.request("POST", "/sign-in", headers={"X-Forwarded-For": "203.0.113.9"},
-                                   form={"csrf": csrf_of(page.text), "login": "101@acme.example",
-                                         "password": "wrong", "next": "/recordings"})
+            wrong = client.request(
+                "POST",
+                "/sign-in",
+                headers={"X-Forwarded-For": "203.0.113.9"},
+                form={
+                    "csrf": csrf_of(page.text),
+                    "login": "101@acme.example",
+                    "password": "wrong",
+                    "next": "/recordings",
+                },
+            )
             assert wrong.status == 401
             fsdb.open_database(url)
             try:
@@ -139,8 +178,16 @@ def test_readme_nginx_site_in_front_of_fsctl_web(tmp_path):
             assert keys == ["account:101@acme.example", "client:127.0.0.2"]
             # Sign in: the session cookie is Secure, HttpOnly, SameSite=Strict, host-only (__Host-).
             page = client.request("GET", "/sign-in")
-            signed = client.request("POST", "/sign-in", form={"csrf": csrf_of(page.text), "login": "101@acme.example",
-                                                              "password": PASSWORD, "next": "/recordings"})
+            signed = client.request(
+                "POST",
+                "/sign-in",
+                form={
+                    "csrf": csrf_of(page.text),
+                    "login": "101@acme.example",
+                    "password": PASSWORD,
+                    "next": "/recordings",
+                },
+            )
             assert signed.status == 303 and signed.headers["location"] == "/recordings"
             cookie = [c for c in signed.set_cookies if c.startswith("__Host-fsctl_session=")]
             assert len(cookie) == 1
