@@ -44,11 +44,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import marshal
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,16 +56,24 @@ from ..errors import OperationError, UnreachableError
 from ..freeswitch import callcenter, xmlcheck
 from ..model import AppliedConfig, Tenant, utcnow
 from .applied import EVERYTHING
+from .journal import (  # noqa: F401 (the journal's names, as apply's callers and tests use them)
+    JOURNAL_DIR,
+    MANIFEST,
+    _fsync_dir,
+    _prune_empty_dirs,
+    _write_atomic,
+    _write_json_atomic,
+    begin_journal,
+    rollback_journal,
+)
 
 LOCK_FILE = ".fsctl-apply.lock"
 STAGING_DIR = ".fsctl-staging"
-JOURNAL_DIR = ".fsctl-journal"
 PREVIOUS_DIR = ".fsctl-previous"
 INDEX_FILE = ".fsctl-index"  # marshal behind a sha256 (JSON took 30 ms of a one-user apply to read and write)
 OLD_INDEX_FILE = ".fsctl-index.json"  # (the index's name before: dropped, its summaries are re-read once)
 INDEX_MAGIC = b"fsctl-index 1\n"
 CACHE_DIR = ".fsctl-cache"  # compiled templates (jinja2 bytecode cache)
-MANIFEST = "manifest.json"
 SUCCESS_REPLY = "+OK [Success]"
 # The folders fsctl owns inside the conf dir (everything *.xml below them is validated).
 MANAGED_DIRS = render.MANAGED_DIRS
@@ -173,80 +179,6 @@ def esl_reloader(settings, factory=None):
 
 
 # --------------------------------------------------------------------------- journal
-def _write_json_atomic(path: Path, data):
-    _write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
-
-
-def _write_atomic(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def begin_journal(conf: Path, paths) -> Path:
-    """Keep the current version of every path about to change; return the journal folder."""
-    journal = conf / JOURNAL_DIR
-    shutil.rmtree(journal, ignore_errors=True)
-    backup = journal / "backup"
-    backup.mkdir(parents=True)
-    files = {}
-    for rel in paths:
-        target = conf / rel
-        existed = target.exists()
-        if existed:
-            (backup / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.link(target, backup / rel)
-        files[rel] = existed
-    # The manifest is written last: its presence means every backup is in place.
-    _write_json_atomic(journal / MANIFEST, {"files": files, "started_at": utcnow().isoformat()})
-    _fsync_dir(journal)
-    return journal
-
-
-def rollback_journal(conf: Path) -> list:
-    """Put back the files a journal recorded (restore or delete); return the paths restored."""
-    journal = conf / JOURNAL_DIR
-    manifest = journal / MANIFEST
-    if not journal.exists():
-        return []
-    restored = []
-    if manifest.exists():
-        with open(manifest, encoding="utf-8") as fh:
-            files = json.load(fh)["files"]
-        for rel, existed in files.items():
-            target = conf / rel
-            if existed:
-                os.replace(journal / "backup" / rel, target)
-            elif target.exists():
-                target.unlink()
-                _prune_empty_dirs(target.parent, conf)
-            restored.append(rel)
-    shutil.rmtree(journal, ignore_errors=True)
-    return sorted(restored)
-
-
-def _prune_empty_dirs(folder: Path, conf: Path):
-    """Remove folders an apply created and left empty, up to (not including) the conf dir."""
-    while folder != conf and conf in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
-
-
 def recover(conf: Path) -> list:
     """Roll back what a crashed apply left half-done (before anything else touches the files)."""
     shutil.rmtree(conf / STAGING_DIR, ignore_errors=True)
