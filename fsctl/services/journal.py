@@ -5,13 +5,12 @@ a crash or a refused reloadxml puts them back. Files here are written atomically
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from ..files import fsync_dir as _fsync_dir, write_atomic as _write_atomic
 from ..model import utcnow
 
 JOURNAL_DIR = ".fsctl-journal"
@@ -20,24 +19,6 @@ MANIFEST = "manifest.json"
 
 def _write_json_atomic(path: Path, data):
     _write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
-
-
-def _write_atomic(path: Path, data: bytes):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path):
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def begin_journal(conf: Path, paths) -> Path:

@@ -10,12 +10,12 @@ import hashlib
 import io
 import os
 import sys
-import tempfile
 import wave
 from pathlib import Path
 
 from .. import validate
 from ..errors import ConflictError, OperationError, ValidationError
+from ..files import write_atomic
 from ..model import Ivr, Media, Queue
 from .common import get_tenant, touch
 from .numbered import getter, lister
@@ -153,12 +153,6 @@ def media_dict(media):
 def _write_atomic(path, data):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        write_atomic(path, data, mode=0o644)
     except OSError as exc:
         raise OperationError(f'media file "{path}": {exc.strerror}') from None

@@ -26,11 +26,11 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 import zoneinfo
 
 from .. import validate
 from ..errors import ValidationError
+from ..files import write_atomic
 from ..model import Recording, Tenant, utcnow
 from . import recordings
 
@@ -242,12 +242,7 @@ def _place(source, target, size, link):
 
 def _write_atomic(path, text, published_ts):
     """Write the manifest atomically; its modification time records when the folder was published."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.utime(tmp, (published_ts, published_ts))
-    os.replace(tmp, path)
+    write_atomic(path, text.encode("utf-8"), mode=0o644, mtime=published_ts)
 
 
 def _expire(root, today, keep_days, now_ts):

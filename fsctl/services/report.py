@@ -13,6 +13,7 @@ import struct
 import zlib
 from html import escape
 
+from ..files import umask_mode, write_atomic
 from ..model import Tenant
 from . import stats
 
@@ -208,10 +209,7 @@ def render_report(context: dict) -> str:
 
 
 def _write_atomic(path, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    write_atomic(path, data, mode=umask_mode())
 
 
 def write_report(tenant: Tenant, start, end, path, png_dir=None) -> list[str]:
