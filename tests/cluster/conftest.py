@@ -45,6 +45,25 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=NO_BUILD))
 
 
+def node_add_args(name, node) -> list[str]:
+    """`fsctl node add` for a running test node: its Event Socket, SIP, public SIP and folders."""
+    return [
+        "node",
+        "add",
+        name,
+        "--esl",
+        f"127.0.0.1:{node.esl_port}",
+        "--sip",
+        f"127.0.0.1:{node.internal_port}",
+        "--public",
+        f"127.0.0.1:{node.external_port}",
+        "--conf-dir",
+        str(node.fsctl_dir),
+        "--recordings-dir",
+        str(node.recordings),
+    ]
+
+
 class Cluster:
     """The running platform and the helpers the tests use."""
 
@@ -70,21 +89,7 @@ class Cluster:
         """Another node started and added (`fsctl node add`) while the platform runs; stopped with the others."""
         node = self.nodes[name] = FreeSwitch(build_prefix(), name, ESL_PASSWORD)
         node.start()
-        self.fsctl(
-            "node",
-            "add",
-            name,
-            "--esl",
-            f"127.0.0.1:{node.esl_port}",
-            "--sip",
-            f"127.0.0.1:{node.internal_port}",
-            "--public",
-            f"127.0.0.1:{node.external_port}",
-            "--conf-dir",
-            str(node.fsctl_dir),
-            "--recordings-dir",
-            str(node.recordings),
-        )
+        self.fsctl(*node_add_args(name, node))
         return node
 
     @property
@@ -204,23 +209,7 @@ def cluster(postgres_server, tmp_path_factory):
         cl = Cluster(work, settings, nodes, kam)
         cl.fsctl("init")  # only init creates the database
         for name, node in nodes.items():
-            cl.fsctl(
-                "node",
-                "add",
-                name,
-                "--esl",
-                f"127.0.0.1:{node.esl_port}",
-                "--sip",
-                f"127.0.0.1:{node.internal_port}",
-                "--public",
-                f"127.0.0.1:{node.external_port}",
-                "--conf-dir",
-                str(node.fsctl_dir),
-                "--recordings-dir",
-                str(node.recordings),
-                "--sftp",
-                f"{sshd.user}@127.0.0.1:{sshd.port}",
-            )
+            cl.fsctl(*node_add_args(name, node), "--sftp", f"{sshd.user}@127.0.0.1:{sshd.port}")
         cl.fsctl("render", "kamailio")
         kam.start()
         yield cl
